@@ -1,0 +1,1 @@
+"""Analysis of trajectories: MSD, diffusion, conductivity, fits (viglas.analysis)."""

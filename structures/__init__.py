@@ -1,0 +1,1 @@
+"""Glass compositions and initial glass models (viglas.structures)."""

@@ -1,0 +1,50 @@
+"""Core plumbing: error messages, units, H5MD round trip."""
+
+import numpy as np
+import pytest
+
+from viglas.errors import CompositionError, ViglasError
+from viglas.trajectory import H5MDTrajectory, H5MDWriter
+from viglas.units import A2_FS_TO_CM2_S, density_g_cm3, volume_a3_for_density
+
+
+def test_error_one_line_names_field_value_allowed():
+    err = CompositionError("x out of range", field="x", value=2.5, allowed="0 <= x < 2")
+    assert isinstance(err, ViglasError) and isinstance(err, ValueError)
+    assert err.one_line() == "x: x out of range (got 2.5; allowed: 0 <= x < 2)"
+
+
+def test_units_roundtrip():
+    assert A2_FS_TO_CM2_S == pytest.approx(0.1)
+    v = volume_a3_for_density(100.0, 2.0)
+    assert density_g_cm3(100.0, v) == pytest.approx(2.0)
+
+
+def test_h5md_roundtrip_unwrap_and_resume(tmp_path):
+    rng = np.random.default_rng(0)
+    n, frames = 5, 12
+    cell = np.diag([5.0, 6.0, 7.0])
+    steps = rng.normal(scale=1.5, size=(frames, n, 3))
+    traj = np.cumsum(steps, axis=0)  # wanders across many boundaries
+    path = tmp_path / "t.h5"
+    numbers = np.array([3, 3, 13, 17, 8])
+    with H5MDWriter(path, numbers, np.ones(n), timestep_fs=2.0,
+                    observables=("temperature",)) as w:
+        for i in range(8):
+            w.append(i * 10, i * 20.0, traj[i], cell, observables={"temperature": 300 + i})
+    # resume: pretend the last 2 frames were written after the checkpoint
+    with H5MDWriter(path, numbers, np.ones(n), timestep_fs=2.0, mode="a") as w:
+        w.truncate(6)
+        assert w.n_frames == 6
+        for i in range(6, frames):
+            w.append(i * 10, i * 20.0, traj[i], cell, observables={"temperature": 300 + i})
+    with H5MDTrajectory(path) as t:
+        assert t.n_frames == frames
+        np.testing.assert_allclose(t.time_fs, 20.0 * np.arange(frames))
+        np.testing.assert_allclose(t.positions(), traj, atol=1e-10)
+        wrapped = t.positions(unwrapped=False)
+        assert wrapped.min() >= 0 and (wrapped < np.diag(cell)).all()
+        np.testing.assert_allclose(t.observable("temperature")[1], 300 + np.arange(frames))
+        chunks = [p for _, p in t.iter_chunks(chunk=5, indices=[0, 2])]
+        np.testing.assert_allclose(np.concatenate(chunks), traj[:, [0, 2]], atol=1e-10)
+        assert t.symbols == ["Li", "Li", "Al", "Cl", "O"]

@@ -1,0 +1,1 @@
+"""The classical ionic potential (Buckingham + DSF Coulomb) and its fitting."""

@@ -1,0 +1,43 @@
+"""Provenance recorded in every output document: versions, config hash, host."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+
+_PACKAGES = ("viglas", "numpy", "scipy", "ase", "pymatgen", "jobflow", "matscipy", "h5py")
+
+
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the packages that shape viglas numbers."""
+    out: dict[str, str] = {}
+    for name in (*_PACKAGES, *extra):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """SHA-256 of the canonical JSON of ``obj`` (sorted keys), first ``length`` hex digits."""
+    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def provenance(config: Any = None, **extra: Any) -> dict[str, Any]:
+    """A provenance block: versions, python, host, UTC time, config hash and ``extra``."""
+    out: dict[str, Any] = {
+        "versions": package_versions(),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if config is not None:
+        out["config_hash"] = stable_hash(config)
+    out.update(extra)
+    return out

@@ -1,0 +1,287 @@
+"""Trajectories on disk in H5MD (https://www.nongnu.org/h5md/), read back in chunks.
+
+Layout written by :class:`H5MDWriter` (H5MD 1.1, readable by MDAnalysis)::
+
+    /h5md                       version=[1, 1]; author, creator groups
+    /particles/all/box          dimension=3, boundary=[periodic]*3
+    /particles/all/box/edges    step, time [fs], value (n, 3, 3) [Angstrom]
+    /particles/all/position     step, time [fs], value (n, N, 3) wrapped [Angstrom]
+    /particles/all/image        step, time [fs], value (n, N, 3) int32 image flags
+    /particles/all/velocity     (optional) value (n, N, 3) [Angstrom fs-1]
+    /particles/all/species      (N,) int32 atomic numbers (time independent)
+    /particles/all/mass         (N,) float64 [amu]
+    /observables/<name>         step, time [fs], value (n,)   (temperature, ...)
+    /parameters/viglas          attrs: timestep_fs, metadata_json
+
+Unwrapped positions are ``position + image @ cell`` (row-vector cell). Positions are
+chunked along time and gzip-compressed; nothing holds a whole trajectory in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from viglas.errors import TrajectoryError
+
+_TIME_UNIT = "fs"
+_LENGTH_UNIT = "Angstrom"
+_OBS_UNITS = {"temperature": "K", "potential_energy": "eV", "kinetic_energy": "eV",
+              "total_energy": "eV", "pressure": "GPa", "volume": "Angstrom^3",
+              "density": "g cm-3"}
+
+
+def _h5py():
+    import h5py
+
+    return h5py
+
+
+class H5MDWriter:
+    """Append frames to an H5MD file; reopen with ``mode="a"`` to continue a run.
+
+    Parameters
+    ----------
+    path : output file.
+    numbers, masses : atomic numbers and masses (amu) of the N atoms.
+    timestep_fs : MD time step in fs (stored as metadata).
+    mode : ``"w"`` creates (overwrites), ``"a"`` appends to an existing file made by
+        this writer (atom count and species must match).
+    velocities : also store velocities (Å/fs).
+    chunk_frames : frames per HDF5 chunk along time.
+    metadata : JSON-serialisable dict stored in ``/parameters/viglas``.
+    """
+
+    def __init__(self, path: str | Path, numbers: np.ndarray, masses: np.ndarray, *,
+                 timestep_fs: float, mode: str = "w", velocities: bool = False,
+                 chunk_frames: int = 64, compression: str | None = "gzip",
+                 observables: tuple[str, ...] = (), metadata: Mapping[str, Any] | None = None):
+        h5py = _h5py()
+        self.path = Path(path)
+        numbers = np.asarray(numbers, dtype=np.int32)
+        self.n_atoms = len(numbers)
+        self._chunk = max(1, int(chunk_frames))
+        self._compression = compression
+        if mode == "a" and self.path.exists():
+            self._f = h5py.File(self.path, "a")
+            try:
+                old = self._f["particles/all/species"][()]
+            except KeyError as exc:
+                self._f.close()
+                raise TrajectoryError("file exists but is not a viglas H5MD trajectory",
+                                      field="path", value=str(self.path)) from exc
+            if len(old) != self.n_atoms or not np.array_equal(old, numbers):
+                self._f.close()
+                raise TrajectoryError("existing trajectory has other atoms than this run",
+                                      field="path", value=str(self.path),
+                                      hint="use a new output path or delete the old file")
+            self._velocities = "velocity" in self._f["particles/all"]
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = f = h5py.File(self.path, "w")
+        h5 = f.create_group("h5md")
+        h5.attrs["version"] = np.array([1, 1], dtype=np.int32)
+        h5.create_group("author").attrs["name"] = "viglas"
+        from viglas import __version__
+
+        cr = h5.create_group("creator")
+        cr.attrs["name"] = "viglas"
+        cr.attrs["version"] = __version__
+        grp = f.create_group("particles/all")
+        box = grp.create_group("box")
+        box.attrs["dimension"] = np.int32(3)
+        box.attrs["boundary"] = np.array([b"periodic"] * 3, dtype="S8")
+        self._series(box, "edges", (3, 3), np.float64, _LENGTH_UNIT)
+        self._series(grp, "position", (self.n_atoms, 3), np.float64, _LENGTH_UNIT)
+        self._series(grp, "image", (self.n_atoms, 3), np.int32, None)
+        self._velocities = bool(velocities)
+        if velocities:
+            self._series(grp, "velocity", (self.n_atoms, 3), np.float64, "Angstrom fs-1")
+        grp.create_dataset("species", data=numbers)
+        grp.create_dataset("mass", data=np.asarray(masses, dtype=np.float64)).attrs["unit"] = "amu"
+        obs = f.create_group("observables")
+        for name in observables:
+            self._series(obs, name, (), np.float64, _OBS_UNITS.get(name))
+        par = f.create_group("parameters/viglas")
+        par.attrs["timestep_fs"] = float(timestep_fs)
+        par.attrs["metadata_json"] = json.dumps(dict(metadata or {}), default=str)
+        f.flush()
+
+    def _series(self, parent, name: str, shape: tuple[int, ...], dtype, unit: str | None) -> None:
+        g = parent.create_group(name)
+        g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64,
+                         chunks=(max(self._chunk, 256),))
+        t = g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64,
+                             chunks=(max(self._chunk, 256),))
+        t.attrs["unit"] = _TIME_UNIT
+        comp = self._compression if shape else None
+        v = g.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+                             chunks=(self._chunk if shape else 256, *shape),
+                             compression=comp)
+        if unit:
+            v.attrs["unit"] = unit
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames written so far."""
+        return int(self._f["particles/all/position/step"].shape[0])
+
+    @staticmethod
+    def _append(g, step: int, time_fs: float, value) -> None:
+        n = g["step"].shape[0]
+        for key in ("step", "time", "value"):
+            g[key].resize(n + 1, axis=0)
+        g["step"][n] = step
+        g["time"][n] = time_fs
+        g["value"][n] = value
+
+    def append(self, step: int, time_fs: float, positions: np.ndarray, cell: np.ndarray,
+               velocities: np.ndarray | None = None,
+               observables: Mapping[str, float] | None = None) -> None:
+        """Write one frame. ``positions`` are unwrapped (continuous) Cartesian Å."""
+        cell = np.asarray(cell, dtype=np.float64)
+        pos = np.asarray(positions, dtype=np.float64)
+        frac = pos @ np.linalg.inv(cell)
+        image = np.floor(frac).astype(np.int32)
+        wrapped = (frac - image) @ cell
+        p = self._f["particles/all"]
+        self._append(p["box/edges"], step, time_fs, cell)
+        self._append(p["position"], step, time_fs, wrapped)
+        self._append(p["image"], step, time_fs, image)
+        if self._velocities:
+            if velocities is None:
+                raise TrajectoryError("this trajectory stores velocities; pass them",
+                                      field="velocities", value=None)
+            self._append(p["velocity"], step, time_fs, velocities)
+        if observables:
+            obs = self._f["observables"]
+            for name, val in observables.items():
+                if name not in obs:
+                    if self.n_frames > 1:
+                        continue  # only series declared before the first frame are kept
+                    self._series(obs, name, (), np.float64, _OBS_UNITS.get(name))
+                self._append(obs[name], step, time_fs, float(val))
+
+    def truncate(self, n_frames: int) -> None:
+        """Drop every frame after the first ``n_frames`` (used when resuming)."""
+        def visit(_name, obj):
+            if hasattr(obj, "keys") and "step" in obj and "value" in obj:
+                for key in ("step", "time", "value"):
+                    if obj[key].shape[0] > n_frames:
+                        obj[key].resize(n_frames, axis=0)
+        self._f.visititems(visit)
+        self._f.flush()
+
+    def flush(self) -> None:
+        """Flush buffers to disk."""
+        self._f.flush()
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if self._f:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> "H5MDWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class H5MDTrajectory:
+    """Read a viglas H5MD trajectory frame-range by frame-range.
+
+    Attributes: ``n_frames``, ``n_atoms``, ``numbers``, ``symbols``, ``masses`` (amu),
+    ``time_fs`` (n,), ``steps`` (n,), ``timestep_fs``, ``metadata`` (dict).
+    """
+
+    def __init__(self, path: str | Path):
+        h5py = _h5py()
+        self.path = Path(path)
+        if not self.path.exists():
+            raise TrajectoryError("trajectory file not found", field="path", value=str(path))
+        try:
+            self._f = h5py.File(self.path, "r")
+            p = self._f["particles/all"]
+            self.numbers = p["species"][()].astype(int)
+            self.masses = p["mass"][()] if "mass" in p else None
+            self.time_fs = p["position/time"][()]
+            self.steps = p["position/step"][()]
+        except (OSError, KeyError) as exc:
+            raise TrajectoryError(f"not a readable viglas H5MD file ({exc})", field="path",
+                                  value=str(path)) from exc
+        par = self._f.get("parameters/viglas")
+        self.timestep_fs = float(par.attrs["timestep_fs"]) if par is not None else None
+        self.metadata = json.loads(par.attrs["metadata_json"]) if par is not None else {}
+        self.n_frames = len(self.time_fs)
+        self.n_atoms = len(self.numbers)
+        self.has_velocities = "velocity" in p
+
+    @property
+    def symbols(self) -> list[str]:
+        from ase.data import chemical_symbols
+
+        return [chemical_symbols[z] for z in self.numbers]
+
+    def cells(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Cell matrices (rows = lattice vectors, Å) of frames ``start:stop``."""
+        return self._f["particles/all/box/edges/value"][start:stop]
+
+    def positions(self, start: int = 0, stop: int | None = None,
+                  indices: np.ndarray | None = None, unwrapped: bool = True) -> np.ndarray:
+        """Positions (n, k, 3) in Å of frames ``start:stop`` and atoms ``indices``."""
+        p = self._f["particles/all"]
+        sel = slice(None) if indices is None else np.asarray(indices)
+        pos = p["position/value"][start:stop][:, sel]
+        if not unwrapped:
+            return pos
+        img = p["image/value"][start:stop][:, sel].astype(np.float64)
+        cells = self.cells(start, stop)
+        return pos + np.einsum("fai,fij->faj", img, cells)
+
+    def velocities(self, start: int = 0, stop: int | None = None,
+                   indices: np.ndarray | None = None) -> np.ndarray:
+        """Velocities (n, k, 3) in Å/fs."""
+        if not self.has_velocities:
+            raise TrajectoryError("trajectory has no velocities", field="velocities",
+                                  value=str(self.path))
+        sel = slice(None) if indices is None else np.asarray(indices)
+        return self._f["particles/all/velocity/value"][start:stop][:, sel]
+
+    def iter_chunks(self, chunk: int = 2000, indices: np.ndarray | None = None,
+                    unwrapped: bool = True) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(frame_slice, positions)`` blocks of at most ``chunk`` frames."""
+        for s in range(0, self.n_frames, chunk):
+            e = min(self.n_frames, s + chunk)
+            yield slice(s, e), self.positions(s, e, indices, unwrapped)
+
+    def observable(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(time_fs, value)`` of an observable series such as ``"temperature"``."""
+        obs = self._f.get("observables")
+        if obs is None or name not in obs:
+            have = sorted(obs.keys()) if obs is not None else []
+            raise TrajectoryError("no such observable", field="observable", value=name,
+                                  allowed=", ".join(have) or "none stored")
+        return obs[name]["time"][()], obs[name]["value"][()]
+
+    def atoms(self, frame: int = -1):
+        """The frame as an :class:`ase.Atoms` (wrapped positions)."""
+        from ase import Atoms
+
+        frame = frame % self.n_frames
+        return Atoms(numbers=self.numbers, positions=self.positions(frame, frame + 1,
+                     unwrapped=False)[0], cell=self.cells(frame, frame + 1)[0], pbc=True)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "H5MDTrajectory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""MD engine, jobflow makers and flows (viglas.workflows)."""
