@@ -1,0 +1,552 @@
+"""Force matching of the ionic potential to reference (ML-potential) labels.
+
+The model is exactly the one of :class:`viglas.potentials.IonicPotential`:
+per pair ``A exp(-r/rho) - C/r^6 + B/r^12`` (energy shifted to 0 at
+``short_range_cutoff``) plus damped-shifted-force Coulomb with charges
+``charge_scale * formal``. For a fixed set of configurations the neighbour lists
+(:func:`matscipy.neighbours.neighbour_list`) are built once; forces, stresses and
+energies are then sums over pairs of a scalar per pair, so any parameter vector is
+evaluated by a few vectorised passes and the Jacobian is analytic.
+
+Objective (:func:`fit_parameters`, :func:`scipy.optimize.least_squares`, method
+``trf`` with bounds):
+
+* forces, every Cartesian component, in eV/Å, weight ``force_weight``;
+* stresses, 6 Voigt components, in GPa, weight ``stress_weight``;
+* energy differences per atom within a group of identical stoichiometry (the group
+  mean is subtracted from prediction and reference, so the unknown energy zero of
+  the reference drops out), in eV/atom, weight ``energy_weight``.
+
+Free parameters are ``ln A`` and ``rho`` of every fitted pair, ``C`` of anion–anion
+pairs and the global ``charge_scale``. ``B`` (a short-range wall that removes the
+Buckingham/Coulomb collapse at r -> 0) is set by a rule (:func:`wall_B`) and
+reported as fixed. Pairs with fewer than ``min_pairs`` close contacts in the
+training data, and all cation–cation pairs, are not fitted: they keep their starting
+values (physical guesses, :func:`initial_parameters`) or have only Coulomb, and the
+fit result says so with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from scipy.special import erfc
+
+from viglas.errors import FitError
+from viglas.potentials.parameters import IonicParameters, PairParameters, pair_key
+from viglas.units import COULOMB_EV_A
+
+#: eV/Å^3 -> GPa.
+EV_A3_TO_GPA = 160.21766208
+
+FORMAL_CHARGES: dict[str, float] = {"Li": 1, "Na": 1, "Al": 3, "Ga": 3, "In": 3, "B": 3,
+                                    "Cl": -1, "O": -2}
+CATIONS = ("Li", "Na", "Al", "Ga", "In", "B")
+ANIONS = ("Cl", "O")
+
+#: Typical nearest-neighbour distances (Å) used for starting values, wall positions
+#: and the "close contact" count: crystal/molecular bond lengths (LiCl, NaCl, AlCl4-,
+#: GaCl4-, InCl4-/InCl6 3-, BCl3, Al2O3, Ga2O3, In2O3, B2O3) and anion contacts.
+CONTACT_A: dict[str, float] = {
+    "Cl-Li": 2.45, "Li-O": 1.98, "Cl-Na": 2.80, "Na-O": 2.35,
+    "Al-Cl": 2.13, "Al-O": 1.76, "Cl-Ga": 2.17, "Ga-O": 1.86,
+    "Cl-In": 2.40, "In-O": 2.12, "B-Cl": 1.75, "B-O": 1.37,
+    "Cl-Cl": 3.50, "Cl-O": 3.10, "O-O": 2.70,
+}
+
+
+def is_cation_anion(key: str) -> bool:
+    a, b = key.split("-")
+    return (a in CATIONS) != (b in CATIONS)
+
+
+def is_anion_anion(key: str) -> bool:
+    a, b = key.split("-")
+    return a in ANIONS and b in ANIONS
+
+
+def wall_B(key: str, charge_scale: float, C: float = 0.0,
+           charges: dict[str, float] | None = None) -> float:
+    """Wall coefficient B (eV Å^12) of pair ``key``.
+
+    The wall ``B/r^12`` equals twice the magnitude of the attractive terms (Coulomb
+    between opposite charges, dispersion ``C/r^6``) at ``r_w = 0.55 * contact``
+    distance, so the pair energy turns repulsive below ``r_w`` and a hot ion cannot
+    fall into the other; at the contact distance it adds < 0.1 eV.
+    """
+    q = charges or FORMAL_CHARGES
+    a, b = key.split("-")
+    r_w = 0.55 * CONTACT_A.get(key, 2.5)
+    attr = C / r_w**6
+    if q[a] * q[b] < 0:
+        attr += COULOMB_EV_A * abs(q[a] * q[b]) * charge_scale**2 / r_w
+    return float(2.0 * attr * r_w**12)
+
+
+def initial_parameters(elements: Sequence[str] = tuple(FORMAL_CHARGES),
+                       charge_scale: float = 0.75, alpha: float = 0.2,
+                       coulomb_cutoff: float = 10.0,
+                       short_range_cutoff: float = 7.0) -> IonicParameters:
+    """Physically sensible starting parameters for the elements given.
+
+    Cation–anion and anion–anion pairs get ``rho = 0.30`` Å (0.22 Å for B–O) and the
+    ``A`` that balances the Coulomb attraction of the pair at its contact distance
+    ``d0`` (:data:`CONTACT_A`): ``A/rho exp(-d0/rho) = k |q_i q_j| s^2 / d0^2`` (for
+    anion pairs the Coulomb repulsion is already there, so ``A`` gives 0.05 eV at
+    ``d0``); anion–anion pairs start with ``C`` = 20 (O–O), 40 (Cl–O), 80 (Cl–Cl)
+    eV Å^6. Cation–cation pairs are left out (Coulomb only).
+    """
+    charges = {el: FORMAL_CHARGES[el] for el in elements}
+    pairs: dict[str, PairParameters] = {}
+    els = sorted(elements)
+    for x in range(len(els)):
+        for y in range(x, len(els)):
+            key = pair_key(els[x], els[y])
+            if key not in CONTACT_A:
+                continue
+            d0 = CONTACT_A[key]
+            a, b = key.split("-")
+            if is_cation_anion(key):
+                rho = 0.22 if key == "B-O" else 0.30
+                force = COULOMB_EV_A * abs(charges[a] * charges[b]) * charge_scale**2 / d0**2
+                A = force * rho * math.exp(d0 / rho)
+                C = 0.0
+            else:
+                rho = 0.30
+                A = 0.05 * math.exp(d0 / rho)
+                C = {"O-O": 20.0, "Cl-O": 40.0, "Cl-Cl": 80.0}[key]
+            B = wall_B(key, charge_scale, C, charges)
+            pairs[key] = PairParameters(A=A, rho=rho, C=C, B=B)
+    return IonicParameters(
+        description="starting values for force matching (not fitted)",
+        charges=charges, charge_scale=charge_scale,
+        coulomb={"method": "dsf", "alpha": alpha, "cutoff": coulomb_cutoff},
+        short_range_cutoff=short_range_cutoff, pairs=pairs)
+
+
+# ---------------------------------------------------------------------------------
+# prepared data
+
+
+def _labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
+    calc = atoms.calc
+    if calc is None:
+        raise FitError("configuration has no reference labels", field="frames",
+                       value=atoms.get_chemical_formula(),
+                       allowed="Atoms with a SinglePointCalculator (energy, forces, stress)")
+    res = calc.results
+    if "energy" not in res or "forces" not in res:
+        raise FitError("configuration lacks energy or forces", field="frames",
+                       value=atoms.get_chemical_formula())
+    s = res.get("stress")
+    if s is not None:
+        s = np.asarray(s, float)
+        if s.shape == (3, 3):
+            s = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    return float(res["energy"]), np.asarray(res["forces"], float), s
+
+
+class PairData:
+    """Neighbour lists and Coulomb terms of a fixed set of configurations.
+
+    Built once per fit; :meth:`evaluate` then returns forces (eV/Å), stresses
+    (eV/Å^3, Voigt) and energies (eV) for any parameters with the same pair keys.
+    """
+
+    def __init__(self, frames: Sequence[Atoms], params: IonicParameters,
+                 keys: Sequence[str] | None = None) -> None:
+        from matscipy.neighbours import neighbour_list
+
+        if len(frames) == 0:
+            raise FitError("no configurations to fit", field="frames", value=0,
+                           allowed="at least one labelled configuration")
+        self.params0 = params
+        self.rsr = float(params.short_range_cutoff)
+        self.alpha = float(params.coulomb.alpha)
+        self.rc = float(params.coulomb.cutoff)
+        self.keys = sorted(keys if keys is not None else params.pairs)
+        key_index = {k: n for n, k in enumerate(self.keys)}
+        rc, a = self.rc, self.alpha
+        e_shift = erfc(a * rc) / rc
+        f_shift = erfc(a * rc) / rc**2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
+        self_coef = erfc(a * rc) / (2 * rc) + a / math.sqrt(math.pi)
+
+        n_atoms, offsets, volumes = [], [0], []
+        sr_i, sr_c, sr_t, sr_r, sr_D = [], [], [], [], []
+        fc, sc, ec = [], [], []
+        for c, atoms in enumerate(frames):
+            params.check_elements(set(atoms.get_chemical_symbols()))
+            n = len(atoms)
+            vol = abs(atoms.get_volume())
+            q = np.array([params.charges[s] for s in atoms.get_chemical_symbols()], float)
+            i, j, d, D = neighbour_list("ijdD", atoms, max(rc, self.rsr))
+            # Coulomb with formal charges (scaled later by charge_scale^2), full list
+            m = d < rc
+            ii, jj, dd, DD = i[m], j[m], d[m], D[m]
+            qq = COULOMB_EV_A * q[ii] * q[jj]
+            phi = erfc(a * dd) / dd - e_shift + f_shift * (dd - rc)
+            dphi = (-erfc(a * dd) / dd**2 - 2 * a / math.sqrt(math.pi)
+                    * np.exp(-(a * dd) ** 2) / dd + f_shift)
+            g = qq * dphi / dd
+            f = np.stack([np.bincount(ii, weights=g * DD[:, k], minlength=n)
+                          for k in range(3)], axis=1)
+            s = 0.5 * np.array([np.sum(g * DD[:, x] * DD[:, y]) for x, y in _VOIGT]) / vol
+            e = 0.5 * float(np.sum(qq * phi)) - COULOMB_EV_A * self_coef * float(np.sum(q**2))
+            fc.append(f)
+            sc.append(s)
+            ec.append(e)
+            # short-range pairs of fitted keys
+            m = d < self.rsr
+            sym = np.array(atoms.get_chemical_symbols())
+            kk = np.array([key_index.get(pair_key(x, y), -1)
+                           for x, y in zip(sym[i[m]], sym[j[m]])], dtype=np.int64) \
+                if m.any() else np.zeros(0, np.int64)
+            keep = kk >= 0
+            sr_i.append(i[m][keep] + offsets[-1])
+            sr_c.append(np.full(int(keep.sum()), c))
+            sr_t.append(kk[keep])
+            sr_r.append(d[m][keep])
+            sr_D.append(D[m][keep])
+            n_atoms.append(n)
+            volumes.append(vol)
+            offsets.append(offsets[-1] + n)
+        self.n_frames = len(frames)
+        self.n_atoms = np.array(n_atoms)
+        self.offsets = np.array(offsets)
+        self.volumes = np.array(volumes)
+        self.n_total = int(self.offsets[-1])
+        t = np.concatenate(sr_t)
+        order = np.argsort(t, kind="stable")
+        self.t = t[order]
+        self.i = np.concatenate(sr_i)[order]
+        self.c = np.concatenate(sr_c)[order]
+        self.r = np.concatenate(sr_r)[order]
+        D = np.concatenate(sr_D)[order]
+        # per pair: the 3 force weights D and the 6 stress weights 0.5 D_a D_b / V
+        self.D = D
+        self.DD = np.stack([0.5 * D[:, x] * D[:, y] for x, y in _VOIGT], axis=1) \
+            / self.volumes[self.c][:, None]
+        bounds = np.searchsorted(self.t, np.arange(len(self.keys) + 1))
+        self.slices = {k: slice(int(bounds[n]), int(bounds[n + 1]))
+                       for n, k in enumerate(self.keys)}
+        self.coul_forces = np.concatenate(fc)
+        self.coul_stress = np.array(sc)
+        self.coul_energy = np.array(ec)
+        self.formulas = [a.get_chemical_formula() for a in frames]
+
+    # -------------------------------------------------------------- assembly
+    def assemble(self, g: np.ndarray, u: np.ndarray, sl: slice | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forces (n_total, 3), stresses (n_frames, 6), energies (n_frames,) of pair
+        scalars ``g = U'(r)/r`` and energies ``u = U(r)`` (full list: each pair twice)."""
+        sl = sl or slice(None)
+        i, c = self.i[sl], self.c[sl]
+        D, DD = self.D[sl], self.DD[sl]
+        f = np.stack([np.bincount(i, weights=g * D[:, k], minlength=self.n_total)
+                      for k in range(3)], axis=1)
+        s = np.stack([np.bincount(c, weights=g * DD[:, k], minlength=self.n_frames)
+                      for k in range(6)], axis=1)
+        e = 0.5 * np.bincount(c, weights=u, minlength=self.n_frames)
+        return f, s, e
+
+    def pair_terms(self, key: str, p: PairParameters) -> dict[str, np.ndarray]:
+        """U, g = U'/r and their derivatives w.r.t. ln A, rho, C, B for pair ``key``."""
+        r = self.r[self.slices[key]]
+        rs = self.rsr
+        ex = np.exp(-r / p.rho)
+        exs = math.exp(-rs / p.rho)
+        ir = 1.0 / r
+        ir6 = ir**6
+        A, rho, C, B = p.A, p.rho, p.C, p.B
+        u = A * (ex - exs) - C * (ir6 - rs**-6) + B * (ir6 * ir6 - rs**-12)
+        du = -A / rho * ex + 6 * C * ir6 * ir - 12 * B * ir6 * ir6 * ir
+        return {
+            "u": u, "g": du * ir,
+            "u_lnA": A * (ex - exs), "g_lnA": -A / rho * ex * ir,
+            "u_rho": A * (r * ex - rs * exs) / rho**2,
+            "g_rho": A * ex * (1.0 / rho**2 - r / rho**3) * ir,
+            "u_C": -(ir6 - rs**-6), "g_C": 6 * ir6 * ir * ir,
+            "u_B": ir6 * ir6 - rs**-12, "g_B": -12 * ir6 * ir6 * ir * ir,
+        }
+
+    def evaluate(self, params: IonicParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forces (eV/Å, all atoms stacked), stresses (eV/Å^3), energies (eV)."""
+        s2 = params.charge_scale**2
+        f = s2 * self.coul_forces
+        s = s2 * self.coul_stress
+        e = s2 * self.coul_energy
+        for key in self.keys:
+            p = params.pairs.get(key)
+            if p is None:
+                continue
+            terms = self.pair_terms(key, p)
+            df, ds, de = self.assemble(terms["g"], terms["u"], self.slices[key])
+            f, s, e = f + df, s + ds, e + de
+        return f, s, e
+
+    def close_contacts(self, key: str, factor: float = 1.25) -> int:
+        """Number of (unordered) pairs of ``key`` closer than ``factor`` × contact distance."""
+        r = self.r[self.slices[key]]
+        return int(np.sum(r < factor * CONTACT_A.get(key, 2.5)) // 2)
+
+
+_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def predict(frames: Sequence[Atoms], params: IonicParameters,
+            ) -> list[dict[str, Any]]:
+    """Energy (eV), forces (eV/Å) and stress (eV/Å^3, Voigt) of each frame under
+    ``params``, evaluated with the fitter's vectorised pair sums."""
+    data = PairData(frames, params)
+    f, s, e = data.evaluate(params)
+    out = []
+    for c in range(data.n_frames):
+        out.append({"energy": float(e[c]),
+                    "forces": f[data.offsets[c]:data.offsets[c + 1]].copy(),
+                    "stress": s[c].copy()})
+    return out
+
+
+# ---------------------------------------------------------------------------------
+# the fit
+
+
+@dataclass
+class FitSettings:
+    """Weights and choices of a force-matching fit.
+
+    ``force_weight`` per eV/Å, ``stress_weight`` per GPa, ``energy_weight`` per
+    eV/atom; ``min_pairs`` close contacts (r < 1.25 × contact distance) a pair needs in
+    the training data to be fitted; ``fit_charge_scale`` lets the global charge scale
+    vary within ``charge_scale_bounds``; ``rho_bounds`` in Å; ``fit_C`` fits the
+    dispersion ``C`` of anion–anion pairs (cation–anion ``C`` is fixed at 0).
+    """
+
+    force_weight: float = 1.0
+    stress_weight: float = 0.5
+    energy_weight: float = 10.0
+    min_pairs: int = 30
+    fit_charge_scale: bool = True
+    charge_scale_bounds: tuple[float, float] = (0.4, 1.0)
+    rho_bounds: tuple[float, float] = (0.12, 0.6)
+    A_bounds: tuple[float, float] = (1.0, 1e7)
+    C_bounds: tuple[float, float] = (0.0, 500.0)
+    fit_C: bool = True
+    max_nfev: int = 200
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit_parameters`.
+
+    ``parameters``: fitted :class:`IonicParameters`; ``free``: names of fitted
+    parameters (``"Al-Cl.A"``, ``"charge_scale"``); ``fixed``: pair key -> reason for
+    pairs not fitted; ``uncertainty``: one-sigma relative uncertainty of each free
+    parameter from the Jacobian; ``train_metrics``: force RMSE (eV/Å) and R²,
+    stress RMSE (GPa), energy RMSE (eV/atom) on the training data; ``cost`` final
+    least-squares cost; ``nfev`` evaluations.
+    """
+
+    parameters: IonicParameters
+    free: list[str]
+    fixed: dict[str, str]
+    uncertainty: dict[str, float]
+    train_metrics: dict[str, float]
+    cost: float
+    nfev: int
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _group_center(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """``values`` minus the mean of their group (along axis 0)."""
+    counts = np.bincount(groups, minlength=n_groups).astype(float)
+    if values.ndim == 1:
+        mean = np.bincount(groups, weights=values, minlength=n_groups) / counts
+        return values - mean[groups]
+    out = np.empty_like(values)
+    for k in range(values.shape[1]):
+        mean = np.bincount(groups, weights=values[:, k], minlength=n_groups) / counts
+        out[:, k] = values[:, k] - mean[groups]
+    return out
+
+
+def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = None,
+                   settings: FitSettings | None = None, *,
+                   fix: dict[str, Sequence[str]] | None = None,
+                   verbose: int = 0) -> FitResult:
+    """Fit the ionic potential to labelled ``frames`` by force matching.
+
+    ``initial``: starting (and fixed-value) parameters, default
+    :func:`initial_parameters` for the elements present. ``fix``: extra
+    ``{pair_key: [names]}`` to hold fixed (besides ``fixed`` lists in ``initial``).
+    Returns a :class:`FitResult`; raises :class:`FitError` if no parameter can be fitted.
+    """
+    from scipy.optimize import least_squares
+
+    settings = settings or FitSettings()
+    frames = list(frames)
+    if initial is None:
+        els = sorted({s for a in frames for s in a.get_chemical_symbols()})
+        initial = initial_parameters(els)
+    data = PairData(frames, initial)
+    ee, ef, es = zip(*(_labels(a) for a in frames))
+    f_ref = np.concatenate(ef)
+    has_s = np.array([s is not None for s in es])
+    s_ref = np.array([s if s is not None else np.zeros(6) for s in es])
+    e_ref = np.array(ee)
+    gnames = sorted(set(data.formulas))
+    groups = np.array([gnames.index(f) for f in data.formulas])
+    n_groups = len(gnames)
+    inv_n = 1.0 / data.n_atoms
+    e_ref_c = _group_center(e_ref, groups, n_groups) * inv_n
+
+    # ---- which parameters are free
+    fixed_reason: dict[str, str] = {}
+    free: list[tuple[str, str]] = []
+    fix = {k: list(v) for k, v in (fix or {}).items()}
+    for key in data.keys:
+        p = initial.pairs[key]
+        n_close = data.close_contacts(key)
+        if n_close < settings.min_pairs:
+            fixed_reason[key] = (f"only {n_close} close contacts (< {settings.min_pairs}) in "
+                                 "the training data: kept at the starting value")
+            continue
+        names = ["A", "rho"]
+        if settings.fit_C and is_anion_anion(key):
+            names.append("C")
+        names = [n for n in names if n not in p.fixed and n not in fix.get(key, [])]
+        free += [(key, n) for n in names]
+    if settings.fit_charge_scale:
+        free.append(("", "charge_scale"))
+    if not free:
+        raise FitError("no parameter can be fitted with these data", field="frames",
+                       value=len(frames), allowed="configurations with close contacts")
+
+    def unpack(x: np.ndarray) -> IonicParameters:
+        pairs = {k: v.model_copy() for k, v in initial.pairs.items()}
+        cs = initial.charge_scale
+        upd: dict[str, dict[str, float]] = {}
+        for (key, name), val in zip(free, x):
+            if name == "charge_scale":
+                cs = float(val)
+            elif name == "A":
+                upd.setdefault(key, {})["A"] = float(math.exp(val))
+            else:
+                upd.setdefault(key, {})[name] = float(val)
+        for key, u in upd.items():
+            pairs[key] = pairs[key].model_copy(update=u)
+        return initial.model_copy(update={"pairs": pairs, "charge_scale": cs})
+
+    x0, lo, hi = [], [], []
+    for key, name in free:
+        if name == "charge_scale":
+            x0.append(initial.charge_scale)
+            lo.append(settings.charge_scale_bounds[0])
+            hi.append(settings.charge_scale_bounds[1])
+        elif name == "A":
+            x0.append(math.log(max(initial.pairs[key].A, settings.A_bounds[0] * 1.0001)))
+            lo.append(math.log(settings.A_bounds[0]))
+            hi.append(math.log(settings.A_bounds[1]))
+        elif name == "rho":
+            x0.append(initial.pairs[key].rho)
+            lo.append(settings.rho_bounds[0])
+            hi.append(settings.rho_bounds[1])
+        elif name == "C":
+            x0.append(initial.pairs[key].C)
+            lo.append(settings.C_bounds[0])
+            hi.append(settings.C_bounds[1])
+    x0 = np.clip(np.array(x0), np.array(lo) + 1e-9, np.array(hi) - 1e-9)
+    wf, ws, we = settings.force_weight, settings.stress_weight, settings.energy_weight
+    s_mask = np.repeat(has_s[:, None], 6, axis=1).astype(float)
+
+    def residual_parts(f, s, e):
+        rf = wf * (f - f_ref).ravel()
+        rs = (ws * EV_A3_TO_GPA * (s - s_ref) * s_mask).ravel()
+        re = we * (_group_center(e, groups, n_groups) * inv_n - e_ref_c)
+        return np.concatenate([rf, rs, re])
+
+    def fun(x):
+        p = unpack(x)
+        return residual_parts(*data.evaluate(p))
+
+    def jac(x):
+        p = unpack(x)
+        cols = []
+        terms_cache: dict[str, dict[str, np.ndarray]] = {}
+        for key, name in free:
+            if name == "charge_scale":
+                cs = p.charge_scale
+                f = 2 * cs * data.coul_forces
+                s = 2 * cs * data.coul_stress
+                e = 2 * cs * data.coul_energy
+            else:
+                if key not in terms_cache:
+                    terms_cache[key] = data.pair_terms(key, p.pairs[key])
+                t = terms_cache[key]
+                suffix = "lnA" if name == "A" else name
+                df, ds, de = data.assemble(t["g_" + suffix], t["u_" + suffix],
+                                           data.slices[key])
+                f, s, e = df, ds, de
+            col = np.concatenate([
+                wf * f.ravel(), (ws * EV_A3_TO_GPA * s * s_mask).ravel(),
+                we * _group_center(e, groups, n_groups) * inv_n])
+            cols.append(col)
+        return np.stack(cols, axis=1)
+
+    res = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf",
+                        x_scale="jac", max_nfev=settings.max_nfev, verbose=verbose)
+    best = unpack(res.x)
+    # re-set the walls for the fitted charge scale and C (fixed by rule) and report
+    pairs = {}
+    for key, p in best.pairs.items():
+        B = p.B if "B" in (p.fixed or []) else wall_B(key, best.charge_scale, p.C,
+                                                         dict(best.charges))
+        fixed_names = sorted(set(p.fixed) | {"B"} | set(fix.get(key, []))
+                             | ({"C"} if not is_anion_anion(key) else set())
+                             | ({"A", "rho", "C"} if key in fixed_reason else set()))
+        pairs[key] = p.model_copy(update={"B": B, "fixed": fixed_names})
+    best = best.model_copy(update={"pairs": pairs})
+
+    # uncertainties from the Jacobian at the optimum: cov = s^2 (J^T J)^-1
+    J = res.jac
+    dof = max(1, J.shape[0] - J.shape[1])
+    s2 = 2 * res.cost / dof
+    try:
+        cov = np.linalg.pinv(J.T @ J) * s2
+        sig = np.sqrt(np.clip(np.diag(cov), 0, None))
+    except np.linalg.LinAlgError:  # pragma: no cover
+        sig = np.full(len(free), np.nan)
+    unc: dict[str, float] = {}
+    for (key, name), x, sg in zip(free, res.x, sig):
+        label = "charge_scale" if name == "charge_scale" else f"{key}.{name}"
+        # ln A: sigma is already relative; others relative to the value
+        unc[label] = float(sg if name == "A" else sg / max(abs(x), 1e-12))
+
+    f, s, e = data.evaluate(best)
+    metrics = force_metrics(f, f_ref)
+    metrics["stress_rmse_GPa"] = float(np.sqrt(np.mean(((s - s_ref)[has_s] * EV_A3_TO_GPA) ** 2))) \
+        if has_s.any() else float("nan")
+    metrics["energy_rmse_eV_atom"] = float(np.sqrt(np.mean(
+        (_group_center(e, groups, n_groups) * inv_n - e_ref_c) ** 2)))
+    free_labels = ["charge_scale" if n == "charge_scale" else f"{k}.{n}" for k, n in free]
+    return FitResult(parameters=best, free=free_labels, fixed=fixed_reason,
+                     uncertainty=unc, train_metrics=metrics, cost=float(res.cost),
+                     nfev=int(res.nfev), message=str(res.message))
+
+
+def force_metrics(f_pred: np.ndarray, f_ref: np.ndarray) -> dict[str, float]:
+    """Force RMSE (eV/Å, over Cartesian components), MAE and R² = 1 - SS_res/SS_tot
+    (SS_tot about the mean reference component) of stacked force arrays."""
+    d = np.asarray(f_pred) - np.asarray(f_ref)
+    ss_res = float(np.sum(d**2))
+    ss_tot = float(np.sum((f_ref - f_ref.mean()) ** 2))
+    return {"force_rmse_eV_A": float(np.sqrt(np.mean(d**2))),
+            "force_mae_eV_A": float(np.mean(np.abs(d))),
+            "force_r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+            "n_force_components": int(d.size)}
