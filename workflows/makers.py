@@ -1,0 +1,690 @@
+"""jobflow Makers of the viglas pipeline (atomate2 style).
+
+A Maker is a dataclass of settings; ``make(...)`` is a jobflow ``@job`` that takes
+plain, JSON-able inputs (composition dicts, file paths, numbers, earlier documents)
+and returns a small pydantic document from :mod:`viglas.workflows.documents`.
+Change settings by replacing fields (``dataclasses.replace(maker, steps=...)``),
+not by subclassing. Jobs write their files into the current directory (the job's
+run directory, chosen by the manager: ``run_local`` or jobflow-remote) and return
+absolute paths to them; trajectories are H5MD files, never stored in documents.
+
+Pipeline per composition::
+
+    BuildGlassMaker -> MeltQuenchMaker -> ProductionMDMaker (T x replica)
+        -> DiffusionAnalysisMaker (per run) -> CompositionSummaryMaker
+
+and, for sweeps and screenings, :class:`SeriesSummaryMaker` at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jobflow import Maker, job
+
+from viglas.errors import ViglasError
+from viglas.workflows.documents import (CompositionSummaryDoc, DiffusionDoc, MeltQuenchDoc,
+                                        ProductionDoc, SeriesSummaryDoc, StructureDoc,
+                                        TemperaturePoint)
+
+__all__ = ["BuildGlassMaker", "MeltQuenchMaker", "ProductionMDMaker",
+           "DiffusionAnalysisMaker", "CompositionSummaryMaker", "SeriesSummaryMaker",
+           "combine_replicas"]
+
+
+# ----------------------------------------------------------------------------- helpers
+def _composition(value: Any):
+    try:
+        from viglas.structures import GlassComposition
+    except ImportError:
+        from viglas.structures.composition import GlassComposition
+    if isinstance(value, GlassComposition):
+        return value
+    if isinstance(value, str):
+        return GlassComposition.from_formula(value)
+    return GlassComposition(**value)
+
+
+def _mobile(comp) -> list[str]:
+    ms = comp.mobile_species
+    return [ms] if isinstance(ms, str) else list(ms)
+
+
+def _prov(base: dict | None, **extra: Any) -> dict[str, Any]:
+    from viglas.provenance import provenance
+
+    out = provenance()
+    out.update(base or {})
+    out.update(extra)
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    """float(value) or None for None/NaN/inf (JSON has no NaN)."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _clean(obj: Any) -> Any:
+    """Recursively turn numpy scalars/arrays into lists/floats and NaN into None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _finite(obj)
+    return obj
+
+
+def _to_dict(obj: Any) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    if hasattr(obj, "to_dict"):
+        return _clean(obj.to_dict())
+    if hasattr(obj, "model_dump"):
+        return _clean(obj.model_dump())
+    if isinstance(obj, dict):
+        return _clean(obj)
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj):
+        return _clean(asdict(obj))
+    return _clean(dict(vars(obj)))
+
+
+def _get_calculator(spec: dict[str, Any]):
+    from viglas.calculators import get_calculator
+
+    return get_calculator(dict(spec))
+
+
+def _read_atoms(path: str):
+    try:
+        from viglas.structures import read_structure
+    except ImportError:  # pragma: no cover - structures always ships it
+        from ase.io import read as read_structure
+    return read_structure(path)
+
+
+def _write_atoms(atoms, path: Path) -> str:
+    try:
+        from viglas.structures import write_structure
+        write_structure(atoms, path)
+    except ImportError:  # pragma: no cover
+        from ase.io import write
+        write(str(path), atoms)
+    return str(path.resolve())
+
+
+def _density(atoms) -> float:
+    from viglas.units import density_g_cm3
+
+    return float(density_g_cm3(float(atoms.get_masses().sum()), float(atoms.get_volume())))
+
+
+def _attr(obj: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    return default
+
+
+# ----------------------------------------------------------------------------- makers
+@dataclass
+class BuildGlassMaker(Maker):
+    """Build the starting glass model of a composition (``viglas.structures.build_glass``).
+
+    Settings: ``n_atoms`` target atoms per cell (whole formula units), ``method``
+    ("substitution" of O into the parent salt crystal, or "packing" with packmol),
+    ``density_g_cm3`` (None = estimated by volume additivity), ``min_distance_A``.
+    Output: :class:`StructureDoc` with the extxyz path.
+    """
+
+    name: str = "build glass"
+    n_atoms: int = 120
+    method: str = "substitution"
+    density_g_cm3: float | None = None
+    min_distance_A: float | None = None
+
+    @job(output_schema=StructureDoc)
+    def make(self, composition: dict[str, Any] | str, seed: int = 0,
+             provenance: dict[str, Any] | None = None) -> StructureDoc:
+        """Build and write ``structure.extxyz`` in the job directory."""
+        from viglas.structures import build_glass
+
+        comp = _composition(composition)
+        atoms = build_glass(comp, self.n_atoms, method=self.method, density=self.density_g_cm3,
+                            seed=seed, min_distance=self.min_distance_A)
+        path = _write_atoms(atoms, Path.cwd() / "structure.extxyz")
+        symbols = atoms.get_chemical_symbols()
+        counts = {s: symbols.count(s) for s in sorted(set(symbols))}
+        return StructureDoc(
+            formula=comp.formula, label=comp.label, x=float(comp.x),
+            oxygen_fraction=float(comp.oxygen_fraction), alkali=dict(comp.alkali),
+            former=dict(comp.former), mobile_species=_mobile(comp), n_atoms=len(atoms),
+            counts=counts, density_g_cm3=_density(atoms), volume_A3=float(atoms.get_volume()),
+            method=self.method, seed=seed, structure_path=path,
+            provenance=_prov(provenance, seeds={"build": seed}))
+
+
+@dataclass
+class MeltQuenchMaker(Maker):
+    """Melt, hold and cool a model to a glass (``viglas.workflows.md.melt_quench``).
+
+    NPT at ``pressure_GPa`` (None = constant volume). The cooling curve V(T), E(T)
+    gives Tg through ``viglas.analysis.fit_tg`` when the cooling crosses Tg; otherwise
+    ``tg_K`` is None with the reason in ``tg_message``. ``enabled=False`` skips the MD
+    and passes the starting structure on (for tests and crystalline references).
+    """
+
+    name: str = "melt-quench"
+    calculator: dict[str, Any] = field(default_factory=lambda: {"name": "ionic", "params": {}})
+    enabled: bool = True
+    t_melt_K: float = 1500.0
+    t_final_K: float = 300.0
+    hold_ps: float = 5.0
+    cool_rate_K_ps: float = 100.0
+    pressure_GPa: float | None = 0.0
+    timestep_fs: float = 1.0
+    progress: bool = False
+
+    @job(output_schema=MeltQuenchDoc)
+    def make(self, structure: StructureDoc | str, seed: int = 0,
+             provenance: dict[str, Any] | None = None) -> MeltQuenchDoc:
+        """Run the melt-quench in the job directory; writes ``glass.extxyz``."""
+        path = structure if isinstance(structure, str) else structure.structure_path
+        formula = "" if isinstance(structure, str) else structure.formula
+        atoms = _read_atoms(path)
+        prov = _prov(provenance, calculator=self.calculator, seeds={"melt_quench": seed})
+        out = Path.cwd() / "glass.extxyz"
+        if not self.enabled:
+            shutil.copyfile(path, out)
+            return MeltQuenchDoc(formula=formula, structure_path=str(out.resolve()), enabled=False,
+                                 seed=seed, t_melt_K=self.t_melt_K, t_final_K=self.t_final_K,
+                                 cool_rate_K_ps=self.cool_rate_K_ps, pressure_GPa=self.pressure_GPa,
+                                 density_g_cm3=_density(atoms), volume_A3=float(atoms.get_volume()),
+                                 tg_message="melt-quench disabled", provenance=prov)
+        from viglas.workflows.md import melt_quench
+
+        calc = _get_calculator(self.calculator)
+        res = melt_quench(atoms, calc, t_melt_K=self.t_melt_K, t_final_K=self.t_final_K,
+                          hold_ps=self.hold_ps, cool_rate_K_ps=self.cool_rate_K_ps,
+                          pressure_GPa=self.pressure_GPa, timestep_fs=self.timestep_fs,
+                          workdir=Path.cwd() / "melt_quench", seed=seed,
+                          **({"progress": self.progress} if _accepts(melt_quench, "progress") else {}))
+        glass = _attr(res, "atoms", "glass", "final_atoms")
+        glass.calc = None
+        _write_atoms(glass, out)
+        t = np.asarray(_attr(res, "temperature_K", "cooling_temperature_K", "t_K", default=[]), float)
+        v = np.asarray(_attr(res, "volume_A3", "cooling_volume_A3", "volume", default=[]), float)
+        e = np.asarray(_attr(res, "energy_eV", "potential_energy_eV", "cooling_energy_eV",
+                             default=[]), float)
+        tg, tg_err, msg = None, None, None
+        series = v if (v.size and self.pressure_GPa is not None and np.ptp(v) > 0) else e
+        if t.size >= 8 and series.size == t.size:
+            try:
+                from viglas.analysis import fit_tg
+
+                fit = fit_tg(t, series)
+                tg, tg_err = _finite(_attr(fit, "tg_K")), _finite(_attr(fit, "tg_err_K"))
+            except ViglasError as exc:
+                msg = exc.one_line()
+            except ImportError as exc:
+                msg = f"fit_tg unavailable: {exc}"
+        else:
+            msg = "cooling curve too short for a Tg fit"
+        traj = _attr(res, "trajectory", "trajectory_path")
+        return MeltQuenchDoc(
+            formula=formula, structure_path=str(out.resolve()),
+            trajectory=str(traj) if traj else None, seed=seed, t_melt_K=self.t_melt_K,
+            t_final_K=self.t_final_K, cool_rate_K_ps=self.cool_rate_K_ps,
+            pressure_GPa=self.pressure_GPa, density_g_cm3=_density(glass),
+            volume_A3=float(glass.get_volume()),
+            cooling_t_K=_clean(t.tolist()), cooling_volume_A3=_clean(v.tolist()),
+            cooling_energy_eV=_clean(e.tolist()), tg_K=tg, tg_err_K=tg_err, tg_message=msg,
+            provenance=prov)
+
+
+def _accepts(func, name: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+@dataclass
+class ProductionMDMaker(Maker):
+    """Equilibrate then run production MD at one temperature (``run_md``).
+
+    ``equilibration_steps`` run first (not analysed, in ``equil/``), then ``steps``
+    production steps saving every ``save_every`` steps to ``prod/traj.h5``. Both
+    stages checkpoint every ``checkpoint_every`` steps; rerunning the job in the same
+    directory resumes from the last checkpoint.
+    """
+
+    name: str = "production md"
+    calculator: dict[str, Any] = field(default_factory=lambda: {"name": "ionic", "params": {}})
+    ensemble: str = "nvt"
+    thermostat: str = "bussi"
+    pressure_GPa: float = 0.0
+    timestep_fs: float = 1.0
+    equilibration_steps: int = 2000
+    steps: int = 20000
+    save_every: int = 20
+    checkpoint_every: int = 1000
+    progress: bool = False
+
+    @job(output_schema=ProductionDoc)
+    def make(self, structure: MeltQuenchDoc | StructureDoc | str, t_K: float, replica: int = 0,
+             seed: int = 0, provenance: dict[str, Any] | None = None) -> ProductionDoc:
+        """Run MD at ``t_K`` kelvin; returns the trajectory path and run averages."""
+        from viglas.workflows.md import run_md
+
+        path = structure if isinstance(structure, str) else structure.structure_path
+        formula = "" if isinstance(structure, str) else structure.formula
+        atoms = _read_atoms(path)
+        calc = _get_calculator(self.calculator)
+        here = Path.cwd()
+        extra = {"progress": self.progress} if _accepts(run_md, "progress") else {}
+        pressure = self.pressure_GPa if self.ensemble == "npt" else None
+        if self.equilibration_steps > 0:
+            eq = run_md(atoms, calc, ensemble=self.ensemble, thermostat=self.thermostat,
+                        temperature_K=float(t_K), pressure_GPa=pressure,
+                        timestep_fs=self.timestep_fs, steps=self.equilibration_steps,
+                        save_every=max(self.save_every, self.equilibration_steps // 10 or 1),
+                        workdir=here / "equil", seed=seed,
+                        checkpoint_every=self.checkpoint_every, **extra)
+            atoms = _attr(eq, "atoms", "final_atoms")
+        prod = run_md(atoms, calc, ensemble=self.ensemble, thermostat=self.thermostat,
+                      temperature_K=float(t_K), pressure_GPa=pressure, timestep_fs=self.timestep_fs,
+                      steps=self.steps, save_every=self.save_every, workdir=here / "prod",
+                      seed=seed + 1, checkpoint_every=self.checkpoint_every, **extra)
+        final = _attr(prod, "atoms", "final_atoms")
+        final.calc = None
+        fpath = _write_atoms(final, here / "final.extxyz")
+        traj = Path(_attr(prod, "trajectory", "trajectory_path"))
+        if not traj.is_absolute():
+            traj = here / "prod" / traj
+        return ProductionDoc(
+            formula=formula, t_K=float(t_K), replica=int(replica), seed=int(seed),
+            trajectory=str(traj.resolve()), final_structure_path=fpath, n_atoms=len(final),
+            steps=self.steps, timestep_fs=self.timestep_fs, save_every=self.save_every,
+            equilibration_steps=self.equilibration_steps, ensemble=self.ensemble,
+            thermostat=self.thermostat,
+            mean_temperature_K=_finite(_attr(prod, "mean_temperature_K", "temperature_K")),
+            density_g_cm3=_finite(_attr(prod, "mean_density_g_cm3", "density_g_cm3",
+                                        default=_density(final))),
+            volume_A3=_finite(_attr(prod, "mean_volume_A3", "volume_A3", default=final.get_volume())),
+            provenance=_prov(provenance, calculator=self.calculator,
+                             seeds={"equilibration": seed, "production": seed + 1}))
+
+
+@dataclass
+class DiffusionAnalysisMaker(Maker):
+    """Tracer D and Nernst-Einstein sigma of the mobile ion from one trajectory.
+
+    Uses ``viglas.analysis.analyze_trajectory`` (FFT MSD, automatic diffusive window,
+    generalised-least-squares slope with its one-sigma error). ``species`` None means
+    the composition's alkali; ``skip_ps`` of the start of the trajectory is dropped.
+    """
+
+    name: str = "diffusion"
+    species: str | None = None
+    skip_ps: float = 0.0
+    haven_ratio: float = 1.0
+    plots: bool = True
+
+    @job(output_schema=DiffusionDoc)
+    def make(self, production: ProductionDoc, species: str | None = None,
+             provenance: dict[str, Any] | None = None) -> DiffusionDoc:
+        """Analyse ``production.trajectory``; writes ``msd.png`` when plots are on."""
+        from viglas.analysis import analyze_trajectory
+
+        sp = self.species or species
+        kwargs: dict[str, Any] = {}
+        if self.skip_ps and _accepts(analyze_trajectory, "skip_fs"):
+            kwargs["skip_fs"] = self.skip_ps * 1000.0
+        elif self.skip_ps and _accepts(analyze_trajectory, "skip_ps"):
+            kwargs["skip_ps"] = self.skip_ps
+        if _accepts(analyze_trajectory, "haven_ratio"):
+            kwargs["haven_ratio"] = self.haven_ratio
+        res = analyze_trajectory(production.trajectory, species=sp,
+                                 temperature_K=production.t_K, **kwargs)
+        d = _to_dict(res) or {}
+        msd_plot = None
+        if self.plots:
+            try:
+                from viglas.analysis import plot_msd
+
+                msd = _attr(res, "msd")
+                if msd is not None:
+                    msd_plot = str(Path(plot_msd(msd, Path.cwd() / "msd.png",
+                                                 **_maybe(plot_msd, diffusion=_attr(res, "diffusion")))
+                                        ).resolve())
+            except (ImportError, TypeError, ViglasError):
+                msd_plot = None
+        diff = _attr(res, "diffusion")
+        return DiffusionDoc(
+            formula=production.formula, t_K=production.t_K, replica=production.replica,
+            seed=production.seed, species=str(sp), trajectory=production.trajectory,
+            d_cm2_s=_finite(_attr(res, "d_cm2_s", default=_attr(diff, "d_cm2_s"))),
+            d_err_cm2_s=_finite(_attr(res, "d_err_cm2_s", default=_attr(diff, "d_err_cm2_s"))),
+            sigma_mS_cm=_finite(_attr(res, "sigma_mS_cm", "sigma_ne_mS_cm")),
+            sigma_err_mS_cm=_finite(_attr(res, "sigma_err_mS_cm", "sigma_ne_err_mS_cm")),
+            number_density_per_cm3=_finite(_attr(res, "number_density_per_cm3", "n_per_cm3")),
+            haven_ratio=_finite(_attr(res, "haven_ratio")),
+            transport=_drop_arrays(d), msd_plot=msd_plot,
+            provenance=_prov(provenance, species=sp))
+
+
+def _maybe(func, **kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None and _accepts(func, k)}
+
+
+def _drop_arrays(d: dict[str, Any], max_len: int = 64) -> dict[str, Any]:
+    """Keep a transport dict small: drop long arrays (MSD curves live in files)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out[k] = _drop_arrays(v, max_len)
+        elif isinstance(v, list) and len(v) > max_len:
+            continue
+        else:
+            out[k] = v
+    return out
+
+
+def combine_replicas(values: list[float], errors: list[float | None]) -> tuple[float, float]:
+    """Mean over replicas and its one-sigma error.
+
+    The error is the larger of (a) the standard error of the mean between replicas
+    (sample std / sqrt(n), n >= 2) and (b) the propagated per-run fit errors
+    sqrt(sum err_i^2)/n. Taking the larger is conservative: with two replicas the
+    between-replica scatter alone is a poor estimate.
+    """
+    v = np.asarray(values, float)
+    n = len(v)
+    mean = float(v.mean())
+    errs = np.asarray([e if e is not None else 0.0 for e in errors], float)
+    fit_err = float(np.sqrt(np.sum(errs ** 2)) / n)
+    sem = float(v.std(ddof=1) / np.sqrt(n)) if n >= 2 else 0.0
+    return mean, max(sem, fit_err)
+
+
+@dataclass
+class CompositionSummaryMaker(Maker):
+    """Collect one composition: D(T), sigma(T), Arrhenius and VFT fits, sigma(300 K)
+    with its one-sigma band, Tg, structure metrics of the glass, and plots.
+
+    Replicas at one temperature are averaged (:func:`combine_replicas`). VFT is fitted
+    when there are >= 4 temperatures; the preferred model is the one with the lower
+    AIC by more than 2, else Arrhenius. Extrapolation to ``report_temperature_K`` uses
+    the Arrhenius fit (VFT extrapolations below the data are unreliable), and the band
+    is the fit's covariance propagated to that temperature.
+    """
+
+    name: str = "composition summary"
+    report_temperature_K: float = 300.0
+    vft: bool = True
+    structure_metrics: bool = True
+    plots: bool = True
+
+    @job(output_schema=CompositionSummaryDoc)
+    def make(self, structure: StructureDoc, glass: MeltQuenchDoc, runs: list[DiffusionDoc | None],
+             calculator: dict[str, Any], provenance: dict[str, Any] | None = None,
+             workdir_hint: str | None = None) -> CompositionSummaryDoc:
+        """Summarise; writes arrhenius_D.png / arrhenius_sigma.png in the job directory."""
+        messages: list[str] = []
+        runs_ok = [r for r in runs if r is not None]
+        if len(runs_ok) < len(runs):
+            messages.append(f"{len(runs) - len(runs_ok)} of {len(runs)} MD runs failed or missing")
+        run_rows = [{"t_K": r.t_K, "replica": r.replica, "seed": r.seed, "d_cm2_s": r.d_cm2_s,
+                     "d_err_cm2_s": r.d_err_cm2_s, "sigma_mS_cm": r.sigma_mS_cm,
+                     "sigma_err_mS_cm": r.sigma_err_mS_cm, "haven_ratio": r.haven_ratio,
+                     "trajectory": r.trajectory, "msd_plot": r.msd_plot} for r in runs_ok]
+        temps: list[TemperaturePoint] = []
+        for t in sorted({r.t_K for r in runs_ok}):
+            sel = [r for r in runs_ok if r.t_K == t and r.d_cm2_s is not None]
+            if not sel:
+                continue
+            d, d_err = combine_replicas([r.d_cm2_s for r in sel], [r.d_err_cm2_s for r in sel])
+            sig = [r for r in sel if r.sigma_mS_cm is not None]
+            s, s_err = (combine_replicas([r.sigma_mS_cm for r in sig], [r.sigma_err_mS_cm for r in sig])
+                        if sig else (None, None))
+            hv = [r.haven_ratio for r in sel if r.haven_ratio is not None]
+            temps.append(TemperaturePoint(t_K=t, n_replicas=len(sel), d_cm2_s=d, d_err_cm2_s=d_err,
+                                          sigma_mS_cm=s, sigma_err_mS_cm=s_err,
+                                          haven_ratio=float(np.mean(hv)) if hv else None))
+        fits: dict[str, Any] = {"d_arrhenius": None, "sigma_arrhenius": None, "d_vft": None,
+                                "sigma_vft": None, "preferred_model": "arrhenius"}
+        fit_objs: dict[str, Any] = {}
+        from viglas import analysis as an
+
+        for qty, key, ekey in (("D", "d_cm2_s", "d_err_cm2_s"), ("sigma", "sigma_mS_cm", "sigma_err_mS_cm")):
+            pts = [p for p in temps if getattr(p, key) is not None and getattr(p, key) > 0]
+            name = "d" if qty == "D" else "sigma"
+            if len(pts) < 2:
+                messages.append(f"{name} Arrhenius: need >= 2 temperatures with positive {key}, "
+                                f"have {len(pts)}")
+                continue
+            t_arr = np.array([p.t_K for p in pts])
+            y = np.array([getattr(p, key) for p in pts])
+            ye = np.array([getattr(p, ekey) or 0.0 for p in pts])
+            try:
+                fa = an.fit_arrhenius(t_arr, y, ye, quantity=qty)
+                fits[f"{name}_arrhenius"] = _to_dict(fa)
+                fit_objs[f"{name}_arrhenius"] = fa
+            except ViglasError as exc:
+                messages.append(f"{name} Arrhenius: {exc.one_line()}")
+            if self.vft and len(pts) >= 4:
+                try:
+                    fv = an.fit_vft(t_arr, y, ye, quantity=qty) if _accepts(an.fit_vft, "quantity") \
+                        else an.fit_vft(t_arr, y, ye)
+                    fits[f"{name}_vft"] = _to_dict(fv)
+                    fit_objs[f"{name}_vft"] = fv
+                except ViglasError as exc:
+                    messages.append(f"{name} VFT: {exc.one_line()}")
+            elif self.vft:
+                messages.append(f"{name} VFT: needs >= 4 temperatures (3 parameters), have {len(pts)}")
+        fa, fv = fit_objs.get("sigma_arrhenius") or fit_objs.get("d_arrhenius"), \
+            fit_objs.get("sigma_vft") or fit_objs.get("d_vft")
+        if fa is not None and fv is not None:
+            a_aic, v_aic = _finite(_attr(fa, "aic")), _finite(_attr(fv, "aic"))
+            if a_aic is not None and v_aic is not None and v_aic < a_aic - 2.0:
+                fits["preferred_model"] = "vft"
+        t_rep = self.report_temperature_K
+        ea = ea_err = s300 = s300_err = d300 = d300_err = None
+        src = fit_objs.get("d_arrhenius")
+        if src is not None:
+            ea, ea_err = _finite(src.ea_eV), _finite(src.ea_err_eV)
+            d300, d300_err = (_finite(v) for v in src.predict(t_rep))
+        if fit_objs.get("sigma_arrhenius") is not None:
+            fs = fit_objs["sigma_arrhenius"]
+            s300, s300_err = (_finite(v) for v in fs.predict(t_rep))
+            if ea is None:
+                ea, ea_err = _finite(fs.ea_eV), _finite(fs.ea_err_eV)
+        hv = [p.haven_ratio for p in temps if p.haven_ratio is not None]
+        n_per_cm3 = next((r.number_density_per_cm3 for r in runs_ok
+                          if r.number_density_per_cm3 is not None), None)
+        struct: dict[str, Any] = {}
+        if self.structure_metrics:
+            struct = _structure_metrics(glass.structure_path, messages)
+        plots: dict[str, str] = {}
+        if self.plots:
+            for key in ("d_arrhenius", "sigma_arrhenius"):
+                if key in fit_objs:
+                    try:
+                        pts = [p for p in temps if getattr(p, "d_cm2_s" if key[0] == "d" else "sigma_mS_cm")]
+                        plots[key] = _plot_arrhenius(fit_objs[key], pts, key, structure.formula,
+                                                     t_rep, fit_objs.get(key.replace("arrhenius", "vft")))
+                    except Exception as exc:  # noqa: BLE001 - a plot never kills a summary
+                        messages.append(f"plot {key}: {exc}")
+        return CompositionSummaryDoc(
+            formula=structure.formula, label=structure.label, x=structure.x,
+            oxygen_fraction=structure.oxygen_fraction, alkali=structure.alkali,
+            former=structure.former, mobile_species=structure.mobile_species[0],
+            n_atoms=structure.n_atoms, density_g_cm3=glass.density_g_cm3,
+            number_density_per_cm3=n_per_cm3, calculator=calculator, runs=_clean(run_rows),
+            temperatures=temps, fits=_clean(fits), ea_eV=ea, ea_err_eV=ea_err,
+            report_temperature_K=t_rep, sigma_300K_mS_cm=s300, sigma_300K_err_mS_cm=s300_err,
+            d_300K_cm2_s=d300, d_300K_err_cm2_s=d300_err, tg_K=glass.tg_K, tg_err_K=glass.tg_err_K,
+            haven_ratio=float(np.mean(hv)) if hv else None, structure=_clean(struct), plots=plots,
+            messages=messages, provenance=_prov(provenance, calculator=calculator))
+
+
+def _structure_metrics(path: str, messages: list[str]) -> dict[str, Any]:
+    """Bridging-O fraction, mean former coordination and M-O-M network percolation."""
+    try:
+        from viglas import analysis as an
+
+        atoms = _read_atoms(path)
+        fn = getattr(an, "structure_metrics", None) or getattr(an, "glass_structure_metrics", None)
+        if fn is not None:
+            return _to_dict(fn(atoms)) or {}
+        out: dict[str, Any] = {}
+        if hasattr(an, "bridging_oxygen_fraction"):
+            out["bridging_o_fraction"] = _finite(an.bridging_oxygen_fraction(atoms))
+        if hasattr(an, "network_percolation"):
+            out.update(_to_dict(an.network_percolation(atoms)) or {})
+        return out
+    except (ViglasError, ImportError, TypeError, ValueError) as exc:
+        messages.append(f"structure metrics: {exc}")
+        return {}
+
+
+def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None) -> str:
+    """Arrhenius plot via viglas.analysis.plot_arrhenius, with the band to t_rep."""
+    from viglas.analysis import plot_arrhenius
+
+    ykey = "d_cm2_s" if key.startswith("d") else "sigma_mS_cm"
+    t = np.array([p.t_K for p in pts])
+    y = np.array([getattr(p, ykey) for p in pts])
+    ye = np.array([getattr(p, ykey.replace("_cm2_s", "_err_cm2_s").replace("_mS_cm", "_err_mS_cm"))
+                   or 0.0 for p in pts])
+    path = Path.cwd() / f"arrhenius_{'D' if key.startswith('d') else 'sigma'}.png"
+    kwargs = _maybe(plot_arrhenius, title=formula, t_extrapolate_K=t_rep, vft=vft)
+    out = plot_arrhenius(t, y, ye, fit, path, **kwargs)
+    return str(Path(out or path).resolve())
+
+
+@dataclass
+class SeriesSummaryMaker(Maker):
+    """End of a sweep or a screening.
+
+    ``kind="oxygen_sweep"``: percolation fit sigma(300 K) ~ (p - p_c)^t over the
+    oxygen anion fraction p (``viglas.analysis.fit_percolation``; a FitError such as
+    "not enough points above threshold" is kept as ``{"error": message}``) and the
+    structural percolation of the M-O-M network per composition.
+    ``kind="screening"``: ranking table by sigma(300 K) and plots sigma300 vs Ea and
+    sigma300 vs Tg. Both kinds get the ranking.
+    """
+
+    name: str = "series summary"
+    kind: str = "screening"
+    percolation_seed: int = 0
+    plots: bool = True
+
+    @job(output_schema=SeriesSummaryDoc)
+    def make(self, summaries: list[CompositionSummaryDoc | None],
+             provenance: dict[str, Any] | None = None) -> SeriesSummaryDoc:
+        """Fit/rank and plot; writes PNGs in the job directory."""
+        ok = [s for s in summaries if s is not None]
+        messages = []
+        if len(ok) < len(summaries):
+            messages.append(f"{len(summaries) - len(ok)} of {len(summaries)} compositions "
+                            "failed; they are left out")
+        ranking = sorted(
+            ({"formula": s.formula, "alkali": s.alkali, "former": s.former, "x": s.x,
+              "oxygen_fraction": s.oxygen_fraction,
+              "sigma_300K_mS_cm": s.sigma_300K_mS_cm, "sigma_300K_err_mS_cm": s.sigma_300K_err_mS_cm,
+              "ea_eV": s.ea_eV, "ea_err_eV": s.ea_err_eV, "tg_K": s.tg_K, "tg_err_K": s.tg_err_K}
+             for s in ok),
+            key=lambda r: -(r["sigma_300K_mS_cm"] or -1.0))
+        for i, r in enumerate(ranking):
+            r["rank"] = i + 1
+        percolation = None
+        structural = []
+        plots: dict[str, str] = {}
+        if self.kind == "oxygen_sweep":
+            structural = [{"formula": s.formula, "oxygen_fraction": s.oxygen_fraction,
+                           **{k: v for k, v in s.structure.items()}} for s in ok]
+            pts = sorted((s.oxygen_fraction, s.sigma_300K_mS_cm, s.sigma_300K_err_mS_cm)
+                         for s in ok if s.sigma_300K_mS_cm is not None)
+            try:
+                from viglas.analysis import fit_percolation
+
+                p = np.array([q[0] for q in pts])
+                sig = np.array([q[1] for q in pts])
+                err = np.array([q[2] or 0.0 for q in pts])
+                fit = fit_percolation(p, sig, err, seed=self.percolation_seed)
+                percolation = _to_dict(fit)
+                if self.plots:
+                    try:
+                        from viglas.analysis import plot_percolation
+
+                        out = plot_percolation(p, sig, err, fit, Path.cwd() / "percolation.png")
+                        plots["percolation"] = str(Path(out or Path.cwd() / "percolation.png").resolve())
+                    except Exception as exc:  # noqa: BLE001
+                        messages.append(f"percolation plot: {exc}")
+            except ViglasError as exc:
+                percolation = {"error": exc.one_line()}
+                messages.append(f"percolation: {exc.one_line()}")
+        if self.plots and ok:
+            plots.update(_screening_plots(ranking, Path.cwd()))
+        return SeriesSummaryDoc(kind=self.kind, formulas=[s.formula for s in ok],
+                                percolation=_clean(percolation), structural_percolation=_clean(structural),
+                                ranking=_clean(ranking), plots=plots, messages=messages,
+                                provenance=_prov(provenance))
+
+
+def _screening_plots(ranking: list[dict[str, Any]], outdir: Path) -> dict[str, str]:
+    """sigma(300 K) vs Ea and sigma(300 K) vs Tg scatter plots with labels and error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, str] = {}
+    for xkey, xerr, xlabel, fname in (("ea_eV", "ea_err_eV", "Ea (eV)", "sigma300_vs_ea.png"),
+                                      ("tg_K", "tg_err_K", "Tg (K)", "sigma300_vs_tg.png")):
+        rows = [r for r in ranking if r.get(xkey) is not None and r.get("sigma_300K_mS_cm")]
+        fig, ax = plt.subplots(figsize=(5.5, 4.2))
+        if rows:
+            x = [r[xkey] for r in rows]
+            y = [r["sigma_300K_mS_cm"] for r in rows]
+            ax.errorbar(x, y, xerr=[r.get(xerr) or 0 for r in rows],
+                        yerr=[r.get("sigma_300K_err_mS_cm") or 0 for r in rows], fmt="o", capsize=3)
+            for r, xi, yi in zip(rows, x, y):
+                ax.annotate(r["formula"], (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, f"no composition has both {xkey} and sigma(300 K)",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("sigma(300 K) (mS/cm)")
+        ax.set_title("screening: higher is better")
+        fig.tight_layout()
+        path = outdir / fname
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        out[fname.removesuffix(".png")] = str(path.resolve())
+    return out

@@ -1,0 +1,523 @@
+"""Run a viglas flow on this machine, resumably, with a file-backed job store.
+
+``run_local(config, workdir)`` builds the deterministic flow of
+:func:`viglas.workflows.flows.build_flow` and runs it job by job with
+``jobflow.run_locally`` against a JSON job store in ``workdir/jobstore.json`` (maggma
+``JSONStore``, written atomically; no database server). Each job runs in its own
+directory ``workdir/jobs/<name>-<uuid8>``.
+
+**Resume**: job uuids are derived from what the job computes, so a rerun of the same
+config finds the finished jobs in the store and skips them; their outputs are read
+from the store by the jobs that need them. An interrupted MD job reruns in the same
+directory and ``run_md`` continues from its last checkpoint.
+
+Outputs in ``workdir``: ``results.json`` (schema ``viglas-results/1``), ``runs.csv``,
+``temperatures.csv``, ``compositions.csv`` (and ``ranking.csv`` for sweeps and
+screenings), ``plots/*.png`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import shutil
+import traceback
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from viglas.config import Config, load_config
+from viglas.errors import ConfigError, ViglasError
+
+__all__ = ["run_local", "open_store", "collect_results", "write_outputs", "RESULTS_SCHEMA"]
+
+RESULTS_SCHEMA = "viglas-results/1"
+STORE_FILE = "jobstore.json"
+
+
+# ----------------------------------------------------------------------------- store
+def _atomic_json_store_cls():
+    from maggma.stores import JSONStore
+
+    class AtomicJSONStore(JSONStore):
+        """maggma JSONStore whose file is replaced atomically (tmp + rename), so a
+        run killed while saving never leaves a truncated store behind."""
+
+        def update_json_file(self) -> None:  # noqa: D401
+            import orjson
+
+            target = Path(self.paths[0])
+            tmp = target.with_suffix(target.suffix + ".tmp")
+            data = list(self.query())
+            for d in data:
+                d.pop("_id", None)
+            tmp.write_bytes(orjson.dumps(data, option=self.serialization_option,
+                                         default=self.serialization_default))
+            os.replace(tmp, target)
+
+    return AtomicJSONStore
+
+
+def open_store(workdir: str | Path):
+    """The file-backed jobflow ``JobStore`` of a run directory (created if absent)."""
+    from jobflow import JobStore
+
+    path = Path(workdir) / STORE_FILE
+    if not path.exists():
+        path.write_text("[]")
+    docs = _atomic_json_store_cls()(str(path), read_only=False)
+    return JobStore(docs)
+
+
+def _store_docs(workdir: Path) -> list[dict[str, Any]]:
+    """All job documents of the store (read-only, plain dicts)."""
+    path = workdir / STORE_FILE
+    if not path.exists():
+        return []
+    try:
+        return json.loads(path.read_text() or "[]")
+    except json.JSONDecodeError as exc:
+        raise ViglasError("job store is not valid JSON", field=str(path),
+                          hint="delete it to recompute everything") from exc
+
+
+# ----------------------------------------------------------------------------- helpers
+@contextmanager
+def _lock(workdir: Path):
+    import fcntl
+
+    fh = open(workdir / ".viglas.lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        fh.close()
+        raise ViglasError("another viglas run is using this directory", field="workdir",
+                          value=str(workdir), hint="wait for it or pick another --workdir") from exc
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text).strip("_")[:80]
+
+
+def _plain(obj: Any) -> Any:
+    """Strip monty @module/@class keys; NaN/inf -> None."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items() if not k.startswith("@")}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _rel(path: str | None, workdir: Path) -> str | None:
+    if not path:
+        return path
+    try:
+        return os.path.relpath(path, workdir) if Path(path).is_absolute() and \
+            Path(path).resolve().is_relative_to(workdir.resolve()) else path
+    except ValueError:
+        return path
+
+
+class _Console:
+    """Minimal progress printer (rich when available and enabled)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._c = None
+        if enabled:
+            from rich.console import Console
+
+            self._c = Console(stderr=True)
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        if self._c is not None:
+            self._c.print(*args, **kwargs)
+
+
+def _describe(job) -> str:
+    md = job.metadata or {}
+    stage = md.get("viglas_stage", "job")
+    parts = [f"[bold]{stage}[/bold]"]
+    if md.get("formula"):
+        parts.append(md["formula"])
+    if md.get("t_K") is not None:
+        parts.append(f"T = {md['t_K']:g} K")
+    if md.get("replica") is not None:
+        parts.append(f"replica {md['replica']}")
+    return "  ".join(parts)
+
+
+def _flat_jobs(flow) -> list:
+    out = []
+    for item in flow.jobs:
+        out.extend(_flat_jobs(item) if hasattr(item, "jobs") else [item])
+    return out
+
+
+def _ordered_jobs(flow) -> list[tuple[Any, list[str]]]:
+    """(job, parent uuids) in the order the jobs were added (a valid topological order
+    for viglas flows: each MD run is followed by its analysis)."""
+    parents = {job.uuid: list(p) for job, p in flow.iterflow()}
+    order = [j for j in _flat_jobs(flow) if j.uuid in parents]
+    pos = {j.uuid: i for i, j in enumerate(order)}
+    if any(pos[p] > pos[j.uuid] for j in order for p in parents[j.uuid] if p in pos):
+        return list(flow.iterflow())  # not topological: fall back to jobflow's order
+    return [(j, parents[j.uuid]) for j in order]
+
+
+# ----------------------------------------------------------------------------- run
+def run_local(config: Config | str | Path, workdir: str | Path, progress: bool = True) -> dict:
+    """Run ``config`` on this machine in ``workdir``; resumable; returns results.json as dict.
+
+    Parameters
+    ----------
+    config : a validated :class:`Config` or the path of a YAML file.
+    workdir : run directory (created); holds the job store, the job directories and
+        the outputs. Rerunning with the same directory skips finished jobs.
+    progress : print stage lines and MD progress bars (stderr).
+
+    Jobs that fail are reported (``results["status"]["failed"]``, with the one-line
+    error) and their dependants are skipped; independent jobs still run. Raises
+    :class:`ViglasError` if the directory belongs to a different config.
+    """
+    import jobflow
+    from jobflow.core.reference import OnMissing
+    from jobflow.managers.local import run_locally
+
+    from viglas.workflows.flows import build_flow
+
+    if not isinstance(config, Config):
+        config = load_config(config)
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    con = _Console(progress)
+    with _lock(workdir):
+        cfg_path = workdir / "config.json"
+        cfg_dict = config.to_dict()
+        if cfg_path.exists():
+            old = json.loads(cfg_path.read_text())
+            if old != cfg_dict:
+                con.print("[yellow]config differs from the one stored in this directory; "
+                          "jobs whose settings changed will be recomputed[/yellow]")
+        cfg_path.write_text(json.dumps(cfg_dict, indent=2))
+        flow = build_flow(config, progress=progress)
+        store = open_store(workdir)
+        store.connect()
+        done = {d["uuid"] for d in store.docs_store.query({}, properties=["uuid"])}
+        jobs = _ordered_jobs(flow)
+        failed: dict[str, str] = {}
+        n_skip = sum(1 for j, _ in jobs if j.uuid in done)
+        con.print(f"[bold]viglas[/bold] {config.kind} '{config.name}': {len(jobs)} jobs, "
+                  f"{n_skip} already finished (workdir {workdir})")
+        try:
+            for i, (job, parents) in enumerate(jobs, start=1):
+                label = f"[{i}/{len(jobs)}] {_describe(job)}"
+                if job.uuid in done:
+                    con.print(f"{label}  [dim]done, skipped[/dim]")
+                    continue
+                bad = [p for p in parents if p in failed]
+                if bad and job.config.on_missing_references != OnMissing.NONE:
+                    failed[job.uuid] = f"skipped: depends on failed job {bad[0][:8]}"
+                    con.print(f"{label}  [yellow]skipped (an input failed)[/yellow]")
+                    continue
+                jobdir = workdir / "jobs" / f"{_slug(job.name)}-{job.uuid[:8]}"
+                jobdir.mkdir(parents=True, exist_ok=True)
+                con.print(label)
+                solo = copy.deepcopy(job)
+                solo.hosts = []
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", FutureWarning)
+                        run_locally(solo, store=store, root_dir=jobdir, log=False,
+                                    allow_external_references=True, raise_immediately=True)
+                except ViglasError as exc:
+                    failed[job.uuid] = exc.one_line()
+                    (jobdir / "error.txt").write_text(traceback.format_exc())
+                    con.print(f"  [red]failed:[/red] {exc.one_line()}")
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - keep independent jobs running
+                    failed[job.uuid] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+                    (jobdir / "error.txt").write_text(traceback.format_exc())
+                    con.print(f"  [red]failed:[/red] {failed[job.uuid]} "
+                              f"(traceback in {jobdir / 'error.txt'})")
+                else:
+                    done.add(job.uuid)
+        finally:
+            # partial or complete: always leave readable outputs behind
+            results = collect_results(workdir, config=config, failed=failed,
+                                      expected=[j.uuid for j, _ in jobs])
+            write_outputs(results, workdir)
+        n_fail = len(failed)
+        if n_fail:
+            con.print(f"[red]{n_fail} job(s) failed or skipped[/red]; rerun the same command "
+                      "after fixing the cause (finished jobs are kept)")
+        else:
+            con.print(f"[green]done[/green]: {workdir / 'results.json'}, {workdir / 'report.md'}")
+    del jobflow
+    return results
+
+
+# ----------------------------------------------------------------------------- results
+def collect_results(workdir: str | Path, config: Config | None = None,
+                    failed: dict[str, str] | None = None,
+                    expected: list[str] | None = None) -> dict[str, Any]:
+    """Build the results.json dict from whatever the job store holds (partial runs too)."""
+    from viglas.provenance import provenance, stable_hash
+
+    workdir = Path(workdir).resolve()
+    if config is None:
+        cfg_path = workdir / "config.json"
+        if not cfg_path.exists():
+            raise ConfigError("not a viglas run directory (no config.json)", field="workdir",
+                              value=str(workdir))
+        config = Config.model_validate(json.loads(cfg_path.read_text()))
+    cfg = config.to_dict()
+    docs = _store_docs(workdir)
+    if expected is not None:
+        keep = set(expected)
+        docs = [d for d in docs if d.get("uuid") in keep]
+    by_stage: dict[str, list[dict[str, Any]]] = {}
+    for d in docs:
+        stage = (d.get("metadata") or {}).get("viglas_stage", "?")
+        by_stage.setdefault(stage, []).append(_plain(d.get("output") or {}))
+    comps_out = []
+    for comp in config.compositions():
+        f = comp.formula
+        summ = next((s for s in by_stage.get("summary", []) if s.get("formula") == f), None)
+        build = next((s for s in by_stage.get("build", []) if s.get("formula") == f), None)
+        glass = next((s for s in by_stage.get("melt_quench", []) if s.get("formula") == f), None)
+        diffs = sorted((s for s in by_stage.get("diffusion", []) if s.get("formula") == f),
+                       key=lambda s: (s["t_K"], s["replica"]))
+        entry: dict[str, Any] = {
+            "formula": f, "label": comp.label, "x": float(comp.x),
+            "oxygen_fraction": float(comp.oxygen_fraction), "alkali": dict(comp.alkali),
+            "former": dict(comp.former),
+            "mobile_species": (comp.mobile_species if isinstance(comp.mobile_species, str)
+                               else comp.mobile_species[0]),
+            "n_atoms": build["n_atoms"] if build else None,
+            "density_g_cm3": (glass or {}).get("density_g_cm3"),
+            "number_density_per_cm3": None,
+            "calculator": config.calculator.model_dump(mode="json"),
+            "runs": [], "temperatures": [],
+            "fits": {"d_arrhenius": None, "sigma_arrhenius": None, "d_vft": None,
+                     "sigma_vft": None, "preferred_model": None},
+            "ea_eV": None, "ea_err_eV": None, "sigma_300K_mS_cm": None,
+            "sigma_300K_err_mS_cm": None, "d_300K_cm2_s": None, "d_300K_err_cm2_s": None,
+            "tg_K": (glass or {}).get("tg_K"), "tg_err_K": (glass or {}).get("tg_err_K"),
+            "haven_ratio": None, "structure": {}, "plots": {}, "messages": [],
+            "complete": summ is not None,
+        }
+        if summ is not None:
+            for k in list(entry):
+                if k in summ and k not in ("calculator",):
+                    entry[k] = summ[k]
+            entry["complete"] = True
+        else:
+            entry["runs"] = [{"t_K": d["t_K"], "replica": d["replica"], "seed": d["seed"],
+                              "d_cm2_s": d.get("d_cm2_s"), "d_err_cm2_s": d.get("d_err_cm2_s"),
+                              "sigma_mS_cm": d.get("sigma_mS_cm"),
+                              "sigma_err_mS_cm": d.get("sigma_err_mS_cm"),
+                              "haven_ratio": d.get("haven_ratio"),
+                              "trajectory": d.get("trajectory"), "msd_plot": d.get("msd_plot")}
+                             for d in diffs]
+            entry["temperatures"] = _temperature_points(entry["runs"])
+            entry["number_density_per_cm3"] = next(
+                (d.get("number_density_per_cm3") for d in diffs if d.get("number_density_per_cm3")),
+                None)
+        for r in entry["runs"]:
+            r["trajectory"] = _rel(r.get("trajectory"), workdir)
+            if r.get("msd_plot"):
+                r["msd_plot"] = _rel(r["msd_plot"], workdir)
+        entry["plots"] = {k: _rel(v, workdir) for k, v in (entry.get("plots") or {}).items()}
+        comps_out.append(entry)
+    series = next(iter(by_stage.get("series", [])), None)
+    percolation = None
+    ranking: list[dict[str, Any]] = []
+    series_plots: dict[str, str] = {}
+    structural: list[dict[str, Any]] = []
+    if series is not None:
+        percolation = series.get("percolation")
+        ranking = series.get("ranking") or []
+        structural = series.get("structural_percolation") or []
+        series_plots = {k: _rel(v, workdir) for k, v in (series.get("plots") or {}).items()}
+    elif config.kind != "composition":
+        ranking = sorted(({"formula": c["formula"], "sigma_300K_mS_cm": c["sigma_300K_mS_cm"],
+                           "sigma_300K_err_mS_cm": c["sigma_300K_err_mS_cm"], "ea_eV": c["ea_eV"],
+                           "ea_err_eV": c["ea_err_eV"], "tg_K": c["tg_K"]}
+                          for c in comps_out if c["complete"]),
+                         key=lambda r: -(r["sigma_300K_mS_cm"] or -1.0))
+    failed = failed or {}
+    expected_n = len(expected) if expected is not None else None
+    out = {
+        "schema": RESULTS_SCHEMA,
+        "provenance": provenance(cfg, config_hash=stable_hash(cfg)),
+        "config": cfg,
+        "compositions": comps_out,
+        "percolation": percolation,
+        "structural_percolation": structural,
+        "ranking": ranking,
+        "plots": series_plots,
+        "status": {"complete": (not failed) and all(c["complete"] for c in comps_out) and
+                   (config.kind == "composition" or series is not None),
+                   "jobs_finished": len(docs), "jobs_total": expected_n,
+                   "failed": [{"uuid": u, "error": e} for u, e in failed.items()]},
+    }
+    return _plain(out)
+
+
+def _temperature_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replica averages per temperature for a partial run (same rule as the summary)."""
+    from viglas.workflows.makers import combine_replicas
+
+    out = []
+    for t in sorted({r["t_K"] for r in runs}):
+        sel = [r for r in runs if r["t_K"] == t and r.get("d_cm2_s") is not None]
+        if not sel:
+            continue
+        d, de = combine_replicas([r["d_cm2_s"] for r in sel], [r.get("d_err_cm2_s") for r in sel])
+        sg = [r for r in sel if r.get("sigma_mS_cm") is not None]
+        s, se = (combine_replicas([r["sigma_mS_cm"] for r in sg], [r.get("sigma_err_mS_cm") for r in sg])
+                 if sg else (None, None))
+        out.append({"t_K": t, "n_replicas": len(sel), "d_cm2_s": d, "d_err_cm2_s": de,
+                    "sigma_mS_cm": s, "sigma_err_mS_cm": se, "haven_ratio": None})
+    return out
+
+
+def _fmt(v: Any, err: Any = None, spec: str = ".3g") -> str:
+    if v is None:
+        return "-"
+    s = format(v, spec)
+    if err is not None:
+        s += " ± " + format(err, spec)
+    return s
+
+
+def write_outputs(results: dict[str, Any], workdir: str | Path) -> None:
+    """Write results.json, CSV tables, copies of the plots and report.md into workdir."""
+    workdir = Path(workdir)
+    tmp = workdir / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2, allow_nan=False))
+    os.replace(tmp, workdir / "results.json")
+    comps = results["compositions"]
+
+    def write_csv(name: str, rows: list[dict[str, Any]], fields: list[str]) -> None:
+        with open(workdir / name, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+
+    write_csv("runs.csv", [{"formula": c["formula"], **r} for c in comps for r in c["runs"]],
+              ["formula", "t_K", "replica", "seed", "d_cm2_s", "d_err_cm2_s", "sigma_mS_cm",
+               "sigma_err_mS_cm", "haven_ratio", "trajectory"])
+    write_csv("temperatures.csv", [{"formula": c["formula"], **t} for c in comps
+                                   for t in c["temperatures"]],
+              ["formula", "t_K", "n_replicas", "d_cm2_s", "d_err_cm2_s", "sigma_mS_cm",
+               "sigma_err_mS_cm", "haven_ratio"])
+    write_csv("compositions.csv", comps,
+              ["formula", "x", "oxygen_fraction", "n_atoms", "density_g_cm3", "ea_eV", "ea_err_eV",
+               "sigma_300K_mS_cm", "sigma_300K_err_mS_cm", "d_300K_cm2_s", "d_300K_err_cm2_s",
+               "tg_K", "tg_err_K", "haven_ratio", "complete"])
+    if results.get("ranking"):
+        write_csv("ranking.csv", results["ranking"],
+                  ["rank", "formula", "sigma_300K_mS_cm", "sigma_300K_err_mS_cm", "ea_eV",
+                   "ea_err_eV", "tg_K", "tg_err_K", "oxygen_fraction"])
+    # gather plots into workdir/plots
+    plots_dir = workdir / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    gathered: list[str] = []
+    for c in comps:
+        for k, p in (c.get("plots") or {}).items():
+            src = workdir / p if not Path(p).is_absolute() else Path(p)
+            if src.is_file():
+                dst = plots_dir / f"{c['label']}_{k}.png"
+                shutil.copyfile(src, dst)
+                gathered.append(str(dst.relative_to(workdir)))
+    for k, p in (results.get("plots") or {}).items():
+        src = workdir / p if not Path(p).is_absolute() else Path(p)
+        if src.is_file():
+            dst = plots_dir / f"{k}.png"
+            shutil.copyfile(src, dst)
+            gathered.append(str(dst.relative_to(workdir)))
+    (workdir / "report.md").write_text(report_markdown(results, gathered))
+
+
+def report_markdown(results: dict[str, Any], plots: list[str] | None = None) -> str:
+    """A short human-readable report of a results dict."""
+    cfg = results["config"]
+    st = results.get("status", {})
+    lines = [f"# viglas report: {cfg.get('name')} ({cfg.get('kind')})", ""]
+    lines.append(f"Calculator: `{cfg['calculator']['name']}` {cfg['calculator'].get('params') or ''}; "
+                 f"config hash `{results['provenance'].get('config_hash')}`; "
+                 f"created {results['provenance'].get('created_utc')}.")
+    lines.append(f"Status: {'complete' if st.get('complete') else 'PARTIAL'} "
+                 f"({st.get('jobs_finished')} of {st.get('jobs_total')} jobs finished).")
+    for f in st.get("failed", []):
+        lines.append(f"- failed job {f['uuid'][:8]}: {f['error']}")
+    lines.append("")
+    lines.append("Uncertainties are one standard deviation. sigma is Nernst-Einstein "
+                 f"(Haven ratio {cfg['analysis'].get('haven_ratio')}); 300 K values are "
+                 "Arrhenius extrapolations with the fit's covariance band.")
+    lines.append("")
+    for c in results["compositions"]:
+        lines.append(f"## {c['formula']}  (x = {c['x']:g}, O fraction p = {c['oxygen_fraction']:.4f}, "
+                     f"{c.get('n_atoms') or '?'} atoms)")
+        lines.append("")
+        lines.append(f"- Ea = {_fmt(c['ea_eV'], c['ea_err_eV'])} eV")
+        lines.append(f"- sigma(300 K) = {_fmt(c['sigma_300K_mS_cm'], c['sigma_300K_err_mS_cm'])} mS/cm")
+        lines.append(f"- D(300 K) = {_fmt(c['d_300K_cm2_s'], c['d_300K_err_cm2_s'])} cm²/s")
+        lines.append(f"- Tg = {_fmt(c['tg_K'], c['tg_err_K'], '.0f')} K; glass density "
+                     f"{_fmt(c['density_g_cm3'])} g/cm³")
+        if c["fits"].get("preferred_model"):
+            lines.append(f"- preferred model (AIC): {c['fits']['preferred_model']}")
+        if c.get("structure"):
+            s = ", ".join(f"{k} = {_fmt(v) if isinstance(v, float) else v}"
+                          for k, v in c["structure"].items() if not isinstance(v, (list, dict)))
+            lines.append(f"- structure: {s}")
+        lines.append("")
+        if c["temperatures"]:
+            lines.append("| T (K) | replicas | D (cm²/s) | sigma (mS/cm) |")
+            lines.append("|---:|---:|---:|---:|")
+            for t in c["temperatures"]:
+                lines.append(f"| {t['t_K']:g} | {t['n_replicas']} | {_fmt(t['d_cm2_s'], t['d_err_cm2_s'])} | "
+                             f"{_fmt(t['sigma_mS_cm'], t['sigma_err_mS_cm'])} |")
+            lines.append("")
+        for m in c.get("messages") or []:
+            lines.append(f"- note: {m}")
+        if c.get("messages"):
+            lines.append("")
+    perc = results.get("percolation")
+    if perc:
+        lines.append("## Percolation")
+        if "error" in perc:
+            lines.append(f"No percolation fit: {perc['error']}")
+        else:
+            lines.append(f"p_c = {_fmt(perc.get('p_c'), perc.get('p_c_err'))}, "
+                         f"t = {_fmt(perc.get('t'), perc.get('t_err'))}")
+        lines.append("")
+    if results.get("ranking"):
+        lines.append("## Ranking by sigma(300 K)")
+        lines.append("| rank | formula | sigma(300 K) (mS/cm) | Ea (eV) | Tg (K) |")
+        lines.append("|---:|---|---:|---:|---:|")
+        for i, r in enumerate(results["ranking"], 1):
+            lines.append(f"| {r.get('rank', i)} | {r['formula']} | "
+                         f"{_fmt(r.get('sigma_300K_mS_cm'), r.get('sigma_300K_err_mS_cm'))} | "
+                         f"{_fmt(r.get('ea_eV'), r.get('ea_err_eV'))} | {_fmt(r.get('tg_K'), None, '.0f')} |")
+        lines.append("")
+    if plots:
+        lines.append("## Plots")
+        lines += [f"- ![{Path(p).stem}]({p})" for p in plots]
+        lines.append("")
+    return "\n".join(lines)
