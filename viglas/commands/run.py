@@ -1,0 +1,135 @@
+"""``viglas run`` (the whole pipeline on this machine) and ``viglas results``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _default_workdir(config_path: Path) -> Path:
+    return Path("runs") / config_path.stem
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``results`` to the CLI."""
+
+    @app.command("run")
+    def run(
+        config: Path = typer.Argument(..., help="YAML config, e.g. configs/quick.yaml "
+                                      "(see configs/ for commented presets)."),
+        workdir: Path = typer.Option(None, "--workdir", "-w",
+                                     help="Run directory (default: runs/<config name>). "
+                                     "Rerunning with the same directory resumes: finished "
+                                     "jobs are skipped and MD continues from checkpoints."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+        check: bool = typer.Option(False, "--check", help="Only validate the config and "
+                                   "print what would run."),
+    ) -> None:
+        """Run the whole pipeline for CONFIG on this machine.
+
+        Glass model -> melt-quench -> MD at each temperature and replica -> diffusion
+        and conductivity -> Arrhenius/VFT fits and sigma(300 K) with its error band
+        (plus percolation or a ranking for sweeps and screenings). Writes
+        results.json, CSV tables, plots and report.md into the run directory.
+        """
+        from viglas.config import load_config
+
+        cfg = load_config(config)
+        wd = workdir or _default_workdir(config)
+        if check:
+            comps = cfg.compositions()
+            p = cfg.production
+            n_runs = len(comps) * len(p.temperatures_K) * p.replicas
+            typer.echo(f"config OK: {cfg.kind} '{cfg.name}', {len(comps)} composition(s): "
+                       f"{', '.join(c.formula for c in comps)}")
+            typer.echo(f"  calculator {cfg.calculator.name}, {cfg.structure.n_atoms} atoms, "
+                       f"T = {', '.join(f'{t:g}' for t in p.temperatures_K)} K x {p.replicas} "
+                       f"replica(s) = {n_runs} MD runs of {p.duration_ps:g} ps "
+                       f"(+{p.equilibration_ps:g} ps equilibration); workdir {wd}")
+            return
+        from viglas.workflows.run import run_local
+
+        res = run_local(cfg, wd, progress=not quiet)
+        if not quiet:
+            _print_summary(res, Path(wd))
+        if res.get("status", {}).get("failed"):
+            raise typer.Exit(1)
+
+    @app.command("results")
+    def results(
+        workdir: Path = typer.Argument(..., help="Run directory of 'viglas run' (finished "
+                                       "or partial)."),
+        as_json: bool = typer.Option(False, "--json", help="Print results.json instead of "
+                                     "tables."),
+    ) -> None:
+        """Print the summary table of a finished or partial run directory."""
+        import json
+
+        from viglas.workflows.run import collect_results
+
+        res = collect_results(workdir)
+        if as_json:
+            typer.echo(json.dumps(res, indent=2))
+            return
+        _print_summary(res, Path(workdir))
+
+
+def _f(v, e=None, spec=".3g") -> str:
+    if v is None:
+        return "-"
+    s = format(v, spec)
+    return s + (" ± " + format(e, spec) if e is not None else "")
+
+
+def _print_summary(res: dict, workdir: Path) -> None:
+    """Rich tables: per temperature D/sigma, per composition Ea and sigma(300 K), ranking."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    st = res.get("status", {})
+    state = "complete" if st.get("complete") else "PARTIAL"
+    con.print(f"[bold]{res['config']['name']}[/bold] ({res['config']['kind']}): {state}, "
+              f"{st.get('jobs_finished')} of {st.get('jobs_total') or '?'} jobs finished; "
+              f"calculator {res['config']['calculator']['name']}")
+    t = Table(title="D and sigma per temperature (replica mean ± 1 sd of the mean)")
+    for col in ("composition", "T (K)", "replicas", "D (cm²/s)", "sigma (mS/cm)"):
+        t.add_column(col, justify="right" if col != "composition" else "left")
+    for c in res["compositions"]:
+        for p in c["temperatures"]:
+            t.add_row(c["formula"], f"{p['t_K']:g}", str(p["n_replicas"]),
+                      _f(p["d_cm2_s"], p["d_err_cm2_s"]), _f(p["sigma_mS_cm"], p["sigma_err_mS_cm"]))
+    con.print(t)
+    s = Table(title="Per composition (300 K values extrapolated from the Arrhenius fit, ± 1 sd)")
+    for col in ("composition", "p = O/(O+Cl)", "Ea (eV)", "sigma 300 K (mS/cm)",
+                "D 300 K (cm²/s)", "Tg (K)", "status"):
+        s.add_column(col, justify="right" if col != "composition" else "left")
+    for c in res["compositions"]:
+        s.add_row(c["formula"], f"{c['oxygen_fraction']:.3f}", _f(c["ea_eV"], c["ea_err_eV"]),
+                  _f(c["sigma_300K_mS_cm"], c["sigma_300K_err_mS_cm"]),
+                  _f(c["d_300K_cm2_s"], c["d_300K_err_cm2_s"]), _f(c["tg_K"], c["tg_err_K"], ".0f"),
+                  "done" if c.get("complete") else "partial")
+    con.print(s)
+    for c in res["compositions"]:
+        for m in c.get("messages") or []:
+            con.print(f"[dim]{c['formula']}: {m}[/dim]")
+    perc = res.get("percolation")
+    if perc:
+        if "error" in perc:
+            con.print(f"percolation: [yellow]{perc['error']}[/yellow]")
+        else:
+            con.print(f"percolation: p_c = {_f(perc.get('p_c'), perc.get('p_c_err'))}, "
+                      f"t = {_f(perc.get('t'), perc.get('t_err'))}")
+    if res.get("ranking") and res["config"]["kind"] != "composition":
+        r = Table(title="Ranking by sigma(300 K)")
+        for col in ("rank", "composition", "sigma 300 K (mS/cm)", "Ea (eV)", "Tg (K)"):
+            r.add_column(col)
+        for i, row in enumerate(res["ranking"], 1):
+            r.add_row(str(row.get("rank", i)), row["formula"],
+                      _f(row.get("sigma_300K_mS_cm"), row.get("sigma_300K_err_mS_cm")),
+                      _f(row.get("ea_eV"), row.get("ea_err_eV")), _f(row.get("tg_K"), None, ".0f"))
+        con.print(r)
+    for f in st.get("failed", []):
+        con.print(f"[red]failed[/red] {f['uuid'][:8]}: {f['error']}")
+    con.print(f"files: {workdir / 'results.json'}, {workdir / 'report.md'}, {workdir / 'plots'}")
