@@ -1,0 +1,336 @@
+"""Trajectory readers: viglas H5MD, ASE .traj / extxyz, VASP XDATCAR, LAMMPS dumps.
+
+All readers return a :class:`TrajectoryData`: unwrapped positions of the selected
+species (Å), the time axis (fs), the mean cell volume and the atom counts, with the
+centre-of-mass drift of a reference group (framework or whole system) removed.
+
+* H5MD (ours): read in chunks of frames through :class:`viglas.trajectory.H5MDTrajectory`;
+  only the selected species is kept, so memory ~ positions of one species.
+* Other formats are read frame by frame with :func:`ase.io.iread`. When a file has no
+  image flags, positions are unwrapped by the minimum-image convention between
+  consecutive frames; a displacement of more than ``max_jump_fraction`` of a cell
+  vector between two frames makes unwrapping ambiguous and raises
+  :class:`~viglas.errors.TrajectoryError`.
+
+Time axis: the file's own times when it has them (H5MD, extxyz ``time`` key), else
+``timestep_fs * stride`` between stored frames (``stride`` = MD steps per frame).
+Times must be increasing and uniform (relative tolerance 1e-6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from viglas.errors import AnalysisError, TrajectoryError
+
+__all__ = ["TrajectoryData", "read_trajectory", "unwrap_minimum_image", "detect_format"]
+
+_FORMATS = ("h5md", "traj", "extxyz", "xdatcar", "lammps-dump")
+
+
+@dataclass
+class TrajectoryData:
+    """Unwrapped positions of one species (or all atoms) over time.
+
+    positions: (T, N, 3) Å, drift removed; time_fs: (T,); dt_fs: frame spacing;
+    symbols: of the selected atoms; counts: atoms per element in the whole system;
+    volume_A3: mean cell volume; cell: (3, 3) first cell (Å); n_atoms_total;
+    masses: (N,) amu of the selected atoms; drift: how drift was removed;
+    source: path; fmt: format read.
+    """
+
+    positions: np.ndarray
+    time_fs: np.ndarray
+    dt_fs: float
+    symbols: list[str]
+    counts: dict[str, int]
+    volume_A3: float
+    cell: np.ndarray
+    n_atoms_total: int
+    masses: np.ndarray
+    drift: str
+    source: str = ""
+    fmt: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return self.positions.shape[0]
+
+
+def detect_format(path: str | Path) -> str:
+    """Format name from the file name (h5md, traj, extxyz, xdatcar, lammps-dump)."""
+    p = Path(path)
+    name = p.name.lower()
+    if name.endswith((".h5", ".h5md", ".hdf5")):
+        return "h5md"
+    if name.endswith(".traj"):
+        return "traj"
+    if name.endswith((".xyz", ".extxyz")):
+        return "extxyz"
+    if "xdatcar" in name:
+        return "xdatcar"
+    if name.endswith((".dump", ".lammpstrj")) or "dump" in name:
+        return "lammps-dump"
+    raise TrajectoryError("cannot tell the trajectory format from the file name",
+                          field="fmt", value=str(path), allowed=", ".join(_FORMATS))
+
+
+def _check_times(time_fs: np.ndarray) -> float:
+    t = np.asarray(time_fs, dtype=float)
+    if len(t) < 2:
+        raise AnalysisError("too few frames", field="n_frames", value=len(t), allowed=">= 2")
+    dt = np.diff(t)
+    if np.any(dt <= 0):
+        k = int(np.argmax(dt <= 0))
+        raise TrajectoryError("frame times are not increasing", field="time_fs",
+                              value=f"t[{k}]={t[k]:g}, t[{k + 1}]={t[k + 1]:g}",
+                              allowed="strictly increasing times",
+                              hint="concatenated restarts? drop the duplicated frames")
+    mean = (t[-1] - t[0]) / (len(t) - 1)
+    if np.max(np.abs(dt - mean)) > 1e-6 * abs(mean) + 1e-9:
+        k = int(np.argmax(np.abs(dt - mean)))
+        raise TrajectoryError("frame times are not uniformly spaced", field="time_fs",
+                              value=f"spacing {dt[k]:g} fs at frame {k} vs mean {mean:g} fs",
+                              allowed="uniform spacing (MSD by FFT needs it)")
+    return float(mean)
+
+
+def unwrap_minimum_image(frac_prev: np.ndarray, frac_now: np.ndarray, cell: np.ndarray,
+                         max_jump_fraction: float = 0.4) -> np.ndarray:
+    """Cartesian displacement (Å) between frames by the minimum-image convention.
+
+    ``frac_*`` are fractional coordinates (N, 3). Raises TrajectoryError when an atom
+    moved more than ``max_jump_fraction`` of a cell vector (ambiguous unwrapping).
+    """
+    df = frac_now - frac_prev
+    df -= np.round(df)
+    big = np.abs(df) > max_jump_fraction
+    if np.any(big):
+        a, k = np.argwhere(big)[0]
+        raise TrajectoryError(
+            "an atom moved too far between two frames to unwrap it", field="positions",
+            value=f"atom {a}: {df[a, k]:+.2f} of cell vector {k}",
+            allowed=f"< {max_jump_fraction} of the cell per frame (jumps above half the box "
+                    "cannot be unwrapped)",
+            hint="save frames more often or give a file with image flags/unwrapped positions")
+    return df @ cell
+
+
+def _select(symbols: list[str], species: str | list[str] | None) -> np.ndarray:
+    if species is None:
+        return np.arange(len(symbols))
+    wanted = [species] if isinstance(species, str) else list(species)
+    idx = np.array([i for i, s in enumerate(symbols) if s in wanted], dtype=int)
+    if len(idx) == 0:
+        raise AnalysisError("species not present in the trajectory", field="species",
+                            value=species, allowed=", ".join(sorted(set(symbols))))
+    return idx
+
+
+def _reference(symbols: list[str], sel: np.ndarray, drift: str) -> np.ndarray | None:
+    if drift == "none":
+        return None
+    if drift == "system":
+        return np.arange(len(symbols))
+    if drift == "framework":
+        mask = np.ones(len(symbols), bool)
+        sel_syms = {symbols[i] for i in sel}
+        mask[[i for i, s in enumerate(symbols) if s in sel_syms]] = False
+        ref = np.where(mask)[0]
+        return ref if len(ref) else np.arange(len(symbols))
+    raise AnalysisError("unknown drift removal", field="drift", value=drift,
+                        allowed="framework, system, none")
+
+
+def read_trajectory(path: str | Path, fmt: str | None = None, timestep_fs: float | None = None,
+                    stride: int = 1, species: str | list[str] | None = None, *,
+                    drift: str = "framework", com_weights: str = "mass", every: int = 1,
+                    start_fs: float = 0.0, chunk: int = 2000, max_jump_fraction: float = 0.4,
+                    min_frames: int = 4, specorder: list[str] | None = None) -> TrajectoryData:
+    """Read a trajectory and return unwrapped, drift-corrected positions of ``species``.
+
+    Parameters
+    ----------
+    path : trajectory file.
+    fmt : h5md, traj, extxyz, xdatcar, lammps-dump; None = from the file name.
+    timestep_fs : MD time step in fs (for files without times; required then).
+    stride : MD steps between stored frames (files without times).
+    species : element symbol(s) to keep; None = all atoms.
+    drift : remove the centre-of-mass motion of the ``"framework"`` (all other
+        elements; default), the whole ``"system"``, or ``"none"``.
+    com_weights : ``"mass"`` (default) or ``"equal"`` weights for that centre.
+    every : keep every n-th stored frame.
+    start_fs : drop frames before this time (equilibration), fs from the first frame.
+    max_jump_fraction : largest per-frame move (fraction of a cell vector) accepted
+        when unwrapping by minimum image.
+    min_frames : fewer frames raise AnalysisError.
+    specorder : LAMMPS dumps without an element column: element of type 1, 2, ...
+
+    Raises
+    ------
+    TrajectoryError : unreadable file, unsorted or non-uniform times, jumps too large.
+    AnalysisError : species absent, too few frames.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TrajectoryError("trajectory file not found", field="path", value=str(path))
+    fmt = (fmt or detect_format(path)).lower()
+    if fmt not in _FORMATS:
+        raise TrajectoryError("unknown trajectory format", field="fmt", value=fmt,
+                              allowed=", ".join(_FORMATS))
+    if every < 1 or stride < 1:
+        raise AnalysisError("every and stride must be >= 1", field="every/stride",
+                            value=(every, stride))
+    if fmt == "h5md":
+        data = _read_h5md(path, species, drift, com_weights, every, chunk)
+    else:
+        data = _read_ase(path, fmt, timestep_fs, stride, species, drift, com_weights, every,
+                         max_jump_fraction, specorder)
+    if start_fs > 0:
+        keep = data.time_fs - data.time_fs[0] >= start_fs - 1e-9
+        data.positions = data.positions[keep]
+        data.time_fs = data.time_fs[keep]
+    if data.n_frames < min_frames:
+        raise AnalysisError("too few frames", field="n_frames", value=data.n_frames,
+                            allowed=f">= {min_frames} after start_fs={start_fs:g} fs")
+    data.source = str(path)
+    data.fmt = fmt
+    return data
+
+
+def _com(pos: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return np.einsum("tnd,n->td", pos, w / w.sum())
+
+
+def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryData:
+    from viglas.trajectory import H5MDTrajectory
+
+    with H5MDTrajectory(path) as tr:
+        syms = tr.symbols
+        sel = _select(syms, species)
+        ref = _reference(syms, sel, drift)
+        frames = np.arange(0, tr.n_frames, every)
+        time = tr.time_fs[frames]
+        dt = _check_times(time)
+        masses = tr.masses if tr.masses is not None else _masses(syms)
+        w = masses[ref] if (ref is not None and com_weights == "mass") else (
+            np.ones(len(ref)) if ref is not None else None)
+        out = np.empty((len(frames), len(sel), 3))
+        com0 = None
+        k = 0
+        # whole frames are read per chunk, then reduced to the species (+ COM)
+        for s in range(0, tr.n_frames, chunk):
+            e = min(tr.n_frames, s + chunk)
+            idx = np.arange(s, e)
+            idx = idx[(idx % every) == 0] - s
+            if len(idx) == 0:
+                continue
+            need = sel if ref is None else None
+            block = tr.positions(s, e, indices=need)[idx]
+            if ref is None:
+                out[k:k + len(idx)] = block
+            else:
+                com = _com(block[:, ref], w)
+                if com0 is None:
+                    com0 = com[0].copy()
+                out[k:k + len(idx)] = block[:, sel] - (com - com0)[:, None, :]
+            k += len(idx)
+        cells = tr.cells()
+        vol = float(np.mean(np.abs(np.linalg.det(cells))))
+        counts = {s_: syms.count(s_) for s_ in sorted(set(syms))}
+        return TrajectoryData(positions=out, time_fs=time, dt_fs=dt, symbols=[syms[i] for i in sel],
+                              counts=counts, volume_A3=vol, cell=np.array(cells[0]),
+                              n_atoms_total=len(syms), masses=np.asarray(masses)[sel],
+                              drift=drift, meta=dict(tr.metadata))
+
+
+def _masses(symbols: list[str]) -> np.ndarray:
+    from ase.data import atomic_masses, atomic_numbers
+
+    return np.array([atomic_masses[atomic_numbers[s]] for s in symbols])
+
+
+_ASE_FMT = {"traj": "traj", "extxyz": "extxyz", "xdatcar": "vasp-xdatcar",
+            "lammps-dump": "lammps-dump-text"}
+
+
+def _read_ase(path, fmt, timestep_fs, stride, species, drift, com_weights, every,
+              max_jump_fraction, specorder) -> TrajectoryData:
+    import ase.io
+
+    kw = {}
+    if fmt == "lammps-dump" and specorder:
+        kw["specorder"] = list(specorder)
+    try:
+        it = ase.io.iread(str(path), index=slice(0, None, every), format=_ASE_FMT[fmt], **kw)
+        first = next(it)
+    except StopIteration:
+        raise TrajectoryError("trajectory has no frames", field="path", value=str(path)) from None
+    except Exception as exc:  # ASE raises many kinds
+        raise TrajectoryError(f"cannot read the file as {fmt} ({exc})", field="path",
+                              value=str(path)) from exc
+    syms = first.get_chemical_symbols()
+    sel = _select(syms, species)
+    ref = _reference(syms, sel, drift)
+    masses = first.get_masses()
+    w = None
+    if ref is not None:
+        w = masses[ref] if com_weights == "mass" else np.ones(len(ref))
+    keep = sel if ref is None else np.union1d(sel, ref)
+    local_sel = np.searchsorted(keep, sel)
+    local_ref = np.searchsorted(keep, ref) if ref is not None else None
+    pos_list = []
+    times = []
+    vols = []
+    cell0 = np.array(first.cell.array)
+    cur = first.positions[keep].copy()
+    prev_frac = first.get_scaled_positions(wrap=False)[keep]
+    com0 = _com(cur[None, :][:, local_ref], w)[0] if ref is not None else None
+
+    def _time(a):
+        for key in ("time_fs", "time"):
+            if key in a.info:
+                return float(a.info[key])
+        return None
+
+    def push(a, pos):
+        if ref is not None:
+            com = _com(pos[None, :][:, local_ref], w)[0]
+            pos_list.append(pos[local_sel] - (com - com0))
+        else:
+            pos_list.append(pos[local_sel].copy())
+        times.append(_time(a))
+        vols.append(abs(a.get_volume()) if a.cell.rank == 3 else np.nan)
+
+    push(first, cur)
+    nat = len(first)
+    for a in it:
+        if len(a) != nat:
+            raise TrajectoryError("atom count changes during the trajectory", field="n_atoms",
+                                  value=len(a), allowed=f"{nat} in every frame")
+        frac = a.get_scaled_positions(wrap=False)[keep]
+        cell = np.array(a.cell.array)
+        cur = cur + unwrap_minimum_image(prev_frac, frac, cell, max_jump_fraction)
+        prev_frac = frac
+        push(a, cur)
+    if all(t is not None for t in times):
+        time = np.array(times, dtype=float)
+    else:
+        if timestep_fs is None:
+            raise TrajectoryError("this file carries no times; give the MD time step",
+                                  field="timestep_fs", value=None,
+                                  allowed="a number > 0 (fs); frames are timestep_fs*stride apart")
+        if not timestep_fs > 0:
+            raise TrajectoryError("time step must be positive", field="timestep_fs",
+                                  value=timestep_fs)
+        time = np.arange(len(pos_list)) * float(timestep_fs) * stride * every
+    dt = _check_times(time) if len(time) >= 2 else 0.0
+    counts = {s_: syms.count(s_) for s_ in sorted(set(syms))}
+    return TrajectoryData(positions=np.array(pos_list), time_fs=time, dt_fs=dt,
+                          symbols=[syms[i] for i in sel], counts=counts,
+                          volume_A3=float(np.nanmean(vols)), cell=cell0, n_atoms_total=nat,
+                          masses=masses[sel], drift=drift)

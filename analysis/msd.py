@@ -1,0 +1,275 @@
+"""Mean-squared displacement by FFT over all time origins.
+
+For one particle with unwrapped positions ``r(k)``, ``k = 0..T-1``, the time-averaged
+MSD at lag ``m`` is
+
+    MSD(m) = 1/(T-m) * sum_{k=0}^{T-m-1} |r(k+m) - r(k)|^2
+           = 1/(T-m) * [S1(m) - 2 S2(m)],
+
+with ``S1`` from prefix sums of ``|r|^2`` and ``S2(m) = sum_k r(k).r(k+m)`` the
+autocorrelation, computed by FFT (Wiener–Khinchin; Calandrini et al., *École
+Thématique de la Société Française de la Neutronique* 12, 201 (2011); the same
+``S1 - 2 S2`` decomposition as nMOLDYN, MDAnalysis and pymatgen-analysis-diffusion).
+Cost O(N T log T); memory is the positions of the species plus one block of FFTs.
+
+Besides the mean MSD at every lag, :func:`msd_fft` keeps, at ~``n_sample_lags``
+log-spaced lags, what the diffusion estimator needs (see :mod:`.diffusion`):
+
+* the per-particle time-averaged MSD ``m_i(t)``  (particle resampling of the error);
+* the variance of squared displacements over *non-overlapping* time origins and the
+  number of such independent samples ``N * floor((T-1)/m)`` (kinisi's covariance
+  model, McCluskey et al., *J. Chem. Theory Comput.* 20, 1 (2024));
+* the non-Gaussian parameter alpha_2(t) = 3<r^4>/(5<r^2>^2) - 1 (Rahman 1964).
+
+The collective (charge) MSD ``|sum_i q_i Δr_i(t)|^2`` of the species, the quantity
+whose slope gives the conductivity including ion–ion correlations, is computed by
+the same FFT on the summed displacement.
+
+Units: Å, fs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from viglas.errors import AnalysisError
+
+__all__ = ["MSDResult", "msd_fft", "msd_fft_per_particle", "pool_msd", "sample_lags"]
+
+
+def sample_lags(n_frames: int, n_sample_lags: int = 160) -> np.ndarray:
+    """Unique, roughly log-spaced lags ``1..n_frames-1`` (frames) used for fitting."""
+    if n_frames < 2:
+        return np.zeros(0, dtype=int)
+    lags = np.unique(np.round(np.geomspace(1, n_frames - 1, n_sample_lags)).astype(int))
+    return lags[(lags >= 1) & (lags <= n_frames - 1)]
+
+
+def msd_fft_per_particle(x: np.ndarray, block: int = 16) -> np.ndarray:
+    """Time-averaged MSD of every particle at every lag.
+
+    Parameters
+    ----------
+    x : (T, N, d) unwrapped positions in Å.
+    block : particles transformed at once (bounds transient memory).
+
+    Returns
+    -------
+    (T, N) array: MSD of each particle at lags ``0..T-1`` (frames), Å².
+    """
+    from scipy.fft import irfft, next_fast_len, rfft
+
+    x = np.asarray(x, dtype=np.float64)
+    t, n, _ = x.shape
+    nfft = next_fast_len(2 * t, real=True)
+    norm = (t - np.arange(t))[:, None]
+    out = np.empty((t, n), dtype=np.float64)
+    for s in range(0, n, block):
+        xb = x[:, s:s + block, :]
+        f = rfft(xb, n=nfft, axis=0)
+        p = (f.real**2 + f.imag**2).sum(axis=2)
+        del f
+        s2 = irfft(p, n=nfft, axis=0)[:t]
+        r2 = (xb**2).sum(axis=2)
+        pre = np.concatenate([np.zeros((1, r2.shape[1])), np.cumsum(r2, axis=0)], axis=0)
+        m = np.arange(t)
+        s1 = pre[t - m] + (pre[t] - pre[m])
+        out[:, s:s + block] = (s1 - 2.0 * s2) / norm
+    out[0] = 0.0
+    np.maximum(out, 0.0, out=out)
+    return out
+
+
+@dataclass
+class MSDResult:
+    """MSD of one species (possibly pooled over replicas).
+
+    Attributes (Å, fs):
+        species: element symbol.
+        dt_fs: time between frames.
+        lag_time_fs: (L,) lag times ``0, dt, 2dt, ...``.
+        msd_A2: (L,) MSD averaged over particles and all time origins.
+        counts: (L,) number of (particle, origin) pairs behind each MSD value.
+        sample_lag: (K,) lags (frames) at which the per-particle data below are kept.
+        per_particle_A2: (N, K) time-averaged MSD of every particle at ``sample_lag``.
+        var_sq_A4: (K,) variance of |Δr|^2 over non-overlapping origins and particles.
+        n_independent: (K,) number of non-overlapping samples ``sum N*floor((T-1)/m)``.
+        mean_sq_A2: (K,) mean of |Δr|^2 over those non-overlapping samples.
+        ngp: (K,) non-Gaussian parameter alpha_2 at ``sample_lag``.
+        charge_msd_A2: (L,) collective MSD |sum_i q_i Δr_i|^2 / N of the species (q=1),
+            pooled over replicas, or None.
+        charge_counts: (L,) number of origins behind each collective MSD value.
+        n_particles: particles over all replicas; n_frames: frames per replica;
+        replica_particles: particles per replica.
+        dimension: spatial dimensions (3).
+    """
+
+    species: str
+    dt_fs: float
+    lag_time_fs: np.ndarray
+    msd_A2: np.ndarray
+    counts: np.ndarray
+    sample_lag: np.ndarray
+    per_particle_A2: np.ndarray
+    var_sq_A4: np.ndarray
+    n_independent: np.ndarray
+    mean_sq_A2: np.ndarray
+    ngp: np.ndarray
+    charge_msd_A2: np.ndarray | None
+    charge_counts: np.ndarray | None
+    n_particles: int
+    n_frames: list[int] = field(default_factory=list)
+    dimension: int = 3
+    replica_particles: list[int] = field(default_factory=list)
+
+    @property
+    def sample_time_fs(self) -> np.ndarray:
+        """Lag times (fs) of the per-particle samples."""
+        return self.sample_lag * self.dt_fs
+
+    @property
+    def total_time_fs(self) -> float:
+        """Longest replica duration (fs)."""
+        return (max(self.n_frames) - 1) * self.dt_fs
+
+    def to_dict(self, max_points: int = 400) -> dict[str, Any]:
+        """JSON-ready summary: the MSD curve on at most ``max_points`` log-spaced lags."""
+        idx = np.unique(np.concatenate([[0], sample_lags(len(self.msd_A2), max_points)]))
+        d = {"species": self.species, "dt_fs": self.dt_fs, "n_particles": self.n_particles,
+             "n_frames": list(self.n_frames), "dimension": self.dimension,
+             "lag_time_fs": self.lag_time_fs[idx].tolist(), "msd_A2": self.msd_A2[idx].tolist()}
+        if self.charge_msd_A2 is not None:
+            d["charge_msd_A2"] = self.charge_msd_A2[idx].tolist()
+        return d
+
+
+def _nonoverlap_stats(x: np.ndarray, lags: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sums over non-overlapping displacements: count, sum r^2, sum r^4 per lag."""
+    n = np.zeros(len(lags))
+    s2 = np.zeros(len(lags))
+    s4 = np.zeros(len(lags))
+    for j, m in enumerate(lags):
+        sub = x[::m]
+        d = np.diff(sub, axis=0)
+        r2 = (d**2).sum(axis=2)
+        n[j] = r2.size
+        s2[j] = r2.sum()
+        s4[j] = (r2**2).sum()
+    return n, s2, s4
+
+
+def msd_fft(positions: np.ndarray, dt_fs: float, *, species: str = "X",
+            charges: float | np.ndarray = 1.0, n_sample_lags: int = 160,
+            block: int = 16, charge_msd: bool = True) -> MSDResult:
+    """MSD of one species from unwrapped positions, all time origins, by FFT.
+
+    Parameters
+    ----------
+    positions : (T, N, 3) unwrapped Cartesian positions in Å (drift already removed,
+        see :func:`viglas.analysis.io.read_trajectory`).
+    dt_fs : time between frames in fs.
+    species : label stored in the result.
+    charges : charge (e) of each particle for the collective MSD (scalar or (N,)).
+    n_sample_lags : number of log-spaced lags at which per-particle data are kept.
+    block : particles per FFT block (memory ~ block * 2T * 3 complex numbers).
+    charge_msd : also compute the collective (charge) MSD.
+
+    Raises
+    ------
+    AnalysisError : fewer than 4 frames, no particles, non-finite positions.
+    """
+    x = np.asarray(positions, dtype=np.float64)
+    if x.ndim != 3 or x.shape[2] not in (1, 2, 3):
+        raise AnalysisError("positions must have shape (frames, particles, 3)",
+                            field="positions", value=getattr(x, "shape", None))
+    t, n, dim = x.shape
+    if t < 4:
+        raise AnalysisError("too few frames for an MSD", field="n_frames", value=t,
+                            allowed=">= 4 (and many more for a diffusion coefficient)")
+    if n < 1:
+        raise AnalysisError("no particles of this species", field="species", value=species)
+    if not np.all(np.isfinite(x)):
+        raise AnalysisError("positions contain NaN or inf", field="positions", value="non-finite")
+    if not (dt_fs > 0):
+        raise AnalysisError("time between frames must be positive", field="dt_fs", value=dt_fs)
+    per = msd_fft_per_particle(x, block=block)
+    lags = sample_lags(t, n_sample_lags)
+    msd = per.mean(axis=1)
+    counts = (t - np.arange(t)) * n
+    pp = per[lags].T.copy()
+    del per
+    nn, s2, s4 = _nonoverlap_stats(x, lags)
+    mean2 = s2 / nn
+    var = np.where(nn > 1, (s4 - nn * mean2**2) / np.maximum(nn - 1, 1), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ngp = dim * (s4 / nn) / ((dim + 2) * mean2**2) - 1.0
+    cmsd = ccounts = None
+    if charge_msd:
+        q = np.broadcast_to(np.asarray(charges, dtype=float), (n,))
+        tot = np.einsum("tnd,n->td", x - x[:1], q)[:, None, :]
+        cmsd = msd_fft_per_particle(tot)[:, 0] / n
+        ccounts = t - np.arange(t)
+    return MSDResult(species=species, dt_fs=float(dt_fs), lag_time_fs=np.arange(t) * dt_fs,
+                     msd_A2=msd, counts=counts, sample_lag=lags, per_particle_A2=pp,
+                     var_sq_A4=var, n_independent=nn, mean_sq_A2=mean2, ngp=ngp,
+                     charge_msd_A2=cmsd, charge_counts=ccounts, n_particles=n, n_frames=[t], dimension=dim,
+                     replica_particles=[n])
+
+
+def pool_msd(results: list[MSDResult]) -> MSDResult:
+    """Pool MSDs of independent replicas (same species and frame spacing).
+
+    The pooled MSD is the count-weighted mean over lags common to all replicas;
+    per-particle samples are kept at the lags of the shortest replica. Replicas are
+    independent, so the collective MSDs are pooled the same way.
+    """
+    if not results:
+        raise AnalysisError("no MSD results to pool", field="results", value=0)
+    if len(results) == 1:
+        return results[0]
+    dt = results[0].dt_fs
+    for r in results:
+        if not np.isclose(r.dt_fs, dt, rtol=1e-6):
+            raise AnalysisError("replicas have different frame spacings", field="dt_fs",
+                                value=[q.dt_fs for q in results], allowed="equal spacing")
+        if r.species != results[0].species:
+            raise AnalysisError("replicas are of different species", field="species",
+                                value=[q.species for q in results])
+    ref = min(results, key=lambda r: len(r.msd_A2))
+    L = len(ref.msd_A2)
+    lags = ref.sample_lag
+    counts = sum(r.counts[:L] for r in results)
+    msd = sum(r.msd_A2[:L] * r.counts[:L] for r in results) / np.maximum(counts, 1)
+    pp = []
+    nn = np.zeros(len(lags))
+    m2 = np.zeros(len(lags))
+    m4 = np.zeros(len(lags))
+    for r in results:
+        pos = np.clip(np.searchsorted(r.sample_lag, lags), 0, len(r.sample_lag) - 1)
+        if not np.array_equal(r.sample_lag[pos], lags):
+            raise AnalysisError("replica lags do not match; use equal n_sample_lags",
+                                field="n_sample_lags", value=len(r.sample_lag))
+        pp.append(r.per_particle_A2[:, pos])
+        w = r.n_independent[pos]
+        mu = r.mean_sq_A2[pos]
+        nn += w
+        m2 += w * mu
+        m4 += (w - 1) * r.var_sq_A4[pos] + w * mu**2
+    mean2 = m2 / nn
+    var = (m4 - nn * mean2**2) / np.maximum(nn - 1, 1)
+    dim = results[0].dimension
+    ngp = dim * (m4 / nn) / ((dim + 2) * mean2**2) - 1.0
+    cmsd = ccounts = None
+    if all(r.charge_msd_A2 is not None for r in results):
+        ccounts = sum(r.charge_counts[:L] for r in results)
+        cmsd = sum(r.charge_msd_A2[:L] * r.charge_counts[:L] for r in results) / ccounts
+    return MSDResult(species=ref.species, dt_fs=dt, lag_time_fs=np.arange(L) * dt, msd_A2=msd,
+                     counts=counts, sample_lag=lags, per_particle_A2=np.concatenate(pp, axis=0),
+                     var_sq_A4=var, n_independent=nn, mean_sq_A2=mean2, ngp=ngp,
+                     charge_msd_A2=cmsd, charge_counts=ccounts, n_particles=sum(r.n_particles for r in results),
+                     n_frames=[f for r in results for f in r.n_frames], dimension=dim,
+                     replica_particles=[p for r in results for p in r.replica_particles])
+

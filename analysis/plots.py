@@ -1,0 +1,135 @@
+"""Plots (matplotlib, Agg backend): each function writes a PNG and returns its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["plot_msd", "plot_arrhenius", "plot_vft", "plot_percolation", "plot_tg"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    return path
+
+
+def plot_msd(msd, diffusion=None, path: str | Path = "msd.png") -> Path:
+    """Log–log MSD (Å² vs ps) with the fitted line over the diffusive window shaded;
+    inset-free second panel: D against the fit start (scan)."""
+    plt = _plt()
+    ncol = 2 if diffusion is not None and diffusion.scan_t_start_fs else 1
+    fig, axes = plt.subplots(1, ncol, figsize=(5.2 * ncol, 4))
+    ax = axes[0] if ncol == 2 else axes
+    t = msd.lag_time_fs[1:] / 1000.0
+    ax.loglog(t, msd.msd_A2[1:], label=f"{msd.species} MSD")
+    if msd.charge_msd_A2 is not None:
+        ax.loglog(t, np.maximum(msd.charge_msd_A2[1:], 1e-12), alpha=0.5, label="charge MSD / N")
+    if diffusion is not None:
+        ts, te = diffusion.t_start_fs / 1000.0, diffusion.t_end_fs / 1000.0
+        ax.axvspan(ts, te, color="0.9", label="fit window")
+        tt = np.geomspace(max(ts, t[0]), te, 50)
+        slope = 2 * msd.dimension * diffusion.d_cm2_s / 0.1  # Å²/fs
+        ax.loglog(tt, slope * tt * 1000 + diffusion.intercept_A2, "k--",
+                  label=f"D = {diffusion.d_cm2_s:.2e} ± {diffusion.d_err_cm2_s:.1e} cm²/s")
+    ax.set_xlabel("lag time (ps)")
+    ax.set_ylabel("MSD (Å²)")
+    ax.legend(fontsize=8)
+    if ncol == 2:
+        ax2 = axes[1]
+        ax2.errorbar(np.array(diffusion.scan_t_start_fs) / 1000, diffusion.scan_d_cm2_s,
+                     diffusion.scan_d_err_cm2_s, fmt="o-")
+        ax2.axvline(diffusion.t_start_fs / 1000, color="k", ls=":")
+        ax2.set_xscale("log")
+        ax2.set_xlabel("fit start (ps)")
+        ax2.set_ylabel("D (cm²/s)")
+    return _save(fig, path)
+
+
+def plot_arrhenius(t_K: Sequence[float], y: Sequence[float], y_err: Sequence[float] | None,
+                   fit=None, path: str | Path = "arrhenius.png", t_extrapolate_K: float = 300.0) -> Path:
+    """ln y against 1000/T with the fit and its 1-sigma band down to ``t_extrapolate_K``."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    t = np.asarray(t_K, float)
+    yv = np.asarray(y, float)
+    ax.errorbar(1000 / t, yv, yerr=None if y_err is None else np.asarray(y_err, float), fmt="o",
+                label="data")
+    if fit is not None:
+        tt = np.linspace(min(t.min(), t_extrapolate_K), t.max(), 100)
+        v, e = fit.predict(tt)
+        ax.plot(1000 / tt, v, "k-",
+                label=f"Ea = {fit.ea_eV:.3f} ± {fit.ea_err_eV:.3f} eV" if hasattr(fit, "ea_eV") else "fit")
+        ax.fill_between(1000 / tt, np.maximum(v - e, v * 1e-3), v + e, color="0.8")
+    ax.set_yscale("log")
+    ax.set_xlabel("1000 / T (1/K)")
+    q = getattr(fit, "quantity", "D")
+    ax.set_ylabel("D (cm²/s)" if q == "D" else "σ (mS/cm)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_vft(t_K, y, y_err, fit, path: str | Path = "vft.png", arrhenius=None) -> Path:
+    """Data with the VFT fit (and optionally the Arrhenius fit) against 1000/T."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    t = np.asarray(t_K, float)
+    ax.errorbar(1000 / t, y, yerr=y_err, fmt="o", label="data")
+    tt = np.linspace(max(fit.t0_K + 1, t.min() * 0.8), t.max(), 100)
+    v, e = fit.predict(tt)
+    ax.plot(1000 / tt, v, "C1-", label=f"VFT T0 = {fit.t0_K:.0f} ± {fit.t0_err_K:.0f} K")
+    ax.fill_between(1000 / tt, np.maximum(v - e, v * 1e-3), v + e, color="C1", alpha=0.2)
+    if arrhenius is not None:
+        va, _ = arrhenius.predict(tt)
+        ax.plot(1000 / tt, va, "k--", label="Arrhenius")
+    ax.set_yscale("log")
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_percolation(p, sigma, sigma_err, fit, path: str | Path = "percolation.png") -> Path:
+    """sigma against p with the fitted power law and p_c (68% interval shaded)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    p = np.asarray(p, float)
+    ax.errorbar(p, sigma, sigma_err, fmt="o", label="data")
+    pp = np.linspace(fit.p_c + 1e-6, p.max(), 200)
+    ax.plot(pp, fit.predict(pp), "k-", label=f"p_c = {fit.p_c:.3f} ± {fit.p_c_err:.3f}, "
+                                              f"t = {fit.t:.2f} ± {fit.t_err:.2f}")
+    ax.axvspan(*fit.p_c_ci68, color="0.85")
+    ax.set_yscale("log")
+    ax.set_xlabel("oxygen anion fraction p")
+    ax.set_ylabel("σ")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_tg(temperature_K, y, fit, path: str | Path = "tg.png", ylabel: str = "V (Å³)") -> Path:
+    """Quench property against T with the two-line fit and Tg."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    t = np.asarray(temperature_K, float)
+    ax.plot(t, y, ".", label="quench")
+    tt = np.linspace(t.min(), t.max(), 200)
+    ax.plot(tt, fit.predict(tt), "k-")
+    ax.axvline(fit.tg_K, color="C3", ls="--", label=f"Tg = {fit.tg_K:.0f} ± {fit.tg_err_K:.0f} K")
+    ax.set_xlabel("T (K)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
