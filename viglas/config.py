@@ -44,8 +44,7 @@ __all__ = [
 
 #: Calculator names understood by ``viglas.calculators.get_calculator`` (plus any
 #: ``"package.module:factory"`` import path).
-KNOWN_CALCULATORS = ("ionic", "emt", "chgnet", "sevennet", "mace-mp", "mattersim", "orb",
-                     "lammps")
+KNOWN_CALCULATORS = ("ionic", "emt", "chgnet", "sevennet", "mace-mp", "mattersim", "orb")
 
 # --------------------------------------------------------------------------- units
 _UNITS: dict[str, dict[str, float]] = {
