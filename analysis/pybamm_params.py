@@ -1,0 +1,340 @@
+"""PyBaMM electrolyte functions built from viglas Arrhenius / VFT fits.
+
+A VIGLAS glass is a *solid single-ion conductor*: only the alkali ion (Li+ or Na+)
+moves, the anion network (M, Cl, O) is immobile. PyBaMM's electrolyte models
+(SPMe, DFN) describe a binary electrolyte with a salt concentration ``c_e``. The
+mapping used here (documented in the export schema, ``assumptions``):
+
+* ``Electrolyte conductivity [S.m-1]`` = sigma(T) from the fit, converted
+  mS/cm -> S/m (x 0.1); independent of ``c_e``.
+* ``Electrolyte diffusivity [m2.s-1]`` = D(T) of the mobile ion from the fit,
+  converted cm^2/s -> m^2/s (x 1e-4); independent of ``c_e``.
+* ``Cation transference number`` = 1 (assumption: single-ion conductor). With
+  t+ = 1 the reaction source term (1 - t+) j / F and the diffusion-potential term
+  vanish, so ``c_e`` stays uniform and the diffusivity has no effect on the
+  solution; it is set for completeness.
+* ``Thermodynamic factor`` = 1 (irrelevant when t+ = 1).
+* The conductivity is the *bulk* glass value; porosity/Bruggeman corrections of
+  the parameter set still apply (composite electrodes, separator layer).
+
+Temperatures outside the fitted range raise an :class:`ExtrapolationWarning`
+(never a silent extrapolation). With PyBaMM symbols the check is done when the
+temperature is a constant (isothermal models); for thermal models check the
+solution afterwards with :func:`check_temperature_range`.
+
+The block between ``# --- kernel start`` and ``# --- kernel end`` is copied
+verbatim into the stand-alone modules written by
+``viglas export --format pybamm``; it must only use ``math``, ``numpy`` and
+``warnings`` (PyBaMM imported lazily).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from viglas.errors import ExportError
+
+
+class ExtrapolationWarning(UserWarning):
+    """A fit is evaluated at a temperature outside the range it was fitted on.
+
+    Turn it into an error with
+    ``warnings.simplefilter("error", ExtrapolationWarning)``.
+    """
+
+
+def _fail(message: str, field: str, value: Any, allowed: str) -> None:
+    """Raise the viglas error for bad input (the generated module has its own)."""
+    raise ExportError(message, field=field, value=value, allowed=allowed)
+
+# --- kernel start
+import warnings
+
+import numpy as np
+
+#: Boltzmann constant in eV/K (CODATA 2018, same as viglas.units.KB_EV_K).
+KB_EV_K = 8.617333262e-5
+#: 1 mS/cm in S/m.
+S_M_PER_MS_CM = 0.1
+#: 1 cm^2/s in m^2/s.
+M2_S_PER_CM2_S = 1e-4
+#: Export block name -> (unit in the export, factor to the PyBaMM SI unit).
+_QUANTITIES = {"conductivity": ("mS/cm", S_M_PER_MS_CM),
+               "diffusivity": ("cm2/s", M2_S_PER_CM2_S)}
+
+
+def _is_symbol(x: Any) -> bool:
+    """True when ``x`` is a PyBaMM expression (PyBaMM imported only if present)."""
+    try:
+        import pybamm
+    except ImportError:  # pragma: no cover - without pybamm nothing is a Symbol
+        return False
+    return isinstance(x, pybamm.Symbol)
+
+
+def _backend(T: Any) -> Any:
+    """Module providing ``exp``/``sqrt``: pybamm for symbols, numpy otherwise."""
+    if _is_symbol(T):
+        import pybamm
+        return pybamm
+    return np
+
+
+def ln_and_sd(model: str, fit: dict, T: Any, with_sd: bool = True) -> tuple[Any, Any]:
+    """ln y(T) of a fit and its one-sigma uncertainty (delta method).
+
+    ``model="arrhenius"``: ln y = ln_prefactor - ea_eV / (KB_EV_K * T), covariance
+    over [ln_prefactor, ea_eV]. ``model="vft"``: ln y = ln_a - b_K / (T - t0_K),
+    covariance over [ln_a, b_K, t0_K]. ``T`` in K: float, numpy array or PyBaMM
+    symbol. Returns ``(ln_y, sd_ln_y)``; ``sd_ln_y`` is None when ``with_sd`` is
+    False or the fit has no covariance. ``sd_ln_y = sqrt(g^T C g)`` with ``g`` the
+    gradient of ln y with respect to the parameters.
+    """
+    if model == "arrhenius":
+        g1 = -1.0 / (KB_EV_K * T)
+        ln_y = fit["ln_prefactor"] + fit["ea_eV"] * g1
+        grad = [1.0, g1]
+    elif model == "vft":
+        d = T - fit["t0_K"]
+        ln_y = fit["ln_a"] - fit["b_K"] / d
+        grad = [1.0, -1.0 / d, -fit["b_K"] / (d * d)]
+    else:
+        _fail("unknown fit model", "model", model, "'arrhenius' or 'vft'")
+    cov = fit.get("cov")
+    if not with_sd or cov is None:
+        return ln_y, None
+    var = 0.0
+    for i, gi in enumerate(grad):
+        for j, gj in enumerate(grad):
+            if cov[i][j] != 0.0:
+                var = var + cov[i][j] * gi * gj
+    if _is_symbol(var):
+        import pybamm
+        return ln_y, pybamm.sqrt(pybamm.maximum(var, 0.0))
+    return ln_y, np.sqrt(np.maximum(var, 0.0))
+
+
+def _constant_value(T: Any) -> Any:
+    """Numeric value of a constant PyBaMM symbol (broadcasts stripped), else None."""
+    import pybamm
+    if not T.is_constant():
+        return None
+    while isinstance(T, pybamm.Broadcast):
+        T = T.orphans[0]
+    try:
+        return T.evaluate()
+    except Exception:  # noqa: BLE001 - symbols that cannot be evaluated are not checked
+        return None
+
+
+def check_range(T: Any, t_min_K: float, t_max_K: float, what: str, stacklevel: int = 3) -> bool:
+    """Warn with :class:`ExtrapolationWarning` when ``T`` (K) leaves [t_min_K, t_max_K].
+
+    Returns True when a warning was issued. A non-constant PyBaMM symbol cannot be
+    checked here (returns False); check the solved temperature instead.
+    """
+    if _is_symbol(T):
+        T = _constant_value(T)
+        if T is None:
+            return False
+    t = np.asarray(T, dtype=float)
+    if t.size == 0:
+        return False
+    lo, hi = float(np.min(t)), float(np.max(t))
+    if lo < t_min_K or hi > t_max_K:
+        shown = f"{lo:g} K" if lo == hi else f"{lo:g}-{hi:g} K"
+        warnings.warn(ExtrapolationWarning(
+            f"{what}: T = {shown} is outside the fitted range "
+            f"{t_min_K:g}-{t_max_K:g} K; the value is an extrapolation of the fit"),
+            stacklevel=stacklevel)
+        return True
+    return False
+
+
+def make_property(block: dict, quantity: str, model: str | None = None,
+                  n_sigma: float = 0.0, label: str = "") -> Callable[[Any, Any], Any]:
+    """PyBaMM-style function ``f(c_e, T)`` from one export block.
+
+    ``block`` is a composition's ``conductivity`` or ``diffusivity`` block of a
+    viglas-continuum/1 export; ``quantity`` its name. Returns S/m (conductivity)
+    or m^2/s (diffusivity); ``c_e`` (mol/m^3) is accepted and ignored (a
+    single-ion glass has c_e-independent properties). ``n_sigma`` shifts ln y by
+    ``n_sigma`` standard deviations (delta method) for sensitivity studies.
+    """
+    unit, factor = _QUANTITIES[quantity]
+    model = model or block["preferred_model"]
+    if model not in ("arrhenius", "vft"):
+        _fail("unknown fit model", "model", model, "'arrhenius' or 'vft'")
+    fit = block.get(model)
+    if fit is None:
+        _fail(f"no {model} fit for the {quantity} in the export", f"{quantity}.{model}", None,
+              "a model whose fit exists: " + ", ".join(
+                  m for m in ("arrhenius", "vft") if block.get(m) is not None))
+    if n_sigma and fit.get("cov") is None:
+        _fail(f"the {model} fit of the {quantity} has no covariance", "n_sigma", n_sigma,
+              "0 when the covariance is missing")
+    t_min, t_max = fit["t_min_K"], fit["t_max_K"]
+    what = f"{label} {quantity} ({model})".strip()
+
+    def func(c_e: Any, T: Any) -> Any:
+        check_range(T, t_min, t_max, what)
+        if model == "vft" and not _is_symbol(T) and np.any(np.asarray(T) <= fit["t0_K"]):
+            _fail(f"{what}: the VFT law diverges at T <= t0_K", "T", T,
+                  f"T > t0_K = {fit['t0_K']:g} K")
+        xp = _backend(T)
+        ln_y, sd = ln_and_sd(model, fit, T, with_sd=bool(n_sigma))
+        if n_sigma:
+            ln_y = ln_y + n_sigma * sd
+        return factor * xp.exp(ln_y)
+
+    func.__name__ = f"electrolyte_{quantity}"
+    func.__doc__ = (f"{what} in {'S/m' if quantity == 'conductivity' else 'm2/s'}"
+                    f" from T in K (c_e in mol/m3 is ignored); fitted on {t_min:g}-{t_max:g} K.")
+    func.model = model
+    func.fit = fit
+    func.t_min_K = t_min
+    func.t_max_K = t_max
+    return func
+# --- kernel end
+
+
+def _composition(source: Any, composition: str | None) -> dict:
+    """The export entry of one composition from an export, results, or path."""
+    from viglas.analysis.export import as_export, select_composition
+    return select_composition(as_export(source), composition)
+
+
+def make_electrolyte_conductivity(source: Any, composition: str | None = None, *,
+                                  model: str | None = None,
+                                  n_sigma: float = 0.0) -> Callable[[Any, Any], Any]:
+    """Factory: ``electrolyte_conductivity(c_e, T)`` in S/m from the sigma(T) fit.
+
+    ``source``: a viglas-continuum export (dict or file) or a viglas-results
+    results.json (dict or path). ``composition``: formula or label (needed when
+    there are several). ``model``: "arrhenius" or "vft" (default: the preferred
+    one). ``n_sigma``: shift ln sigma by that many standard deviations. The
+    returned function takes c_e in mol/m^3 (ignored) and T in K (float, array or
+    PyBaMM symbol) and warns (:class:`ExtrapolationWarning`) outside the fit range.
+    """
+    comp = _composition(source, composition)
+    return make_property(comp["conductivity"], "conductivity", model, n_sigma, comp["label"])
+
+
+def make_electrolyte_diffusivity(source: Any, composition: str | None = None, *,
+                                 model: str | None = None,
+                                 n_sigma: float = 0.0) -> Callable[[Any, Any], Any]:
+    """Factory: ``electrolyte_diffusivity(c_e, T)`` in m^2/s from the D(T) fit.
+
+    Same arguments as :func:`make_electrolyte_conductivity`; D is the tracer
+    diffusion coefficient of the mobile ion, converted from cm^2/s.
+    """
+    comp = _composition(source, composition)
+    return make_property(comp["diffusivity"], "diffusivity", model, n_sigma, comp["label"])
+
+
+def electrolyte_conductivity(c_e: Any, T: Any, *, source: Any,
+                             composition: str | None = None, model: str | None = None) -> Any:
+    """sigma in S/m at ``T`` (K) for ``c_e`` (mol/m^3, ignored) from ``source`` fits."""
+    return make_electrolyte_conductivity(source, composition, model=model)(c_e, T)
+
+
+def electrolyte_diffusivity(c_e: Any, T: Any, *, source: Any,
+                            composition: str | None = None, model: str | None = None) -> Any:
+    """D in m^2/s at ``T`` (K) for ``c_e`` (mol/m^3, ignored) from ``source`` fits."""
+    return make_electrolyte_diffusivity(source, composition, model=model)(c_e, T)
+
+
+def parameter_dict(source: Any, composition: str | None = None, *, model: str | None = None,
+                   n_sigma: float = 0.0, set_concentration: bool = False) -> dict[str, Any]:
+    """PyBaMM parameter names -> values for one composition (see module docstring).
+
+    ``set_concentration=True`` also sets ``Initial concentration in electrolyte
+    [mol.m-3]`` to the mobile-ion concentration of the glass (changes the
+    Butler-Volmer exchange current of most parameter sets; off by default).
+    """
+    comp = _composition(source, composition)
+    out: dict[str, Any] = {
+        "Electrolyte conductivity [S.m-1]": make_property(
+            comp["conductivity"], "conductivity", model, n_sigma, comp["label"]),
+        "Electrolyte diffusivity [m2.s-1]": make_property(
+            comp["diffusivity"], "diffusivity", model, n_sigma, comp["label"]),
+        "Cation transference number": float(comp["transference_number"]),
+        "Thermodynamic factor": 1.0,
+    }
+    if set_concentration:
+        c = comp.get("mobile_ion_concentration_mol_m3")
+        if c is None:
+            raise ExportError("the export has no mobile-ion concentration",
+                              field="mobile_ion_concentration_mol_m3", value=None,
+                              allowed="a number in mol/m^3 (results need number_density_per_cm3)")
+        out["Initial concentration in electrolyte [mol.m-3]"] = float(c)
+    return out
+
+
+def update_parameter_values(parameter_values: Any, export_or_results: Any,
+                            composition: str | None = None, *, model: str | None = None,
+                            n_sigma: float = 0.0, set_concentration: bool = False) -> Any:
+    """Put viglas electrolyte functions into a ``pybamm.ParameterValues`` (in place).
+
+    Replaces ``Electrolyte conductivity [S.m-1]`` and ``Electrolyte diffusivity
+    [m2.s-1]`` by functions of T built from the fits, sets ``Cation transference
+    number`` = 1 and ``Thermodynamic factor`` = 1 (single-ion conductor), and
+    warns (:class:`ExtrapolationWarning`) when the parameter set's ambient or
+    initial temperature lies outside the fitted range. Returns ``parameter_values``.
+    ``export_or_results``: export or results.json (dict or path).
+    """
+    try:
+        import pybamm
+    except ImportError as exc:  # pragma: no cover - tested where pybamm exists
+        from viglas.errors import MissingDependencyError
+        raise MissingDependencyError("PyBaMM is not installed", field="pybamm",
+                                     hint="pip install 'viglas[continuum]'") from exc
+    if not isinstance(parameter_values, pybamm.ParameterValues):
+        raise ExportError("not a pybamm.ParameterValues", field="parameter_values",
+                          value=type(parameter_values).__name__,
+                          allowed="pybamm.ParameterValues, e.g. ParameterValues('Chen2020')")
+    values = parameter_dict(export_or_results, composition, model=model, n_sigma=n_sigma,
+                            set_concentration=set_concentration)
+    parameter_values.update(values, check_already_exists=False)
+    for key in ("Ambient temperature [K]", "Initial temperature [K]"):
+        try:
+            t = parameter_values[key]
+        except KeyError:
+            continue
+        if isinstance(t, (int, float)):
+            for name in ("Electrolyte conductivity [S.m-1]", "Electrolyte diffusivity [m2.s-1]"):
+                f = values[name]
+                check_range(float(t), f.t_min_K, f.t_max_K,
+                            f"{key} = {float(t):g} K for {f.__doc__.split(' in ')[0]}",
+                            stacklevel=2)
+    return parameter_values
+
+
+def check_temperature_range(temperature_K: Any, export_or_results: Any,
+                            composition: str | None = None, model: str | None = None) -> bool:
+    """Warn when temperatures (K; array, or a PyBaMM solution) leave the fitted ranges.
+
+    For a ``pybamm.Solution`` the ``Cell temperature [K]`` variable is checked
+    (thermal models, where the symbolic check in the functions cannot run).
+    Returns True when a warning was issued.
+    """
+    if hasattr(temperature_K, "__getitem__") and type(temperature_K).__name__ == "Solution":
+        temperature_K = temperature_K["Cell temperature [K]"].entries
+    comp = _composition(export_or_results, composition)
+    warned = False
+    for q in ("conductivity", "diffusivity"):
+        block = comp[q]
+        m = model or block["preferred_model"]
+        fit = block[m]
+        warned |= check_range(np.asarray(temperature_K, dtype=float), fit["t_min_K"],
+                              fit["t_max_K"], f"{comp['label']} {q} ({m})", stacklevel=2)
+    return warned
+
+
+def kernel_source() -> str:
+    """Source text of the self-contained kernel (for the generated PyBaMM module)."""
+    text = Path(__file__).read_text(encoding="utf-8")
+    start = text.index("\n# --- kernel start\n") + 1
+    end = text.index("\n# --- kernel end\n") + 1
+    return text[start:end] + "# --- kernel end\n"
