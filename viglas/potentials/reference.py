@@ -33,7 +33,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from viglas.errors import CalculatorError, CompositionError, ConfigError
+from viglas.errors import CompositionError, ConfigError
 from viglas.provenance import stable_hash
 
 #: Elements the default ionic parameter set covers.
@@ -213,20 +213,9 @@ def make_calculator(spec: Any, *, num_threads: int | None = 1):
             torch.set_num_threads(int(num_threads))
         except ImportError:
             pass
-    try:
-        from viglas.calculators import get_calculator
-    except ImportError:  # registry not installed yet: CHGNet directly
-        get_calculator = None
-    if get_calculator is not None:
-        return get_calculator(spec)
-    if spec["name"] != "chgnet":
-        raise CalculatorError("viglas.calculators is not available; only chgnet works",
-                              field="reference", value=spec["name"], allowed="chgnet")
-    from chgnet.model import CHGNet
-    from chgnet.model.dynamics import CHGNetCalculator
+    from viglas.calculators import get_calculator
 
-    model = CHGNet.load(model_name=spec["params"].get("model", "0.3.0"), verbose=False)
-    return CHGNetCalculator(model=model, use_device="cpu", on_isolated_atoms="ignore")
+    return get_calculator(spec)
 
 
 def structure_hash(atoms: Atoms) -> str:

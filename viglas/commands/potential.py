@@ -1,0 +1,241 @@
+"""``viglas fit-potential`` and ``viglas check-potential``: fit the classical ionic
+potential to a reference (ML) potential and check that it is usable for MD."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+DEFAULT_COMPOSITIONS_TEXT = ("LiAlCl4,LiAlCl2.5O0.75,NaAlCl2.5O0.75,LiGaCl2.5O0.75,"
+                             "LiInCl2.5O0.75,LiBCl2.5O0.75,NaAlCl4,"
+                             "Li0.5Na0.5Al0.5Ga0.5Cl3O0.5,Li0.5Na0.5In0.5B0.5Cl2.5O0.75,"
+                             "LiAl0.5Ga0.5Cl2O")
+
+
+def _reference_spec(name: str, params_json: str | None) -> dict[str, Any]:
+    from viglas.errors import ConfigError
+
+    params: dict[str, Any] = {}
+    if params_json:
+        try:
+            params = json.loads(params_json)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("not valid JSON", field="--reference-params",
+                              value=params_json, allowed='e.g. \'{"model": "0.3.0"}\'') from exc
+    if name == "chgnet":
+        params.setdefault("model", "0.3.0")
+    return {"name": name, "params": params}
+
+
+def stability_checks(params_path: str | Path, compositions: list[str], workdir: str | Path, *,
+                     n_atoms: int = 64, nvt_ps: float = 100.0, t_K: float = 1000.0,
+                     timestep_fs: float = 2.0, melt_quench: bool = True, seed: int = 0,
+                     start_frames: dict[str, Any] | None = None,
+                     log: Any = print) -> dict[str, Any]:
+    """Stability of the ionic potential in MD for each composition.
+
+    For each composition: NVT (Langevin, via :func:`viglas.workflows.md.run_md`) for
+    ``nvt_ps`` ps at ``t_K`` with ``timestep_fs``, then (``melt_quench``) a
+    melt-quench (:func:`viglas.workflows.md.melt_quench`, 2000 K -> 300 K at 100 K/ps,
+    NPT at 0 GPa). Start: ``start_frames[composition]`` (e.g. a reference frame) or a
+    random cell relaxed with the ionic potential. Checks: finite energies, no pair
+    closer than 0.7 × contact distance (collapse), mean former coordination and the
+    share of 4-coordinated Al in the last frames.
+    """
+    import numpy as np
+    from ase.optimize import FIRE
+
+    from viglas.potentials import reference as refmod
+    from viglas.potentials.fit import CONTACT_A
+    from viglas.potentials.ionic import IonicPotential
+    from viglas.potentials.parameters import load_parameters, pair_key
+    from viglas.potentials.validate import mean_coordination
+    from viglas.trajectory import H5MDTrajectory
+    from viglas.workflows.md import melt_quench as mq
+    from viglas.workflows.md import run_md
+
+    params = load_parameters(params_path)
+    out: dict[str, Any] = {}
+    workdir = Path(workdir)
+
+    def frames_of(traj_path: Path, last: int = 20) -> list:
+        with H5MDTrajectory(traj_path) as tr:
+            return [tr.atoms(k) for k in range(max(0, tr.n_frames - last), tr.n_frames)]
+
+    def check(frames: list) -> dict[str, Any]:
+        from matscipy.neighbours import neighbour_list
+
+        res: dict[str, Any] = {"finite": bool(all(np.all(np.isfinite(f.positions))
+                                                   for f in frames))}
+        dmin_rel = np.inf
+        for f in frames:
+            sym = np.array(f.get_chemical_symbols())
+            i, j, d = neighbour_list("ijd", f, 3.0)
+            if len(i):
+                ref = np.array([CONTACT_A.get(pair_key(a, b), 2.6) for a, b in zip(sym[i], sym[j])])
+                dmin_rel = min(dmin_rel, float(np.min(d / ref)))
+        res["min_distance_over_contact"] = dmin_rel
+        res["collapsed"] = bool(dmin_rel < 0.7)
+        sym = set(frames[0].get_chemical_symbols())
+        coord = {}
+        for m in ("Al", "Ga", "In", "B"):
+            if m in sym:
+                c = mean_coordination(frames, m, [x for x in ("O", "Cl") if x in sym])
+                coord[m] = {"mean": c["mean"], "fraction_4": c["fraction"].get(4, 0.0),
+                            "fraction": c["fraction"]}
+        res["coordination"] = coord
+        res["volume_A3"] = float(frames[-1].get_volume())
+        return res
+
+    for comp in compositions:
+        entry: dict[str, Any] = {}
+        try:
+            if start_frames and comp in start_frames:
+                atoms = start_frames[comp].copy()
+                atoms.calc = None
+            else:
+                atoms = refmod.random_cell(comp, n_atoms, seed=seed)
+            atoms.info = {}
+            atoms.calc = IonicPotential(params)
+            FIRE(atoms, logfile=None).run(fmax=0.05, steps=300)
+            steps = int(round(nvt_ps * 1000.0 / timestep_fs))
+            d = workdir / comp / "nvt"
+            r = run_md(atoms, IonicPotential(params), ensemble="nvt", thermostat="langevin",
+                       temperature_K=t_K, timestep_fs=timestep_fs, steps=steps,
+                       save_every=max(1, steps // 200), workdir=d, seed=seed, progress=False)
+            fr = frames_of(Path(r.trajectory) if hasattr(r, "trajectory") else d / "traj.h5")
+            entry["nvt"] = {"t_K": t_K, "time_ps": nvt_ps, "timestep_fs": timestep_fs,
+                            "steps": steps, "thermostat": "langevin",
+                            **check(fr)}
+            for name in ("mean_temperature_K", "t_mean_K"):
+                if hasattr(r, name):
+                    entry["nvt"]["mean_temperature_K"] = float(getattr(r, name))
+            log(f"{comp}: NVT {nvt_ps} ps at {t_K} K done: {entry['nvt']['coordination']}")
+            if melt_quench:
+                dq = workdir / comp / "melt_quench"
+                q = mq(fr[-1], IonicPotential(params), t_melt_K=2000.0, t_final_K=300.0,
+                       hold_ps=5.0, cool_rate_K_ps=100.0, pressure_GPa=0.0,
+                       timestep_fs=timestep_fs, workdir=dq, seed=seed)
+                glass = q.atoms if hasattr(q, "atoms") else q.glass
+                entry["melt_quench"] = {"t_melt_K": 2000.0, "t_final_K": 300.0,
+                                        "hold_ps": 5.0, "cool_rate_K_ps": 100.0,
+                                        "pressure_GPa": 0.0, "timestep_fs": timestep_fs,
+                                        **check([glass])}
+                entry["melt_quench"]["density_g_cm3"] = float(
+                    sum(glass.get_masses()) * 1.66053906660 / glass.get_volume())
+                log(f"{comp}: melt-quench done: {entry['melt_quench']['coordination']}")
+            entry["stable"] = bool(entry["nvt"]["finite"] and not entry["nvt"]["collapsed"]
+                                   and (not melt_quench or (entry["melt_quench"]["finite"] and
+                                        not entry["melt_quench"]["collapsed"])))
+        except Exception as exc:  # a failure is a result here: report it
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            entry["stable"] = False
+            log(f"{comp}: {entry['error']}")
+        out[comp] = entry
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fit-potential`` and ``check-potential`` to the CLI."""
+
+    @app.command("fit-potential")
+    def fit_potential(
+        reference: str = typer.Option("chgnet", "--reference", "-r",
+                                      help="Reference calculator from the registry "
+                                           "(chgnet, sevennet, mace-mp, ...)."),
+        reference_params: Optional[str] = typer.Option(
+            None, "--reference-params",
+            help='JSON parameters of the reference, e.g. \'{"model": "0.3.0"}\'.'),
+        compositions: str = typer.Option(DEFAULT_COMPOSITIONS_TEXT, "--compositions", "-c",
+                                         help="Comma-separated formulas to sample."),
+        output: Path = typer.Option(Path("params.yaml"), "--output", "-o",
+                                    help="Where to write the fitted parameters (YAML)."),
+        report: Optional[Path] = typer.Option(None, "--report",
+                                              help="Fitting report JSON (default: next to "
+                                                   "the output, *_report.json)."),
+        plots_dir: Optional[Path] = typer.Option(None, "--plots-dir",
+                                                 help="Folder for the PNG plots "
+                                                      "(default: the output's folder)."),
+        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir",
+                                                 help="Label cache (default "
+                                                      "~/.cache/viglas/labels)."),
+        n_atoms: int = typer.Option(64, help="Atoms per reference cell (about)."),
+        rounds: int = typer.Option(3, help="Max. refit rounds with MD of the fitted "
+                                           "potential (stops when the held-out error "
+                                           "stops improving)."),
+        seed: int = typer.Option(0, help="Seed of every random choice."),
+        threads: int = typer.Option(1, help="torch threads for the reference."),
+        iter_steps: int = typer.Option(600, help="MD steps (2 fs) per refit-round run."),
+    ) -> None:
+        """Fit the ionic potential (Buckingham + wall + DSF Coulomb) to a reference ML
+        potential by force matching, and write the parameters and a report.
+
+        Reference configurations (relaxed random cells, MD at 1500/1000/600 K, strains,
+        rattles) are labelled once and cached; the 1000 K frames are held out for
+        validation. Example:
+
+            viglas fit-potential --reference chgnet -c LiAlCl4,LiAlCl2.5O0.75 -o my.yaml
+        """
+        import sys
+
+        from viglas.potentials.fit import fit_to_reference
+        from viglas.potentials.parameters import save_parameters
+        from viglas.potentials.validate import plot_parity, validation_report, write_report
+
+        spec = _reference_spec(reference, reference_params)
+        comps = [c.strip() for c in compositions.split(",") if c.strip()]
+        command = "viglas " + " ".join(sys.argv[1:]) if sys.argv[1:] else "viglas fit-potential"
+        res = fit_to_reference(comps, spec, cache_dir=cache_dir, n_atoms=n_atoms, seed=seed,
+                               rounds=rounds, num_threads=threads, command=command,
+                               iter_steps=iter_steps, log=typer.echo)
+        params = res["parameters"]
+        save_parameters(params, output)
+        typer.echo(f"parameters written to {output}")
+        plots = Path(plots_dir) if plots_dir else Path(output).parent
+        rep = validation_report(params, res["valid"], plots_dir=plots, seed=seed,
+                                train=res["train"])
+        rep["plots"]["parity_train"] = plot_parity(
+            res["train"], params, plots / "parity_train.png", "training forces").name
+        rep["history"] = res["history"]
+        rep["parameters_file"] = Path(output).name
+        rep["provenance"] = params.provenance
+        report_path = report or Path(output).with_name(Path(output).stem + "_report.json")
+        write_report(rep, report_path)
+        typer.echo(f"report written to {report_path}")
+        for comp, m in rep["held_out"]["compositions"].items():
+            typer.echo(f"  {comp:34s} held-out force R2 {m['force_r2']:.3f} "
+                       f"RMSE {m['force_rmse_eV_A']:.3f} eV/A")
+
+    @app.command("check-potential")
+    def check_potential(
+        parameters: Path = typer.Argument(..., help="Ionic parameter YAML to check."),
+        compositions: str = typer.Option("LiAlCl4,LiAlCl2.5O0.75,NaAlCl2.5O0.75,"
+                                         "LiGaCl2.5O0.75,LiInCl2.5O0.75,LiBCl2.5O0.75",
+                                         "--compositions", "-c",
+                                         help="Comma-separated formulas."),
+        report: Path = typer.Option(..., "--report", help="JSON report to add the "
+                                                           "'stability' section to."),
+        workdir: Path = typer.Option(Path("runs/check-potential"), help="MD run folder."),
+        nvt_ps: float = typer.Option(100.0, help="NVT length in ps."),
+        t_k: float = typer.Option(1000.0, "--t-K", help="NVT temperature in K."),
+        timestep_fs: float = typer.Option(2.0, help="MD time step in fs."),
+        melt_quench: bool = typer.Option(True, help="Also run a melt-quench."),
+        n_atoms: int = typer.Option(64, help="Atoms per cell (about)."),
+        seed: int = typer.Option(0, help="Seed."),
+    ) -> None:
+        """Run NVT and melt-quench MD with an ionic parameter set for each composition
+        and record whether it stays stable (no NaN, no collapse) and how the formers
+        are coordinated."""
+        from viglas.potentials.validate import write_report
+
+        comps = [c.strip() for c in compositions.split(",") if c.strip()]
+        res = stability_checks(parameters, comps, workdir, n_atoms=n_atoms, nvt_ps=nvt_ps,
+                               t_K=t_k, timestep_fs=timestep_fs, melt_quench=melt_quench,
+                               seed=seed, log=typer.echo)
+        data = json.loads(Path(report).read_text()) if Path(report).exists() else {}
+        data.setdefault("stability", {}).update(res)
+        write_report(data, report)
+        typer.echo(f"stability results added to {report}")
