@@ -1,0 +1,106 @@
+"""Structure files: CIF, extended XYZ and VASP POSCAR, chosen by the file name.
+
+* ``*.cif`` — written with pymatgen's ``CifWriter`` (P1, every site fully occupied, so
+  pymatgen reads back the exact formula); build metadata go into ``#`` comment lines.
+* ``*.xyz`` / ``*.extxyz`` — ASE extended XYZ (cell, pbc and ``atoms.info`` kept).
+* ``POSCAR``, ``CONTCAR``, ``*.vasp``, ``*.poscar`` — VASP 5 format, direct coordinates.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from ase import Atoms
+
+from viglas.errors import StructureError
+
+_ALLOWED = "a file name ending in .cif, .xyz, .extxyz, .vasp or .poscar, or named POSCAR/CONTCAR"
+
+
+def structure_format(path: str | os.PathLike) -> str:
+    """File format ("cif", "extxyz" or "vasp") from the file name; StructureError otherwise."""
+    name = Path(path).name
+    low = name.lower()
+    if low.endswith(".cif"):
+        return "cif"
+    if low.endswith((".xyz", ".extxyz")):
+        return "extxyz"
+    if low.endswith((".vasp", ".poscar")) or low.startswith(("poscar", "contcar")):
+        return "vasp"
+    raise StructureError("unknown structure file type", field="output", value=str(path),
+                         allowed=_ALLOWED)
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Check that ``path`` has a known suffix and its folder exists and is writable."""
+    p = Path(path)
+    structure_format(p)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise StructureError("output path is a directory", field="output", value=str(path),
+                             allowed="a file path")
+    if not parent.is_dir():
+        raise StructureError("output folder does not exist", field="output", value=str(path),
+                             allowed="a path in an existing, writable folder")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise StructureError("output path is not writable", field="output", value=str(path),
+                             allowed="a path in an existing, writable folder")
+    return p
+
+
+def write_structure(atoms: Atoms, path: str | os.PathLike) -> Path:
+    """Write ``atoms`` to ``path``; the format follows the file name (see module doc).
+
+    Raises StructureError for an unknown suffix or an unwritable path.
+    """
+    p = check_output_path(path)
+    fmt = structure_format(p)
+    try:
+        if fmt == "cif":
+            from pymatgen.io.ase import AseAtomsAdaptor
+            from pymatgen.io.cif import CifWriter
+
+            plain = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+            struct = AseAtomsAdaptor.get_structure(plain)
+            header = "".join(f"# {k}: {v}\n" for k, v in atoms.info.items()
+                             if isinstance(v, (str, int, float)))
+            text = str(CifWriter(struct))
+            p.write_text(f"# written by viglas\n{header}{text}")
+        elif fmt == "extxyz":
+            from ase.io import write
+
+            info = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float, bool))}
+            out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
+                        pbc=atoms.pbc, info=info)
+            write(p, out, format="extxyz")
+        else:
+            from ase.io import write
+
+            write(p, atoms, format="vasp", direct=True, sort=False)
+    except OSError as exc:
+        raise StructureError(f"cannot write the structure file: {exc.strerror}", field="output",
+                             value=str(path), allowed="a path in an existing, writable folder") from None
+    return p
+
+
+def read_structure(path: str | os.PathLike) -> Atoms:
+    """Read a CIF, extended XYZ or POSCAR file (format from the file name) as ASE Atoms."""
+    p = Path(path)
+    fmt = structure_format(p)
+    if not p.is_file():
+        raise StructureError("structure file not found", field="input", value=str(path),
+                             allowed="an existing file")
+    if fmt == "cif":
+        from pymatgen.core import Structure
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            struct = Structure.from_file(p)
+        a = AseAtomsAdaptor.get_atoms(struct)
+        return Atoms(numbers=a.numbers, positions=a.positions, cell=a.cell, pbc=True)
+    from ase.io import read
+
+    return read(p, format=fmt)
