@@ -1,0 +1,485 @@
+"""Run viglas flows on a cluster with jobflow-remote (Slurm, PBS or plain shell).
+
+The flow is the same one ``viglas run`` executes locally
+(:func:`viglas.workflows.flows.build_flow`); here it is stored in the jobflow-remote
+queue database and a *runner* (``jf runner start``) submits each job to the
+scheduler of the chosen worker when its inputs are ready. Outputs (small documents)
+go to the project's MongoDB job store; MD trajectories stay as H5MD files in each
+job's run directory on the cluster file system.
+
+Per-job-kind settings come from the project file (``viglas hpc init`` writes a
+commented one; :mod:`viglas.workflows.hpc_templates`): under
+``metadata.viglas.<worker>.<kind>`` with kind ``md`` (melt-quench and production
+MD) or ``analysis`` (everything else):
+
+* ``resources`` — scheduler options merged over the worker's ``resources``
+  (e.g. ``{gres: "gpu:1", cpus_per_task: 8, time: "12:00:00"}`` for an ML potential),
+* ``exec_config`` — a named execution config of the project (modules, exports),
+* ``segment_walltime_s`` — MD jobs only: after this many seconds of wall time the
+  MD job stops and *replaces itself* with a continuation job (jobflow
+  ``Response(replace=...)``) that runs in a new allocation, in the same work
+  directory, where :func:`viglas.workflows.md.run_md` resumes from its checkpoint.
+  Default: 90 % of the time limit minus 2 minutes, when a time limit is set.
+
+Public API::
+
+    submit_config(config, worker="slurm", project=None) -> Submission
+    submit_flow(flow, worker="slurm", project=None) -> Submission
+    flow_status(flow_id, project=None) -> dict
+    wait_for_flow(flow_id, project=None, timeout_s=3600.0) -> dict
+    remote_results(project, flow_id) -> dict        # results.json-shaped
+    probe_flow() -> jobflow.Flow                    # two tiny jobs to test a worker
+
+jobflow-remote is an optional dependency (``pip install 'viglas[hpc]'``); it is
+imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from jobflow import Flow, Job, Response, job
+
+from viglas.errors import ConfigError, MissingDependencyError, SubmitError
+
+__all__ = [
+    "Submission", "RoleSettings", "submit_config", "submit_flow", "configure_flow",
+    "role_settings", "job_role", "flow_status", "wait_for_flow", "remote_results",
+    "probe_flow", "segmented_call", "SegmentTimeUp", "MD_JOB_PATTERN",
+]
+
+#: Job names matching this (case-insensitive) are MD jobs (kind ``md``); the rest
+#: are ``analysis`` jobs.
+MD_JOB_PATTERN = r"melt|quench|production|(^|[\s_-])md([\s_-]|$)|equilibrat"
+
+_TERMINAL_JOB = {"COMPLETED", "FAILED", "REMOTE_ERROR", "CANCELLED", "STOPPED", "USER_STOPPED"}
+_BAD_JOB = {"FAILED", "REMOTE_ERROR", "CANCELLED", "STOPPED", "USER_STOPPED"}
+
+
+def _jfr():
+    try:
+        import jobflow_remote
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("jobflow-remote is not installed", field="jobflow_remote",
+                                     hint="pip install 'viglas[hpc]'") from exc
+    return jobflow_remote
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class RoleSettings:
+    """What one kind of job asks of one worker (see module docstring)."""
+
+    resources: dict[str, Any] | None = None
+    exec_config: str | None = None
+    segment_walltime_s: float | None = None
+
+
+def _time_limit_s(resources: dict[str, Any] | None) -> float | None:
+    from viglas.workflows.hpc_templates import parse_walltime_s
+
+    if not resources:
+        return None
+    for key in ("time", "walltime", "time_limit"):
+        if resources.get(key) is not None:
+            return parse_walltime_s(resources[key])
+    return None
+
+
+def role_settings(project: str | None, worker: str) -> dict[str, RoleSettings]:
+    """Per-kind settings (``md``, ``analysis``) of ``worker`` in a jobflow-remote project.
+
+    Reads ``metadata.viglas.<worker>`` of the project file; resources are merged over
+    the worker's own ``resources``. ``project=None`` means jobflow-remote's current
+    project (``$JFREMOTE_PROJECT`` or the only one in the projects folder).
+    """
+    jfr = _jfr()
+    try:
+        cm = jfr.ConfigManager()
+        proj = cm.get_project(project)
+    except Exception as exc:  # jobflow-remote raises its own ConfigError family
+        raise SubmitError(f"cannot load the jobflow-remote project: {exc}", field="project",
+                          value=project, hint="write one with 'viglas hpc init'") from exc
+    if worker not in proj.workers:
+        raise SubmitError("unknown worker", field="worker", value=worker,
+                          allowed=", ".join(proj.workers) or "(no workers in the project)")
+    base = dict(proj.workers[worker].resources or {})
+    meta = ((proj.metadata or {}).get("viglas") or {}).get(worker) or {}
+    out: dict[str, RoleSettings] = {}
+    for kind in ("md", "analysis"):
+        spec = meta.get(kind) or {}
+        unknown = set(spec) - {"resources", "exec_config", "segment_walltime_s"}
+        if unknown:
+            raise SubmitError("unknown key in the project's viglas metadata",
+                              field=f"metadata.viglas.{worker}.{kind}", value=sorted(unknown),
+                              allowed="resources, exec_config, segment_walltime_s")
+        exec_config = spec.get("exec_config")
+        if exec_config is not None and exec_config not in (proj.exec_config or {}):
+            raise SubmitError("unknown exec_config", field=f"metadata.viglas.{worker}.{kind}"
+                              ".exec_config", value=exec_config,
+                              allowed=", ".join(proj.exec_config or {}) or "(none defined)")
+        resources = {**base, **(spec.get("resources") or {})}
+        seg = spec.get("segment_walltime_s")
+        if seg is None and kind == "md":
+            limit = _time_limit_s(resources)
+            if limit:
+                seg = max(60.0, 0.9 * limit - 120.0)
+        if seg is not None and float(seg) <= 0:
+            raise SubmitError("must be > 0 seconds", field=f"metadata.viglas.{worker}.{kind}"
+                              ".segment_walltime_s", value=seg)
+        out[kind] = RoleSettings(resources=resources or None, exec_config=exec_config,
+                                 segment_walltime_s=float(seg) if seg is not None else None)
+    return out
+
+
+def job_role(j: Job) -> str:
+    """``"md"`` for melt-quench/production MD jobs, else ``"analysis"``.
+
+    A job may say it explicitly with ``job.metadata["viglas_role"]``; otherwise its
+    name is matched against :data:`MD_JOB_PATTERN`.
+    """
+    role = (j.metadata or {}).get("viglas_role")
+    if role in ("md", "analysis"):
+        return role
+    return "md" if re.search(MD_JOB_PATTERN, j.name or "", flags=re.I) else "analysis"
+
+
+# --------------------------------------------------------------------------- segments
+class SegmentTimeUp(BaseException):
+    """Raised inside an MD job when its segment's wall-time budget is spent.
+
+    A ``BaseException`` so that ``except Exception`` in the MD code does not swallow it.
+    """
+
+
+def _callable_path(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+@job
+def segmented_call(function: Callable, args: list, kwargs: dict, budget_s: float,
+                   segment: int = 0, workdir: str | None = None, started_utc: float | None = None):
+    """Run ``function(*args, **kwargs)`` for at most ``budget_s`` seconds of wall time.
+
+    The call runs with ``workdir`` as the current directory (the run directory of the
+    first segment), so a resumable MD function that writes relative paths or uses the
+    current directory finds its checkpoint again. When the budget is spent, the call
+    is interrupted (:class:`SegmentTimeUp`, raised from ``SIGALRM`` between Python
+    statements) and this job is replaced by segment ``segment + 1`` with the same
+    arguments: jobflow-remote submits it as a new batch job, and the MD resumes from
+    the last checkpoint. Its output is then the output of the original job, so later
+    jobs see no difference. Only for functions that resume when called again in the
+    same directory (:func:`viglas.workflows.md.run_md` and the viglas MD makers).
+    """
+    if budget_s <= 0:
+        raise SubmitError("segment wall time must be > 0 s", field="segment_walltime_s",
+                          value=budget_s)
+    here = os.getcwd()
+    workdir = workdir or here
+    started_utc = started_utc or time.time()
+    print(f"viglas: MD segment {segment} of {_callable_path(function)} in {workdir}, "
+          f"budget {budget_s:.0f} s", flush=True)
+
+    def _alarm(signum, frame):
+        raise SegmentTimeUp(f"segment {segment} used its {budget_s:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(budget_s))
+    try:
+        os.chdir(workdir)
+        result = function(*args, **kwargs)
+    except SegmentTimeUp:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        from jobflow import CURRENT_JOB
+
+        nxt = segmented_call(function, args, kwargs, budget_s, segment=segment + 1,
+                             workdir=workdir, started_utc=started_utc)
+        current = CURRENT_JOB.job
+        if current is not None:
+            base = re.sub(r" \[segment \d+\]$", "", current.name or "md")
+            nxt.name = f"{base} [segment {segment + 1}]"
+            nxt._kwargs = dict(current._kwargs)  # additional stores (data=...)
+            nxt.output_schema = current.output_schema
+        print(f"viglas: wall-time budget reached; continuing as segment {segment + 1}",
+              flush=True)
+        return Response(replace=nxt, stored_data={"segment": segment, "workdir": workdir,
+                                                  "interrupted": True})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        os.chdir(here)
+    if isinstance(result, Response):
+        result.stored_data = {**(result.stored_data or {}), "segments": segment + 1,
+                              "workdir": workdir}
+        return result
+    return Response(output=result, stored_data={"segments": segment + 1, "workdir": workdir,
+                                                "wall_s": time.time() - started_utc})
+
+
+def _segment(j: Job, budget_s: float) -> None:
+    """Turn MD job ``j`` in place into a :func:`segmented_call` of its function."""
+    if j.function is segmented_call.original:  # already segmented
+        return
+    function, args, kwargs = j.function, list(j.function_args), dict(j.function_kwargs)
+    j.function = segmented_call.original
+    j.function_args = (function, args, kwargs, float(budget_s))
+    j.function_kwargs = {}
+    j.metadata = {**(j.metadata or {}), "viglas_segment_walltime_s": float(budget_s)}
+
+
+# --------------------------------------------------------------------------- configure
+def configure_flow(flow: Flow | Job, settings: dict[str, RoleSettings], *,
+                   segment_md: bool = True) -> Flow | Job:
+    """Set jobflow-remote resources/exec config per job kind, in place.
+
+    MD jobs get ``settings["md"]`` and, when it has ``segment_walltime_s`` and
+    ``segment_md``, are wrapped in :func:`segmented_call`; all other jobs get
+    ``settings["analysis"]``. Returns the same object.
+    """
+    jfr = _jfr()
+    jobs = [flow] if isinstance(flow, Job) else [j for j, _ in flow.iterflow()]
+    for j in jobs:
+        kind = job_role(j)
+        s = settings.get(kind) or RoleSettings()
+        if kind == "md" and segment_md and s.segment_walltime_s:
+            _segment(j, s.segment_walltime_s)
+        j.metadata = {**(j.metadata or {}), "viglas_role": kind}
+        jfr.set_run_config(j, resources=dict(s.resources) if s.resources else None,
+                           exec_config=s.exec_config)
+    return flow
+
+
+# --------------------------------------------------------------------------- submit
+@dataclass
+class Submission:
+    """A flow stored in the jobflow-remote queue."""
+
+    flow_id: str
+    project: str
+    worker: str
+    db_ids: list[str]
+    n_jobs: int
+    name: str = ""
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def follow_commands(self) -> list[str]:
+        """The shell commands to follow this flow."""
+        p = f" -p {self.project}"
+        return [
+            f"jf{p} runner status            # is the runner running? (start: jf{p} runner start --single)",
+            f"jf{p} flow info {self.flow_id}",
+            f"jf{p} job list -fid {self.flow_id}",
+            f"jf{p} job info <DB_ID>         # state, run_dir, error of one job",
+            f"viglas hpc status {self.flow_id} --project {self.project}",
+            f"viglas hpc results {self.flow_id} --project {self.project} -o results.json",
+        ]
+
+
+def _project_name(project: str | None) -> str:
+    jfr = _jfr()
+    try:
+        return jfr.ConfigManager().get_project(project).name
+    except Exception as exc:
+        raise SubmitError(f"cannot load the jobflow-remote project: {exc}", field="project",
+                          value=project, hint="write one with 'viglas hpc init'") from exc
+
+
+def submit_flow(flow: Flow | Job, *, worker: str, project: str | None = None,
+                priority: int = 0, segment_md: bool = True) -> Submission:
+    """Configure ``flow`` per job kind for ``worker`` and add it to the queue.
+
+    Nothing runs until a runner is active (``jf runner start``). Returns the
+    :class:`Submission` (flow id = the jobflow flow uuid, accepted by ``jf flow info``).
+    """
+    jfr = _jfr()
+    settings = role_settings(project, worker)
+    if isinstance(flow, Job):
+        flow = Flow([flow], name=flow.name)
+    configure_flow(flow, settings, segment_md=segment_md)
+    kinds: dict[str, int] = {}
+    for j, _ in flow.iterflow():
+        kinds[j.metadata["viglas_role"]] = kinds.get(j.metadata["viglas_role"], 0) + 1
+    name = _project_name(project)
+    try:
+        db_ids = jfr.submit_flow(flow, worker=worker, project=name, priority=priority)
+    except Exception as exc:
+        raise SubmitError(f"jobflow-remote refused the flow: {exc}", field="worker",
+                          value=worker) from exc
+    return Submission(flow_id=flow.uuid, project=name, worker=worker, db_ids=list(db_ids),
+                      n_jobs=len(db_ids), name=flow.name, kinds=kinds)
+
+
+def submit_config(config: Any, *, worker: str, project: str | None = None,
+                  priority: int = 0) -> Submission:
+    """Build the flow of a viglas config (path, dict or ``Config``) and submit it.
+
+    The flow is exactly the one ``viglas run`` runs
+    (:func:`viglas.workflows.flows.build_flow`).
+    """
+    from viglas.workflows.flows import build_flow
+
+    if isinstance(config, (str, Path)):
+        from viglas.config import load_config
+
+        config = load_config(config)
+    elif isinstance(config, dict):
+        from viglas.config import parse_config
+
+        config = parse_config(config)
+    flow = build_flow(config)
+    return submit_flow(flow, worker=worker, project=project, priority=priority)
+
+
+# --------------------------------------------------------------------------- follow
+def _controller(project: str | None):
+    jfr = _jfr()
+    try:
+        return jfr.JobController.from_project_name(project)
+    except Exception as exc:
+        raise SubmitError(f"cannot open the jobflow-remote project: {exc}", field="project",
+                          value=project, hint="write one with 'viglas hpc init'") from exc
+
+
+def _state(x: Any) -> str:
+    return getattr(x, "value", str(x)) if x is not None else "?"
+
+
+def flow_status(flow_id: str, project: str | None = None) -> dict[str, Any]:
+    """State of a submitted flow and of each of its jobs.
+
+    Returns ``{"flow_id", "name", "state", "counts": {state: n}, "jobs": [{"db_id",
+    "uuid", "index", "name", "kind", "state", "worker", "run_dir", "error"}]}``; the
+    error is the traceback text of a failed job (as ``jf job info`` shows it).
+    """
+    jc = _controller(project)
+    try:
+        flows = jc.get_flows_info(flow_ids=[flow_id])
+        if not flows:
+            raise SubmitError("no such flow in the queue database", field="flow_id",
+                              value=flow_id, hint="list flows with 'jf flow list'")
+        info = flows[0]
+        jobs = jc.get_jobs_info(flow_ids=[flow_id])
+    finally:
+        jc.close()
+    rows = []
+    counts: dict[str, int] = {}
+    for ji in sorted(jobs, key=lambda j: (j.created_on, j.index)):
+        st = _state(ji.state)
+        counts[st] = counts.get(st, 0) + 1
+        rows.append({
+            "db_id": ji.db_id, "uuid": ji.uuid, "index": ji.index, "name": ji.name,
+            "kind": (ji.metadata or {}).get("viglas_role"), "state": st,
+            "worker": ji.worker, "run_dir": ji.run_dir, "error": ji.error,
+            "process_id": getattr(ji.remote, "process_id", None),
+        })
+    return {"flow_id": flow_id, "name": info.name, "state": _state(info.state),
+            "counts": counts, "jobs": rows}
+
+
+def wait_for_flow(flow_id: str, project: str | None = None, *, timeout_s: float = 3600.0,
+                  poll_s: float = 3.0, progress: Callable[[dict], None] | None = None
+                  ) -> dict[str, Any]:
+    """Poll :func:`flow_status` until no job can advance any more (all jobs finished,
+    or the remaining ones wait on failed parents). Raises :class:`SubmitError` after
+    ``timeout_s`` seconds. Returns the last status."""
+    t0 = time.monotonic()
+    while True:
+        st = flow_status(flow_id, project)
+        if progress:
+            progress(st)
+        states = [j["state"] for j in st["jobs"]]
+        if st["state"] in ("COMPLETED", "FAILED", "STOPPED", "CANCELLED", "PAUSED") and \
+                all(s in _TERMINAL_JOB | {"WAITING", "PAUSED"} for s in states):
+            return st
+        if time.monotonic() - t0 > timeout_s:
+            raise SubmitError(f"flow not finished after {timeout_s:.0f} s "
+                              f"({st['counts']})", field="flow_id", value=flow_id,
+                              hint="is the runner running? 'jf runner status'")
+        time.sleep(poll_s)
+
+
+def _job_output(jc, uuid: str) -> Any:
+    try:
+        return jc.get_job_output(job_id=uuid)
+    except Exception:  # noqa: BLE001 - a job without output (failed, waiting)
+        return None
+
+
+def remote_results(project: str | None, flow_id: str) -> dict[str, Any]:
+    """Read a submitted flow's outputs back from the project's job store.
+
+    Returns the ``results.json`` dict (``schema: viglas-results/1``) assembled from
+    the job outputs the same way ``viglas run`` assembles it, plus a ``"remote"``
+    section: project, flow id, flow state and one row per job (state, run_dir,
+    error). Works on partial flows: compositions whose jobs failed appear with
+    ``null`` numbers, and their errors are listed under ``remote.jobs``.
+    """
+    status = flow_status(flow_id, project)
+    jc = _controller(project)
+    try:
+        outputs = {}
+        for row in status["jobs"]:
+            if row["state"] == "COMPLETED":
+                outputs[row["uuid"]] = _job_output(jc, row["uuid"])
+    finally:
+        jc.close()
+    results = _assemble_results(status, outputs)
+    results["remote"] = {
+        "project": _project_name(project), "flow_id": flow_id, "flow_name": status["name"],
+        "state": status["state"], "counts": status["counts"],
+        "jobs": [{k: row[k] for k in ("db_id", "name", "kind", "state", "worker",
+                                      "run_dir", "error")} for row in status["jobs"]],
+    }
+    return results
+
+
+def _assemble_results(status: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Build the results.json dict from job outputs (filled once flows.py lands)."""
+    return {"schema": "viglas-results/1", "outputs": {
+        uuid: (out.model_dump() if hasattr(out, "model_dump") else out)
+        for uuid, out in outputs.items()}}
+
+
+# --------------------------------------------------------------------------- probe
+@job
+def probe_host(sleep_s: float = 0.0) -> dict[str, Any]:
+    """Where and how a job runs: host, Python, viglas version, scheduler ids, GPUs."""
+    import viglas
+
+    time.sleep(max(0.0, float(sleep_s)))
+    env = os.environ
+    gpus = env.get("CUDA_VISIBLE_DEVICES") or env.get("SLURM_JOB_GPUS")
+    return {
+        "host": socket.gethostname(), "platform": platform.platform(),
+        "python": sys.version.split()[0], "executable": sys.executable,
+        "viglas_version": viglas.__version__, "cwd": os.getcwd(),
+        "slurm_job_id": env.get("SLURM_JOB_ID"), "pbs_job_id": env.get("PBS_JOBID"),
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "omp_num_threads": env.get("OMP_NUM_THREADS"), "gpus": gpus,
+    }
+
+
+@job
+def probe_check(first: dict[str, Any]) -> dict[str, Any]:
+    """Second probe job: proves outputs of one job reach the next through the store."""
+    return {"first_host": first["host"], "first_slurm_job_id": first["slurm_job_id"],
+            "same_python": first["executable"] == sys.executable,
+            "second_slurm_job_id": os.environ.get("SLURM_JOB_ID"), "ok": True}
+
+
+def probe_flow(sleep_s: float = 0.0) -> Flow:
+    """Two tiny jobs (the second reads the first's output) to test a worker."""
+    a = probe_host(sleep_s)
+    a.name = "viglas probe: host"
+    b = probe_check(a.output)
+    b.name = "viglas probe: check"
+    return Flow([a, b], name="viglas probe")
