@@ -24,8 +24,9 @@ solution afterwards with :func:`check_temperature_range`.
 
 The block between ``# --- kernel start`` and ``# --- kernel end`` is copied
 verbatim into the stand-alone modules written by
-``viglas export --format pybamm``; it must only use ``math``, ``numpy`` and
-``warnings`` (PyBaMM imported lazily).
+``viglas export --format pybamm``; it must only use ``sys``, ``numpy``,
+``warnings`` and the names ``ExtrapolationWarning`` and ``_fail`` defined above it
+(PyBaMM is looked up, never imported, there).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def _fail(message: str, field: str, value: Any, allowed: str) -> None:
     raise ExportError(message, field=field, value=value, allowed=allowed)
 
 # --- kernel start
+import sys
 import warnings
 
 import numpy as np
@@ -65,12 +67,13 @@ _QUANTITIES = {"conductivity": ("mS/cm", S_M_PER_MS_CM),
 
 
 def _is_symbol(x: Any) -> bool:
-    """True when ``x`` is a PyBaMM expression (PyBaMM imported only if present)."""
-    try:
-        import pybamm
-    except ImportError:  # pragma: no cover - without pybamm nothing is a Symbol
-        return False
-    return isinstance(x, pybamm.Symbol)
+    """True when ``x`` is a PyBaMM expression.
+
+    Looks PyBaMM up in ``sys.modules`` only: if it was never imported, ``x`` cannot
+    be one of its symbols, and float callers do not pay PyBaMM's import time.
+    """
+    pybamm = sys.modules.get("pybamm")
+    return pybamm is not None and isinstance(x, pybamm.Symbol)
 
 
 def _backend(T: Any) -> Any:
@@ -192,6 +195,7 @@ def make_property(block: dict, quantity: str, model: str | None = None,
     func.__doc__ = (f"{what} in {'S/m' if quantity == 'conductivity' else 'm2/s'}"
                     f" from T in K (c_e in mol/m3 is ignored); fitted on {t_min:g}-{t_max:g} K.")
     func.model = model
+    func.what = what
     func.fit = fit
     func.t_min_K = t_min
     func.t_max_K = t_max
@@ -297,17 +301,20 @@ def update_parameter_values(parameter_values: Any, export_or_results: Any,
     values = parameter_dict(export_or_results, composition, model=model, n_sigma=n_sigma,
                             set_concentration=set_concentration)
     parameter_values.update(values, check_already_exists=False)
+    temps: dict[str, float] = {}
     for key in ("Ambient temperature [K]", "Initial temperature [K]"):
         try:
             t = parameter_values[key]
         except KeyError:
             continue
         if isinstance(t, (int, float)):
-            for name in ("Electrolyte conductivity [S.m-1]", "Electrolyte diffusivity [m2.s-1]"):
-                f = values[name]
-                check_range(float(t), f.t_min_K, f.t_max_K,
-                            f"{key} = {float(t):g} K for {f.__doc__.split(' in ')[0]}",
-                            stacklevel=2)
+            temps[key] = float(t)
+    if temps:
+        keys = " and ".join(k.replace(" [K]", "") for k in temps)
+        for name in ("Electrolyte conductivity [S.m-1]", "Electrolyte diffusivity [m2.s-1]"):
+            f = values[name]
+            check_range(np.array(list(temps.values())), f.t_min_K, f.t_max_K,
+                        f"{f.what} at the parameter set's {keys.lower()}", stacklevel=3)
     return parameter_values
 
 
@@ -319,7 +326,8 @@ def check_temperature_range(temperature_K: Any, export_or_results: Any,
     (thermal models, where the symbolic check in the functions cannot run).
     Returns True when a warning was issued.
     """
-    if hasattr(temperature_K, "__getitem__") and type(temperature_K).__name__ == "Solution":
+    pybamm = sys.modules.get("pybamm")
+    if pybamm is not None and isinstance(temperature_K, pybamm.Solution):
         temperature_K = temperature_K["Cell temperature [K]"].entries
     comp = _composition(export_or_results, composition)
     warned = False
