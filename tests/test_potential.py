@@ -170,6 +170,20 @@ def test_verlet_list_reuse_matches_fresh_build(params, cell84):
     assert calc.n_rebuilds == 2
 
 
+def test_numba_and_numpy_backends_agree(params, cell84):
+    a = cell84.copy()
+    a.set_cell(a.cell[:] @ np.array([[1.0, 0.05, 0.0], [0.0, 1.0, 0.02], [0.0, 0.0, 1.0]]),
+               scale_atoms=True)  # triclinic
+    fast, ref = IonicPotential(params, backend="auto"), IonicPotential(params, backend="numpy")
+    assert ref.backend == "numpy"
+    assert fast.get_potential_energy(a) == pytest.approx(ref.get_potential_energy(a), abs=1e-9)
+    np.testing.assert_allclose(fast.get_forces(a), ref.get_forces(a), atol=1e-10)
+    np.testing.assert_allclose(fast.get_stress(a), ref.get_stress(a), atol=1e-13)
+    assert fast.min_distance == pytest.approx(ref.min_distance)
+    with pytest.raises(CalculatorError):
+        IonicPotential(params, backend="fortran")
+
+
 def _melt_like(params, seed=2, extra_steps=0):
     """Random LACO-like cell, briefly equilibrated at 1500 K with the potential
     (and a second snapshot ``extra_steps`` later when asked)."""
