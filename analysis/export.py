@@ -47,6 +47,7 @@ from viglas.units import T_STANDARD_K
 
 __all__ = [
     "CONTINUUM_SCHEMA", "RESULTS_SCHEMA", "FORMATS", "DEFAULT_GRID_T_K", "ExtrapolationWarning",
+    "IncompleteResultsWarning",
     "build_export", "export_parameters", "load_export", "validate_export", "load_schema",
     "select_composition", "as_export", "grid_table", "write_grid_csv", "predict",
 ]
@@ -91,6 +92,10 @@ _ASSUMPTIONS = [
     "PyBaMM mapping: conductivity S/m = 0.1 x mS/cm; diffusivity m^2/s = 1e-4 x cm^2/s "
     "(tracer D of the mobile ion; with t+ = 1 it does not affect the solution).",
 ]
+
+
+class IncompleteResultsWarning(UserWarning):
+    """Some compositions of a results.json have no fits and were left out of the export."""
 
 
 # ----------------------------------------------------------------------------- schema
@@ -265,10 +270,12 @@ def _block(fits: Mapping, quantity: str, preferred: str, where: str) -> dict:
     arr = _normalise_fit(fits.get(arr_key), "arrhenius", quantity, f"{where}.fits.{arr_key}")
     vft = _normalise_fit(fits.get(vft_key), "vft", quantity, f"{where}.fits.{vft_key}")
     if arr is None and vft is None:
-        raise ExportError(f"no {quantity} fit (neither {arr_key} nor {vft_key})",
+        exc = ExportError(f"no {quantity} fit (neither {arr_key} nor {vft_key})",
                           field=f"{where}.fits.{arr_key}", value=None,
                           allowed="an ArrheniusFit or VFTFit dict",
                           hint="run the temperature series and the Arrhenius analysis first")
+        exc.no_fits = True
+        raise exc
     model = preferred
     if (model == "vft" and vft is None) or (model == "arrhenius" and arr is None):
         model = "vft" if arr is None else "arrhenius"
@@ -329,9 +336,11 @@ def _composition_entry(c: Mapping, i: int, t_ref: float, grid_t_K: Sequence[floa
     where = f"compositions[{i}]"
     fits = c.get("fits")
     if not isinstance(fits, Mapping) or not fits:
-        raise ExportError("composition has no fits", field=f"{where}.fits", value=fits,
+        exc = ExportError("composition has no fits", field=f"{where}.fits", value=fits,
                           allowed="fits with sigma_arrhenius/d_arrhenius (or VFT) dicts",
                           hint="run the temperature series and the Arrhenius analysis first")
+        exc.no_fits = True
+        raise exc
     preferred = fits.get("preferred_model") or "arrhenius"
     if preferred not in ("arrhenius", "vft"):
         raise ExportError("unknown preferred model", field=f"{where}.fits.preferred_model",
@@ -398,6 +407,10 @@ def _composition_entry(c: Mapping, i: int, t_ref: float, grid_t_K: Sequence[floa
     return entry
 
 
+def _lacks_fits(exc: ExportError) -> bool:
+    return bool(getattr(exc, "no_fits", False))
+
+
 def build_export(results: Any, *, composition: str | None = None,
                  grid_t_K: Sequence[float] | None = None,
                  t_ref_K: float = T_STANDARD_K, _stacklevel: int = 2) -> dict:
@@ -407,6 +420,8 @@ def build_export(results: Any, *, composition: str | None = None,
     temperatures (K) of the interpolation grid. ``t_ref_K``: reference temperature
     of the headline values (298.15 K). Raises ExportError for results without fits.
     Warns (:class:`ExtrapolationWarning`) when ``t_ref_K`` lies outside a fit range.
+    Compositions without fits are left out (listed in ``skipped``, with an
+    :class:`IncompleteResultsWarning`) unless none has fits or one was asked for.
     """
     from viglas.provenance import package_versions, provenance, stable_hash
 
@@ -434,7 +449,25 @@ def build_export(results: Any, *, composition: str | None = None,
                               value=composition,
                               allowed=", ".join(str(f) for f, _ in names))
     notes: list[str] = []
-    entries = [_composition_entry(comps[i], i, float(t_ref_K), grid_t_K, notes) for i in indices]
+    entries: list[dict] = []
+    skipped: list[dict] = []
+    for i in indices:
+        try:
+            entries.append(_composition_entry(comps[i], i, float(t_ref_K), grid_t_K, notes))
+        except ExportError as exc:
+            # a sweep may hold unfinished compositions: export the others, say which not
+            if composition is not None or len(indices) == 1 or not _lacks_fits(exc):
+                raise
+            skipped.append({"formula": str(comps[i].get("formula")), "reason": exc.one_line()})
+    if not entries:
+        raise ExportError("no composition in the results has fits", field="compositions",
+                          value=[s["formula"] for s in skipped],
+                          allowed="at least one composition with sigma and D fits",
+                          hint="finish the run ('viglas run' resumes) before exporting")
+    if skipped:
+        warnings.warn(IncompleteResultsWarning(
+            "exported without (no fits): " + ", ".join(s["formula"] for s in skipped)),
+            stacklevel=_stacklevel)
     for note in notes:
         warnings.warn(ExtrapolationWarning(note), stacklevel=_stacklevel)
     perc = data.get("percolation")
@@ -446,6 +479,7 @@ def build_export(results: Any, *, composition: str | None = None,
                   "concentration": "mol/m^3", "number_density": "1/cm^3"},
         "assumptions": list(_ASSUMPTIONS),
         "compositions": entries,
+        "skipped": skipped,
         "percolation": _clean(perc) if isinstance(perc, Mapping) else None,
         "provenance": {
             "source": {

@@ -77,7 +77,10 @@ def make_results(t_min: float = 500.0, t_max: float = 900.0, two: bool = True) -
             "config": {"name": "test"},
             "compositions": comps,
             "percolation": {"p_c": 0.18, "p_c_err": 0.02, "t": 1.9, "t_err": 0.3,
-                            "ci_low_p_c": 0.15, "ci_high_p_c": 0.21},
+                            "sigma0": 40.0, "sigma0_err": 5.0, "p_c_ci68": [0.16, 0.2],
+                            "p_c_ci95": [0.14, 0.22], "t_ci68": [1.6, 2.2], "t_ci95": [1.3, 2.5],
+                            "n_above": 4, "n_below": 1, "chi2_red": 1.2, "n_bootstrap": 200,
+                            "n_bootstrap_ok": 198, "seed": 0, "p_below": [0.1]},
             "ranking": []}
 
 
@@ -295,6 +298,24 @@ def test_results_without_fits_raise_named_error():
     res["compositions"][0]["fits"] = None
     with pytest.raises(ExportError, match="no fits"):
         build_export(res)
+
+
+def test_unfinished_composition_of_a_sweep_is_skipped_and_listed():
+    from viglas.analysis.export import IncompleteResultsWarning
+
+    res = make_results()
+    res["compositions"][1]["fits"] = {"d_arrhenius": None, "sigma_arrhenius": None,
+                                      "d_vft": None, "sigma_vft": None, "preferred_model": None}
+    with pytest.warns(IncompleteResultsWarning, match="NaAlCl2.5O0.75"):
+        exp = _quiet(build_export, res)
+    assert [c["formula"] for c in exp["compositions"]] == ["LiAlCl2.5O0.75"]
+    assert exp["skipped"][0]["formula"] == "NaAlCl2.5O0.75"
+    assert "no conductivity fit" in exp["skipped"][0]["reason"]
+    with pytest.raises(ExportError):                     # asked for by name: an error
+        _quiet(build_export, res, composition="NaAlCl2.5O0.75")
+    res["compositions"][0]["fits"] = {}
+    with pytest.raises(ExportError, match="no composition in the results has fits"):
+        _quiet(build_export, res)
 
 
 @pytest.mark.parametrize("mutate,field", [
