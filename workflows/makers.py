@@ -242,7 +242,14 @@ class MeltQuenchMaker(Maker):
                 from viglas.analysis import fit_tg
 
                 fit = fit_tg(t, series)
-                tg, tg_err = _finite(_attr(fit, "tg_K")), _finite(_attr(fit, "tg_err_K"))
+                tg, tg_err = _finite(fit.tg_K), _finite(fit.tg_err_K)
+                try:
+                    from viglas.analysis import plot_tg
+
+                    plot_tg(t, series, fit, Path.cwd() / "tg.png",
+                            ylabel="V (Å³)" if series is v else "E (eV)")
+                except Exception:  # noqa: BLE001 - a plot never sinks the job
+                    pass
             except ViglasError as exc:
                 msg = exc.one_line()
             except ImportError as exc:
@@ -360,38 +367,35 @@ class DiffusionAnalysisMaker(Maker):
         from viglas.analysis import analyze_trajectory
 
         sp = self.species or species
-        kwargs: dict[str, Any] = {}
-        if self.skip_ps and _accepts(analyze_trajectory, "skip_fs"):
-            kwargs["skip_fs"] = self.skip_ps * 1000.0
-        elif self.skip_ps and _accepts(analyze_trajectory, "skip_ps"):
-            kwargs["skip_ps"] = self.skip_ps
-        if _accepts(analyze_trajectory, "haven_ratio"):
-            kwargs["haven_ratio"] = self.haven_ratio
-        res = analyze_trajectory(production.trajectory, species=sp,
-                                 temperature_K=production.t_K, **kwargs)
+        if sp is None:
+            raise ViglasError("no mobile species given", field="species", value=None,
+                              allowed="an element symbol such as Li or Na")
+        res, msd = analyze_trajectory(production.trajectory, species=sp,
+                                      temperature_K=production.t_K,
+                                      start_fs=self.skip_ps * 1000.0, return_msd=True)
         d = _to_dict(res) or {}
         msd_plot = None
         if self.plots:
             try:
                 from viglas.analysis import plot_msd
 
-                msd = _attr(res, "msd")
-                if msd is not None:
-                    msd_plot = str(Path(plot_msd(msd, Path.cwd() / "msd.png",
-                                                 **_maybe(plot_msd, diffusion=_attr(res, "diffusion")))
-                                        ).resolve())
-            except (ImportError, TypeError, ViglasError):
+                msd_plot = str(Path(plot_msd(msd, res.diffusion_result,
+                                             Path.cwd() / "msd.png")).resolve())
+            except (ImportError, TypeError, ValueError, ViglasError):
                 msd_plot = None
-        diff = _attr(res, "diffusion")
+        # Nernst-Einstein sigma uses the configured Haven ratio (1 = uncorrelated hops)
+        hr = float(self.haven_ratio)
+        sigma = _finite(res.sigma_mS_cm)
+        sigma_err = _finite(res.sigma_err_mS_cm)
+        if sigma is not None and hr != 1.0:
+            sigma, sigma_err = sigma / hr, (sigma_err / hr if sigma_err is not None else None)
         return DiffusionDoc(
             formula=production.formula, t_K=production.t_K, replica=production.replica,
             seed=production.seed, species=str(sp), trajectory=production.trajectory,
-            d_cm2_s=_finite(_attr(res, "d_cm2_s", default=_attr(diff, "d_cm2_s"))),
-            d_err_cm2_s=_finite(_attr(res, "d_err_cm2_s", default=_attr(diff, "d_err_cm2_s"))),
-            sigma_mS_cm=_finite(_attr(res, "sigma_mS_cm", "sigma_ne_mS_cm")),
-            sigma_err_mS_cm=_finite(_attr(res, "sigma_err_mS_cm", "sigma_ne_err_mS_cm")),
-            number_density_per_cm3=_finite(_attr(res, "number_density_per_cm3", "n_per_cm3")),
-            haven_ratio=_finite(_attr(res, "haven_ratio")),
+            d_cm2_s=_finite(res.d_cm2_s), d_err_cm2_s=_finite(res.d_err_cm2_s),
+            sigma_mS_cm=sigma, sigma_err_mS_cm=sigma_err,
+            number_density_per_cm3=_finite(res.n_per_cm3),
+            haven_ratio=_finite(res.haven_ratio),
             transport=_drop_arrays(d), msd_plot=msd_plot,
             provenance=_prov(provenance, species=sp))
 
@@ -497,8 +501,7 @@ class CompositionSummaryMaker(Maker):
                 messages.append(f"{name} Arrhenius: {exc.one_line()}")
             if self.vft and len(pts) >= 4:
                 try:
-                    fv = an.fit_vft(t_arr, y, ye, quantity=qty) if _accepts(an.fit_vft, "quantity") \
-                        else an.fit_vft(t_arr, y, ye)
+                    fv = an.fit_vft(t_arr, y, ye, quantity=qty)
                     fits[f"{name}_vft"] = _to_dict(fv)
                     fit_objs[f"{name}_vft"] = fv
                 except ViglasError as exc:
@@ -527,7 +530,10 @@ class CompositionSummaryMaker(Maker):
                           if r.number_density_per_cm3 is not None), None)
         struct: dict[str, Any] = {}
         if self.structure_metrics:
-            struct = _structure_metrics(glass.structure_path, messages)
+            try:
+                struct = _structure_metrics(glass.structure_path, messages)
+            except Exception as exc:  # noqa: BLE001 - metrics never sink a summary
+                messages.append(f"structure metrics: {type(exc).__name__}: {exc}")
         plots: dict[str, str] = {}
         if self.plots:
             for key in ("d_arrhenius", "sigma_arrhenius"):
@@ -552,23 +558,47 @@ class CompositionSummaryMaker(Maker):
 
 
 def _structure_metrics(path: str, messages: list[str]) -> dict[str, Any]:
-    """Bridging-O fraction, mean former coordination and M-O-M network percolation."""
-    try:
-        from viglas import analysis as an
+    """Bridging-O fraction, mean former coordination (by O and Cl, default bond cutoffs of
+    ``viglas.analysis.structure``) and the M-O-M network clusters of the glass."""
+    from viglas import analysis as an
+    from viglas.analysis.structure import DEFAULT_BOND_CUTOFFS, FORMERS
 
-        atoms = _read_atoms(path)
-        fn = getattr(an, "structure_metrics", None) or getattr(an, "glass_structure_metrics", None)
-        if fn is not None:
-            return _to_dict(fn(atoms)) or {}
-        out: dict[str, Any] = {}
-        if hasattr(an, "bridging_oxygen_fraction"):
-            out["bridging_o_fraction"] = _finite(an.bridging_oxygen_fraction(atoms))
-        if hasattr(an, "network_percolation"):
-            out.update(_to_dict(an.network_percolation(atoms)) or {})
-        return out
-    except (ViglasError, ImportError, TypeError, ValueError) as exc:
-        messages.append(f"structure metrics: {exc}")
-        return {}
+    atoms = _read_atoms(path)
+    symbols = set(atoms.get_chemical_symbols())
+    out: dict[str, Any] = {"bridging_o_fraction": None, "mean_m_coordination": None,
+                           "largest_cluster_fraction": None, "network_spans": None}
+    if "O" in symbols:
+        try:
+            out["bridging_o_fraction"] = _finite(an.bridging_oxygen(atoms)["bridging_O_fraction"])
+        except (ViglasError, KeyError) as exc:
+            messages.append(f"bridging O: {exc}")
+        try:
+            net = an.network_clusters(atoms)
+            out["largest_cluster_fraction"] = _finite(net.largest_cluster_fraction)
+            out["largest_former_fraction"] = _finite(net.largest_former_fraction)
+            out["network_spans"] = bool(net.spans)
+        except ViglasError as exc:
+            messages.append(f"network clusters: {exc}")
+    else:
+        out.update(bridging_o_fraction=0.0, largest_cluster_fraction=0.0, network_spans=False)
+    # mean coordination of the formers by O + Cl
+    total, n_m = 0.0, 0
+    try:
+        for m in (f for f in FORMERS if f in symbols):
+            cn_m = None
+            for anion in ("O", "Cl"):
+                cut = DEFAULT_BOND_CUTOFFS.get(f"{m}-{anion}")
+                if anion in symbols and cut:
+                    c = an.coordination_numbers(atoms, m, anion, cut)
+                    cn_m = (cn_m or 0.0) + c["mean"]
+            if cn_m is not None:
+                k = atoms.get_chemical_symbols().count(m)
+                total += cn_m * k
+                n_m += k
+        out["mean_m_coordination"] = total / n_m if n_m else None
+    except ViglasError as exc:
+        messages.append(f"coordination: {exc}")
+    return out
 
 
 def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None) -> str:
@@ -581,8 +611,7 @@ def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None) -> str:
     ye = np.array([getattr(p, ykey.replace("_cm2_s", "_err_cm2_s").replace("_mS_cm", "_err_mS_cm"))
                    or 0.0 for p in pts])
     path = Path.cwd() / f"arrhenius_{'D' if key.startswith('d') else 'sigma'}.png"
-    kwargs = _maybe(plot_arrhenius, title=formula, t_extrapolate_K=t_rep, vft=vft)
-    out = plot_arrhenius(t, y, ye, fit, path, **kwargs)
+    out = plot_arrhenius(t, y, ye, fit, path, t_extrapolate_K=t_rep)
     return str(Path(out or path).resolve())
 
 
