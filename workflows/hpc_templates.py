@@ -119,9 +119,10 @@ workers:
       {pre_run}
       export OMP_NUM_THREADS=${{NCPUS:-1}}
     timeout_execute: 120
-    # Keys of qtoolkit's PBS template: queue, account, select, walltime, place, ...
+    # Keys of qtoolkit's PBS template: queue, account, select (written as
+    # "select=N:ncpus=..."), walltime, place, ...
     resources:
-      select: "1:ncpus=1"
+      select: "select=1:ncpus=1"
       walltime: "01:00:00"
       # queue: workq                 # EDIT
       # account: my_allocation       # EDIT
@@ -197,11 +198,11 @@ metadata:
         resources: {{cpus_per_task: 1, time: "00:30:00"}}
     pbs:
       md:
-        resources: {{select: "1:ncpus=4", walltime: "04:00:00"}}
-        # resources: {{select: "1:ncpus=8:ngpus=1", walltime: "12:00:00", queue: gpu}}
+        resources: {{select: "select=1:ncpus=4", walltime: "04:00:00"}}
+        # resources: {{select: "select=1:ncpus=8:ngpus=1", walltime: "12:00:00", queue: gpu}}
         # exec_config: gpu
       analysis:
-        resources: {{select: "1:ncpus=1", walltime: "00:30:00"}}
+        resources: {{select: "select=1:ncpus=1", walltime: "00:30:00"}}
     local:
       md: {{}}
       analysis: {{}}

@@ -57,9 +57,11 @@ __all__ = [
     "probe_flow", "segmented_call", "SegmentTimeUp", "MD_JOB_PATTERN",
 ]
 
-#: Job names matching this (case-insensitive) are MD jobs (kind ``md``); the rest
-#: are ``analysis`` jobs.
+#: Job names matching this (case-insensitive) are MD jobs (kind ``md``) when a job has
+#: no ``viglas_stage`` metadata; the rest are ``analysis`` jobs.
 MD_JOB_PATTERN = r"melt|quench|production|(^|[\s_-])md([\s_-]|$)|equilibrat"
+#: ``job.metadata["viglas_stage"]`` values (set by :mod:`viglas.workflows.flows`) of MD jobs.
+MD_STAGES = ("melt_quench", "production")
 
 _TERMINAL_JOB = {"COMPLETED", "FAILED", "REMOTE_ERROR", "CANCELLED", "STOPPED", "USER_STOPPED"}
 _BAD_JOB = {"FAILED", "REMOTE_ERROR", "CANCELLED", "STOPPED", "USER_STOPPED"}
@@ -144,12 +146,16 @@ def role_settings(project: str | None, worker: str) -> dict[str, RoleSettings]:
 def job_role(j: Job) -> str:
     """``"md"`` for melt-quench/production MD jobs, else ``"analysis"``.
 
-    A job may say it explicitly with ``job.metadata["viglas_role"]``; otherwise its
-    name is matched against :data:`MD_JOB_PATTERN`.
+    Decided by ``job.metadata["viglas_role"]`` if set, else by the stage the viglas
+    flow builder records (``viglas_stage`` in :data:`MD_STAGES`), else by matching the
+    job name against :data:`MD_JOB_PATTERN`.
     """
-    role = (j.metadata or {}).get("viglas_role")
+    meta = j.metadata or {}
+    role = meta.get("viglas_role")
     if role in ("md", "analysis"):
         return role
+    if meta.get("viglas_stage"):
+        return "md" if meta["viglas_stage"] in MD_STAGES else "analysis"
     return "md" if re.search(MD_JOB_PATTERN, j.name or "", flags=re.I) else "analysis"
 
 
@@ -309,8 +315,11 @@ def submit_flow(flow: Flow | Job, *, worker: str, project: str | None = None,
     for j, _ in flow.iterflow():
         kinds[j.metadata["viglas_role"]] = kinds.get(j.metadata["viglas_role"], 0) + 1
     name = _project_name(project)
+    _check_not_queued(flow, name)
     try:
         db_ids = jfr.submit_flow(flow, worker=worker, project=name, priority=priority)
+    except SubmitError:
+        raise
     except Exception as exc:
         raise SubmitError(f"jobflow-remote refused the flow: {exc}", field="worker",
                           value=worker) from exc
@@ -318,25 +327,57 @@ def submit_flow(flow: Flow | Job, *, worker: str, project: str | None = None,
                       n_jobs=len(db_ids), name=flow.name, kinds=kinds)
 
 
+def _check_not_queued(flow: Flow, project: str) -> None:
+    """Refuse a flow whose jobs are already in the queue.
+
+    viglas job ids are deterministic (same config and seed -> same ids), and
+    jobflow-remote cannot hold two jobs with one id.
+    """
+    uuids = [j.uuid for j, _ in flow.iterflow()]
+    jc = _controller(project)
+    try:
+        doc = jc.jobs.find_one({"uuid": {"$in": uuids}}, projection=["uuid", "db_id", "name"])
+        if doc is None:
+            return
+        owner = jc.flows.find_one({"jobs": doc["uuid"]}, projection=["uuid"])
+    finally:
+        jc.close()
+    fid = owner["uuid"] if owner else "?"
+    raise SubmitError("this flow is already in the queue (same config and seed give the "
+                      "same job ids)", field="config", value=f"job {doc['db_id']} "
+                      f"'{doc['name']}' of flow {fid}",
+                      hint=f"follow it with 'viglas hpc status {fid}', retry failed jobs with "
+                           "'jf job retry', or change 'seed'/'name' for a new run")
+
+
 def submit_config(config: Any, *, worker: str, project: str | None = None,
                   priority: int = 0) -> Submission:
     """Build the flow of a viglas config (path, dict or ``Config``) and submit it.
 
     The flow is exactly the one ``viglas run`` runs
-    (:func:`viglas.workflows.flows.build_flow`).
+    (:func:`viglas.workflows.flows.build_flow`); the validated config is kept in the
+    flow's metadata so :func:`remote_results` can assemble ``results.json``.
     """
     from viglas.workflows.flows import build_flow
 
-    if isinstance(config, (str, Path)):
-        from viglas.config import load_config
-
-        config = load_config(config)
-    elif isinstance(config, dict):
-        from viglas.config import parse_config
-
-        config = parse_config(config)
+    config = _as_config(config)
     flow = build_flow(config)
+    flow.metadata = {**(flow.metadata or {}), "viglas_config": config.to_dict(),
+                     "viglas_worker": worker}
     return submit_flow(flow, worker=worker, project=project, priority=priority)
+
+
+def _as_config(config: Any):
+    from viglas.config import Config, load_config, parse_config
+
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    if isinstance(config, dict):
+        return parse_config(config)
+    raise SubmitError("not a viglas config", field="config", value=type(config).__name__,
+                      allowed="a YAML path, a dict or a viglas.config.Config")
 
 
 # --------------------------------------------------------------------------- follow
@@ -407,46 +448,95 @@ def wait_for_flow(flow_id: str, project: str | None = None, *, timeout_s: float 
         time.sleep(poll_s)
 
 
-def _job_output(jc, uuid: str) -> Any:
-    try:
-        return jc.get_job_output(job_id=uuid)
-    except Exception:  # noqa: BLE001 - a job without output (failed, waiting)
-        return None
+def _last_line(text: str | None) -> str | None:
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else None
 
 
 def remote_results(project: str | None, flow_id: str) -> dict[str, Any]:
     """Read a submitted flow's outputs back from the project's job store.
 
-    Returns the ``results.json`` dict (``schema: viglas-results/1``) assembled from
-    the job outputs the same way ``viglas run`` assembles it, plus a ``"remote"``
-    section: project, flow id, flow state and one row per job (state, run_dir,
-    error). Works on partial flows: compositions whose jobs failed appear with
-    ``null`` numbers, and their errors are listed under ``remote.jobs``.
+    Returns the ``results.json`` dict (``schema: viglas-results/1``) assembled from the
+    job outputs by the same code ``viglas run`` uses
+    (:func:`viglas.workflows.run.collect_results`), plus a ``"remote"`` section:
+    project, flow id, flow state, and one row per job (db_id, name, kind, state,
+    worker, run_dir, error). Works on partial flows: failed jobs are listed under
+    ``status.failed`` (one-line error) and ``remote.jobs`` (full traceback); the
+    compositions they belong to have ``complete: false`` and ``null`` numbers where
+    nothing was computed. Trajectory paths are absolute paths on the cluster.
+
+    Flows not submitted from a viglas config (e.g. :func:`probe_flow`) give
+    ``{"schema": ..., "outputs": {job uuid: output}, "remote": ...}``.
     """
     status = flow_status(flow_id, project)
     jc = _controller(project)
     try:
-        outputs = {}
-        for row in status["jobs"]:
-            if row["state"] == "COMPLETED":
-                outputs[row["uuid"]] = _job_output(jc, row["uuid"])
+        fdoc = jc.flows.find_one({"uuid": flow_id}, projection=["metadata"]) or {}
+        uuids = sorted({row["uuid"] for row in status["jobs"]})
+        docs = list(jc.jobstore.docs_store.query({"uuid": {"$in": uuids}}))
     finally:
         jc.close()
-    results = _assemble_results(status, outputs)
+    # one document per job: the last index (a segmented MD job is stored once per segment)
+    latest: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        d.pop("_id", None)
+        if d["uuid"] not in latest or d.get("index", 1) > latest[d["uuid"]].get("index", 1):
+            latest[d["uuid"]] = d
+    failed = {row["uuid"]: _last_line(row["error"]) or row["state"]
+              for row in status["jobs"] if row["state"] in _BAD_JOB}
+    cfg = (fdoc.get("metadata") or {}).get("viglas_config")
+    if cfg is not None:
+        results = _collect(cfg, list(latest.values()), failed, uuids)
+    else:
+        from viglas.workflows.run import RESULTS_SCHEMA
+
+        results = {"schema": RESULTS_SCHEMA,
+                   "outputs": {u: _json_safe(d.get("output")) for u, d in latest.items()},
+                   "status": {"failed": [{"uuid": u, "error": e} for u, e in failed.items()]}}
     results["remote"] = {
-        "project": _project_name(project), "flow_id": flow_id, "flow_name": status["name"],
-        "state": status["state"], "counts": status["counts"],
-        "jobs": [{k: row[k] for k in ("db_id", "name", "kind", "state", "worker",
+        "project": status.get("project") or _project_name(project), "flow_id": flow_id,
+        "flow_name": status["name"], "state": status["state"], "counts": status["counts"],
+        "jobs": [{k: row[k] for k in ("db_id", "uuid", "name", "kind", "state", "worker",
                                       "run_dir", "error")} for row in status["jobs"]],
     }
-    return results
+    return _json_safe(results)
 
 
-def _assemble_results(status: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
-    """Build the results.json dict from job outputs (filled once flows.py lands)."""
-    return {"schema": "viglas-results/1", "outputs": {
-        uuid: (out.model_dump() if hasattr(out, "model_dump") else out)
-        for uuid, out in outputs.items()}}
+def _collect(cfg: dict[str, Any], docs: list[dict[str, Any]], failed: dict[str, str],
+             expected: list[str]) -> dict[str, Any]:
+    """results.json from store documents, through ``viglas.workflows.run.collect_results``
+    (it reads a run directory, so the documents are laid out in a temporary one)."""
+    import json
+    import tempfile
+
+    from viglas.config import Config
+    from viglas.workflows.run import STORE_FILE, collect_results
+
+    config = Config.model_validate(cfg)
+    with tempfile.TemporaryDirectory(prefix="viglas-remote-") as tmp:
+        Path(tmp, "config.json").write_text(json.dumps(cfg))
+        Path(tmp, STORE_FILE).write_text(json.dumps(_json_safe(docs), default=str))
+        return collect_results(tmp, config=config, failed=failed, expected=expected)
+
+
+def _json_safe(obj: Any) -> Any:
+    """Plain JSON types: datetimes as ISO strings, NaN/inf as None, tuples as lists."""
+    import math
+    from datetime import datetime
+
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if hasattr(obj, "model_dump"):
+        return _json_safe(obj.model_dump(mode="json"))
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
 
 
 # --------------------------------------------------------------------------- probe
