@@ -300,16 +300,22 @@ def _project_name(project: str | None) -> str:
 
 
 def submit_flow(flow: Flow | Job, *, worker: str, project: str | None = None,
-                priority: int = 0, segment_md: bool = True) -> Submission:
+                priority: int = 0, segment_md: bool = True, config: Any = None) -> Submission:
     """Configure ``flow`` per job kind for ``worker`` and add it to the queue.
 
-    Nothing runs until a runner is active (``jf runner start``). Returns the
-    :class:`Submission` (flow id = the jobflow flow uuid, accepted by ``jf flow info``).
+    ``config`` (the viglas config the flow was built from; path, dict or ``Config``)
+    is stored in the flow's metadata so :func:`remote_results` can assemble
+    ``results.json``. Nothing runs until a runner is active (``jf runner start``).
+    Returns the :class:`Submission` (flow id = the jobflow flow uuid, accepted by
+    ``jf flow info``).
     """
     jfr = _jfr()
     settings = role_settings(project, worker)
     if isinstance(flow, Job):
         flow = Flow([flow], name=flow.name)
+    if config is not None:
+        flow.metadata = {**(flow.metadata or {}), "viglas_config": _as_config(config).to_dict(),
+                         "viglas_worker": worker}
     configure_flow(flow, settings, segment_md=segment_md)
     kinds: dict[str, int] = {}
     for j, _ in flow.iterflow():
@@ -362,9 +368,7 @@ def submit_config(config: Any, *, worker: str, project: str | None = None,
 
     config = _as_config(config)
     flow = build_flow(config)
-    flow.metadata = {**(flow.metadata or {}), "viglas_config": config.to_dict(),
-                     "viglas_worker": worker}
-    return submit_flow(flow, worker=worker, project=project, priority=priority)
+    return submit_flow(flow, worker=worker, project=project, priority=priority, config=config)
 
 
 def _as_config(config: Any):
