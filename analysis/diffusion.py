@@ -5,34 +5,39 @@ Estimator
 In the diffusive window the MSD is a line, ``MSD(t) = 2 d D t + c`` (d = 3). The
 time-averaged MSD at different lags is strongly correlated, so ordinary least
 squares gives far too small error bars. We fit by **generalised least squares**
-with the covariance model of kinisi (McCluskey, Coles, Morgan, *J. Chem. Theory
-Comput.* 20, 1 (2024), doi:10.1021/acs.jctc.4c01249; after Bullerjahn, von Bülow,
-Hummer, *J. Chem. Phys.* 153, 024116 (2020) and Bhattacharya & Boyce-era GLS
-practice): between lags ``t_i <= t_j``
+with the MSD covariance, the approach of kinisi (McCluskey, Coles, Morgan,
+*J. Chem. Theory Comput.* 20, 1 (2024), doi:10.1021/acs.jctc.4c01249) and of
+Bullerjahn, von Bülow, Hummer, *J. Chem. Phys.* 153, 024116 (2020):
 
-    Sigma_ij = v_i * n_i / n_j,     v_i = Var(|Δr(t_i)|^2) / n_i,
+1. start: kinisi's covariance form ``Sigma_ij = v_i n_i / n_j`` (``t_i <= t_j``) with
+   ``v_i = Var(|Δr(t_i)|^2) / n_i`` measured over ``n_i = N floor((T-1)/i)``
+   non-overlapping displacements;
+2. then (iterated) the *exact* covariance of the time-averaged MSD of a walk with
+   independent increments (:func:`random_walk_msd_covariance`): two squared
+   displacements whose windows share O steps have covariance
+   ``kappa O + (2/d) sigma2^2 O^2``, with ``sigma2 = 2 d D dt`` from the current fit
+   and the **non-Gaussian part** ``kappa`` (excess fourth moment per step; 0 for a
+   Gaussian walk, large for hopping) measured from ``Var(|Δr|^2)`` at the window lags.
+   Without ``kappa`` the error bars of hopping ions come out ~1.5x too small.
 
-where ``Var(|Δr|^2)`` is *measured* over non-overlapping displacements and
-``n_i = N * floor((T-1)/i)`` is their number. Because the variance is measured,
-its non-Gaussian part (alpha_2 > 0 for hopping ions) enters the weights.
-
-The GLS estimate is a fixed linear functional of the mean MSD,
-``D = w . mean_i m_i / (2d)``, so it equals the mean of the per-particle values
-``D_i = w . m_i / (2d)``. Its **standard error is taken from the spread of the
-D_i over particles** (particle resampling, as the particles of a species and the
-replicas are independent samples): ``err = std(D_i) / sqrt(N)``. This makes no
-assumption about the displacement distribution, so it stays calibrated for
-Gaussian random walks and for lattice hopping alike (checked by the seeded
-replicate study in ``tests/test_analysis_diffusion.py``: z-score std within
-0.8–1.25 for both). With fewer than ``min_particles_resampling`` particles the
-model error ``sqrt[(X^T Sigma^-1 X)^-1]_00 / (2d)`` is reported instead.
+Two errors are computed: the GLS model error ``sqrt[(X^T Sigma^-1 X)^-1]_00 / (2d)``,
+and a model-free one: the GLS estimate is a fixed linear functional of the mean MSD,
+``D = mean_i w . m_i / (2d)``, so its standard error is ``std(D_i) / sqrt(N)`` over
+the per-particle values ``D_i`` (particles and replicas are independent samples;
+this also captures dynamic heterogeneity between ions). The reported
+``d_err_cm2_s`` is the larger of the two (``err_method``), or the model error with
+fewer than ``min_particles_resampling`` particles. The seeded replicate study in
+``tests/test_analysis_diffusion.py`` checks that the z-scores ``(D - D_true)/err``
+have a standard deviation within 0.8–1.25 for Gaussian random walks and for
+lattice hopping (2.5 Å jumps at Poisson times).
 
 The number of effective jumps ``n_eff = N * MSD(t_total) / a^2`` and the empirical
 relative-error floor of He, Zhu, Epstein, Mo, *npj Comput. Mater.* 4, 18 (2018),
 ``RSD = 3.43 / sqrt(n_eff) + 0.04``, are reported alongside for comparison.
 
 The diffusive window starts where the log–log slope of the MSD stays within
-``1 ± slope_tol`` (after the ballistic and caged parts) and ends at
+``1 ± slope_tol`` (after the ballistic and caged parts), is moved later while D
+still depends on it by more than 1.5 errors of the latest start (plateau), and ends at
 ``end_fraction`` of the trajectory; both can be overridden. A scan of D against
 the fit start shows whether the choice matters.
 
@@ -157,11 +162,17 @@ def gls_line(t: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray,
 def _local_slopes(t: np.ndarray, y: np.ndarray, width: float = 3.0) -> np.ndarray:
     """d ln y / d ln t by a least-squares line over [t_k, width * t_k] (nan if < 2 pts)."""
     lt, ly = np.log(t), np.log(np.maximum(y, 1e-300))
-    out = np.full(len(t), np.nan)
-    for k in range(len(t)):
-        sel = (t >= t[k]) & (t <= width * t[k])
-        if sel.sum() >= 2:
-            out[k] = np.polyfit(lt[sel], ly[sel], 1)[0]
+    m = (t[None, :] >= t[:, None]) & (t[None, :] <= width * t[:, None]) & np.isfinite(ly)[None, :]
+    lyz = np.where(np.isfinite(ly), ly, 0.0)[None, :]
+    n = m.sum(axis=1).astype(float)
+    sx = (m * lt).sum(axis=1)
+    sy = (m * lyz).sum(axis=1)
+    sxx = (m * lt * lt).sum(axis=1)
+    sxy = (m * lt * lyz).sum(axis=1)
+    det = n * sxx - sx**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (n * sxy - sx * sy) / det
+    out[(n < 2) | (np.abs(det) < 1e-14) | ~np.isfinite(ly)] = np.nan
     return out
 
 
@@ -172,7 +183,9 @@ def diffusive_window(msd: MSDResult, *, slope_tol: float = 0.15, end_fraction: f
 
     The end is ``end_fraction`` of the shortest replica (or ``t_end_fs``). The start is
     the earliest sample lag from which every local log–log slope (over a factor-3
-    window) up to the end stays within ``1 ± slope_tol``; if none does, the start is
+    window) of ``MSD - c`` up to the end stays within ``1 ± slope_tol``, with ``c`` the
+    intercept of the GLS line through the last two thirds of the window (the
+    vibrational offset) when it is significant (> 2 errors), else 0; if none does, the start is
     ``t_end/5`` and ``diffusive`` is False. ``loglog_slope`` is the slope over the window.
     """
     t = msd.sample_time_fs
@@ -188,7 +201,17 @@ def diffusive_window(msd: MSDResult, *, slope_tol: float = 0.15, end_fraction: f
         diffusive = True
     else:
         tw, yw = t[inwin], y[inwin]
-        sl = _local_slopes(tw, yw)
+        # remove the vibrational/caging offset c of the long-time line MSD = a t + c,
+        # so that a diffusive MSD has log-log slope 1 from where it becomes linear
+        c = 0.0
+        try:  # GLS line over [end/3, end]; subtract its intercept only if significant
+            b, _, _, _, _, _, c_err = _fit_window(msd, end / 3.0, end, n_iter=1, max_lags=25)
+            if abs(b[1]) > 2.0 * c_err:
+                c = float(b[1])
+        except AnalysisError:
+            pass
+        yc = yw - c
+        sl = _local_slopes(tw, np.where(yc > 0, yc, np.nan))
         ok = np.abs(sl - 1.0) <= slope_tol
         valid = np.isfinite(sl) & (tw * 3.0 <= end * 1.0001)
         start = None
@@ -217,8 +240,8 @@ def diffusive_window(msd: MSDResult, *, slope_tol: float = 0.15, end_fraction: f
 class DiffusionResult:
     """Self-diffusion coefficient of one species (1 sigma errors).
 
-    ``d_err_cm2_s`` is the error reported (method in ``err_method``:
-    ``"particles"`` = spread of per-particle estimates, ``"model"`` = GLS covariance).
+    ``d_err_cm2_s`` is the error reported (method in ``err_method``: the larger of
+    the GLS model error and the spread of per-particle estimates, or the model error).
     ``n_eff``: effective number of jumps of length ``jump_length_A``;
     ``rsd_he2018``: He et al. (2018) relative error floor for that n_eff;
     ``scan_*``: D against the fit start (same window end).
@@ -276,13 +299,20 @@ def _model_covariance(msd: MSDResult, lags: np.ndarray, sigma2: float, kappa: fl
     return cov / ntot**2
 
 
-def _fit_window(msd: MSDResult, start: float, end: float, n_iter: int = 3):
-    """GLS fit on the window; returns (beta, err_particles, err_model, sel, chi2, kappa)."""
+def _fit_window(msd: MSDResult, start: float, end: float, n_iter: int = 3, max_lags: int = 40):
+    """GLS fit on the window; returns
+    (beta, err_particles, err_model, sel, chi2, kappa, intercept_err); errors of D in Å²/fs."""
     t = msd.sample_time_fs
     sel = (t >= start - 1e-9) & (t <= end + 1e-9)
     if sel.sum() < 3:
         raise AnalysisError("too few frames in the fit window", field="t_start_fs", value=start,
                             allowed=f"a window holding >= 3 sampled lags (end {end:g} fs)")
+    idx = np.where(sel)[0]
+    if len(idx) > max_lags:  # thin to ~max_lags log-spaced lags (GLS gains nothing more)
+        want = np.geomspace(t[idx[0]], t[idx[-1]], max_lags)
+        pick = np.unique(np.searchsorted(t[idx], want).clip(0, len(idx) - 1))
+        sel = np.zeros_like(sel)
+        sel[idx[pick]] = True
     ts = t[sel]
     lags = msd.sample_lag[sel]
     pp = msd.per_particle_A2[:, sel]
@@ -314,7 +344,36 @@ def _fit_window(msd: MSDResult, start: float, end: float, n_iter: int = 3):
         chi2 = float(r @ np.linalg.solve(cov, r)) / max(len(ts) - 2, 1)
     except np.linalg.LinAlgError:
         chi2 = float("nan")
-    return beta, err_p, err_m, sel, chi2, kappa
+    return beta, err_p, err_m, sel, chi2, kappa, float(np.sqrt(bcov[1, 1]))
+
+
+def _plateau_start(msd: MSDResult, start: float, end: float, min_particles: int,
+                   n_candidates: int = 6, tol: float = 1.5) -> float:
+    """Move the start later until D no longer depends on it: the earliest candidate
+    start whose D is within ``tol`` errors of D fitted from ``end/3`` (the latest
+    start considered; its error is the largest, so a diffusive MSD passes at once)."""
+    t = msd.sample_time_fs
+    cands = np.unique([t[np.argmin(np.abs(t - s))]
+                       for s in np.geomspace(start, max(end / 3.0, start), n_candidates)])
+    ds, es = [], []
+    for s in cands:
+        try:
+            b, ep, em, *_ = _fit_window(msd, s, end, n_iter=1, max_lags=25)
+        except AnalysisError:
+            ds.append(np.nan)
+            es.append(np.nan)
+            continue
+        ds.append(b[0] / (2 * msd.dimension))
+        es.append(max(ep, em) if (msd.n_particles >= min_particles and np.isfinite(ep)) else em)
+    ds, es = np.array(ds), np.array(es)
+    ok = np.where(np.isfinite(ds))[0]
+    if len(ok) < 2:
+        return float(start)
+    last = ok[-1]
+    for k in ok:
+        if abs(ds[k] - ds[last]) <= tol * es[last]:
+            return float(cands[k])
+    return float(start)
 
 
 def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
@@ -343,11 +402,13 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
     start, end, diffusive, slope = diffusive_window(
         msd, slope_tol=slope_tol, end_fraction=end_fraction, t_start_fs=t_start_fs,
         t_end_fs=t_end_fs)
-    beta, err_p, err_m, sel, chi2, kappa = _fit_window(msd, start, end)
+    if auto and diffusive:
+        start = _plateau_start(msd, start, end, min_particles_resampling)
+    beta, err_p, err_m, sel, chi2, kappa, _ = _fit_window(msd, start, end)
     d = msd.dimension
     dval = beta[0] / (2 * d)
     use_p = msd.n_particles >= min_particles_resampling and np.isfinite(err_p)
-    err = err_p if use_p else err_m
+    err = max(err_p, err_m) if use_p else err_m
     t_total = (max(msd.n_frames) - 1) * msd.dt_fs
     # effective jumps over all particles and replicas: sum_i MSD_i(T_i) / a^2
     tot_time = sum((f - 1) * msd.dt_fs for f in msd.n_frames) / len(msd.n_frames)
@@ -363,19 +424,19 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
                 if scan_t and s == scan_t[-1]:
                     continue
                 try:
-                    b, ep, em, _, _, _ = _fit_window(msd, s, end)
+                    b, ep, em, *_ = _fit_window(msd, s, end)
                 except AnalysisError:
                     continue
                 scan_t.append(s)
                 scan_d.append(float(b[0] / (2 * d) * A2_FS_TO_CM2_S))
-                scan_e.append(float((ep if use_p else em) * A2_FS_TO_CM2_S))
+                scan_e.append(float((max(ep, em) if use_p else em) * A2_FS_TO_CM2_S))
     ngp = msd.ngp[sel]
     return DiffusionResult(
         species=msd.species, d_cm2_s=float(dval * A2_FS_TO_CM2_S),
         d_err_cm2_s=float(err * A2_FS_TO_CM2_S),
         d_err_model_cm2_s=float(err_m * A2_FS_TO_CM2_S),
         d_err_particles_cm2_s=float(err_p * A2_FS_TO_CM2_S),
-        err_method="particles" if use_p else "model", intercept_A2=float(beta[1]),
+        err_method="max(model, particles)" if use_p else "model", intercept_A2=float(beta[1]),
         t_start_fs=float(start), t_end_fs=float(end), auto_window=auto,
         diffusive=bool(diffusive), loglog_slope=float(slope), n_particles=msd.n_particles,
         n_frames=list(msd.n_frames), dt_fs=msd.dt_fs, n_fit_lags=int(sel.sum()),
