@@ -661,7 +661,11 @@ Usage::
     import {module} as glass
     pv = pybamm.ParameterValues("Chen2020")
     pv.update(glass.get_parameter_values())
-    sim = pybamm.Simulation(pybamm.lithium_ion.SPMe(), parameter_values=pv)
+    sim = pybamm.Simulation(pybamm.lithium_ion.DFN(), parameter_values=pv)
+    sim.solve([0, 600])
+
+Prefer the DFN: with t+ = 1 it keeps c_e uniform as it should; PyBaMM's SPMe does not
+conserve c_e exactly when t+ = 1 (its reduced electrolyte equations).
 
 Functions take c_e in mol/m^3 (ignored: single-ion conductor) and T in K and return
 S/m (conductivity) and m^2/s (diffusivity). Temperatures outside the fitted range
@@ -710,14 +714,15 @@ def get_parameter_values(model: str | None = None, n_sigma: float = 0.0) -> dict
 '''
 
 
-def _pybamm_module_text(export: dict, source: str | None) -> str:
+def _pybamm_module_text(export: dict, source: str | None, module: str) -> str:
     comp = export["compositions"][0]
     fit = comp["conductivity"][comp["conductivity"]["preferred_model"]]
     text = json.dumps(export, allow_nan=False, ensure_ascii=False, indent=1)
     return _PYBAMM_TEMPLATE.format(
         formula=comp["formula"], source=source or "a results dict", schema=CONTINUUM_SCHEMA,
-        module="my_glass_parameters", t_range=f"{fit['t_min_K']:g}-{fit['t_max_K']:g} K",
-        export_json=repr(text), kernel=kernel_source())
+        module=module, t_range=f"{fit['t_min_K']:g}-{fit['t_max_K']:g} K",
+        export_json=(f"r'''{text}'''" if "'''" not in text else repr(text)),
+        kernel=kernel_source())
 
 
 def _read_pybamm_module(path: Path) -> dict:
@@ -773,7 +778,7 @@ def export_parameters(results: Any, format: str = "json", out: str | Path | None
         if out.suffix != ".py":
             raise ExportError("the pybamm module must end in .py", field="out", value=str(out),
                               allowed="a file name such as laco_pybamm.py")
-        _write(out, _pybamm_module_text(export, source))
+        _write(out, _pybamm_module_text(export, source, out.stem))
     return export
 
 
