@@ -1,0 +1,199 @@
+"""``viglas analyze`` (D and sigma from trajectories) and ``viglas arrhenius`` (fits)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
+
+
+def _provenance(extra: dict) -> dict:
+    try:
+        from viglas.provenance import provenance
+
+        return provenance(**extra)
+    except Exception:  # provenance is best effort; never block a result
+        from viglas import __version__
+
+        return {"viglas": __version__, **extra}
+
+
+def _structure_atoms(path: Path):
+    from viglas.errors import AnalysisError
+
+    if not path.exists():
+        raise AnalysisError("structure file not found", field="structure", value=str(path))
+    if path.suffix.lower() in (".h5", ".h5md", ".hdf5"):
+        from viglas.trajectory import H5MDTrajectory
+
+        with H5MDTrajectory(path) as tr:
+            return tr.atoms(-1)
+    import ase.io
+
+    try:
+        return ase.io.read(str(path))
+    except Exception as exc:
+        raise AnalysisError(f"cannot read the structure ({exc})", field="structure",
+                            value=str(path), allowed="CIF, POSCAR, extxyz, ASE traj, H5MD") from exc
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``analyze`` and ``arrhenius`` to the CLI."""
+
+    @app.command("analyze")
+    def analyze(
+        trajectories: list[Path] = typer.Argument(..., help="Trajectory file(s): viglas H5MD "
+                                                  "(.h5), ASE .traj, extxyz, XDATCAR, LAMMPS "
+                                                  "dump. Several files = independent replicas "
+                                                  "at the same temperature, pooled."),
+        species: str = typer.Option("Li", "--species", "-s", help="Mobile element, e.g. Li or Na."),
+        temperature: float = typer.Option(..., "--temperature", "-T",
+                                          help="MD temperature in K (for sigma)."),
+        timestep_fs: float = typer.Option(None, "--timestep-fs", help="MD time step in fs. "
+                                          "Needed when the file carries no times (XDATCAR, "
+                                          "most .traj/dumps): frames are timestep x stride apart."),
+        stride: int = typer.Option(1, "--stride", help="MD steps between stored frames "
+                                   "(files without times)."),
+        start_ps: float = typer.Option(0.0, "--start-ps", help="Discard this much of the "
+                                       "start of each trajectory as equilibration (ps)."),
+        fit_start_ps: float = typer.Option(None, "--fit-start-ps", help="Override the start "
+                                           "of the diffusive fit window (ps)."),
+        fit_end_ps: float = typer.Option(None, "--fit-end-ps", help="Override the end of the "
+                                         "fit window (ps); default half the trajectory."),
+        drift: str = typer.Option("framework", "--drift", help="Remove centre-of-mass drift of "
+                                  "the 'framework' (all other atoms), the whole 'system', or 'none'."),
+        charge: float = typer.Option(1.0, "--charge", help="Ionic charge of the species (e)."),
+        fmt: str = typer.Option(None, "--format", help="h5md, traj, extxyz, xdatcar, lammps-dump "
+                                "(default: from the file name)."),
+        outdir: Path = typer.Option(Path("analysis"), "-o", "--output",
+                                    help="Directory for transport.json and the MSD plot."),
+        no_plot: bool = typer.Option(False, "--no-plot", help="Do not write the PNG plot."),
+    ) -> None:
+        """Diffusion coefficient D (with a calibrated 1-sigma error) and conductivity.
+
+        Reads the trajectories, removes centre-of-mass drift, computes the MSD of the
+        species over all time origins, fits D by generalised least squares in the
+        diffusive window (chosen automatically), and gives the Nernst-Einstein
+        conductivity, the conductivity from the charge MSD and the Haven ratio.
+        Writes DIR/transport.json (fields d_cm2_s, d_err_cm2_s, sigma_mS_cm, ...)
+        and DIR/msd.png.
+        """
+        from viglas.analysis import analyze_trajectory, plot_msd
+
+        res, msd = analyze_trajectory(
+            [str(p) for p in trajectories], species, temperature, fmt=fmt,
+            timestep_fs=timestep_fs, stride=stride, start_fs=start_ps * 1000.0, drift=drift,
+            charge=charge, t_start_fs=None if fit_start_ps is None else fit_start_ps * 1000.0,
+            t_end_fs=None if fit_end_ps is None else fit_end_ps * 1000.0, return_msd=True)
+        dres = res.diffusion_result
+        out = res.to_dict()
+        out["msd"] = msd.to_dict(max_points=200)
+        out["provenance"] = _provenance({"command": "viglas analyze",
+                                         "trajectories": [str(p) for p in trajectories]})
+        _write_json(outdir / "transport.json", out)
+        if not no_plot:
+            plot_msd(msd, dres, outdir / "msd.png")
+        typer.echo(f"{species} at {temperature:g} K: {res.n_ions} ions x {res.n_replicas} "
+                   f"replica(s), fit {dres.t_start_fs / 1000:.3g}-{dres.t_end_fs / 1000:.3g} ps"
+                   + ("" if dres.diffusive else "  [WARNING: no clear diffusive regime]"))
+        typer.echo(f"D     = {res.d_cm2_s:.4g} ± {res.d_err_cm2_s:.2g} cm^2/s  "
+                   f"(effective jumps {dres.n_eff:.0f}; He 2018 RSD floor {dres.rsd_he2018:.0%})")
+        typer.echo(f"sigma = {res.sigma_mS_cm:.4g} ± {res.sigma_err_mS_cm:.2g} mS/cm "
+                   "(Nernst-Einstein, Haven ratio 1)")
+        if res.sigma_charge_mS_cm is not None:
+            typer.echo(f"sigma = {res.sigma_charge_mS_cm:.4g} ± {res.sigma_charge_err_mS_cm:.2g} "
+                       "mS/cm (charge MSD)"
+                       + (f"; Haven ratio {res.haven_ratio:.2f} ± {res.haven_ratio_err:.2f}"
+                          if res.haven_ratio is not None else ""))
+        typer.echo(f"wrote {outdir / 'transport.json'}")
+
+    @app.command("arrhenius")
+    def arrhenius(
+        table: Path = typer.Argument(..., help="CSV with columns T_K, D_cm2_s, D_err_cm2_s "
+                                     "(one row per temperature)."),
+        structure: Path = typer.Option(None, "--structure", help="Structure (CIF/POSCAR/extxyz/"
+                                       "H5MD) giving the number density of the species, to "
+                                       "convert D to sigma."),
+        species: str = typer.Option("Li", "--species", "-s", help="Mobile element."),
+        charge: float = typer.Option(1.0, "--charge", help="Ionic charge (e)."),
+        t_extrapolate: float = typer.Option(300.0, "--at", help="Temperature (K) to extrapolate to."),
+        vft: bool = typer.Option(False, "--vft", help="Also fit VFT and compare by AIC/BIC "
+                                 "(needs >= 4 temperatures)."),
+        outdir: Path = typer.Option(Path("."), "-o", "--output", help="Directory for "
+                                    "arrhenius.json and arrhenius.png."),
+    ) -> None:
+        """Arrhenius fit of D(T): Ea ± err, D at 300 K with its band, and sigma at 300 K.
+
+        The fit is weighted by the D errors; the band comes from the parameter
+        covariance. With --structure the Nernst-Einstein sigma(T) uses the number
+        density of --species in that structure.
+        """
+        import csv
+
+        import numpy as np
+
+        from viglas.analysis import (compare_models, fit_arrhenius, fit_vft,
+                                     nernst_einstein_sigma_mS_cm, plot_arrhenius, plot_vft)
+        from viglas.analysis.conductivity import number_density_per_cm3
+        from viglas.errors import AnalysisError
+
+        if not table.exists():
+            raise AnalysisError("table not found", field="table", value=str(table))
+        with open(table, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        need = ("T_K", "D_cm2_s", "D_err_cm2_s")
+        if not rows or any(c not in rows[0] for c in need):
+            raise AnalysisError("table lacks required columns", field="table",
+                                value=list(rows[0].keys()) if rows else [],
+                                allowed=", ".join(need))
+        try:
+            t = np.array([float(r["T_K"]) for r in rows])
+            d = np.array([float(r["D_cm2_s"]) for r in rows])
+            e = np.array([float(r["D_err_cm2_s"]) for r in rows])
+        except ValueError as exc:
+            raise AnalysisError(f"non-numeric entry ({exc})", field="table", value=str(table)) from exc
+        fit = fit_arrhenius(t, d, e, quantity="D")
+        out = {"fit": fit.to_dict(), "t_K": t.tolist(), "d_cm2_s": d.tolist(),
+               "d_err_cm2_s": e.tolist(), "ea_eV": fit.ea_eV, "ea_err_eV": fit.ea_err_eV}
+        dx, dx_err = fit.predict(t_extrapolate)
+        out.update({"t_extrapolate_K": t_extrapolate, "d_extrapolated_cm2_s": dx,
+                    "d_extrapolated_err_cm2_s": dx_err})
+        typer.echo(f"Ea = {fit.ea_eV:.3f} ± {fit.ea_err_eV:.3f} eV  ({fit.n_points} temperatures "
+                   f"{fit.t_min_K:g}-{fit.t_max_K:g} K, chi2_red {fit.chi2_red:.2f})")
+        typer.echo(f"D({t_extrapolate:g} K) = {dx:.3g} ± {dx_err:.2g} cm^2/s")
+        if structure is not None:
+            atoms = _structure_atoms(structure)
+            syms = atoms.get_chemical_symbols()
+            n_ions = syms.count(species)
+            if n_ions == 0:
+                raise AnalysisError("species not in the structure", field="species",
+                                    value=species, allowed=", ".join(sorted(set(syms))))
+            n = number_density_per_cm3(n_ions, atoms.get_volume())
+            sig = nernst_einstein_sigma_mS_cm(d, n, t, charge)
+            sig_err = nernst_einstein_sigma_mS_cm(e, n, t, charge)
+            sfit = fit_arrhenius(t, sig, sig_err, quantity="sigma")
+            sx, sx_err = sfit.predict(t_extrapolate)
+            out.update({"n_per_cm3": n, "sigma_mS_cm": np.asarray(sig).tolist(),
+                        "sigma_err_mS_cm": np.asarray(sig_err).tolist(),
+                        "sigma_fit": sfit.to_dict(), "sigma_extrapolated_mS_cm": sx,
+                        "sigma_extrapolated_err_mS_cm": sx_err})
+            typer.echo(f"sigma({t_extrapolate:g} K) = {sx:.3g} ± {sx_err:.2g} mS/cm "
+                       f"(Nernst-Einstein, n = {n:.3g} cm^-3)")
+        if vft:
+            v = fit_vft(t, d, e, quantity="D")
+            out["vft"] = v.to_dict()
+            out["model_comparison"] = compare_models(fit, v)
+            typer.echo(f"VFT: T0 = {v.t0_K:.0f} ± {v.t0_err_K:.0f} K, B = {v.b_K:.0f} ± "
+                       f"{v.b_err_K:.0f} K; preferred by AIC: "
+                       f"{out['model_comparison']['preferred_aic']}")
+            plot_vft(t, d, e, v, outdir / "vft.png", arrhenius=fit)
+        out["provenance"] = _provenance({"command": "viglas arrhenius", "table": str(table)})
+        _write_json(outdir / "arrhenius.json", out)
+        plot_arrhenius(t, d, e, fit, outdir / "arrhenius.png", t_extrapolate_K=t_extrapolate)
+        typer.echo(f"wrote {outdir / 'arrhenius.json'}")
