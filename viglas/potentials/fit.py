@@ -19,8 +19,8 @@ Objective (:func:`fit_parameters`, :func:`scipy.optimize.least_squares`, method
 
 Free parameters are ``ln A`` and ``rho`` of every fitted pair, ``C`` of anion–anion
 pairs and the global ``charge_scale``. ``B`` (a short-range wall that removes the
-Buckingham/Coulomb collapse at r -> 0) is set by a rule (:func:`wall_B`) and
-reported as fixed. Pairs with fewer than ``min_pairs`` close contacts in the
+Buckingham/Coulomb collapse at r -> 0) keeps its starting value, set by a rule
+(:func:`wall_B`) in :func:`initial_parameters`, and is reported as fixed. Pairs with fewer than ``min_pairs`` close contacts in the
 training data, and all cation–cation pairs, are not fitted: they keep their starting
 values (physical guesses, :func:`initial_parameters`) or have only Coulomb, and the
 fit result says so with the reason.
@@ -177,6 +177,13 @@ class PairData:
         f_shift = erfc(a * rc) / rc**2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
         self_coef = erfc(a * rc) / (2 * rc) + a / math.sqrt(math.pi)
 
+        from ase.data import atomic_numbers
+
+        table = np.full((120, 120), -1, dtype=np.int64)
+        for key, n in key_index.items():
+            za, zb = (atomic_numbers[x] for x in key.split("-"))
+            table[za, zb] = n
+            table[zb, za] = n
         n_atoms, offsets, volumes = [], [0], []
         sr_i, sr_c, sr_t, sr_r, sr_D = [], [], [], [], []
         fc, sc, ec = [], [], []
@@ -203,10 +210,7 @@ class PairData:
             ec.append(e)
             # short-range pairs of fitted keys
             m = d < self.rsr
-            sym = np.array(atoms.get_chemical_symbols())
-            kk = np.array([key_index.get(pair_key(x, y), -1)
-                           for x, y in zip(sym[i[m]], sym[j[m]])], dtype=np.int64) \
-                if m.any() else np.zeros(0, np.int64)
+            kk = table[atoms.numbers[i[m]], atoms.numbers[j[m]]]
             keep = kk >= 0
             sr_i.append(i[m][keep] + offsets[-1])
             sr_c.append(np.full(int(keep.sum()), c))
@@ -501,17 +505,15 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
         return np.stack(cols, axis=1)
 
     res = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf",
-                        x_scale="jac", max_nfev=settings.max_nfev, verbose=verbose)
+                        x_scale="jac", max_nfev=settings.max_nfev, verbose=verbose,
+                        tr_solver="lsmr")
     best = unpack(res.x)
-    # re-set the walls for the fitted charge scale and C (fixed by rule) and report
+    # record what was held fixed (B always: the wall is set by rule, not fitted)
     pairs = {}
+    free_set = set(free)
     for key, p in best.pairs.items():
-        B = p.B if "B" in (p.fixed or []) else wall_B(key, best.charge_scale, p.C,
-                                                         dict(best.charges))
-        fixed_names = sorted(set(p.fixed) | {"B"} | set(fix.get(key, []))
-                             | ({"C"} if not is_anion_anion(key) else set())
-                             | ({"A", "rho", "C"} if key in fixed_reason else set()))
-        pairs[key] = p.model_copy(update={"B": B, "fixed": fixed_names})
+        fixed_names = sorted(n for n in ("A", "rho", "C", "B") if (key, n) not in free_set)
+        pairs[key] = p.model_copy(update={"fixed": fixed_names})
     best = best.model_copy(update={"pairs": pairs})
 
     # uncertainties from the Jacobian at the optimum: cov = s^2 (J^T J)^-1
@@ -555,6 +557,23 @@ def force_metrics(f_pred: np.ndarray, f_ref: np.ndarray) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------------
 # the whole procedure: sample, label, fit, iterate
+
+
+def anion_bonds(atoms: Atoms, limits: dict[str, float] | None = None) -> int:
+    """Number of anion–anion pairs closer than a bond limit (Å; default Cl–Cl 2.4,
+    Cl–O 2.0, O–O 1.8): molecular Cl2 / O2 / ClO that an ionic model cannot describe."""
+    from matscipy.neighbours import neighbour_list
+
+    lim = {"Cl-Cl": 2.4, "Cl-O": 2.0, "O-O": 1.8}
+    lim.update(limits or {})
+    i, j, d = neighbour_list("ijd", atoms, max(lim.values()))
+    sym = np.array(atoms.get_chemical_symbols())
+    n = 0
+    for key, r in lim.items():
+        a, b = key.split("-")
+        m = (((sym[i] == a) & (sym[j] == b)) | ((sym[i] == b) & (sym[j] == a))) & (d < r)
+        n += int(m.sum())
+    return n // 2
 
 
 def ionic_md_snapshots(start: Atoms, params: IonicParameters, *, temperature_K: float,
@@ -646,8 +665,12 @@ def fit_to_reference(compositions: Sequence[str], reference: Any = None, *,
         fr = sample_composition(comp, reference, cache_dir, n_atoms=n_atoms, seed=seed,
                                 num_threads=num_threads, calculator=calc, log=log)
         frames += fr
-    train = [a for a in frames if a.info.get("split") == "train"]
-    valid = [a for a in frames if a.info.get("split") == "valid"]
+    sane = [a for a in frames if anion_bonds(a) == 0]
+    n_rejected = len(frames) - len(sane)
+    if n_rejected:
+        log(f"{n_rejected} reference frames with anion-anion bonds (Cl2, O2, ClO) left out")
+    train = [a for a in sane if a.info.get("split") == "train"]
+    valid = [a for a in sane if a.info.get("split") == "valid"]
     if not valid:
         raise FitError("no held-out frames", field="frames", value=0)
     starts = {}
@@ -686,6 +709,7 @@ def fit_to_reference(compositions: Sequence[str], reference: Any = None, *,
         if calc is None and new:
             calc = make_calculator(reference, num_threads=num_threads)
         labelled = label(new, reference, cache_dir, calculator=calc, progress=False)
+        labelled = [a for a in labelled if anion_bonds(a) == 0]
         train = train + labelled
         res = fit_parameters(train, current.parameters, settings)
         rmse = valid_rmse(res.parameters)
@@ -718,6 +742,9 @@ def fit_to_reference(compositions: Sequence[str], reference: Any = None, *,
         "compositions": list(compositions),
         "n_train_frames": history[rnd]["n_train"],
         "n_valid_frames": len(valid),
+        "n_rejected_frames": n_rejected,
+        "rejected_because": "anion-anion bond (Cl-Cl < 2.4, Cl-O < 2.0, O-O < 1.8 A): "
+                            "molecular Cl2/O2/ClO, outside an ionic model",
         "best_round": rnd,
         "valid_force_rmse_eV_A": round(rmse, 5),
         "free_parameters": res.free,

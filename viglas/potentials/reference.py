@@ -352,8 +352,9 @@ def sample_composition(formula: str, spec: Any, cache_dir: str | Path, *,
                        n_atoms: int = 64, seed: int = 0,
                        temperatures_K: Sequence[float] = (1500.0, 1000.0, 600.0),
                        valid_temperature_K: float | None = 1000.0,
-                       md_steps: Sequence[int] = (120, 60, 60), save_every: int = 10,
-                       timestep_fs: float = 2.0, relax_steps: int = 60,
+                       md_steps: Sequence[int] = (80, 50, 50), save_every: int = 5,
+                       timestep_fs: float = 2.0, relax_steps: int = 30,
+                       builder: str = "substitution",
                        n_strain: int = 4, max_strain: float = 0.03,
                        n_rattle: int = 4, rattle_A: float = 0.08,
                        num_threads: int | None = 1, calculator=None,
@@ -361,7 +362,10 @@ def sample_composition(formula: str, spec: Any, cache_dir: str | Path, *,
                        log: Callable[[str], None] = print) -> list[Atoms]:
     """Generate and label reference configurations of one composition.
 
-    Steps: random cell (``n_atoms`` atoms, ``seed``) or ``start``; FIRE relaxation with
+    Steps: a start model of ``n_atoms`` atoms from
+    :func:`viglas.structures.build_glass` (``builder`` = ``"substitution"``: parent-salt
+    prototype with O bridging two formers, or ``"packing"``), a random cell
+    (``builder="random"``, :func:`random_cell`) or ``start``; FIRE relaxation with
     the reference (``relax_steps`` at most, every 10th step kept as ``kind=relax``);
     Langevin NVT at each of ``temperatures_K`` for ``md_steps`` steps of
     ``timestep_fs`` fs (a frame every ``save_every`` steps after the first
@@ -378,7 +382,8 @@ def sample_composition(formula: str, spec: Any, cache_dir: str | Path, *,
     from ase.optimize import FIRE
 
     cache = LabelCache(cache_dir, spec)
-    marker = cache.dir / f"done_{formula}_{seed}_{n_atoms}.json"
+    tag = builder if start is None else "given"
+    marker = cache.dir / f"done_{formula}_{seed}_{n_atoms}_{tag}.json"
     if marker.exists():
         names = json.loads(marker.read_text())
         out = []
@@ -393,8 +398,13 @@ def sample_composition(formula: str, spec: Any, cache_dir: str | Path, *,
     if calculator is None:
         calculator = make_calculator(spec, num_threads=num_threads)
     rng = np.random.default_rng(seed)
-    if start is None:
+    if start is None and builder == "random":
         atoms = random_cell(formula, n_atoms, seed=seed)
+    elif start is None:
+        from viglas.structures import build_glass
+
+        atoms = build_glass(formula, n_atoms, method=builder, seed=seed)
+        atoms.info = {}
     else:
         atoms = start.copy()
     atoms.calc = calculator
