@@ -172,14 +172,15 @@ class StructureConfig(_Strict):
 
 
 class MeltQuenchConfig(_Strict):
-    """Melt, hold and cool the model to a glass (NPT when ``pressure_GPa`` is set)."""
+    """Heat, hold at ``t_melt_K``, cool at ``cool_rate_K_ps`` to ``t_final_K`` (NPT at
+    ``pressure_GPa``); the cooling curve V(T) gives Tg."""
 
     enabled: bool = True
     t_melt_K: Temp_K = 1500.0
     t_final_K: Temp_K = 300.0
     hold_ps: Time_ps = 5.0
     cool_rate_K_ps: Rate_K_ps = 100.0
-    pressure_GPa: Pressure_GPa | None = Field(0.0, description="None = constant volume")
+    pressure_GPa: Pressure_GPa = Field(0.0, description="NPT pressure of the melt-quench")
     timestep_fs: Time_fs = 1.0
 
     @field_validator("t_melt_K", "t_final_K", "cool_rate_K_ps", "timestep_fs")
@@ -212,6 +213,9 @@ class ProductionConfig(_Strict):
     pressure_GPa: Pressure_GPa = 0.0
     timestep_fs: Time_fs = 1.0
     equilibration_ps: Time_ps = 2.0
+    equilibration_ensemble: Literal["npt", "nvt"] = Field(
+        "npt", description="npt: find the density at T (Langevin barostat at pressure_GPa), "
+        "then production at that mean volume")
     duration_ps: Time_ps = 20.0
     save_every_fs: Time_fs = 20.0
     checkpoint_every_ps: Time_ps = 1.0
@@ -249,6 +253,9 @@ class ProductionConfig(_Strict):
 
     @model_validator(mode="after")
     def _steps(self):
+        if self.ensemble == "npt" and self.thermostat == "bussi":
+            raise ValueError("thermostat 'bussi' is NVT only; for ensemble npt use "
+                             "'langevin' or 'nose-hoover'")
         if self.save_every_fs < self.timestep_fs:
             raise ValueError(f"save_every_fs ({self.save_every_fs:g}) must be >= timestep_fs "
                              f"({self.timestep_fs:g})")

@@ -75,6 +75,7 @@ def makers_from_config(config: Config, progress: bool = False) -> dict[str, Any]
                                         thermostat=prod.thermostat, pressure_GPa=prod.pressure_GPa,
                                         timestep_fs=prod.timestep_fs,
                                         equilibration_steps=prod.equilibration_steps,
+                                        equilibration_ensemble=prod.equilibration_ensemble,
                                         steps=prod.steps, save_every=prod.save_every,
                                         checkpoint_every=prod.checkpoint_every, progress=progress),
         "diffusion": DiffusionAnalysisMaker(species=an.species, skip_ps=an.skip_ps,

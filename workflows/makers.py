@@ -187,7 +187,7 @@ class BuildGlassMaker(Maker):
 class MeltQuenchMaker(Maker):
     """Melt, hold and cool a model to a glass (``viglas.workflows.md.melt_quench``).
 
-    NPT at ``pressure_GPa`` (None = constant volume). The cooling curve V(T), E(T)
+    NPT at ``pressure_GPa``. The cooling curve V(T), E(T)
     gives Tg through ``viglas.analysis.fit_tg`` when the cooling crosses Tg; otherwise
     ``tg_K`` is None with the reason in ``tg_message``. ``enabled=False`` skips the MD
     and passes the starting structure on (for tests and crystalline references).
@@ -200,7 +200,7 @@ class MeltQuenchMaker(Maker):
     t_final_K: float = 300.0
     hold_ps: float = 5.0
     cool_rate_K_ps: float = 100.0
-    pressure_GPa: float | None = 0.0
+    pressure_GPa: float = 0.0
     timestep_fs: float = 1.0
     progress: bool = False
 
@@ -226,17 +226,16 @@ class MeltQuenchMaker(Maker):
         res = melt_quench(atoms, calc, t_melt_K=self.t_melt_K, t_final_K=self.t_final_K,
                           hold_ps=self.hold_ps, cool_rate_K_ps=self.cool_rate_K_ps,
                           pressure_GPa=self.pressure_GPa, timestep_fs=self.timestep_fs,
-                          workdir=Path.cwd() / "melt_quench", seed=seed,
-                          **({"progress": self.progress} if _accepts(melt_quench, "progress") else {}))
-        glass = _attr(res, "atoms", "glass", "final_atoms")
+                          workdir=Path.cwd() / "melt_quench", seed=seed, progress=self.progress)
+        glass = res.atoms.copy()
         glass.calc = None
         _write_atoms(glass, out)
-        t = np.asarray(_attr(res, "temperature_K", "cooling_temperature_K", "t_K", default=[]), float)
-        v = np.asarray(_attr(res, "volume_A3", "cooling_volume_A3", "volume", default=[]), float)
-        e = np.asarray(_attr(res, "energy_eV", "potential_energy_eV", "cooling_energy_eV",
-                             default=[]), float)
+        # cooling stage: target temperature (the instantaneous one is noisy), V and E
+        t = np.asarray(res.target_temperature_K, float)
+        v = np.asarray(res.volume_A3, float)
+        e = np.asarray(res.potential_energy_eV, float)
         tg, tg_err, msg = None, None, None
-        series = v if (v.size and self.pressure_GPa is not None and np.ptp(v) > 0) else e
+        series = v if (v.size and np.ptp(v) > 0) else e
         if t.size >= 8 and series.size == t.size:
             try:
                 from viglas.analysis import fit_tg
@@ -256,7 +255,7 @@ class MeltQuenchMaker(Maker):
                 msg = f"fit_tg unavailable: {exc}"
         else:
             msg = "cooling curve too short for a Tg fit"
-        traj = _attr(res, "trajectory", "trajectory_path")
+        traj = res.trajectory
         return MeltQuenchDoc(
             formula=formula, structure_path=str(out.resolve()),
             trajectory=str(traj) if traj else None, seed=seed, t_melt_K=self.t_melt_K,
@@ -295,6 +294,7 @@ class ProductionMDMaker(Maker):
     pressure_GPa: float = 0.0
     timestep_fs: float = 1.0
     equilibration_steps: int = 2000
+    equilibration_ensemble: str = "npt"
     steps: int = 20000
     save_every: int = 20
     checkpoint_every: int = 1000
@@ -314,13 +314,20 @@ class ProductionMDMaker(Maker):
         extra = {"progress": self.progress} if _accepts(run_md, "progress") else {}
         pressure = self.pressure_GPa if self.ensemble == "npt" else None
         if self.equilibration_steps > 0:
-            eq = run_md(atoms, calc, ensemble=self.ensemble, thermostat=self.thermostat,
-                        temperature_K=float(t_K), pressure_GPa=pressure,
+            eq_npt = self.equilibration_ensemble == "npt"
+            eq = run_md(atoms, calc, ensemble=self.equilibration_ensemble,
+                        thermostat=("langevin" if eq_npt and self.thermostat == "bussi"
+                                    else self.thermostat),
+                        temperature_K=float(t_K), pressure_GPa=self.pressure_GPa if eq_npt else None,
                         timestep_fs=self.timestep_fs, steps=self.equilibration_steps,
                         save_every=max(self.save_every, self.equilibration_steps // 10 or 1),
                         workdir=here / "equil", seed=seed,
                         checkpoint_every=self.checkpoint_every, **extra)
-            atoms = _attr(eq, "atoms", "final_atoms")
+            atoms = eq.atoms.copy()
+            if eq_npt and self.ensemble == "nvt":
+                # production at the mean equilibrium volume at this temperature
+                scale = (float(eq.mean_volume_A3) / atoms.get_volume()) ** (1.0 / 3.0)
+                atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
         prod = run_md(atoms, calc, ensemble=self.ensemble, thermostat=self.thermostat,
                       temperature_K=float(t_K), pressure_GPa=pressure, timestep_fs=self.timestep_fs,
                       steps=self.steps, save_every=self.save_every, workdir=here / "prod",

@@ -239,6 +239,7 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", FutureWarning)
+                        warnings.filterwarnings("ignore", message=".*heuristic P_mass.*")
                         run_locally(solo, store=store, root_dir=jobdir, log=False,
                                     allow_external_references=True, raise_immediately=True)
                 except ViglasError as exc:
