@@ -1,0 +1,917 @@
+"""Resumable molecular dynamics: NVE, NVT, NPT, schedules, H5MD output, melt-quench.
+
+:func:`run_md` cuts a run into segments of ``checkpoint_every`` steps. During a segment
+frames and thermo rows are kept in memory; at its end they are written out
+(the frames as a small H5MD *part* file, written to a temporary name and renamed),
+the thermo rows are appended to the CSV log, and a checkpoint (positions, momenta,
+cell, integrator state, random-generator state, counters) is written atomically
+(temporary file + ``os.replace``). After ``kill -9`` at any moment the same call
+resumes from the last checkpoint: parts and log rows written after it are dropped,
+so the finished trajectory holds every frame exactly once. When all steps are done the
+parts are merged into the trajectory file (again temp file + rename).
+
+Every segment starts by rebuilding the integrator and the neighbour list from the saved
+state, in an uninterrupted run as in a resumed one, so a resumed run reproduces the
+uninterrupted one bit for bit (same seed, same numbers).
+
+Files, for ``trajectory="traj.h5"`` in ``workdir``::
+
+    traj.h5           H5MD trajectory (viglas.trajectory layout; readable by MDAnalysis)
+    traj.log.csv      thermo log: step, time_fs, temperature_K, target_temperature_K,
+                      potential_energy_eV, kinetic_energy_eV, total_energy_eV,
+                      conserved_energy_eV, pressure_GPa, volume_A3, density_g_cm3
+    traj.ckpt.npz     last checkpoint
+    traj.parts/       frames of finished segments not yet merged (removed at the end)
+    traj.result.json  summary (MDResult.to_dict())
+
+Guards stop a run with :class:`viglas.errors.MDError` (last good checkpoint kept) on a
+non-finite energy or force, a temperature above ``max_temperature_K``, or two atoms
+closer than ``min_distance_A``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from viglas.errors import CheckpointError, ConfigError, MDError
+from viglas.units import KB_EV_K, density_g_cm3
+from viglas.workflows.schedules import Schedule
+
+#: eV/Å^3 -> GPa
+EV_A3_TO_GPA = 160.21766208
+
+ENSEMBLES = ("nve", "nvt", "npt")
+THERMOSTATS = ("langevin", "bussi", "nose-hoover")
+LOG_COLUMNS = ("step", "time_fs", "temperature_K", "target_temperature_K",
+               "potential_energy_eV", "kinetic_energy_eV", "total_energy_eV",
+               "conserved_energy_eV", "pressure_GPa", "volume_A3", "density_g_cm3")
+OBSERVABLES = ("temperature", "potential_energy", "kinetic_energy", "total_energy",
+               "pressure", "volume", "density")
+_CKPT_VERSION = 1
+
+
+@dataclass
+class MDResult:
+    """Outcome of :func:`run_md`. Means are over the logged rows after step 0."""
+
+    workdir: str
+    trajectory: str
+    log: str
+    checkpoint: str
+    steps_done: int
+    n_frames: int
+    time_fs: float
+    timestep_fs: float
+    n_atoms: int
+    mean_temperature_K: float
+    mean_pressure_GPa: float | None
+    mean_volume_A3: float
+    mean_density_g_cm3: float
+    energy_drift_eV_atom_ps: float | None
+    resumed: bool
+    wall_time_s: float
+    ensemble: str
+    thermostat: str | None
+    atoms: Any = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (without the Atoms)."""
+        d = asdict(self)
+        d.pop("atoms", None)
+        return d
+
+
+@dataclass
+class MeltQuenchResult:
+    """Outcome of :func:`melt_quench`: the glass and the cooling curve.
+
+    ``temperature_K``, ``volume_A3``, ``potential_energy_eV``, ``density_g_cm3`` are the
+    logged rows of the cooling stage (instantaneous values), for a Tg fit.
+    """
+
+    atoms: Any
+    trajectory: str
+    log: str
+    temperature_K: np.ndarray
+    target_temperature_K: np.ndarray
+    volume_A3: np.ndarray
+    potential_energy_eV: np.ndarray
+    density_g_cm3: np.ndarray
+    final_density_g_cm3: float
+    md: MDResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trajectory": self.trajectory, "log": self.log,
+                "final_density_g_cm3": self.final_density_g_cm3,
+                "temperature_K": self.temperature_K.tolist(),
+                "target_temperature_K": self.target_temperature_K.tolist(),
+                "volume_A3": self.volume_A3.tolist(),
+                "potential_energy_eV": self.potential_energy_eV.tolist(),
+                "density_g_cm3": self.density_g_cm3.tolist(), "md": self.md.to_dict()}
+
+
+# ------------------------------------------------------------------ helpers
+def _paths(workdir: Path, trajectory: str | Path) -> dict[str, Path]:
+    traj = Path(trajectory)
+    if not traj.is_absolute():
+        traj = workdir / traj
+    stem = traj.name[: -len(traj.suffix)] if traj.suffix else traj.name
+    base = traj.parent
+    return {"traj": traj, "log": base / f"{stem}.log.csv", "ckpt": base / f"{stem}.ckpt.npz",
+            "parts": base / f"{stem}.parts", "result": base / f"{stem}.result.json"}
+
+
+def _atomic_write_bytes(path: Path, writer) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        writer(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _calculator_id(calc, spec) -> dict[str, Any]:
+    from viglas.provenance import stable_hash
+
+    if spec is not None:
+        from viglas.calculators import _as_spec
+
+        s = _as_spec(spec)
+        return {"name": s.name, "params_hash": stable_hash(s.params)}
+    params = getattr(calc, "params", None)
+    if hasattr(params, "model_dump"):
+        return {"name": type(calc).__name__, "params_hash": stable_hash(params.model_dump(mode="json"))}
+    return {"name": type(calc).__name__}
+
+
+def _pressure_gpa(atoms) -> float:
+    calc = atoms.calc
+    if calc is None or "stress" not in getattr(calc, "implemented_properties", ()):
+        return float("nan")
+    try:
+        s = atoms.get_stress(voigt=True, include_ideal_gas=True)
+    except Exception:  # noqa: BLE001 - a calculator without stress support
+        return float("nan")
+    return float(-np.mean(s[:3]) * EV_A3_TO_GPA)
+
+
+# --------------------------------------------------------------- integrators
+class _Integrator:
+    """Wraps one ASE integrator: builds it from state, sets targets, saves state."""
+
+    def __init__(self, atoms, ensemble: str, thermostat: str | None, dt_fs: float,
+                 t_sched: Schedule | None, p_sched: Schedule | None, rng: np.random.Generator,
+                 friction_per_fs: float, tdamp_fs: float, pdamp_fs: float, step: int,
+                 state: dict[str, np.ndarray]):
+        from ase import units
+
+        self.atoms, self.ensemble, self.thermostat = atoms, ensemble, thermostat
+        self.t_sched, self.p_sched = t_sched, p_sched
+        self.dt_fs = dt_fs
+        dt = dt_fs * units.fs
+        t_now = t_sched(step * dt_fs) if t_sched is not None else None
+        t_ref = t_sched.max if t_sched is not None else None
+        self._last_t = t_now
+        self._last_p = None
+        if ensemble == "nve":
+            from ase.md.verlet import VelocityVerlet
+
+            self.dyn = VelocityVerlet(atoms, dt)
+        elif ensemble == "nvt" and thermostat == "langevin":
+            from ase.md.langevin import Langevin
+
+            from ase.constraints import FixCom
+
+            atoms.set_constraint(FixCom())  # no centre-of-mass random walk
+            self.dyn = Langevin(atoms, dt, temperature_K=t_now, friction=friction_per_fs / units.fs,
+                                fixcm=False, rng=rng)
+        elif ensemble == "nvt" and thermostat == "bussi":
+            from ase.md.bussi import Bussi
+
+            self.dyn = Bussi(atoms, dt, temperature_K=t_now, taut=tdamp_fs * units.fs, rng=rng)
+            self.dyn.transferred_energy = float(state.get("transferred_energy", 0.0))
+        elif ensemble == "nvt" and thermostat == "nose-hoover":
+            from ase.md.nose_hoover_chain import NoseHooverChainNVT
+
+            self.dyn = NoseHooverChainNVT(atoms, dt, temperature_K=t_ref,
+                                          tdamp=tdamp_fs * units.fs, tchain=3)
+            th = self.dyn._thermostat
+            if "eta" in state:
+                th._eta[:] = state["eta"]
+                th._p_eta[:] = state["p_eta"]
+            self._set_nhc_temperature(t_now)
+        elif ensemble == "npt" and thermostat == "nose-hoover":
+            from ase.md.nose_hoover_chain import IsotropicMTKNPT
+
+            p_now = p_sched(step * dt_fs)
+            self.dyn = IsotropicMTKNPT(atoms, dt, temperature_K=t_ref,
+                                       pressure_au=p_now / EV_A3_TO_GPA,
+                                       tdamp=tdamp_fs * units.fs, pdamp=pdamp_fs * units.fs)
+            d = self.dyn
+            if "eta" in state:
+                d._thermostat._eta[:] = state["eta"]
+                d._thermostat._p_eta[:] = state["p_eta"]
+                d._barostat._xi[:] = state["xi"]
+                d._barostat._p_xi[:] = state["p_xi"]
+                d._eps = float(state["eps"])
+                d._p_eps = float(state["p_eps"])
+                d._volume0 = float(state["volume0"])
+                d._cell0 = np.array(state["cell0"])
+            self._set_nhc_temperature(t_now)
+            self._last_p = p_now
+        elif ensemble == "npt" and thermostat == "langevin":
+            from ase.md.langevinbaoab import LangevinBAOAB
+
+            import warnings
+
+            p_now = p_sched(step * dt_fs)
+            with warnings.catch_warnings():  # "Using heuristic P_mass ..." is expected
+                warnings.simplefilter("ignore", UserWarning)
+                self.dyn = LangevinBAOAB(atoms, dt, temperature_K=t_now,
+                                         externalstress=-p_now / EV_A3_TO_GPA, hydrostatic=True,
+                                         T_tau=1.0 / friction_per_fs * units.fs,
+                                         P_tau=pdamp_fs * units.fs, rng=rng)
+            if "p_eps" in state:
+                self.dyn.p_eps = float(state["p_eps"])
+                self.dyn._update_force_eps()
+            self._last_p = p_now
+        else:  # pragma: no cover - validated before
+            raise ConfigError("unsupported ensemble/thermostat", field="thermostat",
+                              value=(ensemble, thermostat))
+
+    def _set_nhc_temperature(self, t_K: float) -> None:
+        """Set the target of a Nose-Hoover chain (and MTK barostat) to ``t_K``."""
+        from ase import units
+
+        kT = units.kB * t_K
+        d = self.dyn
+        try:
+            d._thermostat._kT = kT
+            if hasattr(d, "_barostat"):
+                d._barostat._kT = kT
+                d._kT = kT
+                d._temperature_K = t_K
+        except AttributeError as exc:  # pragma: no cover - ASE internals changed
+            raise MDError("this ASE version's Nose-Hoover integrator has no settable target",
+                          field="thermostat", value=self.thermostat,
+                          hint="use thermostat 'langevin' or 'bussi'") from exc
+
+    def set_targets(self, step: int) -> None:
+        """Apply the scheduled temperature/pressure at ``step``."""
+        t_fs = step * self.dt_fs
+        if self.t_sched is not None and self.ensemble != "nve" and not self.t_sched.is_constant:
+            t = self.t_sched(t_fs)
+            if t != self._last_t:
+                self._last_t = t
+                from ase import units
+
+                d = self.dyn
+                if self.thermostat == "langevin":
+                    d.set_temperature(temperature_K=t)
+                elif self.thermostat == "bussi":
+                    d.temp = t * units.kB
+                    d.target_kinetic_energy = 0.5 * d.temp * d.ndof
+                else:
+                    self._set_nhc_temperature(t)
+        if self.p_sched is not None and not self.p_sched.is_constant:
+            p = self.p_sched(t_fs)
+            if p != self._last_p:
+                self._last_p = p
+                if self.thermostat == "nose-hoover":
+                    self.dyn._pressure_au = p / EV_A3_TO_GPA
+                else:
+                    self.dyn.externalstress = -p / EV_A3_TO_GPA
+                    self.dyn._update_force_eps()
+
+    def target_temperature(self) -> float:
+        return float(self._last_t) if self._last_t is not None else float("nan")
+
+    def conserved_energy(self) -> float:
+        atoms = self.atoms
+        if self.ensemble == "nve":
+            return float(atoms.get_potential_energy() + atoms.get_kinetic_energy())
+        if self.thermostat == "bussi":
+            return float(atoms.get_potential_energy() + atoms.get_kinetic_energy()
+                         - self.dyn.transferred_energy)
+        if self.thermostat == "nose-hoover" and self.t_sched is not None and self.t_sched.is_constant:
+            return float(self.dyn.get_conserved_energy())
+        return float("nan")
+
+    def state(self) -> dict[str, np.ndarray]:
+        d = self.dyn
+        if self.thermostat == "bussi" and self.ensemble == "nvt":
+            return {"transferred_energy": np.array(d.transferred_energy)}
+        if self.thermostat == "nose-hoover" and self.ensemble == "nvt":
+            return {"eta": d._thermostat._eta.copy(), "p_eta": d._thermostat._p_eta.copy()}
+        if self.thermostat == "nose-hoover" and self.ensemble == "npt":
+            return {"eta": d._thermostat._eta.copy(), "p_eta": d._thermostat._p_eta.copy(),
+                    "xi": d._barostat._xi.copy(), "p_xi": d._barostat._p_xi.copy(),
+                    "eps": np.array(d._eps), "p_eps": np.array(d._p_eps),
+                    "volume0": np.array(d._volume0), "cell0": np.array(d._cell0)}
+        if self.thermostat == "langevin" and self.ensemble == "npt":
+            return {"p_eps": np.array(d.p_eps)}
+        return {}
+
+
+# ------------------------------------------------------------- trajectory parts
+def _write_part(path: Path, numbers, masses, timestep_fs: float, frames: dict[str, list],
+                velocities: bool, metadata: dict) -> None:
+    """Write buffered frames to a new H5MD file (layout of viglas.trajectory) in bulk."""
+    import h5py
+
+    from viglas.trajectory import H5MDWriter
+
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,
+               observables=OBSERVABLES, metadata=metadata).close()
+    steps = np.asarray(frames["step"], dtype=np.int64)
+    times = steps * float(timestep_fs)
+    cells = np.asarray(frames["cell"], dtype=np.float64)
+    pos = np.asarray(frames["positions"], dtype=np.float64)
+    frac = np.einsum("fai,fij->faj", pos, np.linalg.inv(cells))
+    image = np.floor(frac)
+    wrapped = np.einsum("fai,fij->faj", frac - image, cells)
+    series = {"particles/all/box/edges": cells, "particles/all/position": wrapped,
+              "particles/all/image": image.astype(np.int32)}
+    if velocities:
+        series["particles/all/velocity"] = np.asarray(frames["velocities"], dtype=np.float64)
+    for name in OBSERVABLES:
+        series[f"observables/{name}"] = np.asarray(frames[name], dtype=np.float64)
+    with h5py.File(tmp, "a") as f:
+        for key, val in series.items():
+            g = f[key]
+            n = len(steps)
+            for ds, data in (("step", steps), ("time", times), ("value", val)):
+                g[ds].resize(n, axis=0)
+                g[ds][...] = data
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _series_groups(f) -> list[str]:
+    out: list[str] = []
+
+    def visit(name, obj):
+        if hasattr(obj, "keys") and "step" in obj and "value" in obj:
+            out.append(name)
+    f.visititems(visit)
+    return out
+
+
+def _merge(dest: Path, sources: list[tuple[Path, int | None]], numbers, masses,
+           timestep_fs: float, velocities: bool, metadata: dict) -> int:
+    """Concatenate the first n frames of each source into ``dest`` (atomic). Returns frames."""
+    import h5py
+
+    from viglas.trajectory import H5MDWriter
+
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,
+               observables=OBSERVABLES, metadata=metadata).close()
+    total = 0
+    with h5py.File(tmp, "a") as out:
+        groups = _series_groups(out)
+        for src, n_keep in sources:
+            with h5py.File(src, "r") as f:
+                n_src = f["particles/all/position/step"].shape[0]
+                n = n_src if n_keep is None else min(n_keep, n_src)
+                for start in range(0, n, 1000):
+                    stop = min(n, start + 1000)
+                    for gname in groups:
+                        if gname not in f:
+                            raise CheckpointError("trajectory part lacks a series",
+                                                  field="trajectory", value=f"{src}:{gname}")
+                        g_out, g_in = out[gname], f[gname]
+                        m = g_out["step"].shape[0]
+                        for ds in ("step", "time", "value"):
+                            g_out[ds].resize(m + stop - start, axis=0)
+                            g_out[ds][m:] = g_in[ds][start:stop]
+                total += n
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, dest)
+    return total
+
+
+# ------------------------------------------------------------------ checkpoint
+def _save_checkpoint(path: Path, meta: dict, atoms, dyn_state: dict, rng_state: dict) -> None:
+    arrays = {"positions": atoms.get_positions(), "momenta": atoms.get_momenta(),
+              "cell": np.asarray(atoms.cell, dtype=np.float64)}
+    for k, v in dyn_state.items():
+        arrays[f"dyn__{k}"] = np.asarray(v)
+    meta = dict(meta, rng_state=rng_state, version=_CKPT_VERSION)
+    arrays["meta_json"] = np.array(json.dumps(meta, default=str))
+    _atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
+
+
+def _load_checkpoint(path: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta_json"]))
+            arrays = {k: z[k].copy() for k in z.files if k != "meta_json"}
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"cannot read checkpoint ({exc})", field="checkpoint",
+                              value=str(path), hint="delete it to start the run afresh") from exc
+    dyn = {k[5:]: v for k, v in arrays.items() if k.startswith("dyn__")}
+    return meta, arrays, dyn
+
+
+def _read_log(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists() or path.stat().st_size == 0:
+        return {c: np.zeros(0) for c in LOG_COLUMNS}
+    data = np.genfromtxt(path, delimiter=",", names=True, dtype=float)
+    data = np.atleast_1d(data)
+    return {c: np.asarray(data[c], dtype=float) for c in LOG_COLUMNS}
+
+
+# ---------------------------------------------------------------------- run
+def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None = "langevin",
+           temperature_K: float | Schedule | None = 300.0,
+           pressure_GPa: float | Schedule | None = None, timestep_fs: float = 1.0,
+           steps: int, save_every: int = 10, workdir: str | Path = ".",
+           trajectory: str | Path = "traj.h5", seed: int = 0,
+           checkpoint_every: int | None = None, log_every: int | None = None,
+           progress: bool = True, store_velocities: bool = False,
+           friction_per_fs: float = 0.01, tdamp_fs: float | None = None,
+           pdamp_fs: float | None = None, max_temperature_K: float | None = None,
+           min_distance_A: float = 0.6, guard_every: int = 10,
+           metadata: dict | None = None) -> MDResult:
+    """Run (or resume) molecular dynamics and write an H5MD trajectory.
+
+    Parameters
+    ----------
+    atoms : starting structure (ase.Atoms, periodic). Not modified; the result holds
+        the final state. Momenta already on ``atoms`` are kept, otherwise velocities are
+        drawn from Maxwell-Boltzmann at the first target temperature (seeded).
+    calculator : an ASE calculator, or a spec for :func:`viglas.calculators.get_calculator`
+        (``"ionic"``, ``{"name": "chgnet", "params": {...}}``); a spec's element support
+        is checked before anything runs.
+    ensemble : ``"nve"``, ``"nvt"`` or ``"npt"`` (isotropic).
+    thermostat : ``"langevin"`` (NVT: Langevin with fixed centre of mass; NPT:
+        Langevin-BAOAB barostat), ``"bussi"`` (NVT only, stochastic velocity rescaling) or
+        ``"nose-hoover"`` (NVT: Nose-Hoover chain; NPT: isotropic MTK). Ignored for NVE.
+    temperature_K : K, a number or a :class:`Schedule` over time (ramps, holds). For NVE
+        only the initial velocities use it.
+    pressure_GPa : GPa, number or Schedule; required for NPT.
+    timestep_fs : fs.  steps : number of MD steps in total (a rerun with more steps
+        extends a finished run).
+    save_every : steps between trajectory frames (frame 0 is the start).
+    workdir, trajectory : output directory and trajectory file name (relative to workdir).
+    seed : seeds the initial velocities and every stochastic thermostat.
+    checkpoint_every : steps per segment (default: ~20 segments, a multiple of
+        ``save_every``, at least ``save_every``).
+    log_every : steps between thermo-log rows (default ``save_every``).
+    friction_per_fs : Langevin friction (1/fs); tdamp_fs / pdamp_fs: Nose-Hoover / Bussi
+        thermostat and barostat times (fs; defaults 100 and 1000 time steps).
+    max_temperature_K : guard (default ``max(5 * highest target, 5000)``).
+    min_distance_A : guard, Å.
+
+    Returns an :class:`MDResult`; rerunning the same call in the same workdir resumes.
+    Raises :class:`MDError` when a guard trips and :class:`CheckpointError` when the
+    checkpoint on disk belongs to another run.
+    """
+    from ase import Atoms
+
+    t_wall0 = time.perf_counter()
+    # ---------------------------------------------------------------- validate
+    ensemble = str(ensemble).lower()
+    if ensemble not in ENSEMBLES:
+        raise ConfigError("unknown ensemble", field="ensemble", value=ensemble,
+                          allowed=", ".join(ENSEMBLES))
+    if ensemble == "nve":
+        thermostat = None
+    else:
+        thermostat = str(thermostat or "langevin").lower().replace("_", "-")
+        if thermostat in ("nosehoover", "nose-hoover-chain", "nhc", "mtk"):
+            thermostat = "nose-hoover"
+        if thermostat not in THERMOSTATS:
+            raise ConfigError("unknown thermostat", field="thermostat", value=thermostat,
+                              allowed=", ".join(THERMOSTATS))
+        if ensemble == "npt" and thermostat == "bussi":
+            raise ConfigError("bussi has no barostat here", field="thermostat",
+                              value=thermostat, allowed="langevin or nose-hoover for npt")
+    if not isinstance(atoms, Atoms) or len(atoms) == 0:
+        raise ConfigError("atoms must be a non-empty ase.Atoms", field="atoms", value=repr(atoms))
+    if not all(atoms.pbc) or atoms.get_volume() <= 0:
+        raise ConfigError("MD needs a 3D periodic cell", field="atoms.pbc",
+                          value=tuple(bool(x) for x in atoms.pbc))
+    steps = int(steps)
+    save_every = int(save_every)
+    if steps < 1:
+        raise ConfigError("steps must be >= 1", field="steps", value=steps)
+    if save_every < 1:
+        raise ConfigError("save_every must be >= 1", field="save_every", value=save_every)
+    if not (0 < timestep_fs <= 10):
+        raise ConfigError("time step out of range", field="timestep_fs", value=timestep_fs,
+                          allowed="0 < timestep_fs <= 10 fs")
+    t_sched = Schedule.coerce(temperature_K, "temperature_K")
+    p_sched = Schedule.coerce(pressure_GPa, "pressure_GPa")
+    if t_sched is None and (ensemble != "nve" or not np.any(atoms.get_momenta())):
+        raise ConfigError("a temperature is needed", field="temperature_K", value=None)
+    if t_sched is not None and t_sched.min <= 0 and ensemble != "nve":
+        raise ConfigError("target temperature must be > 0 K", field="temperature_K",
+                          value=t_sched.min)
+    if ensemble == "npt" and p_sched is None:
+        raise ConfigError("NPT needs a pressure", field="pressure_GPa", value=None,
+                          allowed="a number in GPa or a schedule")
+    if ensemble != "npt":
+        p_sched = None
+    if checkpoint_every is None:
+        checkpoint_every = max(save_every, int(math.ceil(steps / 20 / save_every)) * save_every)
+    checkpoint_every = int(checkpoint_every)
+    if checkpoint_every < 1 or checkpoint_every % save_every:
+        raise ConfigError("checkpoint_every must be a positive multiple of save_every",
+                          field="checkpoint_every", value=checkpoint_every,
+                          allowed=f"a multiple of {save_every}")
+    log_every = int(log_every or save_every)
+    if log_every < 1:
+        raise ConfigError("log_every must be >= 1", field="log_every", value=log_every)
+    tdamp_fs = float(tdamp_fs or 100.0 * timestep_fs)
+    pdamp_fs = float(pdamp_fs or 1000.0 * timestep_fs)
+    t_max = t_sched.max if t_sched is not None else 1000.0
+    max_temperature_K = float(max_temperature_K or max(5.0 * t_max, 5000.0))
+
+    # ------------------------------------------------------------ calculator
+    spec = None
+    calc = calculator
+    if calc is None or isinstance(calc, (str, dict)) or type(calc).__name__ == "CalculatorSpec":
+        from viglas.calculators import check_elements, get_calculator
+
+        spec = calculator
+        check_elements(spec, atoms.get_chemical_symbols())
+        calc = get_calculator(spec)
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = _paths(workdir, trajectory)
+    numbers = atoms.numbers.copy()
+    masses = atoms.get_masses()
+    signature = {
+        "n_atoms": len(atoms), "numbers_hash": __import__("viglas.provenance", fromlist=["x"])
+        .stable_hash(numbers.tolist()),
+        "ensemble": ensemble, "thermostat": thermostat, "timestep_fs": float(timestep_fs),
+        "save_every": save_every, "seed": int(seed),
+        "temperature": t_sched.to_dict() if t_sched else None,
+        "pressure": p_sched.to_dict() if p_sched else None,
+        "calculator": _calculator_id(calc, spec), "store_velocities": bool(store_velocities),
+    }
+    run_meta = {"program": "viglas.workflows.md.run_md", "signature": signature,
+                "friction_per_fs": friction_per_fs, "tdamp_fs": tdamp_fs, "pdamp_fs": pdamp_fs,
+                **(metadata or {})}
+
+    # ------------------------------------------------------------ state
+    work = atoms.copy()
+    work.set_constraint()
+    work.calc = calc
+    dyn_state: dict[str, np.ndarray] = {}
+    resumed = False
+    if paths["ckpt"].exists():
+        meta, arrays, dyn_state = _load_checkpoint(paths["ckpt"])
+        if meta.get("signature") != json.loads(json.dumps(signature, default=str)):
+            raise CheckpointError("a checkpoint of a different run is in the way",
+                                  field="checkpoint", value=str(paths["ckpt"]),
+                                  hint="use another output path/workdir, or delete the "
+                                       "checkpoint, log and parts to start afresh")
+        if meta["step"] > steps:
+            raise CheckpointError("the checkpoint is already past the requested steps",
+                                  field="steps", value=steps,
+                                  allowed=f">= {meta['step']} (steps done)")
+        resumed = True
+        step, n_frames, n_parts = int(meta["step"]), int(meta["n_frames"]), int(meta["n_parts"])
+        merged_frames = int(meta.get("merged_frames", 0))
+        merged_parts = int(meta.get("merged_parts", 0))
+        log_bytes = int(meta["log_bytes"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng_state"]
+        work.set_cell(arrays["cell"], scale_atoms=False)
+        work.set_positions(arrays["positions"])
+        work.set_momenta(arrays["momenta"])
+        # drop everything written after the checkpoint
+        if paths["parts"].exists():
+            for p in paths["parts"].iterdir():
+                idx = _part_index(p)
+                if idx is None or idx > n_parts or idx <= merged_parts:
+                    p.unlink()  # written after the checkpoint, or already merged
+        if paths["log"].exists():
+            with open(paths["log"], "rb+") as fh:
+                fh.truncate(log_bytes)
+    else:
+        if paths["traj"].exists():
+            raise CheckpointError("trajectory exists but there is no checkpoint to resume",
+                                  field="trajectory", value=str(paths["traj"]),
+                                  hint="delete it or choose another output path")
+        step = n_frames = n_parts = merged_frames = merged_parts = 0
+        if paths["parts"].exists():
+            shutil.rmtree(paths["parts"])
+        rng = np.random.default_rng([int(seed), 1])
+        if not np.any(work.get_momenta()):
+            from ase.md.velocitydistribution import Stationary
+
+            t0 = t_sched(0.0)
+            _thermalize(work, t0, np.random.default_rng([int(seed), 0]))
+            Stationary(work)
+        header = ",".join(LOG_COLUMNS) + "\n"
+        _atomic_write_bytes(paths["log"], lambda fh: fh.write(header.encode()))
+        log_bytes = len(header.encode())
+    paths["parts"].mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------ loop
+    bar = _Progress(progress, steps, step, f"MD {ensemble}" + (f"/{thermostat}" if thermostat else ""))
+    n_atoms = len(work)
+    is_ionic = hasattr(calc, "min_distance") and hasattr(calc, "reset_neighbor_list")
+    try:
+        while step < steps:
+            seg_end = min(steps, (step // checkpoint_every + 1) * checkpoint_every)
+            # identical restart path for fresh, continued and resumed segments
+            if is_ionic:
+                calc.reset_neighbor_list()
+            calc.reset()
+            integ = _Integrator(work, ensemble, thermostat, timestep_fs, t_sched, p_sched, rng,
+                                friction_per_fs, tdamp_fs, pdamp_fs, step, dyn_state)
+            frames: dict[str, list] = {k: [] for k in ("step", "cell", "positions", "velocities",
+                                                       *OBSERVABLES)}
+            rows: list[str] = []
+            if step == 0:
+                _guard(work, calc, is_ionic, 0, max_temperature_K, min_distance_A, paths)
+                _record(work, integ, 0, timestep_fs, frames, rows, store_velocities,
+                        save=True, log=True)
+            dyn = integ.dyn
+            schedule_active = (t_sched is not None and not t_sched.is_constant) or \
+                (p_sched is not None and not p_sched.is_constant)
+            for s in range(step + 1, seg_end + 1):
+                if schedule_active:
+                    integ.set_targets(s)  # target of the step that ends at s
+                dyn.step()
+                save = s % save_every == 0
+                log = s % log_every == 0
+                if save or log or s % guard_every == 0 or s == seg_end:
+                    _guard(work, calc, is_ionic, s, max_temperature_K, min_distance_A, paths)
+                if save or log:
+                    _record(work, integ, s, timestep_fs, frames, rows, store_velocities,
+                            save=save, log=log)
+                    bar.update(s)
+            # ---- segment done: write part, log, checkpoint (in this order)
+            if frames["step"]:
+                n_parts += 1
+                _write_part(paths["parts"] / f"part_{n_parts:06d}.h5", numbers, masses,
+                            timestep_fs, frames, store_velocities, run_meta)
+                n_frames += len(frames["step"])
+            if rows:
+                with open(paths["log"], "ab") as fh:
+                    fh.write("".join(rows).encode())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                log_bytes = paths["log"].stat().st_size
+            dyn_state = integ.state()
+            step = seg_end
+            _save_checkpoint(paths["ckpt"], {"signature": signature, "step": step,
+                                             "n_frames": n_frames, "n_parts": n_parts,
+                                             "merged_frames": merged_frames,
+                                             "merged_parts": merged_parts,
+                                             "log_bytes": log_bytes, "finished": False},
+                             work, dyn_state, rng.bit_generator.state)
+    finally:
+        bar.close()
+
+    # ------------------------------------------------------------ merge parts
+    parts = sorted((p for p in paths["parts"].iterdir() if _part_index(p) is not None),
+                   key=_part_index)
+    parts = [p for p in parts if merged_parts < _part_index(p) <= n_parts]
+    if merged_frames < n_frames:
+        sources: list[tuple[Path, int | None]] = []
+        if merged_frames > 0:
+            sources.append((paths["traj"], merged_frames))
+        # parts already merged earlier were deleted; remaining parts follow in order
+        sources += [(p, None) for p in parts]
+        total = _merge(paths["traj"], sources, numbers, masses, timestep_fs, store_velocities,
+                       run_meta)
+        if total != n_frames:
+            raise CheckpointError("merged trajectory has an unexpected number of frames",
+                                  field="trajectory", value=total, allowed=str(n_frames))
+        merged_frames, merged_parts = n_frames, n_parts
+        _save_checkpoint(paths["ckpt"], {"signature": signature, "step": step,
+                                         "n_frames": n_frames, "n_parts": n_parts,
+                                         "merged_frames": merged_frames,
+                                         "merged_parts": merged_parts,
+                                         "log_bytes": log_bytes, "finished": True},
+                         work, dyn_state, rng.bit_generator.state)
+    shutil.rmtree(paths["parts"], ignore_errors=True)
+    result = _summarise(paths, work, step, n_frames, timestep_fs, ensemble, thermostat,
+                        resumed, time.perf_counter() - t_wall0)
+    _atomic_write_bytes(paths["result"], lambda fh: fh.write(
+        json.dumps(result.to_dict(), indent=1, default=str).encode()))
+    return result
+
+
+def _part_index(p: Path) -> int | None:
+    name = p.name
+    if name.startswith("part_") and name.endswith(".h5"):
+        try:
+            return int(name[5:-3])
+        except ValueError:
+            return None
+    return None
+
+
+def _thermalize(atoms, t_K: float, rng: np.random.Generator) -> None:
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+
+        thermalize_momenta(atoms, temperature_K=t_K, rng=rng)
+    except ImportError:  # older ASE
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+        MaxwellBoltzmannDistribution(atoms, temperature_K=t_K, rng=rng)
+
+
+def _guard(atoms, calc, is_ionic: bool, step: int, t_max: float, d_min: float,
+           paths: dict[str, Path]) -> None:
+    hint = (f"last good checkpoint kept: {paths['ckpt']}" if paths["ckpt"].exists()
+            else "no checkpoint was written yet") + \
+        "; try a smaller time step, a relaxed start structure or other potential parameters"
+    e = atoms.get_potential_energy()
+    f = atoms.get_forces()
+    if not (math.isfinite(e) and np.isfinite(f).all()):
+        raise MDError(f"non-finite energy or forces at step {step}", field="energy",
+                      value=float(e), hint=hint)
+    t = atoms.get_temperature()
+    if not math.isfinite(t) or t > t_max:
+        raise MDError(f"runaway temperature at step {step}", field="temperature_K",
+                      value=round(float(t), 1), allowed=f"<= {t_max:g} K (max_temperature_K)",
+                      hint=hint)
+    if d_min > 0:
+        if is_ionic:
+            dmin = float(calc.min_distance)
+        else:
+            from matscipy.neighbours import neighbour_list
+
+            d = neighbour_list("d", atoms, d_min)
+            dmin = float(d.min()) if len(d) else float("inf")
+        if dmin < d_min:
+            raise MDError(f"atoms too close at step {step}", field="min_distance_A",
+                          value=round(dmin, 4), allowed=f">= {d_min} A", hint=hint)
+
+
+def _record(atoms, integ: _Integrator, step: int, dt_fs: float, frames: dict, rows: list,
+            store_velocities: bool, *, save: bool, log: bool) -> None:
+    epot = float(atoms.get_potential_energy())
+    ekin = float(atoms.get_kinetic_energy())
+    temp = float(atoms.get_temperature())
+    vol = float(atoms.get_volume())
+    dens = density_g_cm3(float(np.sum(atoms.get_masses())), vol)
+    pres = _pressure_gpa(atoms)
+    if save:
+        frames["step"].append(step)
+        frames["cell"].append(np.array(atoms.cell, dtype=np.float64))
+        frames["positions"].append(atoms.get_positions())
+        if store_velocities:
+            from ase import units
+
+            frames["velocities"].append(atoms.get_velocities() * units.fs)  # Å/fs
+        for name, val in (("temperature", temp), ("potential_energy", epot),
+                          ("kinetic_energy", ekin), ("total_energy", epot + ekin),
+                          ("pressure", pres), ("volume", vol), ("density", dens)):
+            frames[name].append(val)
+    if log:
+        cons = integ.conserved_energy()
+        rows.append(f"{step},{step * dt_fs:.6f},{temp:.6f},{integ.target_temperature():.6f},"
+                    f"{epot:.10f},{ekin:.10f},{epot + ekin:.10f},{cons:.10f},{pres:.8f},"
+                    f"{vol:.8f},{dens:.8f}\n")
+
+
+def _summarise(paths, atoms, step, n_frames, dt_fs, ensemble, thermostat, resumed,
+               wall) -> MDResult:
+    log = _read_log(paths["log"])
+    sel = log["step"] > 0 if len(log["step"]) > 1 else np.ones(len(log["step"]), bool)
+
+    def mean(key):
+        v = log[key][sel]
+        v = v[np.isfinite(v)]
+        return float(v.mean()) if len(v) else float("nan")
+
+    drift = None
+    cons = log["conserved_energy_eV"]
+    ok = np.isfinite(cons)
+    if ok.sum() >= 3:
+        t_ps = log["time_fs"][ok] / 1000.0
+        if np.ptp(t_ps) > 0:
+            drift = float(np.polyfit(t_ps, cons[ok], 1)[0] / len(atoms))
+    p = mean("pressure_GPa")
+    out_atoms = atoms.copy()
+    out_atoms.set_constraint()
+    out_atoms.calc = None
+    return MDResult(workdir=str(paths["traj"].parent), trajectory=str(paths["traj"]),
+                    log=str(paths["log"]), checkpoint=str(paths["ckpt"]), steps_done=int(step),
+                    n_frames=int(n_frames), time_fs=float(step * dt_fs), timestep_fs=float(dt_fs),
+                    n_atoms=len(atoms), mean_temperature_K=mean("temperature_K"),
+                    mean_pressure_GPa=None if not math.isfinite(p) else p,
+                    mean_volume_A3=mean("volume_A3"), mean_density_g_cm3=mean("density_g_cm3"),
+                    energy_drift_eV_atom_ps=drift, resumed=bool(resumed), wall_time_s=float(wall),
+                    ensemble=ensemble, thermostat=thermostat, atoms=out_atoms)
+
+
+class _Progress:
+    """A rich progress bar (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int, done: int, label: str):
+        self._p = None
+        if not enabled:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                           MofNCompleteColumn(), TextColumn("steps"), TimeElapsedColumn(),
+                           TimeRemainingColumn())
+        self._p.start()
+        self._task = self._p.add_task(label, total=total, completed=done)
+        self._last = time.monotonic()
+
+    def update(self, step: int) -> None:
+        if self._p is not None and time.monotonic() - self._last > 0.2:
+            self._p.update(self._task, completed=step)
+            self._last = time.monotonic()
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+# ---------------------------------------------------------------- melt-quench
+def melt_quench_schedule(*, t_start_K: float, t_melt_K: float, t_final_K: float,
+                         heat_rate_K_ps: float, hold_ps: float, cool_rate_K_ps: float,
+                         final_hold_ps: float = 0.0) -> tuple[Schedule, float, float]:
+    """Temperature schedule heat -> hold -> cool (-> hold). Returns (schedule, t_cool_start_fs,
+    t_cool_end_fs)."""
+    for name, v in (("heat_rate_K_ps", heat_rate_K_ps), ("cool_rate_K_ps", cool_rate_K_ps)):
+        if v <= 0:
+            raise ConfigError("rate must be > 0", field=name, value=v, allowed="> 0 K/ps")
+    if hold_ps < 0 or final_hold_ps < 0:
+        raise ConfigError("hold time must be >= 0", field="hold_ps", value=hold_ps)
+    if t_final_K >= t_melt_K:
+        raise ConfigError("t_final_K must be below t_melt_K", field="t_final_K",
+                          value=t_final_K, allowed=f"< {t_melt_K}")
+    heat_fs = abs(t_melt_K - t_start_K) / heat_rate_K_ps * 1000.0
+    cool_fs = (t_melt_K - t_final_K) / cool_rate_K_ps * 1000.0
+    s = Schedule.constant(t_start_K).then_ramp(t_melt_K, heat_fs).then_hold(hold_ps * 1000.0)
+    t_cool0 = s.duration_fs
+    s = s.then_ramp(t_final_K, cool_fs)
+    t_cool1 = s.duration_fs
+    if final_hold_ps:
+        s = s.then_hold(final_hold_ps * 1000.0)
+    return s, t_cool0, t_cool1
+
+
+def melt_quench(atoms, calculator, *, t_melt_K: float, t_final_K: float = 300.0,
+                hold_ps: float = 10.0, cool_rate_K_ps: float = 10.0,
+                pressure_GPa: float = 0.0, timestep_fs: float = 1.0,
+                workdir: str | Path = ".", seed: int = 0, t_start_K: float | None = None,
+                heat_rate_K_ps: float = 1000.0, final_hold_ps: float = 0.0,
+                thermostat: str = "langevin", save_every: int = 100,
+                trajectory: str = "melt_quench.h5", progress: bool = True,
+                **md_kwargs) -> MeltQuenchResult:
+    """Heat -> hold at ``t_melt_K`` -> cool at ``cool_rate_K_ps`` to ``t_final_K``, NPT.
+
+    Temperatures in K, times in ps, rates in K/ps, pressure in GPa, time step in fs.
+    ``t_start_K`` (default ``t_final_K``) is the temperature of the initial velocities;
+    heating runs at ``heat_rate_K_ps``. Uses :func:`run_md` (so it checkpoints and
+    resumes) with ``ensemble="npt"`` and ``thermostat`` (``langevin`` = Langevin-BAOAB,
+    ``nose-hoover`` = MTK). Returns the final glass and the logged V(T), E(T) of the
+    cooling stage for a glass-transition fit.
+    """
+    t_start = float(t_final_K if t_start_K is None else t_start_K)
+    sched, t0, t1 = melt_quench_schedule(t_start_K=t_start, t_melt_K=t_melt_K,
+                                         t_final_K=t_final_K, heat_rate_K_ps=heat_rate_K_ps,
+                                         hold_ps=hold_ps, cool_rate_K_ps=cool_rate_K_ps,
+                                         final_hold_ps=final_hold_ps)
+    steps = int(math.ceil(sched.duration_fs / timestep_fs))
+    md_kwargs.setdefault("log_every", max(1, save_every // 10))
+    res = run_md(atoms, calculator, ensemble="npt", thermostat=thermostat, temperature_K=sched,
+                 pressure_GPa=pressure_GPa, timestep_fs=timestep_fs, steps=steps,
+                 save_every=save_every, workdir=workdir, trajectory=trajectory, seed=seed,
+                 progress=progress, metadata={"melt_quench": {
+                     "t_start_K": t_start, "t_melt_K": t_melt_K, "t_final_K": t_final_K,
+                     "hold_ps": hold_ps, "cool_rate_K_ps": cool_rate_K_ps,
+                     "heat_rate_K_ps": heat_rate_K_ps, "pressure_GPa": pressure_GPa}},
+                 **md_kwargs)
+    log = _read_log(Path(res.log))
+    sel = (log["time_fs"] >= t0) & (log["time_fs"] <= t1 + 1e-9)
+    return MeltQuenchResult(atoms=res.atoms, trajectory=res.trajectory, log=res.log,
+                            temperature_K=log["temperature_K"][sel],
+                            target_temperature_K=log["target_temperature_K"][sel],
+                            volume_A3=log["volume_A3"][sel],
+                            potential_energy_eV=log["potential_energy_eV"][sel],
+                            density_g_cm3=log["density_g_cm3"][sel],
+                            final_density_g_cm3=density_g_cm3(
+                                float(np.sum(res.atoms.get_masses())), res.atoms.get_volume()),
+                            md=res)
