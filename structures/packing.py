@@ -26,11 +26,11 @@ from ase import Atoms
 from viglas.errors import MissingDependencyError, StructureError
 from viglas.structures.composition import GlassComposition, supercell_size
 from viglas.structures.geometry import (
-    ANIONS,
+    additive_radii,
+    check_packing_fraction,
     enforce_min_distances,
     min_distance_report,
     min_distance_table,
-    pair_key,
 )
 from viglas.units import volume_a3_for_density
 
@@ -50,19 +50,6 @@ def packmol_executable() -> str:
         pass
     raise MissingDependencyError("packmol executable not found", field="method", value="packing",
                                  hint="pip install packmol (or use --method substitution)")
-
-
-def _packmol_radii(elements: list[str], table: Mapping[str, float]) -> dict[str, float]:
-    anions = [e for e in elements if e in ANIONS]
-    radii = {a: table[pair_key(a, a)] / 2 for a in anions}
-    for c in elements:
-        if c in radii:
-            continue
-        if anions:
-            radii[c] = max(0.3, min(table[pair_key(c, a)] - radii[a] for a in anions))
-        else:
-            radii[c] = table[pair_key(c, c)] / 2
-    return radii
 
 
 def build_packing(comp: GlassComposition | str, n_atoms: int, *, density: float | None = None,
@@ -91,7 +78,8 @@ def build_packing(comp: GlassComposition | str, n_atoms: int, *, density: float 
     masses = Atoms(symbols).get_masses().sum()
     length = volume_a3_for_density(float(masses), rho) ** (1.0 / 3.0)
     table = min_distance_table(list(size.counts), min_distance)
-    radii = _packmol_radii(list(size.counts), table)
+    radii = additive_radii(list(size.counts), table)
+    check_packing_fraction(size.counts, length ** 3, table)
     exe = packmol_executable()
     # packmol seeds must be positive; map every int seed to a distinct positive one
     pm_seed = 1 + (int(seed) % 2_147_483_000)

@@ -28,6 +28,7 @@ The result is a defect-rich, strained crystal: a start for the melt-quench, not 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 from ase import Atoms
@@ -36,6 +37,7 @@ from viglas.errors import StructureError
 from viglas.structures.composition import ALKALI, GlassComposition, supercell_size
 from viglas.structures.geometry import (
     bond_length,
+    check_packing_fraction,
     enforce_min_distances,
     min_distance_report,
     min_distance_table,
@@ -49,12 +51,20 @@ BRIDGE_CUTOFF_A = 7.5
 _COS_TET = -1.0 / 3.0
 
 
+@lru_cache(maxsize=64)
+def _cell_shape(cellpar: tuple[float, ...], n_cells: int) -> np.ndarray:
+    from ase.build import find_optimal_cell_shape
+    from ase.geometry import cellpar_to_cell
+
+    return find_optimal_cell_shape(cellpar_to_cell(cellpar), n_cells, "sc")
+
+
 def _supercell(proto: Atoms, n_cells: int) -> Atoms:
-    from ase.build import find_optimal_cell_shape, make_supercell
+    from ase.build import make_supercell
 
     if n_cells == 1:
         return proto.copy()
-    p = find_optimal_cell_shape(proto.cell, n_cells, "sc")
+    p = _cell_shape(tuple(float(v) for v in proto.cell.cellpar()), n_cells)
     sup = make_supercell(proto, p)
     if len(sup) != len(proto) * n_cells:  # pragma: no cover - ase guarantees det = n
         raise StructureError("supercell construction failed", field="n_atoms", value=len(sup))
@@ -227,6 +237,8 @@ def build_substitution(comp: GlassComposition | str, n_atoms: int, *, density: f
     volume = volume_a3_for_density(float(atoms.get_masses().sum()), rho)
     atoms.set_cell(atoms.cell * (volume / atoms.get_volume()) ** (1.0 / 3.0), scale_atoms=True)
     table = min_distance_table(atoms.get_chemical_symbols(), min_distance)
+    syms_now = atoms.get_chemical_symbols()
+    check_packing_fraction({el: syms_now.count(el) for el in set(syms_now)}, atoms.get_volume(), table)
     bonds_arr, r0_arr = np.array(bonds, dtype=int).reshape(-1, 2), np.array(r0)
     atoms = relax_geometry(atoms, table, bonds=bonds_arr, bond_r0=r0_arr)
     if min_distance_report(atoms, table)["worst_ratio"] < 1.0:
