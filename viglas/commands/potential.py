@@ -33,17 +33,22 @@ def _reference_spec(name: str, params_json: str | None) -> dict[str, Any]:
 def stability_checks(params_path: str | Path, compositions: list[str], workdir: str | Path, *,
                      n_atoms: int = 64, nvt_ps: float = 100.0, t_K: float = 1000.0,
                      timestep_fs: float = 2.0, melt_quench: bool = True, seed: int = 0,
-                     start_frames: dict[str, Any] | None = None,
+                     start_frames: dict[str, Any] | None = None, segments: int = 10,
+                     mq_hold_ps: float = 5.0, mq_cool_rate_K_ps: float = 100.0,
+                     mq_t_melt_K: float = 2000.0,
                      log: Any = print) -> dict[str, Any]:
     """Stability of the ionic potential in MD for each composition.
 
     For each composition: NVT (Langevin, via :func:`viglas.workflows.md.run_md`) for
     ``nvt_ps`` ps at ``t_K`` with ``timestep_fs``, then (``melt_quench``) a
-    melt-quench (:func:`viglas.workflows.md.melt_quench`, 2000 K -> 300 K at 100 K/ps,
-    NPT at 0 GPa). Start: ``start_frames[composition]`` (e.g. a reference frame) or a
+    melt-quench (:func:`viglas.workflows.md.melt_quench`, NPT at 0 GPa: heat to
+    ``mq_t_melt_K``, hold ``mq_hold_ps``, cool to 300 K at ``mq_cool_rate_K_ps``). Start: ``start_frames[composition]`` (e.g. a reference frame) or a
     random cell relaxed with the ionic potential. Checks: finite energies, no pair
     closer than 0.7 × contact distance (collapse), mean former coordination and the
-    share of 4-coordinated Al in the last frames.
+    share of 4-coordinated Al in the last frames. The NVT run goes in ``segments``
+    pieces (run_md extends the run in the same folder) and ``<workdir>/<composition>/
+    stability.json`` is rewritten after each, so a long check can be read while it runs
+    (:func:`collect_stability`).
     """
     import numpy as np
     from ase.optimize import FIRE
@@ -92,6 +97,13 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
 
     for comp in compositions:
         entry: dict[str, Any] = {}
+        cdir = workdir / comp
+        cdir.mkdir(parents=True, exist_ok=True)
+        status = cdir / "stability.json"
+
+        def save() -> None:
+            status.write_text(json.dumps(entry, indent=1, default=float))
+
         try:
             if start_frames and comp in start_frames:
                 atoms = start_frames[comp].copy()
@@ -101,31 +113,40 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
             atoms.info = {}
             atoms.calc = IonicPotential(params)
             FIRE(atoms, logfile=None).run(fmax=0.05, steps=300)
+            atoms.calc = None
             steps = int(round(nvt_ps * 1000.0 / timestep_fs))
-            d = workdir / comp / "nvt"
-            r = run_md(atoms, IonicPotential(params), ensemble="nvt", thermostat="langevin",
-                       temperature_K=t_K, timestep_fs=timestep_fs, steps=steps,
-                       save_every=max(1, steps // 200), workdir=d, seed=seed, progress=False)
-            fr = frames_of(Path(r.trajectory) if hasattr(r, "trajectory") else d / "traj.h5")
-            entry["nvt"] = {"t_K": t_K, "time_ps": nvt_ps, "timestep_fs": timestep_fs,
-                            "steps": steps, "thermostat": "langevin",
-                            **check(fr)}
-            for name in ("mean_temperature_K", "t_mean_K"):
-                if hasattr(r, name):
-                    entry["nvt"]["mean_temperature_K"] = float(getattr(r, name))
+            per = max(1, steps // segments)
+            d = cdir / "nvt"
+            done = 0
+            while done < steps:
+                done = min(steps, done + per)
+                r = run_md(atoms, IonicPotential(params), ensemble="nvt",
+                           thermostat="langevin", temperature_K=t_K, timestep_fs=timestep_fs,
+                           steps=done, save_every=max(1, steps // 500), workdir=d, seed=seed,
+                           progress=False)
+                fr = frames_of(Path(r.trajectory), last=50)
+                entry["nvt"] = {"t_K": t_K, "time_ps_target": nvt_ps,
+                                "time_ps_done": r.time_fs / 1000.0,
+                                "timestep_fs": timestep_fs, "steps_done": r.steps_done,
+                                "thermostat": "langevin (run_md, friction 0.01/fs)",
+                                "mean_temperature_K": r.mean_temperature_K,
+                                "n_atoms": r.n_atoms, "frames_checked": len(fr), **check(fr)}
+                save()
             log(f"{comp}: NVT {nvt_ps} ps at {t_K} K done: {entry['nvt']['coordination']}")
             if melt_quench:
-                dq = workdir / comp / "melt_quench"
-                q = mq(fr[-1], IonicPotential(params), t_melt_K=2000.0, t_final_K=300.0,
-                       hold_ps=5.0, cool_rate_K_ps=100.0, pressure_GPa=0.0,
-                       timestep_fs=timestep_fs, workdir=dq, seed=seed)
-                glass = q.atoms if hasattr(q, "atoms") else q.glass
-                entry["melt_quench"] = {"t_melt_K": 2000.0, "t_final_K": 300.0,
-                                        "hold_ps": 5.0, "cool_rate_K_ps": 100.0,
+                dq = cdir / "melt_quench"
+                q = mq(fr[-1], IonicPotential(params), t_melt_K=mq_t_melt_K, t_final_K=300.0,
+                       hold_ps=mq_hold_ps, cool_rate_K_ps=mq_cool_rate_K_ps, pressure_GPa=0.0,
+                       timestep_fs=timestep_fs, workdir=dq, seed=seed, progress=False)
+                glass_frames = frames_of(Path(q.trajectory), last=10)
+                entry["melt_quench"] = {"t_melt_K": mq_t_melt_K, "t_final_K": 300.0,
+                                        "hold_ps": mq_hold_ps,
+                                        "cool_rate_K_ps": mq_cool_rate_K_ps,
                                         "pressure_GPa": 0.0, "timestep_fs": timestep_fs,
-                                        **check([glass])}
-                entry["melt_quench"]["density_g_cm3"] = float(
-                    sum(glass.get_masses()) * 1.66053906660 / glass.get_volume())
+                                        "ensemble": "npt (run_md langevin barostat)",
+                                        "density_g_cm3": q.final_density_g_cm3,
+                                        "frames_checked": len(glass_frames),
+                                        **check(glass_frames)}
                 log(f"{comp}: melt-quench done: {entry['melt_quench']['coordination']}")
             entry["stable"] = bool(entry["nvt"]["finite"] and not entry["nvt"]["collapsed"]
                                    and (not melt_quench or (entry["melt_quench"]["finite"] and
@@ -134,7 +155,17 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
             entry["error"] = f"{type(exc).__name__}: {exc}"
             entry["stable"] = False
             log(f"{comp}: {entry['error']}")
+        save()
         out[comp] = entry
+    return out
+
+
+def collect_stability(workdir: str | Path) -> dict[str, Any]:
+    """The ``stability.json`` of every composition under ``workdir`` (also of runs
+    still in progress: ``nvt.time_ps_done`` says how far they got)."""
+    out = {}
+    for p in sorted(Path(workdir).glob("*/stability.json")):
+        out[p.parent.name] = json.loads(p.read_text())
     return out
 
 
