@@ -272,6 +272,9 @@ class GlassComposition(BaseModel):
     def __str__(self) -> str:
         return self.formula
 
+    def __hash__(self) -> int:  # dict fields are unhashable; the formula identifies the glass
+        return hash(("GlassComposition", self.formula))
+
 
 def _min_units(comp: GlassComposition) -> int:
     """Smallest number of formula units with integer counts of every element."""

@@ -54,6 +54,8 @@ def test_laco_properties():
     assert comp == GlassComposition(alkali={"Li": 1}, former={"Al": 1}, x=0.75)
     with pytest.raises(Exception):
         comp.x = 0.5  # frozen
+    assert {comp: 1}[GlassComposition.from_formula("Li4Al4Cl10O3")] == 1  # hashable
+    assert GlassComposition.model_validate_json(comp.model_dump_json()) == comp
 
 
 @pytest.mark.parametrize("formula, charge", [
