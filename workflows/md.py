@@ -10,9 +10,10 @@ resumes from the last checkpoint: parts and log rows written after it are droppe
 so the finished trajectory holds every frame exactly once. When all steps are done the
 parts are merged into the trajectory file (again temp file + rename).
 
-Every segment starts by rebuilding the integrator and the neighbour list from the saved
-state, in an uninterrupted run as in a resumed one, so a resumed run reproduces the
-uninterrupted one bit for bit (same seed, same numbers).
+Every segment starts by rebuilding the integrator from the saved state (positions,
+momenta, cell, thermostat/barostat variables, random-generator state), in an
+uninterrupted run as in a resumed one, and the ionic potential sums its pairs in a
+canonical order, so a resumed run reproduces the uninterrupted one bit for bit.
 
 Files, for ``trajectory="traj.h5"`` in ``workdir``::
 
@@ -632,10 +633,8 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
     try:
         while step < steps:
             seg_end = min(steps, (step // checkpoint_every + 1) * checkpoint_every)
-            # identical restart path for fresh, continued and resumed segments
-            if is_ionic:
-                calc.reset_neighbor_list()
-            calc.reset()
+            # identical restart path for fresh, continued and resumed segments (the ionic
+            # potential sums pairs in a canonical order, so its neighbour list may persist)
             integ = _Integrator(work, ensemble, thermostat, timestep_fs, t_sched, p_sched, rng,
                                 friction_per_fs, tdamp_fs, pdamp_fs, step, dyn_state)
             frames: dict[str, list] = {k: [] for k in ("step", "cell", "positions", "velocities",

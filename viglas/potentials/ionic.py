@@ -230,7 +230,12 @@ class IonicPotential(Calculator):
         # half list: i < j, and for periodic self-images (i == j) one of S / -S
         lexpos = (S[:, 0] > 0) | ((S[:, 0] == 0) & ((S[:, 1] > 0) | ((S[:, 1] == 0) & (S[:, 2] > 0))))
         keep = (i < j) | ((i == j) & lexpos)
-        i, j, S = i[keep], j[keep], S[keep].astype(np.float64)
+        i, j, S = i[keep], j[keep], S[keep]
+        # canonical pair order (i, j, S): the pairs inside the cutoff are then summed in
+        # the same order whenever the list was built, so results do not depend on the
+        # rebuild history (a resumed MD run reproduces an uninterrupted one exactly)
+        order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
+        i, j, S = i[order], j[order], S[order].astype(np.float64)
         tp = self._types[i] * self._ntypes + self._types[j]
         t = self._tab
         sr = np.nonzero(t["has"][tp])[0]
@@ -257,8 +262,7 @@ class IonicPotential(Calculator):
         return (self.r_list - 2.0 * dmax) * sigma_min >= max(self.rc, self.rsr)
 
     def reset_neighbor_list(self) -> None:
-        """Force a neighbour-list rebuild at the next call (used at MD checkpoints so
-        that a resumed run sums forces in the same order as an uninterrupted one)."""
+        """Force a neighbour-list rebuild at the next call."""
         self._nl = None
 
     # ------------------------------------------------------------------ physics
