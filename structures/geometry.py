@@ -177,21 +177,24 @@ def _single_thread_blas():  # noqa: ANN202
 def relax_geometry(atoms: Atoms, table: Mapping[str, float], *,
                    bonds: np.ndarray | None = None, bond_r0: np.ndarray | None = None,
                    max_iter: int = 1000, margin: float = 0.02, w_overlap: float = 10.0,
-                   w_bond: float = 1.0, gtol: float = 1e-3) -> Atoms:
+                   w_bond: float = 1.0, gtol: float = 1e-3,
+                   bond_images: np.ndarray | None = None, wrap: bool = True) -> Atoms:
     """Remove overlaps (and, if given, restrain bonds) in a fixed periodic cell.
 
     Minimises ``sum_bonds (r - r0)^2 + w_overlap * sum_{pairs, r < dmin} (dmin(1+margin) - r)^2``
     with L-BFGS (scipy) over the positions; the cell is not changed. ``bonds`` is an
     (n, 2) index array with reference lengths ``bond_r0`` (Å), weighted by ``w_bond``;
     the overlap term applies to every pair, so reference lengths shorter than the minimum
-    distances are overruled. Returns a new, wrapped Atoms.
+    distances are overruled. ``bond_images`` (n, 3) integer cell offsets fix which periodic
+    image of atom j each bond uses (bond vector = r_j - r_i + images @ cell); without them
+    the minimum image of the start positions is used. Returns a new Atoms, wrapped into
+    the cell if ``wrap`` (keep ``wrap=False`` to pass the same ``bond_images`` again).
     """
     from matscipy.neighbours import neighbour_list
     from ase.geometry import find_mic
     from scipy.optimize import minimize
 
     work = atoms.copy()
-    work.wrap()
     sp, mat = _pair_matrix(work, table)
     cutoff = float(mat.max()) * (1 + margin) + 0.3
     n = len(work)
@@ -201,8 +204,10 @@ def relax_geometry(atoms: Atoms, table: Mapping[str, float], *,
     bonds = np.asarray(bonds, dtype=int)
     bond_r0 = np.asarray(bond_r0, dtype=float)
     shift = np.zeros((len(bonds), 3))
-    if len(bonds):
-        # fixed periodic image of each bond (positions are not wrapped while minimising)
+    if len(bonds) and bond_images is not None:
+        shift = np.asarray(bond_images, dtype=float) @ np.array(work.cell)
+    elif len(bonds):
+        # minimum image of each bond at the start (positions are not wrapped while minimising)
         raw = work.positions[bonds[:, 1]] - work.positions[bonds[:, 0]]
         mic, _ = find_mic(raw, work.cell, pbc=True)
         shift = mic - raw
@@ -239,7 +244,8 @@ def relax_geometry(atoms: Atoms, table: Mapping[str, float], *,
         res = minimize(energy, work.positions.ravel().copy(), jac=True, method="L-BFGS-B",
                        options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-10})
     work.positions = res.x.reshape(n, 3)
-    work.wrap()
+    if wrap:
+        work.wrap()
     return work
 
 
@@ -247,16 +253,19 @@ def enforce_min_distances(atoms: Atoms, table: Mapping[str, float], **kwargs) ->
     """Run :func:`relax_geometry` until every pair meets its minimum distance.
 
     Raises StructureError if the thresholds cannot be met (too dense for them).
+    Positions are returned wrapped into the cell.
     """
+    kwargs.setdefault("wrap", False)
     out = atoms
     for attempt in range(4):
         # stiffer overlap walls and softer bonds on each attempt
         out = relax_geometry(out, table, margin=0.02 * (attempt + 1), w_overlap=10.0 * 4 ** attempt,
                              w_bond=0.3 ** attempt, **kwargs)
         if min_distance_report(out, table)["worst_ratio"] >= 1.0 - 1e-9:
+            out.wrap()
             return out
     rep = min_distance_report(out, table)
     raise StructureError(
         f"cannot satisfy the minimum distances at this density ({rep['worst_pair']} pair at "
-        f"{rep['worst_distance_A']:.2f} Å, {table[rep['worst_pair']]:.2f} Å asked)", field="min_distance", value=dict(table),
-        allowed="smaller minimum distances or a lower density")
+        f"{rep['worst_distance_A']:.2f} Å, {table[rep['worst_pair']]:.2f} Å asked)",
+        field="min_distance", value=dict(table), allowed="smaller minimum distances or a lower density")

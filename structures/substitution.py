@@ -150,7 +150,7 @@ def build_substitution(comp: GlassComposition | str, n_atoms: int, *, density: f
     removed: set[int] = set()
     remaining = {m: list(v) for m, v in ligands.items()}
     o_positions: list[np.ndarray] = []
-    o_bonds: list[tuple[int, int]] = []  # (M, O index among new O)
+    o_bonds: list[tuple[int, int, np.ndarray]] = []  # (M, O index among new O, vector M->O)
     deg = {int(m): 0 for m in m_sites}
     n_bridging = n_nonbridging = 0
 
@@ -177,10 +177,10 @@ def build_substitution(comp: GlassComposition | str, n_atoms: int, *, density: f
             used[k] = True
             a, b, v = int(e_i[k]), int(e_j[k]), e_v[k]
             take_cl(a, pos[a] + v)
-            take_cl(b, pos[a])  # partner image sits at pos[a] + v; its ligands are near pos[b]
+            take_cl(b, pos[b] - v)  # the image of a seen from b sits at pos[b] - v
             o_idx = len(o_positions)
             o_positions.append(pos[a] + 0.5 * v)
-            o_bonds += [(a, o_idx), (b, o_idx)]
+            o_bonds += [(a, o_idx, 0.5 * v), (b, o_idx, -0.5 * v)]
             deg[a] += 1
             deg[b] += 1
             n_bridging += 1
@@ -194,10 +194,10 @@ def build_substitution(comp: GlassComposition | str, n_atoms: int, *, density: f
             c = remaining[m][int(rng.integers(len(remaining[m])))]
             remaining[m].remove(c)
             removed.add(c)
-            v = lig_vec[(m, c)]
+            v = lig_vec[(m, c)] / np.linalg.norm(lig_vec[(m, c)]) * bond_length(symbols[m], "O")
             o_idx = len(o_positions)
-            o_positions.append(pos[m] + v / np.linalg.norm(v) * bond_length(symbols[m], "O"))
-            o_bonds.append((m, o_idx))
+            o_positions.append(pos[m] + v)
+            o_bonds.append((m, o_idx, v))
             other = next(mm for mm in order if mm != m and remaining[mm]) if len(order) > 1 else m
             c2 = remaining[other][int(rng.integers(len(remaining[other])))]
             remaining[other].remove(c2)
@@ -213,24 +213,32 @@ def build_substitution(comp: GlassComposition | str, n_atoms: int, *, density: f
     n_kept = len(keep_idx)
     atoms.pbc = True
 
-    # bonds: M-X of every tetrahedron and ideal X-X within it
-    bonds: list[tuple[int, int]] = []
-    r0: list[float] = []
-    lig_of: dict[int, list[int]] = {new_index[int(m)]: [new_index[c] for c in remaining[int(m)]]
-                                    for m in m_sites}
-    for m, o in o_bonds:
-        lig_of[new_index[m]].append(n_kept + o)
+    # bonds: M-X of every tetrahedron and ideal X-X within it, each with the exact vector
+    # it had when built (so the right periodic image is bonded even in small cells)
+    tetra: dict[int, list[tuple[int, np.ndarray]]] = {
+        new_index[int(m)]: [(new_index[c], lig_vec[(int(m), c)]) for c in remaining[int(m)]]
+        for m in m_sites}
+    for m, o, vec in o_bonds:
+        tetra[new_index[m]].append((n_kept + o, vec))
     syms = atoms.get_chemical_symbols()
-    for m, ligs in lig_of.items():
-        lengths = [bond_length(syms[m], syms[x]) for x in ligs]
-        for x, d in zip(ligs, lengths):
+    bonds: list[tuple[int, int]] = []
+    bond_vec: list[np.ndarray] = []
+    r0: list[float] = []
+    for m, ligs in tetra.items():
+        lengths = [bond_length(syms[m], syms[x]) for x, _ in ligs]
+        for (x, vec), d in zip(ligs, lengths):
             bonds.append((m, x))
+            bond_vec.append(vec)
             r0.append(d)
         for p in range(len(ligs)):
             for q in range(p + 1, len(ligs)):
                 d1, d2 = lengths[p], lengths[q]
-                bonds.append((ligs[p], ligs[q]))
+                bonds.append((ligs[p][0], ligs[q][0]))
+                bond_vec.append(ligs[q][1] - ligs[p][1])
                 r0.append(float(np.sqrt(d1 * d1 + d2 * d2 - 2 * d1 * d2 * _COS_TET)))
+    bonds_arr, r0_arr = np.array(bonds, dtype=int).reshape(-1, 2), np.array(r0)
+    raw = atoms.positions[bonds_arr[:, 1]] - atoms.positions[bonds_arr[:, 0]]
+    images = np.rint((np.array(bond_vec).reshape(-1, 3) - raw) @ np.linalg.inv(np.array(atoms.cell)))
 
     # scale to the target density, then restore the tetrahedra and remove overlaps
     rho = estimate_density(comp) if density is None else density
@@ -239,10 +247,12 @@ def build_substitution(comp: GlassComposition | str, n_atoms: int, *, density: f
     table = min_distance_table(atoms.get_chemical_symbols(), min_distance)
     syms_now = atoms.get_chemical_symbols()
     check_packing_fraction({el: syms_now.count(el) for el in set(syms_now)}, atoms.get_volume(), table)
-    bonds_arr, r0_arr = np.array(bonds, dtype=int).reshape(-1, 2), np.array(r0)
-    atoms = relax_geometry(atoms, table, bonds=bonds_arr, bond_r0=r0_arr)
+    atoms = relax_geometry(atoms, table, bonds=bonds_arr, bond_r0=r0_arr, bond_images=images,
+                           wrap=False)
     if min_distance_report(atoms, table)["worst_ratio"] < 1.0:
-        atoms = enforce_min_distances(atoms, table, bonds=bonds_arr, bond_r0=r0_arr)
+        atoms = enforce_min_distances(atoms, table, bonds=bonds_arr, bond_r0=r0_arr,
+                                      bond_images=images)
+    atoms.wrap()
     out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
     out.info.update({
         "method": "substitution", "composition": comp.formula, "seed": int(seed),
