@@ -424,7 +424,7 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
                 if scan_t and s == scan_t[-1]:
                     continue
                 try:
-                    b, ep, em, *_ = _fit_window(msd, s, end)
+                    b, ep, em, *_ = _fit_window(msd, s, end, n_iter=1)
                 except AnalysisError:
                     continue
                 scan_t.append(s)

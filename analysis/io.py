@@ -203,49 +203,75 @@ def read_trajectory(path: str | Path, fmt: str | None = None, timestep_fs: float
 
 
 def _com(pos: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return np.einsum("tnd,n->td", pos, w / w.sum())
+    """Weighted centre (T, 3) of positions (T, n, 3)."""
+    return np.matmul(w / w.sum(), pos)
 
 
 def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryData:
+    import h5py
+
     from viglas.trajectory import H5MDTrajectory
 
-    with H5MDTrajectory(path) as tr:
+    with H5MDTrajectory(path) as tr:  # metadata, times, species, masses
         syms = tr.symbols
-        sel = _select(syms, species)
-        ref = _reference(syms, sel, drift)
-        frames = np.arange(0, tr.n_frames, every)
-        time = tr.time_fs[frames]
-        dt = _check_times(time)
+        n_frames = tr.n_frames
+        time_all = tr.time_fs
         masses = tr.masses if tr.masses is not None else _masses(syms)
-        w = masses[ref] if (ref is not None and com_weights == "mass") else (
-            np.ones(len(ref)) if ref is not None else None)
-        out = np.empty((len(frames), len(sel), 3))
-        com0 = None
-        k = 0
-        # whole frames are read per chunk, then reduced to the species (+ COM)
-        for s in range(0, tr.n_frames, chunk):
-            e = min(tr.n_frames, s + chunk)
+        meta = dict(tr.metadata)
+    sel = _select(syms, species)
+    ref = _reference(syms, sel, drift)
+    frames = np.arange(0, n_frames, every)
+    time = time_all[frames]
+    dt = _check_times(time)
+    w = None
+    if ref is not None:
+        w = masses[ref] if com_weights == "mass" else np.ones(len(ref))
+    # atoms actually needed: the species and the drift reference group
+    need = sel if ref is None else np.union1d(sel, ref)
+    contiguous = len(need) == len(syms)
+    lsel = np.searchsorted(need, sel)
+    lref = np.searchsorted(need, ref) if ref is not None else None
+    out = np.empty((len(frames), len(sel), 3))
+    com0 = None
+    k = 0
+    # layout documented in viglas.trajectory: unwrapped = position + image @ cell
+    with h5py.File(path, "r") as f:
+        p = f["particles/all"]
+        dpos, dimg, dbox = p["position/value"], p["image/value"], p["box/edges/value"]
+        for s in range(0, n_frames, chunk):
+            e = min(n_frames, s + chunk)
             idx = np.arange(s, e)
             idx = idx[(idx % every) == 0] - s
             if len(idx) == 0:
                 continue
-            need = sel if ref is None else None
-            block = tr.positions(s, e, indices=need)[idx]
-            if ref is None:
-                out[k:k + len(idx)] = block
+            pos = dpos[s:e] if contiguous else dpos[s:e][:, need]
+            img = dimg[s:e] if contiguous else dimg[s:e][:, need]
+            cells = dbox[s:e]
+            if every > 1:
+                pos, img, cells = pos[idx], img[idx], cells[idx]
+            if np.allclose(cells, cells[:1]):
+                c0 = cells[0]
+                if np.count_nonzero(c0 - np.diag(np.diag(c0))) == 0:
+                    pos += img * np.diag(c0)  # orthorhombic: no matrix product needed
+                else:
+                    pos += img.astype(np.float64) @ c0
             else:
-                com = _com(block[:, ref], w)
+                pos += np.matmul(img.astype(np.float64), cells)
+            if ref is None:
+                out[k:k + len(idx)] = pos[:, lsel]
+            else:
+                com = _com(pos[:, lref], w)
                 if com0 is None:
                     com0 = com[0].copy()
-                out[k:k + len(idx)] = block[:, sel] - (com - com0)[:, None, :]
+                out[k:k + len(idx)] = pos[:, lsel] - (com - com0)[:, None, :]
             k += len(idx)
-        cells = tr.cells()
-        vol = float(np.mean(np.abs(np.linalg.det(cells))))
-        counts = {s_: syms.count(s_) for s_ in sorted(set(syms))}
-        return TrajectoryData(positions=out, time_fs=time, dt_fs=dt, symbols=[syms[i] for i in sel],
-                              counts=counts, volume_A3=vol, cell=np.array(cells[0]),
-                              n_atoms_total=len(syms), masses=np.asarray(masses)[sel],
-                              drift=drift, meta=dict(tr.metadata))
+        cells = dbox[()]
+    vol = float(np.mean(np.abs(np.linalg.det(cells))))
+    counts = {s_: syms.count(s_) for s_ in sorted(set(syms))}
+    return TrajectoryData(positions=out, time_fs=time, dt_fs=dt, symbols=[syms[i] for i in sel],
+                          counts=counts, volume_A3=vol, cell=np.array(cells[0]),
+                          n_atoms_total=len(syms), masses=np.asarray(masses)[sel],
+                          drift=drift, meta=meta)
 
 
 def _masses(symbols: list[str]) -> np.ndarray:
