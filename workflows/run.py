@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import time
 import traceback
 import warnings
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from typing import Any
 from viglas.config import Config, load_config
 from viglas.errors import ConfigError, ViglasError
 
-__all__ = ["run_local", "open_store", "collect_results", "write_outputs", "RESULTS_SCHEMA"]
+__all__ = ["run_local", "default_workers", "open_store", "collect_results", "write_outputs", "RESULTS_SCHEMA"]
 
 RESULTS_SCHEMA = "viglas-results/1"
 STORE_FILE = "jobstore.json"
@@ -177,7 +178,73 @@ def _ordered_jobs(flow) -> list[tuple[Any, list[str]]]:
 
 
 # ----------------------------------------------------------------------------- run
-def run_local(config: Config | str | Path, workdir: str | Path, progress: bool = True) -> dict:
+def default_workers() -> int:
+    """Parallel job slots for ``run_local``: ``$VIGLAS_JOBS`` or the usable CPUs (max 8)."""
+    env = os.environ.get("VIGLAS_JOBS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError as exc:
+            raise ConfigError("VIGLAS_JOBS must be a whole number", field="VIGLAS_JOBS",
+                              value=env) from exc
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+def _quiet_warnings() -> None:
+    warnings.simplefilter("ignore", FutureWarning)
+    warnings.filterwarnings("ignore", message=".*heuristic P_mass.*")
+
+
+def _run_job_here(job, store, jobdir: Path) -> None:
+    """Run one job with jobflow's local manager in ``jobdir`` against ``store``."""
+    from jobflow.managers.local import run_locally
+
+    solo = copy.deepcopy(job)
+    solo.hosts = []
+    with warnings.catch_warnings():
+        _quiet_warnings()
+        run_locally(solo, store=store, root_dir=jobdir, log=False,
+                    allow_external_references=True, raise_immediately=True)
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def _worker_run(job_dict: dict, parent_docs: list[dict], jobdir: str) -> dict[str, Any]:
+    """Run one job in a worker process against an in-memory store holding its parents'
+    outputs; return the new store documents (the main process is the only writer of
+    the run's job store) or the error."""
+    from jobflow import Job, JobStore
+    from maggma.stores import MemoryStore
+
+    try:
+        store = JobStore(MemoryStore())
+        store.connect()
+        if parent_docs:
+            store.docs_store.update(parent_docs, key=["uuid", "index"])
+        job = Job.from_dict(job_dict)
+        _run_job_here(job, store, Path(jobdir))
+        docs = list(store.docs_store.query({"uuid": job.uuid}))
+        for d in docs:
+            d.pop("_id", None)
+        return {"docs": json.loads(json.dumps(docs, default=str))}
+    except ViglasError as exc:
+        return {"error": exc.one_line(), "traceback": traceback.format_exc()}
+    except Exception as exc:  # noqa: BLE001 - reported by the main process
+        return {"error": f"{type(exc).__name__}: {exc}".replace("\n", " "),
+                "traceback": traceback.format_exc()}
+
+
+def run_local(config: Config | str | Path, workdir: str | Path, progress: bool = True,
+              workers: int | None = None) -> dict:
     """Run ``config`` on this machine in ``workdir``; resumable; returns results.json as dict.
 
     Parameters
@@ -185,20 +252,21 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
     config : a validated :class:`Config` or the path of a YAML file.
     workdir : run directory (created); holds the job store, the job directories and
         the outputs. Rerunning with the same directory skips finished jobs.
-    progress : print stage lines and MD progress bars (stderr).
+    progress : print stage lines (and, with one worker, MD progress bars) on stderr.
+    workers : jobs run at the same time (independent MD runs in parallel processes,
+        one thread each); None = :func:`default_workers`. Results do not depend on it:
+        every job has its own seed.
 
     Jobs that fail are reported (``results["status"]["failed"]``, with the one-line
-    error) and their dependants are skipped; independent jobs still run. Raises
-    :class:`ViglasError` if the directory belongs to a different config.
+    error) and their dependants are skipped; independent jobs still run.
     """
-    import jobflow
     from jobflow.core.reference import OnMissing
-    from jobflow.managers.local import run_locally
 
     from viglas.workflows.flows import build_flow
 
     if not isinstance(config, Config):
         config = load_config(config)
+    n_workers = default_workers() if workers is None else max(1, int(workers))
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     con = _Console(progress)
@@ -211,7 +279,7 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
                 con.print("[yellow]config differs from the one stored in this directory; "
                           "jobs whose settings changed will be recomputed[/yellow]")
         cfg_path.write_text(json.dumps(cfg_dict, indent=2))
-        flow = build_flow(config, progress=progress)
+        flow = build_flow(config, progress=progress and n_workers == 1)
         store = open_store(workdir)
         store.connect()
         done = {d["uuid"] for d in store.docs_store.query({}, properties=["uuid"])}
@@ -219,42 +287,56 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
         failed: dict[str, str] = {}
         n_skip = sum(1 for j, _ in jobs if j.uuid in done)
         con.print(f"[bold]viglas[/bold] {config.kind} '{config.name}': {len(jobs)} jobs, "
-                  f"{n_skip} already finished (workdir {workdir})")
+                  f"{n_skip} already finished, {n_workers} worker(s) (workdir {workdir})")
+        index = {j.uuid: i for i, (j, _) in enumerate(jobs, start=1)}
+        t_start = time.time()
+
+        def label(job) -> str:
+            return f"[{index[job.uuid]}/{len(jobs)}] {_describe(job)}"
+
+        def jobdir_of(job) -> Path:
+            d = workdir / "jobs" / f"{_slug(job.name)}-{job.uuid[:8]}"
+            d.mkdir(parents=True, exist_ok=True)
+            return d
+
+        def blocked(job, parents) -> bool:
+            bad = [p for p in parents if p in failed]
+            if bad and job.config.on_missing_references != OnMissing.NONE:
+                failed[job.uuid] = f"skipped: depends on failed job {bad[0][:8]}"
+                con.print(f"{label(job)}  [yellow]skipped (an input failed)[/yellow]")
+                return True
+            return False
+
+        def record_failure(job, message: str, tb: str) -> None:
+            failed[job.uuid] = message
+            (jobdir_of(job) / "error.txt").write_text(tb)
+            con.print(f"{label(job)}  [red]failed:[/red] {message}")
+
+        for job, _ in jobs:
+            if job.uuid in done:
+                con.print(f"{label(job)}  [dim]done, skipped[/dim]")
+        pending = [(j, p) for j, p in jobs if j.uuid not in done]
         try:
-            for i, (job, parents) in enumerate(jobs, start=1):
-                label = f"[{i}/{len(jobs)}] {_describe(job)}"
-                if job.uuid in done:
-                    con.print(f"{label}  [dim]done, skipped[/dim]")
-                    continue
-                bad = [p for p in parents if p in failed]
-                if bad and job.config.on_missing_references != OnMissing.NONE:
-                    failed[job.uuid] = f"skipped: depends on failed job {bad[0][:8]}"
-                    con.print(f"{label}  [yellow]skipped (an input failed)[/yellow]")
-                    continue
-                jobdir = workdir / "jobs" / f"{_slug(job.name)}-{job.uuid[:8]}"
-                jobdir.mkdir(parents=True, exist_ok=True)
-                con.print(label)
-                solo = copy.deepcopy(job)
-                solo.hosts = []
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", FutureWarning)
-                        warnings.filterwarnings("ignore", message=".*heuristic P_mass.*")
-                        run_locally(solo, store=store, root_dir=jobdir, log=False,
-                                    allow_external_references=True, raise_immediately=True)
-                except ViglasError as exc:
-                    failed[job.uuid] = exc.one_line()
-                    (jobdir / "error.txt").write_text(traceback.format_exc())
-                    con.print(f"  [red]failed:[/red] {exc.one_line()}")
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - keep independent jobs running
-                    failed[job.uuid] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-                    (jobdir / "error.txt").write_text(traceback.format_exc())
-                    con.print(f"  [red]failed:[/red] {failed[job.uuid]} "
-                              f"(traceback in {jobdir / 'error.txt'})")
-                else:
-                    done.add(job.uuid)
+            if n_workers == 1:
+                for job, parents in pending:
+                    if blocked(job, parents):
+                        continue
+                    con.print(label(job))
+                    jd = jobdir_of(job)
+                    try:
+                        _run_job_here(job, store, jd)
+                    except ViglasError as exc:
+                        record_failure(job, exc.one_line(), traceback.format_exc())
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - keep independent jobs running
+                        record_failure(job, f"{type(exc).__name__}: {exc}".replace("\n", " "),
+                                       traceback.format_exc())
+                    else:
+                        done.add(job.uuid)
+            else:
+                _run_parallel(pending, n_workers, store, done, failed, blocked, record_failure,
+                              label, jobdir_of, con, t_start)
         finally:
             # partial or complete: always leave readable outputs behind
             results = collect_results(workdir, config=config, failed=failed,
@@ -265,9 +347,59 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
             con.print(f"[red]{n_fail} job(s) failed or skipped[/red]; rerun the same command "
                       "after fixing the cause (finished jobs are kept)")
         else:
-            con.print(f"[green]done[/green]: {workdir / 'results.json'}, {workdir / 'report.md'}")
-    del jobflow
+            con.print(f"[green]done[/green] in {time.time() - t_start:.0f} s: "
+                      f"{workdir / 'results.json'}, {workdir / 'report.md'}")
     return results
+
+
+def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failure, label,
+                  jobdir_of, con, t_start) -> None:
+    """Schedule ready jobs on a process pool; the main process writes the store."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    waiting = list(pending)
+    running: dict[Any, tuple[Any, float]] = {}
+    ctx = mp.get_context("spawn")  # no fork of a process holding numba/torch threads
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
+                             initializer=_worker_init) as pool:
+        while waiting or running:
+            for item in list(waiting):
+                if len(running) >= n_workers:
+                    break
+                job, parents = item
+                if any(p in failed for p in parents) and blocked(job, parents):
+                    waiting.remove(item)
+                    continue
+                if not all(p in done or p in failed for p in parents):
+                    continue
+                waiting.remove(item)
+                parent_docs = list(store.docs_store.query({"uuid": {"$in": list(parents)}}))
+                for d in parent_docs:
+                    d.pop("_id", None)
+                fut = pool.submit(_worker_run, job.as_dict(), parent_docs, str(jobdir_of(job)))
+                running[fut] = (job, time.time())
+                con.print(f"{label(job)}  [dim]started[/dim]")
+            if not running:
+                if waiting:  # nothing can start: every remaining job waits on a failure
+                    for job, parents in waiting:
+                        blocked(job, parents)
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job, t0 = running.pop(fut)
+                try:
+                    out = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a crashed worker process
+                    out = {"error": f"worker crashed: {type(exc).__name__}: {exc}",
+                           "traceback": traceback.format_exc()}
+                if "error" in out:
+                    record_failure(job, out["error"], out.get("traceback", ""))
+                    continue
+                store.docs_store.update(out["docs"], key=["uuid", "index"])
+                done.add(job.uuid)
+                con.print(f"{label(job)}  [green]finished[/green] in {time.time() - t0:.0f} s "
+                          f"[dim](elapsed {time.time() - t_start:.0f} s)[/dim]")
 
 
 # ----------------------------------------------------------------------------- results

@@ -23,6 +23,10 @@ def register(app: typer.Typer) -> None:
                                      "Rerunning with the same directory resumes: finished "
                                      "jobs are skipped and MD continues from checkpoints."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+        jobs: int = typer.Option(None, "--jobs", "-j", min=1,
+                                 help="Jobs run at once (independent MD runs in parallel "
+                                 "processes). Default: $VIGLAS_JOBS or the number of CPUs "
+                                 "(max 8). Results do not depend on it."),
         check: bool = typer.Option(False, "--check", help="Only validate the config and "
                                    "print what would run."),
     ) -> None:
@@ -50,7 +54,7 @@ def register(app: typer.Typer) -> None:
             return
         from viglas.workflows.run import run_local
 
-        res = run_local(cfg, wd, progress=not quiet)
+        res = run_local(cfg, wd, progress=not quiet, workers=jobs)
         if not quiet:
             _print_summary(res, Path(wd))
         if res.get("status", {}).get("failed"):
