@@ -184,6 +184,35 @@ def test_numba_and_numpy_backends_agree(params, cell84):
         IonicPotential(params, backend="fortran")
 
 
+@pytest.mark.parametrize("case", ["primitive", "cell84"])
+def test_cell_list_equals_matscipy_half_list(case, cell84):
+    """numba cell list == matscipy list (same pairs, same canonical order), unwrapped input."""
+    from matscipy.neighbours import neighbour_list
+
+    from viglas.potentials.ionic import half_neighbour_list
+
+    a = bulk("LiCl", "rocksalt", a=5.14) if case == "primitive" else cell84.copy()
+    if case == "cell84":
+        a.set_cell(a.cell[:] @ np.array([[1, 0.1, 0], [0, 1, 0.05], [0, 0, 1]]),
+                   scale_atoms=True)
+    rng = np.random.default_rng(1)
+    cell = np.asarray(a.cell)
+    pos = a.positions + rng.integers(-2, 3, size=a.positions.shape) @ cell
+    for rc in (2.9, 11.0):
+        i, j, S = half_neighbour_list(pos, cell, rc)
+        ri, rj, rS = neighbour_list("ijS", positions=pos, cell=cell, pbc=[True] * 3, cutoff=rc)
+        lexpos = (rS[:, 0] > 0) | ((rS[:, 0] == 0) & ((rS[:, 1] > 0) | ((rS[:, 1] == 0)
+                                                                       & (rS[:, 2] > 0))))
+        keep = (ri < rj) | ((ri == rj) & lexpos)
+        ri, rj, rS = ri[keep], rj[keep], rS[keep]
+        order = np.lexsort((rS[:, 2], rS[:, 1], rS[:, 0], rj, ri))
+        np.testing.assert_array_equal(i, ri[order])
+        np.testing.assert_array_equal(j, rj[order])
+        np.testing.assert_array_equal(S, rS[order])
+        d = np.linalg.norm(pos[j] - pos[i] + S @ cell, axis=1)
+        assert d.max() < rc and len(d) > 0
+
+
 def _melt_like(params, seed=2, extra_steps=0):
     """Random LACO-like cell, briefly equilibrated at 1500 K with the potential
     (and a second snapshot ``extra_steps`` later when asked)."""

@@ -15,9 +15,13 @@ from viglas.units import COULOMB_EV_A  # noqa: E402
 from test_potential import LACO_LIKE, random_cell  # noqa: E402
 
 
-def test_matches_lammps_born_coul_dsf_plus_wall():
+@pytest.mark.parametrize("shear", [0.0, 0.15])
+def test_matches_lammps_born_coul_dsf_plus_wall(shear):
     params = load_parameters("trial")
     a = random_cell(LACO_LIKE, 2.2, seed=5)
+    if shear:  # triclinic cell: LAMMPS gets it rotated to lower-triangular form
+        a.set_cell(a.cell[:] @ np.array([[1, shear, 0], [0, 1, shear / 2], [0, 0, 1]]),
+                   scale_atoms=True)
     calc = IonicPotential(params)
     a.calc = calc
     e, f, s = a.get_potential_energy(), a.get_forces(), a.get_stress()

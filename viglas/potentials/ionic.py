@@ -129,6 +129,135 @@ def _numba_kernel():
     return kernel
 
 
+_NLIST = None
+
+
+def _numba_neighbours():
+    """Compile (once, cached) a cell-list half neighbour list builder; None without numba."""
+    global _NLIST
+    if _NLIST is not None:
+        return _NLIST
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def build(sw, n_img, cell, nb, m, r2max, capacity):
+        n = sw.shape[0]
+        nb0, nb1, nb2 = nb[0], nb[1], nb[2]
+        nbins = nb0 * nb1 * nb2
+        bin_of = np.empty(n, dtype=np.int64)
+        b3 = np.empty((n, 3), dtype=np.int64)
+        counts = np.zeros(nbins + 1, dtype=np.int64)
+        for a in range(n):
+            for k in range(3):
+                b = int(sw[a, k] * nb[k])
+                if b >= nb[k]:
+                    b = nb[k] - 1
+                if b < 0:
+                    b = 0
+                b3[a, k] = b
+            bb = (b3[a, 0] * nb1 + b3[a, 1]) * nb2 + b3[a, 2]
+            bin_of[a] = bb
+            counts[bb + 1] += 1
+        for bb in range(nbins):
+            counts[bb + 1] += counts[bb]
+        fill = counts[:-1].copy()
+        members = np.empty(n, dtype=np.int64)
+        for a in range(n):
+            members[fill[bin_of[a]]] = a
+            fill[bin_of[a]] += 1
+        out_i = np.empty(capacity, dtype=np.int64)
+        out_j = np.empty(capacity, dtype=np.int64)
+        out_s = np.empty((capacity, 3), dtype=np.int64)
+        npairs = 0
+        for i in range(n):
+            for o0 in range(-m[0], m[0] + 1):
+                t0 = b3[i, 0] + o0
+                im0 = t0 // nb0
+                w0 = t0 - im0 * nb0
+                for o1 in range(-m[1], m[1] + 1):
+                    t1 = b3[i, 1] + o1
+                    im1 = t1 // nb1
+                    w1 = t1 - im1 * nb1
+                    for o2 in range(-m[2], m[2] + 1):
+                        t2 = b3[i, 2] + o2
+                        im2 = t2 // nb2
+                        w2 = t2 - im2 * nb2
+                        bb = (w0 * nb1 + w1) * nb2 + w2
+                        for q in range(counts[bb], counts[bb + 1]):
+                            j = members[q]
+                            if j < i:
+                                continue
+                            if j == i:
+                                # one of S / -S for periodic self-images, never S = 0
+                                if not (im0 > 0 or (im0 == 0 and (im1 > 0 or (im1 == 0 and im2 > 0)))):
+                                    continue
+                            f0 = sw[j, 0] + im0 - sw[i, 0]
+                            f1 = sw[j, 1] + im1 - sw[i, 1]
+                            f2 = sw[j, 2] + im2 - sw[i, 2]
+                            dx = f0 * cell[0, 0] + f1 * cell[1, 0] + f2 * cell[2, 0]
+                            dy = f0 * cell[0, 1] + f1 * cell[1, 1] + f2 * cell[2, 1]
+                            dz = f0 * cell[0, 2] + f1 * cell[1, 2] + f2 * cell[2, 2]
+                            if dx * dx + dy * dy + dz * dz >= r2max:
+                                continue
+                            if npairs < capacity:
+                                out_i[npairs] = i
+                                out_j[npairs] = j
+                                # shift in the frame of the unwrapped positions
+                                out_s[npairs, 0] = im0 - n_img[j, 0] + n_img[i, 0]
+                                out_s[npairs, 1] = im1 - n_img[j, 1] + n_img[i, 1]
+                                out_s[npairs, 2] = im2 - n_img[j, 2] + n_img[i, 2]
+                            npairs += 1
+        return out_i, out_j, out_s, npairs
+
+    _NLIST = build
+    return build
+
+
+def half_neighbour_list(pos: np.ndarray, cell: np.ndarray, cutoff: float):
+    """Half list ``(i, j, S)`` of all pairs closer than ``cutoff`` (Å) in a 3D-periodic cell,
+    each pair once (i < j; for i == j one of the images S / -S), sorted by (i, j, S).
+
+    ``pos[j] - pos[i] + S @ cell`` is the pair vector for the positions as given
+    (unwrapped positions are fine). Uses the numba cell list when numba is installed,
+    else matscipy.
+    """
+    build = _numba_neighbours()
+    if build is None:
+        from matscipy.neighbours import neighbour_list
+
+        i, j, S = neighbour_list("ijS", positions=pos, cell=cell, pbc=[True] * 3,
+                                 cutoff=cutoff)
+        lexpos = (S[:, 0] > 0) | ((S[:, 0] == 0) & ((S[:, 1] > 0) | ((S[:, 1] == 0) & (S[:, 2] > 0))))
+        keep = (i < j) | ((i == j) & lexpos)
+        i, j, S = i[keep], j[keep], S[keep]
+    else:
+        frac = pos @ np.linalg.inv(cell)
+        n_img = np.floor(frac)
+        sw = frac - n_img
+        edge = sw >= 1.0  # frac just below an integer rounds up: wrap it consistently
+        sw[edge] = 0.0
+        n_img[edge] += 1.0
+        volume = abs(np.linalg.det(cell))
+        heights = np.array([volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
+                            for k in range(3)])
+        nb = np.maximum(1, np.floor(2.0 * heights / cutoff)).astype(np.int64)  # bins >= rc/2
+        m = np.ceil(cutoff / (heights / nb) - 1e-12).astype(np.int64)
+        density = len(pos) / volume
+        capacity = int(1.3 * 0.5 * len(pos) * density * 4.19 * cutoff**3) + 64
+        while True:
+            i, j, S, npairs = build(sw, n_img.astype(np.int64), np.ascontiguousarray(cell),
+                                    nb, m, cutoff * cutoff, capacity)
+            if npairs <= capacity:
+                break
+            capacity = int(npairs * 1.1) + 64
+        i, j, S = i[:npairs], j[:npairs], S[:npairs]
+    order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
+    return i[order], j[order], S[order]
+
+
 class IonicPotential(Calculator):
     """Buckingham + B/r^12 wall + damped-shifted-force Coulomb, as an ASE calculator.
 
@@ -223,19 +352,23 @@ class IonicPotential(Calculator):
         self._nl = None
 
     def _build_list(self, pos: np.ndarray, cell: np.ndarray, atoms) -> None:
-        from matscipy.neighbours import neighbour_list
+        if self._kernel is not None:
+            i, j, S = half_neighbour_list(pos, cell, self.r_list)
+        else:
+            from matscipy.neighbours import neighbour_list
 
-        i, j, S = neighbour_list("ijS", positions=pos, cell=cell, pbc=atoms.pbc,
-                                 cutoff=self.r_list)
-        # half list: i < j, and for periodic self-images (i == j) one of S / -S
-        lexpos = (S[:, 0] > 0) | ((S[:, 0] == 0) & ((S[:, 1] > 0) | ((S[:, 1] == 0) & (S[:, 2] > 0))))
-        keep = (i < j) | ((i == j) & lexpos)
-        i, j, S = i[keep], j[keep], S[keep]
-        # canonical pair order (i, j, S): the pairs inside the cutoff are then summed in
-        # the same order whenever the list was built, so results do not depend on the
-        # rebuild history (a resumed MD run reproduces an uninterrupted one exactly)
-        order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
-        i, j, S = i[order], j[order], S[order].astype(np.float64)
+            i, j, S = neighbour_list("ijS", positions=pos, cell=cell, pbc=atoms.pbc,
+                                     cutoff=self.r_list)
+            # half list: i < j, and for periodic self-images (i == j) one of S / -S
+            lexpos = (S[:, 0] > 0) | ((S[:, 0] == 0) & ((S[:, 1] > 0) | ((S[:, 1] == 0) & (S[:, 2] > 0))))
+            keep = (i < j) | ((i == j) & lexpos)
+            i, j, S = i[keep], j[keep], S[keep]
+            # canonical pair order (i, j, S): the pairs inside the cutoff are then summed
+            # in the same order whenever the list was built, so results do not depend on
+            # the rebuild history (a resumed MD run reproduces an uninterrupted one exactly)
+            order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
+            i, j, S = i[order], j[order], S[order]
+        S = S.astype(np.float64)
         tp = self._types[i] * self._ntypes + self._types[j]
         t = self._tab
         sr = np.nonzero(t["has"][tp])[0]
@@ -420,7 +553,9 @@ class LammpsIonic:
     """The same potential evaluated by LAMMPS in-process (reference and benchmark).
 
     ``LammpsIonic(atoms, params).compute(positions)`` returns ``(energy eV, forces eV/Å,
-    stress (6,) eV/Å^3 ASE sign)``. Orthorhombic cells only.
+    stress (6,) eV/Å^3 ASE sign)`` in the frame of ``atoms``. A general (triclinic) cell
+    is rotated to LAMMPS's lower-triangular form and the results rotated back. Note the
+    constant energy offset of LAMMPS's DSF self term (see tests/test_potential_lammps.py).
     """
 
     def __init__(self, atoms, params: IonicParameters, *, skin: float = 1.0):
@@ -429,13 +564,13 @@ class LammpsIonic:
         from ase.io import write
 
         lammps = _load_lammps()
-        cell = np.asarray(atoms.cell)
-        if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-12:
-            raise CalculatorError("LammpsIonic supports orthorhombic cells only",
-                                  field="cell", value=cell.tolist())
+        rcell, Q = atoms.cell.standard_form()
+        self._Q = np.asarray(Q)  # rcell @ Q = cell; r_rot = r @ Q.T
         elements = sorted(set(atoms.get_chemical_symbols()))
         self.elements = elements
         a = atoms.copy()
+        a.set_cell(np.asarray(rcell), scale_atoms=False)
+        a.set_positions(atoms.positions @ self._Q.T)
         a.wrap()
         a.set_initial_charges([params.charge(s) for s in a.get_chemical_symbols()])
         self._tmp = tempfile.TemporaryDirectory()
@@ -458,7 +593,7 @@ class LammpsIonic:
         if positions is not None:
             x = lmp.numpy.extract_atom("x")
             ids = np.array(lmp.numpy.extract_atom("id")[: self.n])
-            x[: self.n] = np.asarray(positions)[ids - 1]
+            x[: self.n] = (np.asarray(positions) @ self._Q.T)[ids - 1]
         lmp.command("run 0 post no")
         e = float(lmp.get_thermo("pe"))
         f = np.array(lmp.numpy.extract_atom("f")[: self.n])
@@ -467,8 +602,11 @@ class LammpsIonic:
         pv = np.array(lmp.numpy.extract_compute("pv", 0, 1)[:6])  # bar: xx yy zz xy xz yz
         bar_to_ev_a3 = 1e-4 / 160.21766208
         s = -pv * bar_to_ev_a3
-        stress = np.array([s[0], s[1], s[2], s[5], s[4], s[3]])
-        return e, f[order], stress
+        Q = self._Q
+        sig = np.array([[s[0], s[3], s[4]], [s[3], s[1], s[5]], [s[4], s[5], s[2]]])
+        sig = Q.T @ sig @ Q
+        stress = np.array([sig[0, 0], sig[1, 1], sig[2, 2], sig[1, 2], sig[0, 2], sig[0, 1]])
+        return e, f[order] @ Q, stress
 
     def close(self) -> None:
         self.lmp.close()
