@@ -2,7 +2,7 @@
 
 :func:`run_md` cuts a run into segments of ``checkpoint_every`` steps. During a segment
 frames and thermo rows are kept in memory; at its end they are written out
-(the frames as a small H5MD *part* file, written to a temporary name and renamed),
+(the frames as a small .npz *part* file, written to a temporary name and renamed),
 the thermo rows are appended to the CSV log, and a checkpoint (positions, momenta,
 cell, integrator state, random-generator state, counters) is written atomically
 (temporary file + ``os.replace``). After ``kill -9`` at any moment the same call
@@ -22,7 +22,7 @@ Files, for ``trajectory="traj.h5"`` in ``workdir``::
                       potential_energy_eV, kinetic_energy_eV, total_energy_eV,
                       conserved_energy_eV, pressure_GPa, volume_A3, density_g_cm3
     traj.ckpt.npz     last checkpoint
-    traj.parts/       frames of finished segments not yet merged (removed at the end)
+    traj.parts/       frames of finished segments (.npz) not yet merged (removed at the end)
     traj.result.json  summary (MDResult.to_dict())
 
 Guards stop a run with :class:`viglas.errors.MDError` (last good checkpoint kept) on a
@@ -324,39 +324,16 @@ class _Integrator:
 
 
 # ------------------------------------------------------------- trajectory parts
-def _write_part(path: Path, numbers, masses, timestep_fs: float, frames: dict[str, list],
-                velocities: bool, metadata: dict) -> None:
-    """Write buffered frames to a new H5MD file (layout of viglas.trajectory) in bulk."""
-    import h5py
-
-    from viglas.trajectory import H5MDWriter
-
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,
-               observables=OBSERVABLES, metadata=metadata).close()
-    steps = np.asarray(frames["step"], dtype=np.int64)
-    times = steps * float(timestep_fs)
-    cells = np.asarray(frames["cell"], dtype=np.float64)
-    pos = np.asarray(frames["positions"], dtype=np.float64)
-    frac = np.einsum("fai,fij->faj", pos, np.linalg.inv(cells))
-    image = np.floor(frac)
-    wrapped = np.einsum("fai,fij->faj", frac - image, cells)
-    series = {"particles/all/box/edges": cells, "particles/all/position": wrapped,
-              "particles/all/image": image.astype(np.int32)}
+def _write_part(path: Path, frames: dict[str, list], velocities: bool) -> None:
+    """Write one segment's frames to ``path`` (.npz, atomically)."""
+    arrays = {"step": np.asarray(frames["step"], dtype=np.int64),
+              "cell": np.asarray(frames["cell"], dtype=np.float64),
+              "positions": np.asarray(frames["positions"], dtype=np.float64)}
     if velocities:
-        series["particles/all/velocity"] = np.asarray(frames["velocities"], dtype=np.float64)
+        arrays["velocities"] = np.asarray(frames["velocities"], dtype=np.float64)
     for name in OBSERVABLES:
-        series[f"observables/{name}"] = np.asarray(frames[name], dtype=np.float64)
-    with h5py.File(tmp, "a") as f:
-        for key, val in series.items():
-            g = f[key]
-            n = len(steps)
-            for ds, data in (("step", steps), ("time", times), ("value", val)):
-                g[ds].resize(n, axis=0)
-                g[ds][...] = data
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        arrays[name] = np.asarray(frames[name], dtype=np.float64)
+    _atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
 
 
 def _series_groups(f) -> list[str]:
@@ -369,9 +346,27 @@ def _series_groups(f) -> list[str]:
     return out
 
 
-def _merge(dest: Path, sources: list[tuple[Path, int | None]], numbers, masses,
+def _part_series(z, timestep_fs: float, velocities: bool) -> tuple[np.ndarray, dict]:
+    """H5MD series (group path -> values) of the frames in a part."""
+    steps = z["step"]
+    cells = z["cell"]
+    pos = z["positions"]
+    frac = np.einsum("fai,fij->faj", pos, np.linalg.inv(cells))
+    image = np.floor(frac)
+    wrapped = np.einsum("fai,fij->faj", frac - image, cells)
+    series = {"particles/all/box/edges": cells, "particles/all/position": wrapped,
+              "particles/all/image": image.astype(np.int32)}
+    if velocities:
+        series["particles/all/velocity"] = z["velocities"]
+    for name in OBSERVABLES:
+        series[f"observables/{name}"] = z[name]
+    return steps, series
+
+
+def _merge(dest: Path, old: tuple[Path, int] | None, parts: list[Path], numbers, masses,
            timestep_fs: float, velocities: bool, metadata: dict) -> int:
-    """Concatenate the first n frames of each source into ``dest`` (atomic). Returns frames."""
+    """Write ``dest`` = first n frames of ``old`` (an earlier merged trajectory) + the
+    frames of ``parts``, atomically (temp file + rename). Returns the number of frames."""
     import h5py
 
     from viglas.trajectory import H5MDWriter
@@ -380,24 +375,55 @@ def _merge(dest: Path, sources: list[tuple[Path, int | None]], numbers, masses,
     H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,
                observables=OBSERVABLES, metadata=metadata).close()
     total = 0
+
+    def append(out, groups, steps, series):
+        times = steps * float(timestep_fs)
+        for gname in groups:
+            g = out[gname]
+            m = g["step"].shape[0]
+            k = len(steps)
+            for ds, data in (("step", steps), ("time", times), ("value", series[gname])):
+                g[ds].resize(m + k, axis=0)
+                g[ds][m:] = data
+
     with h5py.File(tmp, "a") as out:
         groups = _series_groups(out)
-        for src, n_keep in sources:
+        if old is not None:
+            src, n_keep = old
             with h5py.File(src, "r") as f:
-                n_src = f["particles/all/position/step"].shape[0]
-                n = n_src if n_keep is None else min(n_keep, n_src)
+                n = min(n_keep, f["particles/all/position/step"].shape[0])
                 for start in range(0, n, 1000):
                     stop = min(n, start + 1000)
+                    steps = f["particles/all/position/step"][start:stop]
+                    series = {}
                     for gname in groups:
                         if gname not in f:
-                            raise CheckpointError("trajectory part lacks a series",
+                            raise CheckpointError("existing trajectory lacks a series",
                                                   field="trajectory", value=f"{src}:{gname}")
-                        g_out, g_in = out[gname], f[gname]
-                        m = g_out["step"].shape[0]
-                        for ds in ("step", "time", "value"):
-                            g_out[ds].resize(m + stop - start, axis=0)
-                            g_out[ds][m:] = g_in[ds][start:stop]
+                        series[gname] = f[gname]["value"][start:stop]
+                    append(out, groups, steps, series)
                 total += n
+        # batch parts so that each HDF5 append moves ~64 MB
+        batch: list[tuple[np.ndarray, dict]] = []
+        size = 0
+
+        def flush():
+            nonlocal batch, size
+            if batch:
+                steps = np.concatenate([b[0] for b in batch])
+                series = {g: np.concatenate([b[1][g] for b in batch]) for g in groups}
+                append(out, groups, steps, series)
+            batch, size = [], 0
+
+        for part in parts:
+            with np.load(part) as z:
+                steps, series = _part_series(z, timestep_fs, velocities)
+            batch.append((steps, series))
+            size += series["particles/all/position"].nbytes
+            total += len(steps)
+            if size > 64 * 2**20:
+                flush()
+        flush()
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, dest)
@@ -469,8 +495,8 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
     save_every : steps between trajectory frames (frame 0 is the start).
     workdir, trajectory : output directory and trajectory file name (relative to workdir).
     seed : seeds the initial velocities and every stochastic thermostat.
-    checkpoint_every : steps per segment (default: ~20 segments, a multiple of
-        ``save_every``, at least ``save_every``).
+    checkpoint_every : steps per segment, a multiple of ``save_every`` (default: about
+        steps/20, kept between 500 and 5000 steps).
     log_every : steps between thermo-log rows (default ``save_every``).
     friction_per_fs : Langevin friction (1/fs); tdamp_fs / pdamp_fs: Nose-Hoover / Bussi
         thermostat and barostat times (fs; defaults 100 and 1000 time steps).
@@ -528,7 +554,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
     if ensemble != "npt":
         p_sched = None
     if checkpoint_every is None:
-        checkpoint_every = max(save_every, int(math.ceil(steps / 20 / save_every)) * save_every)
+        # ~20 segments, but 500..5000 steps each (checkpoint I/O stays negligible)
+        target = min(max(steps / 20, 500), 5000)
+        checkpoint_every = max(save_every, int(math.ceil(target / save_every)) * save_every)
     checkpoint_every = int(checkpoint_every)
     if checkpoint_every < 1 or checkpoint_every % save_every:
         raise ConfigError("checkpoint_every must be a positive multiple of save_every",
@@ -625,6 +653,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
         _atomic_write_bytes(paths["log"], lambda fh: fh.write(header.encode()))
         log_bytes = len(header.encode())
     paths["parts"].mkdir(parents=True, exist_ok=True)
+    for key in ("traj", "log", "ckpt", "result"):  # temp files of a killed writer
+        for leftover in paths[key].parent.glob(paths[key].name + ".tmp*"):
+            leftover.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ loop
     bar = _Progress(progress, steps, step, f"MD {ensemble}" + (f"/{thermostat}" if thermostat else ""))
@@ -662,8 +693,8 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
             # ---- segment done: write part, log, checkpoint (in this order)
             if frames["step"]:
                 n_parts += 1
-                _write_part(paths["parts"] / f"part_{n_parts:06d}.h5", numbers, masses,
-                            timestep_fs, frames, store_velocities, run_meta)
+                _write_part(paths["parts"] / f"part_{n_parts:06d}.npz", frames,
+                            store_velocities)
                 n_frames += len(frames["step"])
             if rows:
                 with open(paths["log"], "ab") as fh:
@@ -687,13 +718,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
                    key=_part_index)
     parts = [p for p in parts if merged_parts < _part_index(p) <= n_parts]
     if merged_frames < n_frames:
-        sources: list[tuple[Path, int | None]] = []
-        if merged_frames > 0:
-            sources.append((paths["traj"], merged_frames))
-        # parts already merged earlier were deleted; remaining parts follow in order
-        sources += [(p, None) for p in parts]
-        total = _merge(paths["traj"], sources, numbers, masses, timestep_fs, store_velocities,
-                       run_meta)
+        old = (paths["traj"], merged_frames) if merged_frames > 0 else None
+        total = _merge(paths["traj"], old, parts, numbers, masses, timestep_fs,
+                       store_velocities, run_meta)
         if total != n_frames:
             raise CheckpointError("merged trajectory has an unexpected number of frames",
                                   field="trajectory", value=total, allowed=str(n_frames))
@@ -714,9 +741,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
 
 def _part_index(p: Path) -> int | None:
     name = p.name
-    if name.startswith("part_") and name.endswith(".h5"):
+    if name.startswith("part_") and name.endswith(".npz"):
         try:
-            return int(name[5:-3])
+            return int(name[5:-4])
         except ValueError:
             return None
     return None
