@@ -63,21 +63,28 @@ def msd_fft_per_particle(x: np.ndarray, block: int = 16) -> np.ndarray:
     from scipy.fft import irfft, next_fast_len, rfft
 
     x = np.asarray(x, dtype=np.float64)
-    t, n, _ = x.shape
+    t, n, dim = x.shape
     nfft = next_fast_len(2 * t, real=True)
     norm = (t - np.arange(t))[:, None]
     out = np.empty((t, n), dtype=np.float64)
     for s in range(0, n, block):
         xb = x[:, s:s + block, :]
+        b = xb.shape[1]
         f = rfft(xb, n=nfft, axis=0)
-        p = (f.real**2 + f.imag**2).sum(axis=2)
-        del f
+        # |F|^2 summed over dimensions in one pass: view complex as (re, im) float pairs
+        fv = f.view(np.float64).reshape(f.shape[0], b, 2 * dim)
+        p = np.einsum("ijk,ijk->ij", fv, fv)
+        del f, fv
         s2 = irfft(p, n=nfft, axis=0)[:t]
-        r2 = (xb**2).sum(axis=2)
-        pre = np.concatenate([np.zeros((1, r2.shape[1])), np.cumsum(r2, axis=0)], axis=0)
-        m = np.arange(t)
-        s1 = pre[t - m] + (pre[t] - pre[m])
-        out[:, s:s + block] = (s1 - 2.0 * s2) / norm
+        r2 = np.einsum("ijk,ijk->ij", xb, xb)
+        pre = np.empty((t + 1, b))
+        pre[0] = 0.0
+        np.cumsum(r2, axis=0, out=pre[1:])
+        # S1(m) = sum_{k<t-m} r2(k) + sum_{k>=m} r2(k) = pre[t-m] + pre[t] - pre[m]
+        s1 = pre[t:0:-1] + (pre[t] - pre[:t])
+        s1 -= 2.0 * s2
+        s1 /= norm
+        out[:, s:s + block] = s1
     out[0] = 0.0
     np.maximum(out, 0.0, out=out)
     return out
@@ -153,11 +160,11 @@ def _nonoverlap_stats(x: np.ndarray, lags: np.ndarray) -> tuple[np.ndarray, ...]
     s4 = np.zeros(len(lags))
     for j, m in enumerate(lags):
         sub = x[::m]
-        d = np.diff(sub, axis=0)
-        r2 = (d**2).sum(axis=2)
+        d = sub[1:] - sub[:-1]
+        r2 = np.einsum("ijk,ijk->ij", d, d)
         n[j] = r2.size
         s2[j] = r2.sum()
-        s4[j] = (r2**2).sum()
+        s4[j] = np.einsum("ij,ij->", r2, r2)
     return n, s2, s4
 
 

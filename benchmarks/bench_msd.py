@@ -14,7 +14,7 @@ GLS fit. pymatgen-analysis-diffusion is handed the displacement array directly
 documented entry point; building the list is not timed).
 
 Each (tool, size) runs in its own subprocess; wall time and peak resident memory
-(``ru_maxrss`` of that process, including the input data it holds) are reported.
+(``VmHWM`` of that process, including the input data it holds) are reported.
 
 Usage::
 
@@ -146,18 +146,33 @@ def run_kinisi(npy: str) -> dict:
 def _child(tool: str, arg: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     out = {"viglas": run_viglas, "pmg": run_pmg, "kinisi": run_kinisi}[tool](arg)
-    out["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_MiB"] = _peak_rss_mib()
     print(json.dumps(out))
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process (VmHWM; not inherited from the parent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _generate(n_frames: int, workdir: str) -> None:
+    pos, symbols = make_positions(n_frames)
+    np.save(Path(workdir) / f"pos_{n_frames}.npy", pos)
+    write_h5md(Path(workdir) / f"traj_{n_frames}.h5", pos, symbols)
 
 
 def measure(tool: str, n_frames: int, workdir: Path, timeout: float) -> dict:
     npy = workdir / f"pos_{n_frames}.npy"
     h5 = workdir / f"traj_{n_frames}.h5"
-    if not npy.exists():
-        pos, symbols = make_positions(n_frames)
-        np.save(npy, pos)
-        write_h5md(h5, pos, symbols)
-        del pos
+    if not npy.exists():  # generated in a subprocess so this process stays small
+        subprocess.run([sys.executable, __file__, "--generate", str(n_frames), str(workdir)],
+                       check=True)
     arg = str(h5 if tool == "viglas" else npy)
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
@@ -181,9 +196,13 @@ def main() -> None:
     ap.add_argument("--no-full-pmg", action="store_true")
     ap.add_argument("--out", default="benchmarks/bench_msd.json")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--generate", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         _child(*a.child)
+        return
+    if a.generate:
+        _generate(int(a.generate[0]), a.generate[1])
         return
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_msd_") as tmp:
