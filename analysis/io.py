@@ -149,7 +149,7 @@ def _reference(symbols: list[str], sel: np.ndarray, drift: str) -> np.ndarray | 
 def read_trajectory(path: str | Path, fmt: str | None = None, timestep_fs: float | None = None,
                     stride: int = 1, species: str | list[str] | None = None, *,
                     drift: str = "framework", com_weights: str = "mass", every: int = 1,
-                    start_fs: float = 0.0, chunk: int = 2000, max_jump_fraction: float = 0.4,
+                    start_fs: float = 0.0, chunk: int = 4096, max_jump_fraction: float = 0.4,
                     min_frames: int = 4, specorder: list[str] | None = None) -> TrajectoryData:
     """Read a trajectory and return unwrapped, drift-corrected positions of ``species``.
 
@@ -230,7 +230,12 @@ def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryDat
     need = sel if ref is None else np.union1d(sel, ref)
     contiguous = len(need) == len(syms)
     lsel = np.searchsorted(need, sel)
-    lref = np.searchsorted(need, ref) if ref is not None else None
+    if len(lsel) and np.array_equal(lsel, np.arange(lsel[0], lsel[0] + len(lsel))):
+        lsel = slice(int(lsel[0]), int(lsel[0]) + len(lsel))  # a view, not a copy
+    wfull = None
+    if ref is not None:
+        wfull = np.zeros(len(need))
+        wfull[np.searchsorted(need, ref)] = w / w.sum()
     out = np.empty((len(frames), len(sel), 3))
     com0 = None
     k = 0
@@ -244,26 +249,35 @@ def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryDat
             idx = idx[(idx % every) == 0] - s
             if len(idx) == 0:
                 continue
-            pos = dpos[s:e] if contiguous else dpos[s:e][:, need]
-            img = dimg[s:e] if contiguous else dimg[s:e][:, need]
+            if contiguous:
+                pos = np.empty((e - s,) + dpos.shape[1:], dtype=np.float64)
+                dpos.read_direct(pos, np.s_[s:e])
+                img = np.empty((e - s,) + dimg.shape[1:], dtype=dimg.dtype)
+                dimg.read_direct(img, np.s_[s:e])
+            else:
+                pos = dpos[s:e][:, need]
+                img = dimg[s:e][:, need]
             cells = dbox[s:e]
             if every > 1:
                 pos, img, cells = pos[idx], img[idx], cells[idx]
+            # unwrap only what is used: the species and the reference centre of mass
+            ps, ims = pos[:, lsel], img[:, lsel].astype(np.float64)
             if np.allclose(cells, cells[:1]):
                 c0 = cells[0]
-                if np.count_nonzero(c0 - np.diag(np.diag(c0))) == 0:
-                    pos += img * np.diag(c0)  # orthorhombic: no matrix product needed
-                else:
-                    pos += img.astype(np.float64) @ c0
+                ps += ims @ c0
+                if ref is not None:
+                    com = np.matmul(wfull, pos) + np.matmul(wfull, img.astype(np.float64)) @ c0
             else:
-                pos += np.matmul(img.astype(np.float64), cells)
+                ps += np.matmul(ims, cells)
+                if ref is not None:
+                    com = np.matmul(wfull, pos) + np.einsum(
+                        "fi,fij->fj", np.matmul(wfull, img.astype(np.float64)), cells)
             if ref is None:
-                out[k:k + len(idx)] = pos[:, lsel]
+                out[k:k + len(idx)] = ps
             else:
-                com = _com(pos[:, lref], w)
                 if com0 is None:
                     com0 = com[0].copy()
-                out[k:k + len(idx)] = pos[:, lsel] - (com - com0)[:, None, :]
+                out[k:k + len(idx)] = ps - (com - com0)[:, None, :]
             k += len(idx)
         cells = dbox[()]
     vol = float(np.mean(np.abs(np.linalg.det(cells))))
