@@ -28,7 +28,7 @@ Public API::
     flow_status(flow_id, project=None) -> dict
     wait_for_flow(flow_id, project=None, timeout_s=3600.0) -> dict
     remote_results(project, flow_id) -> dict        # results.json-shaped
-    probe_flow() -> jobflow.Flow                    # two tiny jobs to test a worker
+    probe_flow() -> jobflow.Flow                    # tiny jobs to test a worker
 
 jobflow-remote is an optional dependency (``pip install 'viglas[hpc]'``); it is
 imported inside the functions.
@@ -171,9 +171,15 @@ def _callable_path(fn: Callable) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+#: A segment that writes nothing is retried this many times (a slow start on a busy
+#: node) before the job fails: a new allocation would not get further.
+MAX_STALLED_SEGMENTS = 2
+
+
 @job
 def segmented_call(function: Callable, args: list, kwargs: dict, budget_s: float,
-                   segment: int = 0, workdir: str | None = None, started_utc: float | None = None):
+                   segment: int = 0, workdir: str | None = None, started_utc: float | None = None,
+                   stalled: int = 0):
     """Run ``function(*args, **kwargs)`` for at most ``budget_s`` seconds of wall time.
 
     The call runs with ``workdir`` as the current directory (the run directory of the
@@ -198,17 +204,25 @@ def segmented_call(function: Callable, args: list, kwargs: dict, budget_s: float
     def _alarm(signum, frame):
         raise SegmentTimeUp(f"segment {segment} used its {budget_s:.0f} s")
 
+    t_start = time.time()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, float(budget_s))
     try:
         os.chdir(workdir)
-        result = function(*args, **kwargs)
+        result = _unwrap(function)(*args, **kwargs)
     except SegmentTimeUp:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        stalled = 0 if _wrote_since(Path(workdir), t_start) else stalled + 1
+        if stalled > MAX_STALLED_SEGMENTS:
+            raise SubmitError(f"{stalled} MD segments in a row wrote no checkpoint or output "
+                              f"in {budget_s:.0f} s each, so a new segment would not get "
+                              "further", field="segment_walltime_s", value=budget_s,
+                              allowed="longer than one checkpoint interval plus start-up") \
+                from None
         from jobflow import CURRENT_JOB
 
         nxt = segmented_call(function, args, kwargs, budget_s, segment=segment + 1,
-                             workdir=workdir, started_utc=started_utc)
+                             workdir=workdir, started_utc=started_utc, stalled=stalled)
         current = CURRENT_JOB.job
         if current is not None:
             base = re.sub(r" \[segment \d+\]$", "", current.name or "md")
@@ -229,6 +243,31 @@ def segmented_call(function: Callable, args: list, kwargs: dict, budget_s: float
         return result
     return Response(output=result, stored_data={"segments": segment + 1, "workdir": workdir,
                                                 "wall_s": time.time() - started_utc})
+
+
+def _unwrap(function: Callable) -> Callable:
+    """The plain callable behind a ``@job``-decorated function or Maker method (as
+    ``jobflow.Job.run`` does it): calling the decorated one would only build a Job."""
+    import types
+
+    fn = getattr(function, "original", function)
+    bound = getattr(function, "__self__", None)
+    if bound is not None and not isinstance(bound, types.ModuleType):
+        fn = types.MethodType(fn, bound)
+    return fn
+
+
+def _wrote_since(folder: Path, t: float, max_files: int = 20000) -> bool:
+    """Whether any file under ``folder`` was modified at or after time ``t``."""
+    for n, p in enumerate(folder.rglob("*")):
+        if n >= max_files:
+            return True  # too many files to check: assume progress
+        try:
+            if p.is_file() and p.stat().st_mtime >= t:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _segment(j: Job, budget_s: float) -> None:
@@ -300,17 +339,25 @@ def _project_name(project: str | None) -> str:
 
 
 def submit_flow(flow: Flow | Job, *, worker: str, project: str | None = None,
-                priority: int = 0, segment_md: bool = True, config: Any = None) -> Submission:
+                priority: int = 0, segment_md: bool = True, config: Any = None,
+                md_segment_s: float | None = None) -> Submission:
     """Configure ``flow`` per job kind for ``worker`` and add it to the queue.
 
     ``config`` (the viglas config the flow was built from; path, dict or ``Config``)
     is stored in the flow's metadata so :func:`remote_results` can assemble
     ``results.json``. Nothing runs until a runner is active (``jf runner start``).
     Returns the :class:`Submission` (flow id = the jobflow flow uuid, accepted by
-    ``jf flow info``).
+    ``jf flow info``). ``md_segment_s`` overrides the project's
+    ``segment_walltime_s`` of MD jobs for this flow.
     """
+    import dataclasses
+
     jfr = _jfr()
     settings = role_settings(project, worker)
+    if md_segment_s is not None:
+        if md_segment_s <= 0:
+            raise SubmitError("must be > 0 seconds", field="md_segment_s", value=md_segment_s)
+        settings["md"] = dataclasses.replace(settings["md"], segment_walltime_s=float(md_segment_s))
     if isinstance(flow, Job):
         flow = Flow([flow], name=flow.name)
     if config is not None:
@@ -357,7 +404,7 @@ def _check_not_queued(flow: Flow, project: str) -> None:
 
 
 def submit_config(config: Any, *, worker: str, project: str | None = None,
-                  priority: int = 0) -> Submission:
+                  priority: int = 0, md_segment_s: float | None = None) -> Submission:
     """Build the flow of a viglas config (path, dict or ``Config``) and submit it.
 
     The flow is exactly the one ``viglas run`` runs
@@ -368,7 +415,8 @@ def submit_config(config: Any, *, worker: str, project: str | None = None,
 
     config = _as_config(config)
     flow = build_flow(config)
-    return submit_flow(flow, worker=worker, project=project, priority=priority, config=config)
+    return submit_flow(flow, worker=worker, project=project, priority=priority, config=config,
+                       md_segment_s=md_segment_s)
 
 
 def _as_config(config: Any):
@@ -570,10 +618,45 @@ def probe_check(first: dict[str, Any]) -> dict[str, Any]:
             "second_slurm_job_id": os.environ.get("SLURM_JOB_ID"), "ok": True}
 
 
-def probe_flow(sleep_s: float = 0.0) -> Flow:
-    """Two tiny jobs (the second reads the first's output) to test a worker."""
+@job
+def probe_resume(n_steps: int = 6, step_s: float = 1.0) -> dict[str, Any]:
+    """A resumable stand-in for MD: ``n_steps`` steps of ``step_s`` s (sleeping), with a
+    checkpoint (``probe_resume.json`` in the current directory) after each step.
+
+    Run as an ``md`` job with a short ``segment_walltime_s`` it shows whether a
+    continuation job in a new allocation (maybe on another node) finds the
+    checkpoint: the output lists where each segment started, on which host and in
+    which scheduler job.
+    """
+    import json
+
+    ck = Path("probe_resume.json")
+    state = json.loads(ck.read_text()) if ck.exists() else {"step": 0, "segments": []}
+    state["segments"].append({"start_step": state["step"], "host": socket.gethostname(),
+                              "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                              "pbs_job_id": os.environ.get("PBS_JOBID")})
+    while state["step"] < n_steps:
+        time.sleep(float(step_s))
+        state["step"] += 1
+        tmp = ck.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, ck)
+    ck.write_text(json.dumps(state))
+    return {"steps": state["step"], "segments": state["segments"], "workdir": os.getcwd()}
+
+
+def probe_flow(sleep_s: float = 0.0, resume_steps: int = 0, resume_step_s: float = 1.0) -> Flow:
+    """Tiny jobs to test a worker: host info, then a job reading its output; with
+    ``resume_steps > 0`` also :func:`probe_resume` as an ``md`` job (segmented when
+    the submission sets a segment wall time)."""
     a = probe_host(sleep_s)
     a.name = "viglas probe: host"
     b = probe_check(a.output)
     b.name = "viglas probe: check"
-    return Flow([a, b], name="viglas probe")
+    jobs = [a, b]
+    if resume_steps > 0:
+        c = probe_resume(int(resume_steps), float(resume_step_s))
+        c.name = "viglas probe: resume"
+        c.metadata = {"viglas_role": "md"}
+        jobs.append(c)
+    return Flow(jobs, name="viglas probe")

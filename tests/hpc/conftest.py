@@ -388,3 +388,11 @@ def _stop_tree(pid: int, grace: float = 10.0) -> None:
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """The ``jf`` and ``viglas`` command-line runners: ``cli.jf(...)``, ``cli.viglas(...)``."""
+    import types
+
+    return types.SimpleNamespace(jf=jf, viglas=viglas)

@@ -13,7 +13,9 @@ import pytest
 
 pytest.importorskip("jobflow_remote")
 
-from jobflow import Flow, job, run_locally  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from jobflow import Flow, Maker, job, run_locally  # noqa: E402
 from jobflow.core.store import JobStore  # noqa: E402
 from maggma.stores import MemoryStore  # noqa: E402
 
@@ -204,3 +206,46 @@ def test_segmented_call_passes_short_jobs_through(tmp_path, monkeypatch):
                       root_dir=tmp_path, ensure_success=True, log=False)
     assert list(out[md.uuid]) == [1]
     assert out[md.uuid][1].output["starts"] == [0]
+
+
+@dataclass
+class CountingMaker(Maker):
+    """A Maker whose make() is resumable (as the viglas MD makers are)."""
+
+    name: str = "md counting"
+    n_steps: int = 8
+    step_s: float = 0.1
+
+    @job
+    def make(self, offset: int) -> dict:
+        out = resumable_steps(self.n_steps, self.step_s)
+        out["step"] += offset
+        return out
+
+
+def test_segmented_maker_job(tmp_path, monkeypatch):
+    """Maker jobs (bound @job methods) run their real body inside the segments."""
+    monkeypatch.chdir(tmp_path)
+    md = CountingMaker().make(100)
+    submit._segment(md, 0.35)
+    out = run_locally(md, store=JobStore(MemoryStore()), create_folders=True,
+                      root_dir=tmp_path, ensure_success=True, log=False)
+    res = out[md.uuid][max(out[md.uuid])].output
+    assert res["step"] == 108 and len(res["starts"]) >= 2
+
+
+def test_segment_without_progress_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    md = stalled_job(5.0)
+    submit._segment(md, 0.3)
+    with pytest.raises(Exception, match="3 MD segments in a row wrote no checkpoint"):
+        run_locally(md, store=JobStore(MemoryStore()), create_folders=True,
+                    root_dir=tmp_path, ensure_success=True, log=False, raise_immediately=True)
+
+
+@job
+def stalled_job(seconds: float) -> int:
+    import time
+
+    time.sleep(seconds)  # writes nothing: a segment can never get further
+    return 1

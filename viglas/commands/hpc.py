@@ -49,6 +49,10 @@ def submit(
                                help="worker of the project: slurm, pbs, local, ..."),
     project: Optional[str] = typer.Option(None, "--project", "-p", help=_PROJECT_HELP),
     priority: int = typer.Option(0, help="jobflow-remote priority (higher runs first)"),
+    md_segment: Optional[float] = typer.Option(
+        None, "--md-segment-s",
+        help="MD jobs stop at a checkpoint after this many seconds and continue in a new "
+             "allocation (default: from the project, ~90% of the MD time limit)"),
     json_out: bool = typer.Option(False, "--json", help="print the submission as JSON"),
 ) -> None:
     """Submit the flow of CONFIG to a cluster worker (jobflow-remote).
@@ -61,7 +65,8 @@ def submit(
     """
     from viglas.workflows.submit import submit_config
 
-    sub = submit_config(config, worker=worker, project=project, priority=priority)
+    sub = submit_config(config, worker=worker, project=project, priority=priority,
+                        md_segment_s=md_segment)
     if json_out:
         typer.echo(json.dumps({"flow_id": sub.flow_id, "project": sub.project,
                                "worker": sub.worker, "db_ids": sub.db_ids,
@@ -116,8 +121,14 @@ def check(
     project: Optional[str] = typer.Option(None, "--project", "-p", help=_PROJECT_HELP),
     wait: bool = typer.Option(True, help="wait for the two jobs and print what they saw"),
     timeout: float = typer.Option(600.0, help="seconds to wait"),
+    resume: int = typer.Option(
+        0, help="also run a resumable sleeping job of this many 1-s steps as an MD job, "
+                "split by --md-segment-s: checks that a continuation in a new allocation "
+                "finds the checkpoint (shared work_dir)"),
+    md_segment: Optional[float] = typer.Option(None, "--md-segment-s",
+                                               help="segment wall time for --resume"),
 ) -> None:
-    """Submit two tiny probe jobs to WORKER (the second reads the first's output).
+    """Submit tiny probe jobs to WORKER (the second reads the first's output).
 
     Shows the host, Python, scheduler job id, CPUs and GPUs each job saw: a quick
     test of a new project before submitting real work. Needs a running runner.
@@ -125,7 +136,8 @@ def check(
     from viglas.errors import SubmitError
     from viglas.workflows.submit import probe_flow, remote_results, submit_flow, wait_for_flow
 
-    sub = submit_flow(probe_flow(), worker=worker, project=project, segment_md=False)
+    sub = submit_flow(probe_flow(resume_steps=resume), worker=worker, project=project,
+                      md_segment_s=md_segment)
     _print_submission(sub)
     if not wait:
         return

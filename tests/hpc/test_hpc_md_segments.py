@@ -1,0 +1,76 @@
+"""Real MD cut into wall-time segments by :func:`viglas.workflows.submit.segmented_call`.
+
+The MD run is interrupted (``SIGALRM``) at arbitrary points, replaced by a
+continuation job that resumes from ``run_md``'s checkpoint in the same folder, and
+must end bit-for-bit where an uninterrupted run of the same call ends. Runs with
+jobflow's local manager (no cluster needed) but belongs to the ``hpc`` set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jobflow import job, run_locally
+from jobflow.core.store import JobStore
+from maggma.stores import MemoryStore
+
+pytestmark = pytest.mark.hpc
+
+
+@job
+def md_job(symbols: list[str], positions: list, cell: list, steps: int) -> dict:
+    """NVT MD of a small LACO cell in ./md (relative: the segment's folder)."""
+    from ase import Atoms
+
+    from viglas.calculators import get_calculator
+    from viglas.workflows.md import run_md
+
+    atoms = Atoms(symbols, positions=positions, cell=cell, pbc=True)
+    calc = get_calculator({"name": "ionic", "params": {"parameters": "trial"}})
+    res = run_md(atoms, calc, ensemble="nvt", thermostat="bussi", temperature_K=900.0,
+                 timestep_fs=2.0, steps=steps, save_every=10, checkpoint_every=20,
+                 workdir="md", seed=11, progress=False)
+    ck = np.load(Path("md") / "traj.ckpt.npz")
+    return {"steps_done": res.steps_done, "n_frames": res.n_frames, "resumed": res.resumed,
+            "positions": ck["positions"].tolist(), "momenta": ck["momenta"].tolist(),
+            "cwd": os.getcwd()}
+
+
+def _glass():
+    from viglas.structures import GlassComposition, build_glass
+
+    a = build_glass(GlassComposition.from_formula("LiAlCl2.5O0.75"), 42, seed=3)
+    return [a.get_chemical_symbols(), a.get_positions().tolist(), a.cell.tolist()]
+
+
+def test_segmented_md_equals_uninterrupted_md(tmp_path, monkeypatch):
+    from viglas.workflows import submit
+
+    args = _glass()
+    steps = 1200
+    monkeypatch.chdir(tmp_path)
+    ref_job = md_job(*args, steps)
+    ref = run_locally(ref_job, store=JobStore(MemoryStore()), create_folders=True,
+                      root_dir=tmp_path / "ref", ensure_success=True, log=False)
+    ref_out = ref[ref_job.uuid][1].output
+
+    seg_job = md_job(*args, steps)
+    submit._segment(seg_job, 1.0)
+    out = run_locally(seg_job, store=JobStore(MemoryStore()), create_folders=True,
+                      root_dir=tmp_path / "seg", ensure_success=True, log=False)
+    indices = sorted(out[seg_job.uuid])
+    seg_out = out[seg_job.uuid][indices[-1]].output
+    print(f"\n[hpc] {steps} MD steps ran as {len(indices)} segments of <= 1 s")
+    assert len(indices) >= 2, "the MD finished inside one 1-s segment: make it longer"
+    assert seg_out["resumed"] is True and ref_out["resumed"] is False
+    assert seg_out["steps_done"] == ref_out["steps_done"] == steps
+    assert seg_out["n_frames"] == ref_out["n_frames"] == steps // 10 + 1
+    np.testing.assert_array_equal(seg_out["positions"], ref_out["positions"])
+    np.testing.assert_array_equal(seg_out["momenta"], ref_out["momenta"])
+    # every segment used the first segment's folder: one md/ folder in all job folders
+    md_dirs = list((tmp_path / "seg").glob("*/md"))
+    assert md_dirs == [Path(seg_out["cwd"]) / "md"]
+    assert list(md_dirs[0].glob("*.h5"))
