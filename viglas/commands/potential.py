@@ -199,7 +199,8 @@ def register(app: typer.Typer) -> None:
                                            "stops improving)."),
         seed: int = typer.Option(0, help="Seed of every random choice."),
         threads: int = typer.Option(1, help="torch threads for the reference."),
-        iter_steps: int = typer.Option(600, help="MD steps (2 fs) per refit-round run."),
+        iter_steps: int = typer.Option(400, help="MD steps (2 fs) per refit-round run."),
+        plot_prefix: str = typer.Option("", help="Prefix of the PNG file names."),
     ) -> None:
         """Fit the ionic potential (Buckingham + wall + DSF Coulomb) to a reference ML
         potential by force matching, and write the parameters and a report.
@@ -227,9 +228,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"parameters written to {output}")
         plots = Path(plots_dir) if plots_dir else Path(output).parent
         rep = validation_report(params, res["valid"], plots_dir=plots, seed=seed,
-                                train=res["train"])
+                                train=res["train"], plot_prefix=plot_prefix)
         rep["plots"]["parity_train"] = plot_parity(
-            res["train"], params, plots / "parity_train.png", "training forces").name
+            res["train"], params, plots / f"{plot_prefix}parity_train.png",
+            "training forces").name
         rep["history"] = res["history"]
         rep["parameters_file"] = Path(output).name
         rep["provenance"] = params.provenance

@@ -236,6 +236,8 @@ class PairData:
         self.D = D
         self.DD = np.stack([0.5 * D[:, x] * D[:, y] for x, y in _VOIGT], axis=1) \
             / self.volumes[self.c][:, None]
+        self.i3 = 3 * self.i[:, None] + np.arange(3)[None, :]
+        self.c6 = 6 * self.c[:, None] + np.arange(6)[None, :]
         bounds = np.searchsorted(self.t, np.arange(len(self.keys) + 1))
         self.slices = {k: slice(int(bounds[n]), int(bounds[n + 1]))
                        for n, k in enumerate(self.keys)}
@@ -250,13 +252,12 @@ class PairData:
         """Forces (n_total, 3), stresses (n_frames, 6), energies (n_frames,) of pair
         scalars ``g = U'(r)/r`` and energies ``u = U(r)`` (full list: each pair twice)."""
         sl = sl or slice(None)
-        i, c = self.i[sl], self.c[sl]
-        D, DD = self.D[sl], self.DD[sl]
-        f = np.stack([np.bincount(i, weights=g * D[:, k], minlength=self.n_total)
-                      for k in range(3)], axis=1)
-        s = np.stack([np.bincount(c, weights=g * DD[:, k], minlength=self.n_frames)
-                      for k in range(6)], axis=1)
-        e = 0.5 * np.bincount(c, weights=u, minlength=self.n_frames)
+        i3, c6 = self.i3[sl], self.c6[sl]
+        f = np.bincount(i3.ravel(), weights=(g[:, None] * self.D[sl]).ravel(),
+                        minlength=3 * self.n_total).reshape(-1, 3)
+        s = np.bincount(c6.ravel(), weights=(g[:, None] * self.DD[sl]).ravel(),
+                        minlength=6 * self.n_frames).reshape(-1, 6)
+        e = 0.5 * np.bincount(self.c[sl], weights=u, minlength=self.n_frames)
         return f, s, e
 
     def pair_terms(self, key: str, p: PairParameters) -> dict[str, np.ndarray]:
@@ -506,7 +507,7 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
 
     res = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf",
                         x_scale="jac", max_nfev=settings.max_nfev, verbose=verbose,
-                        tr_solver="lsmr")
+                        tr_solver="exact")
     best = unpack(res.x)
     # record what was held fixed (B always: the wall is set by rule, not fitted)
     pairs = {}

@@ -98,7 +98,7 @@ def force_report(frames: Sequence[Atoms], params: IonicParameters) -> dict[str, 
 
 
 def partial_rdf(frames: Sequence[Atoms], a: str, b: str, r_max: float = 6.0,
-                dr: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+                dr: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
     """Partial g_ab(r) averaged over ``frames`` (bin centres in Å, g dimensionless).
 
     Normalised by the ideal-gas pair density ``N_a N_b / V`` (``N_a (N_a - 1) / V``
@@ -309,7 +309,8 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
 def validation_report(params: IonicParameters, valid: Sequence[Atoms], *,
                       plots_dir: str | Path | None = None, md_temperature_K: float = 1000.0,
                       md_steps: int = 2000, md_snapshots: int = 20, seed: int = 0,
-                      train: Sequence[Atoms] | None = None) -> dict[str, Any]:
+                      train: Sequence[Atoms] | None = None,
+                      plot_prefix: str = "") -> dict[str, Any]:
     """Held-out force/stress/energy metrics plus structure comparison.
 
     For each composition in ``valid`` (frames with ``info['composition']``): force
@@ -351,11 +352,12 @@ def validation_report(params: IonicParameters, valid: Sequence[Atoms], *,
     if plots_dir is not None:
         plots_dir = Path(plots_dir)
         report["plots"] = {
-            "parity_held_out": str(plot_parity(valid, params, plots_dir / "parity_held_out.png",
+            "parity_held_out": str(plot_parity(valid, params,
+                                               plots_dir / f"{plot_prefix}parity_held_out.png",
                                                "held-out forces").name),
         }
         if curves:
             report["plots"]["rdf"] = str(plot_rdf_overlay(
-                curves, plots_dir / "rdf_overlay.png",
+                curves, plots_dir / f"{plot_prefix}rdf_overlay.png",
                 f"g(r) reference vs ionic, {md_temperature_K:.0f} K").name)
     return report
