@@ -166,6 +166,32 @@ def _pressure_gpa(atoms) -> float:
 
 
 # --------------------------------------------------------------- integrators
+def _fix_com(atoms):
+    """ASE's FixCom with the masses cached (the stock one looks them up twice a step)."""
+    from ase.constraints import FixCom
+
+    class _FixCom(FixCom):
+        def __init__(self, masses):
+            super().__init__()
+            self._m = np.asarray(masses, dtype=np.float64)[:, None]
+            self._mt = float(np.sum(masses))
+
+        def adjust_positions(self, atoms, new):
+            new -= (self._m * (new - atoms.positions)).sum(axis=0) / self._mt
+
+        def adjust_momenta(self, atoms, momenta):
+            momenta -= self._m * (momenta.sum(axis=0) / self._mt)
+
+        def adjust_forces(self, atoms, forces):
+            m = self._m
+            forces -= m * ((m * forces).sum(axis=0) / float(np.sum(m * m)))
+
+        def todict(self):
+            return {"name": "FixCom", "kwargs": {}}
+
+    return _FixCom(atoms.get_masses())
+
+
 class _Integrator:
     """Wraps one ASE integrator: builds it from state, sets targets, saves state."""
 
@@ -190,9 +216,7 @@ class _Integrator:
         elif ensemble == "nvt" and thermostat == "langevin":
             from ase.md.langevin import Langevin
 
-            from ase.constraints import FixCom
-
-            atoms.set_constraint(FixCom())  # no centre-of-mass random walk
+            atoms.set_constraint(_fix_com(atoms))  # no centre-of-mass random walk
             self.dyn = Langevin(atoms, dt, temperature_K=t_now, friction=friction_per_fs / units.fs,
                                 fixcm=False, rng=rng)
         elif ensemble == "nvt" and thermostat == "bussi":
@@ -364,7 +388,8 @@ def _part_series(z, timestep_fs: float, velocities: bool) -> tuple[np.ndarray, d
 
 
 def _merge(dest: Path, old: tuple[Path, int] | None, parts: list[Path], numbers, masses,
-           timestep_fs: float, velocities: bool, metadata: dict) -> int:
+           timestep_fs: float, velocities: bool, metadata: dict,
+           compression: str | None = "gzip") -> int:
     """Write ``dest`` = first n frames of ``old`` (an earlier merged trajectory) + the
     frames of ``parts``, atomically (temp file + rename). Returns the number of frames."""
     import h5py
@@ -373,7 +398,7 @@ def _merge(dest: Path, old: tuple[Path, int] | None, parts: list[Path], numbers,
 
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,
-               observables=OBSERVABLES, metadata=metadata).close()
+               observables=OBSERVABLES, metadata=metadata, compression=compression).close()
     total = 0
 
     def append(out, groups, steps, series):
@@ -472,7 +497,7 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
            friction_per_fs: float = 0.01, tdamp_fs: float | None = None,
            pdamp_fs: float | None = None, max_temperature_K: float | None = None,
            min_distance_A: float = 0.6, guard_every: int = 10,
-           metadata: dict | None = None) -> MDResult:
+           compression: str | None = "gzip", metadata: dict | None = None) -> MDResult:
     """Run (or resume) molecular dynamics and write an H5MD trajectory.
 
     Parameters
@@ -502,6 +527,8 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
         thermostat and barostat times (fs; defaults 100 and 1000 time steps).
     max_temperature_K : guard (default ``max(5 * highest target, 5000)``).
     min_distance_A : guard, Å.
+    compression : HDF5 filter of the trajectory: ``"gzip"`` (portable), ``"lzf"``
+        (faster, h5py readers only) or None.
 
     Returns an :class:`MDResult`; rerunning the same call in the same workdir resumes.
     Raises :class:`MDError` when a guard trips and :class:`CheckpointError` when the
@@ -553,6 +580,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
                           allowed="a number in GPa or a schedule")
     if ensemble != "npt":
         p_sched = None
+    if compression not in ("gzip", "lzf", None):
+        raise ConfigError("unknown compression", field="compression", value=compression,
+                          allowed="gzip, lzf or None")
     if checkpoint_every is None:
         # ~20 segments, but 500..5000 steps each (checkpoint I/O stays negligible)
         target = min(max(steps / 20, 500), 5000)
@@ -659,8 +689,6 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
 
     # ------------------------------------------------------------ loop
     bar = _Progress(progress, steps, step, f"MD {ensemble}" + (f"/{thermostat}" if thermostat else ""))
-    n_atoms = len(work)
-    is_ionic = hasattr(calc, "min_distance") and hasattr(calc, "reset_neighbor_list")
     try:
         while step < steps:
             seg_end = min(steps, (step // checkpoint_every + 1) * checkpoint_every)
@@ -671,10 +699,11 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
             frames: dict[str, list] = {k: [] for k in ("step", "cell", "positions", "velocities",
                                                        *OBSERVABLES)}
             rows: list[str] = []
+            obs = _Observer(work, calc, integ, timestep_fs, paths, max_temperature_K,
+                            min_distance_A, store_velocities)
             if step == 0:
-                _guard(work, calc, is_ionic, 0, max_temperature_K, min_distance_A, paths)
-                _record(work, integ, 0, timestep_fs, frames, rows, store_velocities,
-                        save=True, log=True)
+                obs.guard(0)
+                obs.record(0, frames, rows, save=True, log=True)
             dyn = integ.dyn
             schedule_active = (t_sched is not None and not t_sched.is_constant) or \
                 (p_sched is not None and not p_sched.is_constant)
@@ -685,10 +714,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
                 save = s % save_every == 0
                 log = s % log_every == 0
                 if save or log or s % guard_every == 0 or s == seg_end:
-                    _guard(work, calc, is_ionic, s, max_temperature_K, min_distance_A, paths)
+                    obs.guard(s)
                 if save or log:
-                    _record(work, integ, s, timestep_fs, frames, rows, store_velocities,
-                            save=save, log=log)
+                    obs.record(s, frames, rows, save=save, log=log)
                     bar.update(s)
             # ---- segment done: write part, log, checkpoint (in this order)
             if frames["step"]:
@@ -720,7 +748,7 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
     if merged_frames < n_frames:
         old = (paths["traj"], merged_frames) if merged_frames > 0 else None
         total = _merge(paths["traj"], old, parts, numbers, masses, timestep_fs,
-                       store_velocities, run_meta)
+                       store_velocities, run_meta, compression)
         if total != n_frames:
             raise CheckpointError("merged trajectory has an unexpected number of frames",
                                   field="trajectory", value=total, allowed=str(n_frames))
@@ -760,59 +788,96 @@ def _thermalize(atoms, t_K: float, rng: np.random.Generator) -> None:
         MaxwellBoltzmannDistribution(atoms, temperature_K=t_K, rng=rng)
 
 
-def _guard(atoms, calc, is_ionic: bool, step: int, t_max: float, d_min: float,
-           paths: dict[str, Path]) -> None:
-    hint = (f"last good checkpoint kept: {paths['ckpt']}" if paths["ckpt"].exists()
-            else "no checkpoint was written yet") + \
-        "; try a smaller time step, a relaxed start structure or other potential parameters"
-    e = atoms.get_potential_energy()
-    f = atoms.get_forces()
-    if not (math.isfinite(e) and np.isfinite(f).all()):
-        raise MDError(f"non-finite energy or forces at step {step}", field="energy",
-                      value=float(e), hint=hint)
-    t = atoms.get_temperature()
-    if not math.isfinite(t) or t > t_max:
-        raise MDError(f"runaway temperature at step {step}", field="temperature_K",
-                      value=round(float(t), 1), allowed=f"<= {t_max:g} K (max_temperature_K)",
-                      hint=hint)
-    if d_min > 0:
-        if is_ionic:
-            dmin = float(calc.min_distance)
-        else:
-            from matscipy.neighbours import neighbour_list
+class _Observer:
+    """Guards and thermo/frame recording with per-segment cached masses and DOF."""
 
-            d = neighbour_list("d", atoms, d_min)
-            dmin = float(d.min()) if len(d) else float("inf")
-        if dmin < d_min:
-            raise MDError(f"atoms too close at step {step}", field="min_distance_A",
-                          value=round(dmin, 4), allowed=f">= {d_min} A", hint=hint)
+    def __init__(self, atoms, calc, integ: _Integrator, dt_fs: float, paths: dict[str, Path],
+                 t_max: float, d_min: float, store_velocities: bool):
+        from ase import units
 
+        self.atoms, self.calc, self.integ, self.dt_fs = atoms, calc, integ, dt_fs
+        self.paths, self.t_max, self.d_min = paths, t_max, d_min
+        self.store_velocities = store_velocities
+        m = atoms.get_masses()
+        self.inv_m = (1.0 / m)[:, None]
+        self.mass_amu = float(m.sum())
+        self.dof = atoms.get_number_of_degrees_of_freedom()
+        self.kB = units.kB
+        self.fs = units.fs
+        self.is_ionic = hasattr(calc, "min_distance") and hasattr(calc, "reset_neighbor_list")
+        self.has_stress = "stress" in getattr(calc, "implemented_properties", ())
 
-def _record(atoms, integ: _Integrator, step: int, dt_fs: float, frames: dict, rows: list,
-            store_velocities: bool, *, save: bool, log: bool) -> None:
-    epot = float(atoms.get_potential_energy())
-    ekin = float(atoms.get_kinetic_energy())
-    temp = float(atoms.get_temperature())
-    vol = float(atoms.get_volume())
-    dens = density_g_cm3(float(np.sum(atoms.get_masses())), vol)
-    pres = _pressure_gpa(atoms)
-    if save:
-        frames["step"].append(step)
-        frames["cell"].append(np.array(atoms.cell, dtype=np.float64))
-        frames["positions"].append(atoms.get_positions())
-        if store_velocities:
-            from ase import units
+    def _hint(self) -> str:
+        ck = self.paths["ckpt"]
+        return (f"last good checkpoint kept: {ck}" if ck.exists()
+                else "no checkpoint was written yet") + \
+            "; try a smaller time step, a relaxed start structure or other potential parameters"
 
-            frames["velocities"].append(atoms.get_velocities() * units.fs)  # Å/fs
-        for name, val in (("temperature", temp), ("potential_energy", epot),
-                          ("kinetic_energy", ekin), ("total_energy", epot + ekin),
-                          ("pressure", pres), ("volume", vol), ("density", dens)):
-            frames[name].append(val)
-    if log:
-        cons = integ.conserved_energy()
-        rows.append(f"{step},{step * dt_fs:.6f},{temp:.6f},{integ.target_temperature():.6f},"
-                    f"{epot:.10f},{ekin:.10f},{epot + ekin:.10f},{cons:.10f},{pres:.8f},"
-                    f"{vol:.8f},{dens:.8f}\n")
+    def _ekin_temp(self) -> tuple[float, float]:
+        p = self.atoms.arrays.get("momenta")
+        if p is None:
+            return 0.0, 0.0
+        ekin = 0.5 * float(np.sum(p * p * self.inv_m))
+        return ekin, 2.0 * ekin / (self.dof * self.kB)
+
+    def guard(self, step: int) -> None:
+        atoms, calc = self.atoms, self.calc
+        e = calc.get_potential_energy(atoms)
+        f = calc.results.get("forces")
+        if f is None:
+            f = calc.get_forces(atoms)
+        if not (math.isfinite(e) and np.isfinite(f).all()):
+            raise MDError(f"non-finite energy or forces at step {step}", field="energy",
+                          value=float(e), hint=self._hint())
+        t = self._ekin_temp()[1]
+        if not math.isfinite(t) or t > self.t_max:
+            raise MDError(f"runaway temperature at step {step}", field="temperature_K",
+                          value=round(float(t), 1),
+                          allowed=f"<= {self.t_max:g} K (max_temperature_K)", hint=self._hint())
+        if self.d_min > 0:
+            if self.is_ionic:
+                dmin = float(calc.min_distance)
+            else:
+                from matscipy.neighbours import neighbour_list
+
+                d = neighbour_list("d", atoms, self.d_min)
+                dmin = float(d.min()) if len(d) else float("inf")
+            if dmin < self.d_min:
+                raise MDError(f"atoms too close at step {step}", field="min_distance_A",
+                              value=round(dmin, 4), allowed=f">= {self.d_min} A",
+                              hint=self._hint())
+
+    def record(self, step: int, frames: dict, rows: list, *, save: bool, log: bool) -> None:
+        atoms, calc = self.atoms, self.calc
+        epot = float(calc.get_potential_energy(atoms))
+        ekin, temp = self._ekin_temp()
+        cell = atoms.cell.array
+        vol = abs(float(np.linalg.det(cell)))
+        dens = density_g_cm3(self.mass_amu, vol)
+        pres = float("nan")
+        if self.has_stress:
+            try:
+                st = calc.get_stress(atoms)
+                # virial part + ideal-gas part 2 Ekin / (3 V)
+                pres = float((-np.mean(st[:3]) + 2.0 * ekin / (3.0 * vol)) * EV_A3_TO_GPA)
+            except Exception:  # noqa: BLE001 - calculator without working stress
+                self.has_stress = False
+        if save:
+            frames["step"].append(step)
+            frames["cell"].append(cell.copy())
+            frames["positions"].append(atoms.positions.copy())
+            if self.store_velocities:
+                frames["velocities"].append(atoms.get_velocities() * self.fs)  # Å/fs
+            for name, val in (("temperature", temp), ("potential_energy", epot),
+                              ("kinetic_energy", ekin), ("total_energy", epot + ekin),
+                              ("pressure", pres), ("volume", vol), ("density", dens)):
+                frames[name].append(val)
+        if log:
+            integ = self.integ
+            cons = integ.conserved_energy()
+            rows.append(f"{step},{step * self.dt_fs:.6f},{temp:.6f},"
+                        f"{integ.target_temperature():.6f},{epot:.10f},{ekin:.10f},"
+                        f"{epot + ekin:.10f},{cons:.10f},{pres:.8f},{vol:.8f},{dens:.8f}\n")
 
 
 def _summarise(paths, atoms, step, n_frames, dt_fs, ensemble, thermostat, resumed,
