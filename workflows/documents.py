@@ -65,6 +65,7 @@ class MeltQuenchDoc(_Doc):
     tg_K: float | None = None
     tg_err_K: float | None = None
     tg_message: str | None = None
+    tg_plot: str | None = Field(None, description="V(T) or E(T) with the two-line Tg fit")
 
 
 class ProductionDoc(_Doc):

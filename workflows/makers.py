@@ -234,7 +234,7 @@ class MeltQuenchMaker(Maker):
         t = np.asarray(res.target_temperature_K, float)
         v = np.asarray(res.volume_A3, float)
         e = np.asarray(res.potential_energy_eV, float)
-        tg, tg_err, msg = None, None, None
+        tg, tg_err, msg, tg_plot = None, None, None, None
         series = v if (v.size and np.ptp(v) > 0) else e
         if t.size >= 8 and series.size == t.size:
             try:
@@ -245,10 +245,11 @@ class MeltQuenchMaker(Maker):
                 try:
                     from viglas.analysis import plot_tg
 
-                    plot_tg(t, series, fit, Path.cwd() / "tg.png",
-                            ylabel="V (Å³)" if series is v else "E (eV)")
+                    tg_plot = str(Path(plot_tg(t, series, fit, Path.cwd() / "tg.png",
+                                               ylabel="V (Å³)" if series is v else "E (eV)")
+                                       ).resolve())
                 except Exception:  # noqa: BLE001 - a plot never sinks the job
-                    pass
+                    tg_plot = None
             except ViglasError as exc:
                 msg = exc.one_line()
             except ImportError as exc:
@@ -264,7 +265,7 @@ class MeltQuenchMaker(Maker):
             volume_A3=float(glass.get_volume()),
             cooling_t_K=_clean(t.tolist()), cooling_volume_A3=_clean(v.tolist()),
             cooling_energy_eV=_clean(e.tolist()), tg_K=tg, tg_err_K=tg_err, tg_message=msg,
-            provenance=prov)
+            tg_plot=tg_plot, provenance=prov)
 
 
 def _accepts(func, name: str) -> bool:
@@ -551,6 +552,10 @@ class CompositionSummaryMaker(Maker):
                                                      t_rep, fit_objs.get(key.replace("arrhenius", "vft")))
                     except Exception as exc:  # noqa: BLE001 - a plot never kills a summary
                         messages.append(f"plot {key}: {exc}")
+        if glass.tg_plot:
+            plots["tg"] = glass.tg_plot
+        elif glass.tg_message:
+            messages.append(f"Tg: {glass.tg_message}")
         return CompositionSummaryDoc(
             formula=structure.formula, label=structure.label, x=structure.x,
             oxygen_fraction=structure.oxygen_fraction, alkali=structure.alkali,

@@ -418,6 +418,13 @@ def collect_results(workdir: str | Path, config: Config | None = None,
         config = Config.model_validate(json.loads(cfg_path.read_text()))
     cfg = config.to_dict()
     docs = _store_docs(workdir)
+    if expected is None:  # e.g. `viglas results DIR`: the jobs this config needs
+        try:
+            from viglas.workflows.flows import build_flow
+
+            expected = [j.uuid for j, _ in build_flow(config).iterflow()]
+        except ViglasError:
+            expected = None
     if expected is not None:
         keep = set(expected)
         docs = [d for d in docs if d.get("uuid") in keep]
@@ -578,6 +585,12 @@ def write_outputs(results: dict[str, Any], workdir: str | Path) -> None:
                 dst = plots_dir / f"{c['label']}_{k}.png"
                 shutil.copyfile(src, dst)
                 gathered.append(str(dst.relative_to(workdir)))
+        for r in c.get("runs") or []:
+            src = r.get("msd_plot")
+            if src and (workdir / src if not Path(src).is_absolute() else Path(src)).is_file():
+                dst = plots_dir / f"{c['label']}_msd_{r['t_K']:g}K_r{r['replica']}.png"
+                shutil.copyfile(workdir / src if not Path(src).is_absolute() else Path(src), dst)
+                gathered.append(str(dst.relative_to(workdir)))
     for k, p in (results.get("plots") or {}).items():
         src = workdir / p if not Path(p).is_absolute() else Path(p)
         if src.is_file():
@@ -608,7 +621,7 @@ def report_markdown(results: dict[str, Any], plots: list[str] | None = None) -> 
         lines.append(f"## {c['formula']}  (x = {c['x']:g}, O fraction p = {c['oxygen_fraction']:.4f}, "
                      f"{c.get('n_atoms') or '?'} atoms)")
         lines.append("")
-        lines.append(f"- Ea = {_fmt(c['ea_eV'], c['ea_err_eV'])} eV")
+        lines.append(f"- Ea = {_fmt(c['ea_eV'], c['ea_err_eV'])} eV (Arrhenius fit of D(T))")
         lines.append(f"- sigma(300 K) = {_fmt(c['sigma_300K_mS_cm'], c['sigma_300K_err_mS_cm'])} mS/cm")
         lines.append(f"- D(300 K) = {_fmt(c['d_300K_cm2_s'], c['d_300K_err_cm2_s'])} cm²/s")
         lines.append(f"- Tg = {_fmt(c['tg_K'], c['tg_err_K'], '.0f')} K; glass density "

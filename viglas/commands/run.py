@@ -92,6 +92,8 @@ def _print_summary(res: dict, workdir: Path) -> None:
     from rich.table import Table
 
     con = Console()
+    if not con.is_terminal:  # pipes and files: do not squeeze the tables into 80 columns
+        con = Console(width=120)
     st = res.get("status", {})
     state = "complete" if st.get("complete") else "PARTIAL"
     con.print(f"[bold]{res['config']['name']}[/bold] ({res['config']['kind']}): {state}, "
