@@ -93,20 +93,25 @@ def _zscores(kind: str, n_rep: int, seed0: int) -> np.ndarray:
         rng = np.random.default_rng(seed0 + r)
         if kind == "gauss":
             x = gaussian_walk(rng, 500, 24, d_true)
-        else:
+        elif kind == "hopping":
             x = lattice_hopping(rng, 500, 24, d_true, jump_A=2.5)
+        else:  # few ions (model error only) hopping with thermal vibration
+            x = lattice_hopping(rng, 800, 6, d_true, jump_A=2.5, vib_A=0.3)
         res = diffusion_coefficient(msd_fft(x, 1.0, charge_msd=False), n_scan=0)
         z.append((res.d_cm2_s - d_true * A2_FS_TO_CM2_S) / res.d_err_cm2_s)
     return np.array(z)
 
 
-@pytest.mark.parametrize("kind", ["gauss", "hopping"])
+@pytest.mark.parametrize("kind", ["gauss", "hopping", "few-ions-hopping"])
 def test_error_bars_are_calibrated(kind):
     """Seeded replicate study: z = (D - D_true)/err has std within 0.8-1.25 and
-    mean near 0, for Gaussian walks and for strongly non-Gaussian lattice hopping."""
-    z = _zscores(kind, 120, 1000 if kind == "gauss" else 5000)
+    mean near 0, for Gaussian walks and for strongly non-Gaussian lattice hopping
+    (24 ions: larger of model and particle error; 6 ions: model error only)."""
+    z = _zscores(kind, 120, {"gauss": 1000, "hopping": 5000}.get(kind, 9000))
     assert 0.8 <= z.std(ddof=1) <= 1.25, z.std(ddof=1)
-    assert abs(z.mean()) < 0.35
+    # with ~50 jumps in all (few ions) the error scales with the estimate itself, so
+    # low estimates carry slightly small errors: a negative mean z of ~-0.3 to -0.4
+    assert abs(z.mean()) < (0.35 if kind != "few-ions-hopping" else 0.5), z.mean()
 
 
 def test_hopping_is_non_gaussian_and_gaussian_only_model_underreports():
