@@ -59,7 +59,9 @@ _register_all()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``viglas`` console script."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:  # typer.Exit(code) is returned, not raised, here
+            return rc
     except ViglasError as exc:
         typer.secho(f"error: {exc.one_line()}", fg=typer.colors.RED, err=True)
         return 2
