@@ -244,7 +244,9 @@ class DiffusionResult:
     the GLS model error and the spread of per-particle estimates, or the model error).
     ``n_eff``: effective number of jumps of length ``jump_length_A``;
     ``rsd_he2018``: He et al. (2018) relative error floor for that n_eff;
-    ``scan_*``: D against the fit start (same window end).
+    ``scan_*``: D against the fit start (same window end);
+    ``kappa_A4``: excess fourth moment of the per-frame displacement used in the
+    covariance (0 for a Gaussian walk, > 0 for hopping).
     """
 
     species: str
@@ -272,6 +274,7 @@ class DiffusionResult:
     scan_t_start_fs: list[float] = field(default_factory=list)
     scan_d_cm2_s: list[float] = field(default_factory=list)
     scan_d_err_cm2_s: list[float] = field(default_factory=list)
+    kappa_A4: float = float("nan")
 
     @property
     def d_a2_fs(self) -> float:
@@ -409,7 +412,6 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
     dval = beta[0] / (2 * d)
     use_p = msd.n_particles >= min_particles_resampling and np.isfinite(err_p)
     err = max(err_p, err_m) if use_p else err_m
-    t_total = (max(msd.n_frames) - 1) * msd.dt_fs
     # effective jumps over all particles and replicas: sum_i MSD_i(T_i) / a^2
     tot_time = sum((f - 1) * msd.dt_fs for f in msd.n_frames) / len(msd.n_frames)
     n_eff = max(msd.n_particles * 2 * d * dval * tot_time / jump_length_A**2, 0.0)
@@ -444,7 +446,8 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
         rsd_he2018=float(he2018_rsd(n_eff)),
         rsd=float(abs(err / dval)) if dval != 0 else float("inf"),
         ngp_max=float(np.nanmax(ngp)) if np.any(np.isfinite(ngp)) else float("nan"),
-        chi2_red=chi2, scan_t_start_fs=scan_t, scan_d_cm2_s=scan_d, scan_d_err_cm2_s=scan_e)
+        chi2_red=chi2, scan_t_start_fs=scan_t, scan_d_cm2_s=scan_d, scan_d_err_cm2_s=scan_e,
+        kappa_A4=float(kappa))
 
 
 def collective_diffusion(msd: MSDResult, t_start_fs: float, t_end_fs: float) -> tuple[float, float]:
