@@ -175,3 +175,33 @@ def test_screening_summary_ranks_and_plots(tmp_path, monkeypatch):
     assert out.percolation is None
     for key in ("sigma300_vs_ea", "sigma300_vs_tg"):
         assert os.path.getsize(out.plots[key]) > 1000
+
+
+def test_failed_job_is_reported_and_dependants_skipped(tmp_path):
+    """A job that fails (here: a missing potential file, found only when the MD starts)
+    is reported with its one-line error; jobs that need it are skipped; results.json,
+    report.md and a non-zero CLI exit code tell the user."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from viglas.workflows.run import run_local
+
+    data = {**TINY, "calculator": {"name": "ionic",
+                                   "params": {"parameters": str(tmp_path / "missing.yaml")}}}
+    res = run_local(parse_config(data), tmp_path / "w", progress=False, workers=1)
+    st = res["status"]
+    assert not st["complete"]
+    errors = [f["error"] for f in st["failed"]]
+    assert any("missing.yaml" in e for e in errors), errors
+    assert sum(e.startswith("skipped") for e in errors) == 8  # 4 MD + 4 analyses
+    assert any("nothing to summarise" in e for e in errors)
+    assert res["compositions"][0]["n_atoms"] == 42  # the build job finished and is kept
+    assert "failed job" in (tmp_path / "w" / "report.md").read_text()
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    proc = subprocess.run([sys.executable, "-m", "viglas.cli", "run", str(cfg), "--workdir",
+                           str(tmp_path / "w"), "--quiet"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1

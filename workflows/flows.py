@@ -23,7 +23,6 @@ from dataclasses import asdict
 from typing import Any
 
 from jobflow import Flow, Job
-from jobflow.core.job import JobConfig
 from jobflow.core.reference import OnMissing
 
 from viglas.config import Config
@@ -114,8 +113,6 @@ def composition_flow(config: Config, composition, *, progress: bool = False,
             an = _fix(m["diffusion"].make(md.output, species=species, provenance=prov), "diffusion",
                       m["diffusion"], {"species": species}, [md], {**meta, "t_K": t, "replica": r},
                       f"diffusion {f} {t:g}K r{r}")
-            # a failed run must not sink the summary: missing outputs resolve to None
-            an.config = JobConfig(on_missing_references=OnMissing.NONE)
             jobs += [md, an]
             diffusion_outputs.append(an.output)
             diffusion_jobs.append(an)
@@ -124,7 +121,8 @@ def composition_flow(config: Config, composition, *, progress: bool = False,
                                   provenance=prov),
                 "summary", m["summary"], {"calculator": calc}, [build, mq, *diffusion_jobs],
                 meta, f"summary {f}")
-    summ.config = JobConfig(on_missing_references=OnMissing.NONE)
+    # a failed MD run must not sink the summary: its missing output resolves to None
+    summ.config.on_missing_references = OnMissing.NONE
     jobs.append(summ)
     return Flow(jobs, output=summ.output, name=f"viglas {f}"), summ
 
@@ -151,7 +149,7 @@ def build_flow(config: Config, *, progress: bool = False) -> Flow:
                             plots=config.analysis.plots)
     series = _fix(sm.make([s.output for s in summaries], provenance=prov), "series", sm, {},
                   summaries, {"kind": config.kind}, f"{config.kind.replace('_', ' ')} summary")
-    series.config = JobConfig(on_missing_references=OnMissing.NONE)
+    series.config.on_missing_references = OnMissing.NONE
     return Flow([*subflows, series], output={"series": series.output,
                                              "compositions": [s.output for s in summaries]},
                 name=f"viglas {config.name}")

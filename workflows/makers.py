@@ -465,6 +465,9 @@ class CompositionSummaryMaker(Maker):
              calculator: dict[str, Any], provenance: dict[str, Any] | None = None,
              workdir_hint: str | None = None) -> CompositionSummaryDoc:
         """Summarise; writes arrhenius_D.png / arrhenius_sigma.png in the job directory."""
+        if structure is None or glass is None:
+            raise ViglasError("nothing to summarise: the glass model was not built",
+                              field="summary", hint="see the failed build/melt-quench job")
         messages: list[str] = []
         runs_ok = [r for r in runs if r is not None]
         if len(runs_ok) < len(runs):
