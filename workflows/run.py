@@ -352,17 +352,53 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
     return results
 
 
+def _last_step(log: Path) -> int:
+    """Step of the last row of an MD thermo log (CSV written by run_md); 0 if none."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 2048))
+            lines = fh.read().decode(errors="ignore").strip().splitlines()
+        return int(float(lines[-1].split(",")[0])) if lines else 0
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _md_progress(job, jobdir: Path) -> tuple[int, int] | None:
+    """(steps done, steps total) of a running MD job, read from its log files."""
+    stage = (job.metadata or {}).get("viglas_stage")
+    m = job.maker
+    if stage == "production":
+        eq = _last_step(jobdir / "equil" / "traj.log.csv")
+        prod = _last_step(jobdir / "prod" / "traj.log.csv")
+        return min(eq, m.equilibration_steps) + prod, m.equilibration_steps + m.steps
+    if stage == "melt_quench" and m.enabled:
+        t_final = job.function_kwargs.get("t_final_K", m.t_final_K)
+        dur_fs = 1000.0 * ((m.t_melt_K - t_final) / 1000.0 + m.hold_ps
+                           + (m.t_melt_K - m.t_final_K) / m.cool_rate_K_ps)
+        total = int(dur_fs / m.timestep_fs)
+        return min(_last_step(jobdir / "melt_quench" / "melt_quench.log.csv"), total), total
+    return None
+
+
 def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failure, label,
                   jobdir_of, con, t_start) -> None:
-    """Schedule ready jobs on a process pool; the main process writes the store."""
+    """Schedule ready jobs on a process pool; the main process writes the store and
+    shows one progress bar per running MD job (steps read from its thermo log)."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     waiting = list(pending)
-    running: dict[Any, tuple[Any, float]] = {}
+    running: dict[Any, tuple[Any, float, Any]] = {}
     ctx = mp.get_context("spawn")  # no fork of a process holding numba/torch threads
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
-                             initializer=_worker_init) as pool:
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("MD steps"), TimeElapsedColumn(), console=con._c,
+                    disable=con._c is None, transient=True)
+    with bars, ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
+                                   initializer=_worker_init) as pool:
         while waiting or running:
             for item in list(waiting):
                 if len(running) >= n_workers:
@@ -377,17 +413,28 @@ def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failu
                 parent_docs = list(store.docs_store.query({"uuid": {"$in": list(parents)}}))
                 for d in parent_docs:
                     d.pop("_id", None)
-                fut = pool.submit(_worker_run, job.as_dict(), parent_docs, str(jobdir_of(job)))
-                running[fut] = (job, time.time())
+                jd = jobdir_of(job)
+                fut = pool.submit(_worker_run, job.as_dict(), parent_docs, str(jd))
+                prog = _md_progress(job, jd)
+                task = (bars.add_task(_describe(job).replace("[bold]", "").replace("[/bold]", ""),
+                                      total=prog[1], completed=prog[0]) if prog else None)
+                running[fut] = (job, time.time(), task)
                 con.print(f"{label(job)}  [dim]started[/dim]")
             if not running:
                 if waiting:  # nothing can start: every remaining job waits on a failure
                     for job, parents in waiting:
                         blocked(job, parents)
                 break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut, (job, _t0, task) in running.items():
+                if task is not None and fut not in finished:
+                    prog = _md_progress(job, jobdir_of(job))
+                    if prog:
+                        bars.update(task, completed=prog[0])
             for fut in finished:
-                job, t0 = running.pop(fut)
+                job, t0, task = running.pop(fut)
+                if task is not None:
+                    bars.remove_task(task)
                 try:
                     out = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a crashed worker process
