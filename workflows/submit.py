@@ -389,7 +389,8 @@ def _check_not_queued(flow: Flow, project: str) -> None:
     uuids = [j.uuid for j, _ in flow.iterflow()]
     jc = _controller(project)
     try:
-        doc = jc.jobs.find_one({"uuid": {"$in": uuids}}, projection=["uuid", "db_id", "name"])
+        doc = jc.jobs.find_one({"uuid": {"$in": uuids}},
+                               projection=["uuid", "db_id", "job.name"])
         if doc is None:
             return
         owner = jc.flows.find_one({"jobs": doc["uuid"]}, projection=["uuid"])
@@ -398,7 +399,7 @@ def _check_not_queued(flow: Flow, project: str) -> None:
     fid = owner["uuid"] if owner else "?"
     raise SubmitError("this flow is already in the queue (same config and seed give the "
                       "same job ids)", field="config", value=f"job {doc['db_id']} "
-                      f"'{doc['name']}' of flow {fid}",
+                      f"'{(doc.get('job') or {}).get('name', '?')}' of flow {fid}",
                       hint=f"follow it with 'viglas hpc status {fid}', retry failed jobs with "
                            "'jf job retry', or change 'seed'/'name' for a new run")
 
@@ -449,9 +450,12 @@ def _state(x: Any) -> str:
 def flow_status(flow_id: str, project: str | None = None) -> dict[str, Any]:
     """State of a submitted flow and of each of its jobs.
 
-    Returns ``{"flow_id", "name", "state", "counts": {state: n}, "jobs": [{"db_id",
-    "uuid", "index", "name", "kind", "state", "worker", "run_dir", "error"}]}``; the
-    error is the traceback text of a failed job (as ``jf job info`` shows it).
+    Returns ``{"flow_id", "name", "state", "counts": {state: n}, "n_failed", "jobs":
+    [{"db_id", "uuid", "index", "name", "kind", "state", "worker", "run_dir",
+    "error"}]}``; the error is the traceback text of a failed job (as ``jf job info``
+    shows it). ``state`` is jobflow-remote's flow state: it is ``COMPLETED`` when the
+    final jobs completed even if an intermediate job failed (viglas summaries accept
+    missing runs), so check ``n_failed`` too.
     """
     jc = _controller(project)
     try:
@@ -474,8 +478,9 @@ def flow_status(flow_id: str, project: str | None = None) -> dict[str, Any]:
             "worker": ji.worker, "run_dir": ji.run_dir, "error": ji.error,
             "process_id": getattr(ji.remote, "process_id", None),
         })
+    n_bad = sum(n for st, n in counts.items() if st in _BAD_JOB)
     return {"flow_id": flow_id, "name": info.name, "state": _state(info.state),
-            "counts": counts, "jobs": rows}
+            "counts": counts, "n_failed": n_bad, "jobs": rows}
 
 
 def wait_for_flow(flow_id: str, project: str | None = None, *, timeout_s: float = 3600.0,

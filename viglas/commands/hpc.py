@@ -165,14 +165,21 @@ def status(
 
     st = (wait_for_flow(flow_id, project, timeout_s=timeout) if wait
           else flow_status(flow_id, project))
-    table = Table(title=f"flow {st['name']} ({flow_id}): {st['state']}")
+    failed = f", {st['n_failed']} job(s) failed" if st["n_failed"] else ""
+    table = Table(title=f"flow {st['name']} ({flow_id}): {st['state']}{failed}")
     for col in ("db_id", "name", "kind", "state", "worker", "error"):
         table.add_column(col)
     for j in st["jobs"]:
         err = (j["error"] or "").strip().splitlines()
         table.add_row(j["db_id"], j["name"], j["kind"] or "", j["state"], j["worker"],
                       err[-1] if err else "")
-    Console().print(table)
+    con = Console()
+    con.print(table)
+    for j in st["jobs"]:
+        err = (j["error"] or "").strip().splitlines()
+        if err:
+            typer.echo(f"job {j['db_id']} '{j['name']}' {j['state']}: {err[-1].strip()}")
+            typer.echo(f"  full error: jf job info {j['db_id']}   run dir: {j['run_dir']}")
 
 
 @hpc_app.command("results")
