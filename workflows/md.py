@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from viglas.errors import CheckpointError, ConfigError, MDError
-from viglas.units import KB_EV_K, density_g_cm3
+from viglas.provenance import stable_hash
+from viglas.units import density_g_cm3
 from viglas.workflows.schedules import Schedule
 
 #: eV/Å^3 -> GPa
@@ -141,8 +142,6 @@ def _atomic_write_bytes(path: Path, writer) -> None:
 
 
 def _calculator_id(calc, spec) -> dict[str, Any]:
-    from viglas.provenance import stable_hash
-
     if spec is not None:
         from viglas.calculators import _as_spec
 
@@ -152,17 +151,6 @@ def _calculator_id(calc, spec) -> dict[str, Any]:
     if hasattr(params, "model_dump"):
         return {"name": type(calc).__name__, "params_hash": stable_hash(params.model_dump(mode="json"))}
     return {"name": type(calc).__name__}
-
-
-def _pressure_gpa(atoms) -> float:
-    calc = atoms.calc
-    if calc is None or "stress" not in getattr(calc, "implemented_properties", ()):
-        return float("nan")
-    try:
-        s = atoms.get_stress(voigt=True, include_ideal_gas=True)
-    except Exception:  # noqa: BLE001 - a calculator without stress support
-        return float("nan")
-    return float(-np.mean(s[:3]) * EV_A3_TO_GPA)
 
 
 # --------------------------------------------------------------- integrators
@@ -616,8 +604,7 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
     numbers = atoms.numbers.copy()
     masses = atoms.get_masses()
     signature = {
-        "n_atoms": len(atoms), "numbers_hash": __import__("viglas.provenance", fromlist=["x"])
-        .stable_hash(numbers.tolist()),
+        "n_atoms": len(atoms), "numbers_hash": stable_hash(numbers.tolist()),
         "ensemble": ensemble, "thermostat": thermostat, "timestep_fs": float(timestep_fs),
         "save_every": save_every, "seed": int(seed),
         "temperature": t_sched.to_dict() if t_sched else None,
