@@ -11,7 +11,7 @@ export OMP_NUM_THREADS=1
 DATA=viglas/potentials/data
 viglas fit-potential --reference chgnet --reference-params '{"model": "0.3.0"}' \
   --compositions LiAlCl4,LiAlCl2.5O0.75,NaAlCl2.5O0.75,LiGaCl2.5O0.75,LiInCl2.5O0.75,LiBCl2.5O0.75,NaAlCl4,Li0.5Na0.5Al0.5Ga0.5Cl3O0.5,Li0.5Na0.5In0.5B0.5Cl2.5O0.75,LiAl0.5Ga0.5Cl2O \
-  --n-atoms 64 --seed 0 --rounds 3 --iter-steps 400 --threads 1 \
+  --n-atoms 64 --seed 0 --rounds 2 --iter-steps 300 --validation-steps 1000 --threads 1 \
   --output "$DATA/default.yaml" --report "$DATA/default_report.json" --plots-dir "$DATA" \
   --plot-prefix default_
 viglas check-potential "$DATA/default.yaml" --report "$DATA/default_report.json" \

@@ -42,8 +42,9 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     For each composition: NVT (Langevin, via :func:`viglas.workflows.md.run_md`) for
     ``nvt_ps`` ps at ``t_K`` with ``timestep_fs``, then (``melt_quench``) a
     melt-quench (:func:`viglas.workflows.md.melt_quench`, NPT at 0 GPa: heat to
-    ``mq_t_melt_K``, hold ``mq_hold_ps``, cool to 300 K at ``mq_cool_rate_K_ps``). Start: ``start_frames[composition]`` (e.g. a reference frame) or a
-    random cell relaxed with the ionic potential. Checks: finite energies, no pair
+    ``mq_t_melt_K``, hold ``mq_hold_ps``, cool to 300 K at ``mq_cool_rate_K_ps``). Start: ``start_frames[composition]`` (e.g. a reference frame) or
+    :func:`viglas.structures.build_glass` (substitution model), relaxed with the ionic
+    potential. Checks: finite energies, no pair
     closer than 0.7 × contact distance (collapse), mean former coordination and the
     share of 4-coordinated Al in the last frames. The NVT run goes in ``segments``
     pieces (run_md extends the run in the same folder) and ``<workdir>/<composition>/
@@ -53,7 +54,6 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     import numpy as np
     from ase.optimize import FIRE
 
-    from viglas.potentials import reference as refmod
     from viglas.potentials.fit import CONTACT_A
     from viglas.potentials.ionic import IonicPotential
     from viglas.potentials.parameters import load_parameters, pair_key
@@ -109,7 +109,9 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
                 atoms = start_frames[comp].copy()
                 atoms.calc = None
             else:
-                atoms = refmod.random_cell(comp, n_atoms, seed=seed)
+                from viglas.structures import build_glass
+
+                atoms = build_glass(comp, n_atoms, seed=seed)
             atoms.info = {}
             atoms.calc = IonicPotential(params)
             FIRE(atoms, logfile=None).run(fmax=0.05, steps=300)
@@ -201,6 +203,9 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(1, help="torch threads for the reference."),
         iter_steps: int = typer.Option(400, help="MD steps (2 fs) per refit-round run."),
         plot_prefix: str = typer.Option("", help="Prefix of the PNG file names."),
+        validation_steps: int = typer.Option(1000, help="Steps (2 fs) of the 1000 K MD "
+                                                        "with the fitted potential whose "
+                                                        "RDF is compared to the reference."),
     ) -> None:
         """Fit the ionic potential (Buckingham + wall + DSF Coulomb) to a reference ML
         potential by force matching, and write the parameters and a report.
@@ -228,7 +233,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"parameters written to {output}")
         plots = Path(plots_dir) if plots_dir else Path(output).parent
         rep = validation_report(params, res["valid"], plots_dir=plots, seed=seed,
-                                train=res["train"], plot_prefix=plot_prefix)
+                                train=res["train"], plot_prefix=plot_prefix,
+                                md_steps=validation_steps, md_snapshots=15)
         rep["plots"]["parity_train"] = plot_parity(
             res["train"], params, plots / f"{plot_prefix}parity_train.png",
             "training forces").name
