@@ -172,10 +172,10 @@ exec_config:
   gpu:
     # Runs after the worker's pre_run in jobs that use a GPU (ML potentials).
     # modules: [cuda/12.4]           # EDIT: site modules, if any
+    # The GPU itself is chosen in the viglas config:
+    #   calculator: {{name: chgnet, params: {{device: cuda, threads: 8}}}}
     pre_run: |
       nvidia-smi -L || echo "viglas: no GPU visible to this job"
-    export:
-      VIGLAS_TORCH_THREADS: "8"
 
 metadata:
   viglas:
@@ -191,7 +191,7 @@ metadata:
       md:
         resources: {{cpus_per_task: 4, time: "04:00:00"}}
         # ML potentials on a GPU (CHGNet, SevenNet, MACE, ...), calculator
-        # params in the viglas config: {{device: cuda}}
+        # params in the viglas config: {{device: cuda, threads: 8}}
         # resources: {{cpus_per_task: 8, gres: "gpu:1", time: "12:00:00", partition: gpu}}
         # exec_config: gpu
       analysis:

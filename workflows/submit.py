@@ -450,9 +450,10 @@ def _state(x: Any) -> str:
 def flow_status(flow_id: str, project: str | None = None) -> dict[str, Any]:
     """State of a submitted flow and of each of its jobs.
 
-    Returns ``{"flow_id", "name", "state", "counts": {state: n}, "n_failed", "jobs":
-    [{"db_id", "uuid", "index", "name", "kind", "state", "worker", "run_dir",
-    "error"}]}``; the error is the traceback text of a failed job (as ``jf job info``
+    Returns ``{"flow_id", "name", "state", "counts": {state: n}, "n_failed",
+    "finished", "jobs": [{"db_id", "uuid", "index", "name", "kind", "state", "worker",
+    "run_dir", "error", "process_id", "parents", ...}]}``; ``finished`` is true when no
+    job can run any more; the error is the traceback text of a failed job (as ``jf job info``
     shows it). ``state`` is jobflow-remote's flow state: it is ``COMPLETED`` when the
     final jobs completed even if an intermediate job failed (viglas summaries accept
     missing runs), so check ``n_failed`` too.
@@ -465,6 +466,11 @@ def flow_status(flow_id: str, project: str | None = None) -> dict[str, Any]:
                               value=flow_id, hint="list flows with 'jf flow list'")
         info = flows[0]
         jobs = jc.get_jobs_info(flow_ids=[flow_id])
+        allow = {(d["uuid"], d["index"]): ((d.get("job") or {}).get("config") or {})
+                 .get("on_missing_references", "error") != "error"
+                 for d in jc.jobs.find({"uuid": {"$in": [j.uuid for j in jobs]}},
+                                       projection=["uuid", "index",
+                                                   "job.config.on_missing_references"])}
     finally:
         jc.close()
     rows = []
@@ -477,10 +483,42 @@ def flow_status(flow_id: str, project: str | None = None) -> dict[str, Any]:
             "kind": (ji.metadata or {}).get("viglas_role"), "state": st,
             "worker": ji.worker, "run_dir": ji.run_dir, "error": ji.error,
             "process_id": getattr(ji.remote, "process_id", None),
+            "parents": list(ji.parents or []), "allow_failed_parents":
+                allow.get((ji.uuid, ji.index), False),
         })
     n_bad = sum(n for st, n in counts.items() if st in _BAD_JOB)
     return {"flow_id": flow_id, "name": info.name, "state": _state(info.state),
-            "counts": counts, "n_failed": n_bad, "jobs": rows}
+            "counts": counts, "n_failed": n_bad, "finished": not _can_advance(rows),
+            "jobs": rows}
+
+
+def _can_advance(rows: list[dict[str, Any]]) -> bool:
+    """Whether any job of the flow may still run or change state.
+
+    A WAITING job is stuck when a parent failed (and the job does not accept missing
+    inputs) or is itself stuck; PAUSED jobs wait for the user. Everything else that
+    is not finished (READY, SUBMITTED, RUNNING, ...) is still on its way.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["uuid"] not in latest or r["index"] > latest[r["uuid"]]["index"]:
+            latest[r["uuid"]] = r
+    stuck: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for u, r in latest.items():
+            if u in stuck or r["state"] != "WAITING":
+                continue
+            for p in r["parents"]:
+                ps = latest[p]["state"] if p in latest else "COMPLETED"
+                ok_failed = r["allow_failed_parents"] and ps in ("FAILED", "USER_STOPPED")
+                if p in stuck or (ps in _BAD_JOB and not ok_failed) or ps == "PAUSED":
+                    stuck.add(u)
+                    changed = True
+                    break
+    return any(r["state"] not in _TERMINAL_JOB | {"PAUSED"} and u not in stuck
+               for u, r in latest.items())
 
 
 def wait_for_flow(flow_id: str, project: str | None = None, *, timeout_s: float = 3600.0,
@@ -494,9 +532,7 @@ def wait_for_flow(flow_id: str, project: str | None = None, *, timeout_s: float 
         st = flow_status(flow_id, project)
         if progress:
             progress(st)
-        states = [j["state"] for j in st["jobs"]]
-        if st["state"] in ("COMPLETED", "FAILED", "STOPPED", "CANCELLED", "PAUSED") and \
-                all(s in _TERMINAL_JOB | {"WAITING", "PAUSED"} for s in states):
+        if st["finished"]:
             return st
         if time.monotonic() - t0 > timeout_s:
             raise SubmitError(f"flow not finished after {timeout_s:.0f} s "

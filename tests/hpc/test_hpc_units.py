@@ -249,3 +249,23 @@ def stalled_job(seconds: float) -> int:
 
     time.sleep(seconds)  # writes nothing: a segment can never get further
     return 1
+
+
+def _row(u, state, parents=(), allow=False, index=1):
+    return {"uuid": u, "index": index, "state": state, "parents": list(parents),
+            "allow_failed_parents": allow}
+
+
+@pytest.mark.parametrize("rows,expected", [
+    ([_row("a", "FAILED"), _row("b", "WAITING", ["a"])], False),  # b can never run
+    ([_row("a", "FAILED"), _row("b", "WAITING", ["a"], allow=True)], True),  # b will run
+    ([_row("a", "FAILED"), _row("b", "WAITING", ["a"]), _row("c", "WAITING", ["b"], True)],
+     False),  # c waits on a stuck job
+    ([_row("a", "COMPLETED"), _row("b", "WAITING", ["a"])], True),  # about to be READY
+    ([_row("a", "COMPLETED"), _row("a", "RUNNING", index=2), _row("b", "WAITING", ["a"])],
+     True),  # a replaced (next MD segment) job is still running
+    ([_row("a", "COMPLETED"), _row("b", "COMPLETED", ["a"])], False),
+    ([_row("a", "PAUSED"), _row("b", "WAITING", ["a"])], False),
+])
+def test_flow_finished_detection(rows, expected):
+    assert submit._can_advance(rows) is expected
