@@ -182,6 +182,9 @@ class MeltQuenchConfig(_Strict):
     cool_rate_K_ps: Rate_K_ps = 100.0
     pressure_GPa: Pressure_GPa = Field(0.0, description="NPT pressure of the melt-quench")
     timestep_fs: Time_fs = 1.0
+    tg_min_cooling_ps: Time_ps = Field(
+        20.0, description="fit Tg only when the cooling stage lasts at least this long; in a "
+        "faster quench the volume lags the barostat and the V(T) kink is not Tg")
 
     @field_validator("t_melt_K", "t_final_K", "cool_rate_K_ps", "timestep_fs")
     @classmethod

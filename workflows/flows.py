@@ -69,7 +69,7 @@ def makers_from_config(config: Config, progress: bool = False) -> dict[str, Any]
                                        t_final_K=mq.t_final_K, hold_ps=mq.hold_ps,
                                        cool_rate_K_ps=mq.cool_rate_K_ps,
                                        pressure_GPa=mq.pressure_GPa, timestep_fs=mq.timestep_fs,
-                                       progress=progress),
+                                       tg_min_cooling_ps=mq.tg_min_cooling_ps, progress=progress),
         "production": ProductionMDMaker(calculator=calc, ensemble=prod.ensemble,
                                         thermostat=prod.thermostat, pressure_GPa=prod.pressure_GPa,
                                         timestep_fs=prod.timestep_fs,

@@ -189,7 +189,9 @@ class MeltQuenchMaker(Maker):
 
     NPT at ``pressure_GPa``. The cooling curve V(T), E(T)
     gives Tg through ``viglas.analysis.fit_tg`` when the cooling crosses Tg; otherwise
-    ``tg_K`` is None with the reason in ``tg_message``. ``enabled=False`` skips the MD
+    ``tg_K`` is None with the reason in ``tg_message`` (also when the cooling stage is
+    shorter than ``tg_min_cooling_ps``: then V(T) follows the barostat's lag, not the
+    glass transition). ``enabled=False`` skips the MD
     and passes the starting structure on (for tests and crystalline references).
     """
 
@@ -202,6 +204,7 @@ class MeltQuenchMaker(Maker):
     cool_rate_K_ps: float = 100.0
     pressure_GPa: float = 0.0
     timestep_fs: float = 1.0
+    tg_min_cooling_ps: float = 20.0
     progress: bool = False
 
     @job(output_schema=MeltQuenchDoc)
@@ -236,7 +239,12 @@ class MeltQuenchMaker(Maker):
         e = np.asarray(res.potential_energy_eV, float)
         tg, tg_err, msg, tg_plot = None, None, None, None
         series = v if (v.size and np.ptp(v) > 0) else e
-        if t.size >= 8 and series.size == t.size:
+        cooling_ps = (self.t_melt_K - self.t_final_K) / self.cool_rate_K_ps
+        if cooling_ps < self.tg_min_cooling_ps:
+            msg = (f"no Tg: the cooling lasted {cooling_ps:.3g} ps, shorter than "
+                   f"tg_min_cooling_ps = {self.tg_min_cooling_ps:g} ps (the volume lags the "
+                   "barostat in so fast a quench)")
+        elif t.size >= 8 and series.size == t.size:
             try:
                 from viglas.analysis import fit_tg
 
