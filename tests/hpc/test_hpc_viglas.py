@@ -146,13 +146,15 @@ def test_failing_job_is_reported_and_the_rest_survives(flows, jf_project, cli):
     bad = next(j for j in st["jobs"] if j["name"].startswith("md ") and "900K" in j["name"])
     assert bad["state"] == "FAILED"
     assert "viglas_no_such_module" in bad["error"]
-    assert st["n_failed"] >= 1
-    # everything else finished, the summary too (it accepts a missing run); so
-    # jobflow-remote calls the flow COMPLETED, with the failure kept in the job
+    assert st["n_failed"] == 1 and st["finished"] is True
+    # everything that does not need the broken run finished; the jobs after it wait
+    # (fix the cause and `jf job retry` the failed job to let them run)
     for name, state in states.items():
-        if "900K" not in name:
+        if "900K" in name and name.startswith("diffusion") or name.startswith("summary"):
+            assert state in ("WAITING", "COMPLETED"), (name, state)
+        elif name != bad["name"]:
             assert state == "COMPLETED", (name, state)
-    assert st["state"] == "COMPLETED"
+    assert st["state"] in ("FAILED", "COMPLETED")
     # the error is visible through jf ...
     info = cli.jf("job", "info", bad["db_id"]).stdout
     assert "FAILED" in info and "viglas_no_such_module" in info
