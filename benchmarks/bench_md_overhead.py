@@ -8,8 +8,9 @@ The calculator's ``calculate`` is wrapped by a timer, so
 counts everything that is not force evaluation: ASE integrator, guards, thermo log,
 trajectory frames, checkpoints, final merge into H5MD. Two runs are timed:
 
-* ``run_md``: viglas.workflows.md.run_md with frames every 10 steps, log rows every 10
-  steps, default checkpointing (about 20 segments, >= 500 steps each), progress bar off.
+* ``run_md``: viglas.workflows.md.run_md with a frame and a log row every
+  ``--save-every`` steps (default 10), default checkpointing (>= 500 steps per segment),
+  progress bar off, thermostat ``--thermostat`` (default langevin).
 * ``ase``: the bare ASE Langevin loop (``dyn.run(steps)``), no observers, for reference.
 
 Usage::
@@ -48,13 +49,14 @@ def _timed_calc():
     return calc, acc
 
 
-def run_viglas(atoms, steps: int, save_every: int, progress: bool = False) -> dict:
+def run_viglas(atoms, steps: int, save_every: int, progress: bool = False,
+               thermostat: str = "langevin") -> dict:
     from viglas.workflows.md import run_md
 
     calc, acc = _timed_calc()
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        res = run_md(atoms, calc, ensemble="nvt", thermostat="langevin", temperature_K=1000,
+        res = run_md(atoms, calc, ensemble="nvt", thermostat=thermostat, temperature_K=1000,
                      steps=steps, save_every=save_every, workdir=d, seed=1, progress=progress)
         wall = time.perf_counter() - t0
     return {"wall_s": wall, "force_s": acc["t"], "force_calls": acc["n"],
@@ -87,21 +89,25 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--save-every", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--thermostat", default="langevin", help="langevin, bussi, nose-hoover")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     atoms = melt(args.atoms)
     rows = {"run_md": [], "ase": []}
     load0 = os.getloadavg()
     for _ in range(args.repeats):
-        rows["run_md"].append(run_viglas(atoms, args.steps, args.save_every))
+        rows["run_md"].append(run_viglas(atoms, args.steps, args.save_every,
+                                         thermostat=args.thermostat))
         rows["ase"].append(run_ase(atoms, args.steps))
     out = {"n_atoms": len(atoms), "steps": args.steps, "save_every": args.save_every,
+           "thermostat": args.thermostat,
            "load_avg": [load0, os.getloadavg()], "runs": rows,
            "run_md_overhead_median": statistics.median(r["overhead"] for r in rows["run_md"]),
            "ase_overhead_median": statistics.median(r["overhead"] for r in rows["ase"]),
            "ms_per_force_call_median": statistics.median(
                1e3 * r["force_s"] / r["force_calls"] for r in rows["run_md"])}
-    print(f"{len(atoms)} atoms, {args.steps} steps, frame+log every {args.save_every}: "
+    print(f"{len(atoms)} atoms, {args.steps} steps, NVT {args.thermostat}, frame+log every "
+          f"{args.save_every}: "
           f"run_md overhead {100 * out['run_md_overhead_median']:.1f} % | bare ASE Langevin "
           f"loop {100 * out['ase_overhead_median']:.1f} % | force call "
           f"{out['ms_per_force_call_median']:.2f} ms")

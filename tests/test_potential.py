@@ -287,7 +287,7 @@ def test_nve_energy_conservation_and_momentum(params, capsys):
     p = a.get_momenta().sum(axis=0)
     with capsys.disabled():
         print(f"\nNVE 400 fs, dt 1 fs, 84 atoms ~1200 K: drift {slope * 1e3:.3f} meV/atom/ps, "
-              f"std {fluct * 1e3:.3f} meV/atom, |P_total| {np.abs(p).max():.2e} amu A/fs-ish")
+              f"std {fluct * 1e3:.3f} meV/atom, |P_total| {np.abs(p).max():.2e} (ASE momentum units)")
     assert abs(slope) < 5e-3
     assert fluct < 5e-3
     assert np.abs(p).max() < 1e-9

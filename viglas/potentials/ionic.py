@@ -632,11 +632,13 @@ class LammpsIonic:
 
     ``LammpsIonic(atoms, params).compute(positions)`` returns ``(energy eV, forces eV/Å,
     stress (6,) eV/Å^3 ASE sign)`` in the frame of ``atoms``. A general (triclinic) cell
-    is rotated to LAMMPS's lower-triangular form and the results rotated back. Note the
+    is rotated to LAMMPS's lower-triangular form and the results rotated back.
+    ``pair_commands`` replaces the pair_style/pair_coeff lines (benchmarks). Note the
     constant energy offset of LAMMPS's DSF self term (see tests/test_potential_lammps.py).
     """
 
-    def __init__(self, atoms, params: IonicParameters, *, skin: float = 1.0):
+    def __init__(self, atoms, params: IonicParameters, *, skin: float = 1.0,
+                 pair_commands: list[str] | None = None):
         import tempfile
 
         from ase.io import write
@@ -658,7 +660,7 @@ class LammpsIonic:
         self.lmp = lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none"])
         for line in ["units metal", "atom_style charge", "atom_modify map array sort 0 0",
                      "boundary p p p", f"read_data {data}",
-                     *lammps_pair_commands(params, elements),
+                     *(pair_commands or lammps_pair_commands(params, elements)),
                      f"neighbor {skin} bin", "neigh_modify every 1 delay 0 check yes",
                      "compute pv all pressure NULL virial", "thermo_style custom step pe",
                      "run 0 post no"]:
