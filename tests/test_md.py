@@ -167,12 +167,19 @@ def test_bad_inputs_and_foreign_checkpoint(glass84, tmp_path):
     with pytest.raises(ConfigError):
         run_md(atoms, _calc(), ensemble="npt", steps=10, workdir=tmp_path)
     with pytest.raises(ConfigError):
-        run_md(atoms, _calc(), steps=10, save_every=4, checkpoint_every=6, workdir=tmp_path)
+        run_md(atoms, _calc(), steps=10, save_every=4, checkpoint_every=0, workdir=tmp_path)
+    with pytest.raises(ConfigError):
+        run_md(atoms, _calc(), ensemble="npt", thermostat="bussi", pressure_GPa=0.0,
+               steps=10, workdir=tmp_path)
+    with pytest.raises(ConfigError):
+        run_md(atoms, _calc(), steps=10, timestep_fs=50.0, workdir=tmp_path)
     from viglas.errors import CalculatorError
 
     with pytest.raises(CalculatorError):  # EMT has no Li/Cl: fails before any step
         run_md(atoms, "emt", steps=10, workdir=tmp_path / "emt")
-    run_md(atoms, _calc(), steps=20, save_every=10, workdir=tmp_path / "x", progress=False)
+    r = run_md(atoms, _calc(), steps=20, save_every=10, checkpoint_every=15,  # -> 20
+               workdir=tmp_path / "x", progress=False)
+    assert r.n_frames == 3
     with pytest.raises(CheckpointError):  # same files, other settings
         run_md(atoms, _calc(), steps=20, save_every=10, seed=99, workdir=tmp_path / "x",
                progress=False)

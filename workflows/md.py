@@ -508,8 +508,8 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
     save_every : steps between trajectory frames (frame 0 is the start).
     workdir, trajectory : output directory and trajectory file name (relative to workdir).
     seed : seeds the initial velocities and every stochastic thermostat.
-    checkpoint_every : steps per segment, a multiple of ``save_every`` (default: about
-        steps/20, kept between 500 and 5000 steps).
+    checkpoint_every : steps per segment, rounded up to a multiple of ``save_every``
+        (default: about steps/20, kept between 500 and 5000 steps).
     log_every : steps between thermo-log rows (default ``save_every``).
     friction_per_fs : Langevin friction (1/fs); tdamp_fs / pdamp_fs: Nose-Hoover / Bussi
         thermostat and barostat times (fs; defaults 100 and 1000 time steps).
@@ -576,10 +576,11 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
         target = min(max(steps / 20, 500), 5000)
         checkpoint_every = max(save_every, int(math.ceil(target / save_every)) * save_every)
     checkpoint_every = int(checkpoint_every)
-    if checkpoint_every < 1 or checkpoint_every % save_every:
-        raise ConfigError("checkpoint_every must be a positive multiple of save_every",
-                          field="checkpoint_every", value=checkpoint_every,
-                          allowed=f"a multiple of {save_every}")
+    if checkpoint_every < 1:
+        raise ConfigError("checkpoint_every must be >= 1", field="checkpoint_every",
+                          value=checkpoint_every, allowed=f"a multiple of {save_every}")
+    # segments end on saved frames: round up to a multiple of save_every
+    checkpoint_every = int(math.ceil(checkpoint_every / save_every)) * save_every
     log_every = int(log_every or save_every)
     if log_every < 1:
         raise ConfigError("log_every must be >= 1", field="log_every", value=log_every)
