@@ -56,9 +56,13 @@ def test_all_36_pairs_are_covered(params):
 
 def test_parameters_are_physical(params):
     for key, p in params.pairs.items():
-        assert p.A > 0 and 0.1 < p.rho < 0.7, key
+        a, b = key.split("-")
         assert p.C >= 0 and p.B >= 0, key
         assert "B" in p.fixed, key  # the wall is set by rule, never fitted
+        if FORMAL[a] > 0 and FORMAL[b] > 0:  # cation-cation: fixed wall only
+            assert p.A == 0.0 and p.B > 0 and set(p.fixed) == {"A", "rho", "C", "B"}, key
+        else:
+            assert p.A > 0 and 0.1 < p.rho < 0.7, key
 
 
 @pytest.mark.parametrize("key", [k for k in CONTACT_A if is_cation_anion(k)])

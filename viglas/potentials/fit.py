@@ -71,6 +71,28 @@ def is_anion_anion(key: str) -> bool:
     return a in ANIONS and b in ANIONS
 
 
+#: Cation–cation wall distances r_w (Å): the fixed repulsion ``B/r^12`` of a
+#: cation–cation pair is 1 eV at r_w, about 0.75 × the shortest cation–cation distance
+#: in the parent oxides/chlorides (Li2O, Na2O, Al2O3, LiAlO2, B2O3, ...). Without it,
+#: two cations with scaled charges can be pushed onto each other by the anions.
+CATION_WALL_A: dict[str, float] = {"alkali-alkali": 1.9, "Na-Na": 2.3, "Li-Na": 2.1,
+                                   "Li-former": 2.2, "Na-former": 2.5,
+                                   "former-former": 2.3, "B-B": 2.0}
+
+
+def cation_wall_distance(key: str) -> float:
+    """r_w in Å of the fixed cation–cation wall of pair ``key`` (see CATION_WALL_A)."""
+    a, b = key.split("-")
+    alk = {"Li", "Na"}
+    if key in CATION_WALL_A:
+        return CATION_WALL_A[key]
+    if a in alk and b in alk:
+        return CATION_WALL_A["alkali-alkali"]
+    if a in alk or b in alk:
+        return CATION_WALL_A["Na-former" if "Na" in (a, b) else "Li-former"]
+    return CATION_WALL_A["former-former"]
+
+
 def wall_B(key: str, charge_scale: float, C: float = 0.0,
            charges: dict[str, float] | None = None) -> float:
     """Wall coefficient B (eV Å^12) of pair ``key``.
@@ -92,7 +114,8 @@ def wall_B(key: str, charge_scale: float, C: float = 0.0,
 def initial_parameters(elements: Sequence[str] = tuple(FORMAL_CHARGES),
                        charge_scale: float = 0.75, alpha: float = 0.2,
                        coulomb_cutoff: float = 10.0,
-                       short_range_cutoff: float = 7.0) -> IonicParameters:
+                       short_range_cutoff: float = 7.0,
+                       cation_walls: bool = True) -> IonicParameters:
     """Physically sensible starting parameters for the elements given.
 
     Cation–anion and anion–anion pairs get ``rho = 0.30`` Å (0.22 Å for B–O) and the
@@ -100,7 +123,9 @@ def initial_parameters(elements: Sequence[str] = tuple(FORMAL_CHARGES),
     ``d0`` (:data:`CONTACT_A`): ``A/rho exp(-d0/rho) = k |q_i q_j| s^2 / d0^2`` (for
     anion pairs the Coulomb repulsion is already there, so ``A`` gives 0.05 eV at
     ``d0``); anion–anion pairs start with ``C`` = 20 (O–O), 40 (Cl–O), 80 (Cl–Cl)
-    eV Å^6. Cation–cation pairs are left out (Coulomb only).
+    eV Å^6. Cation–cation pairs get only a fixed wall ``B/r^12`` equal to 1 eV at
+    :func:`cation_wall_distance` (``A = 0``, all fixed) when ``cation_walls``, else no
+    short-range term.
     """
     charges = {el: FORMAL_CHARGES[el] for el in elements}
     pairs: dict[str, PairParameters] = {}
@@ -108,6 +133,12 @@ def initial_parameters(elements: Sequence[str] = tuple(FORMAL_CHARGES),
     for x in range(len(els)):
         for y in range(x, len(els)):
             key = pair_key(els[x], els[y])
+            if els[x] in CATIONS and els[y] in CATIONS:
+                if cation_walls:
+                    pairs[key] = PairParameters(A=0.0, rho=0.3, C=0.0,
+                                                B=cation_wall_distance(key) ** 12,
+                                                fixed=["A", "rho", "C", "B"])
+                continue
             if key not in CONTACT_A:
                 continue
             d0 = CONTACT_A[key]
@@ -330,7 +361,10 @@ class FitSettings:
     eV/atom; ``min_pairs`` close contacts (r < 1.25 × contact distance) a pair needs in
     the training data to be fitted; ``fit_charge_scale`` lets the global charge scale
     vary within ``charge_scale_bounds``; ``rho_bounds`` in Å; ``fit_C`` fits the
-    dispersion ``C`` of anion–anion pairs (cation–anion ``C`` is fixed at 0).
+    dispersion ``C`` of anion–anion pairs (cation–anion ``C`` is fixed at 0);
+    ``kind_weights`` multiplies the force and stress residuals of frames by their
+    ``info["kind"]`` (e.g. ``{"iter": 2.0}`` stresses configurations visited by MD with
+    the fitted potential; default 1).
     """
 
     force_weight: float = 1.0
@@ -344,6 +378,7 @@ class FitSettings:
     C_bounds: tuple[float, float] = (0.0, 500.0)
     fit_C: bool = True
     max_nfev: int = 200
+    kind_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -418,6 +453,9 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
     fix = {k: list(v) for k, v in (fix or {}).items()}
     for key in data.keys:
         p = initial.pairs[key]
+        if set(p.fixed) >= {"A", "rho", "C", "B"}:
+            fixed_reason[key] = "fixed by construction (cation-cation wall, not fitted)"
+            continue
         n_close = data.close_contacts(key)
         if n_close < settings.min_pairs:
             fixed_reason[key] = (f"only {n_close} close contacts (< {settings.min_pairs}) in "
@@ -469,10 +507,13 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
             hi.append(settings.C_bounds[1])
     x0 = np.clip(np.array(x0), np.array(lo) + 1e-9, np.array(hi) - 1e-9)
     wf, ws, we = settings.force_weight, settings.stress_weight, settings.energy_weight
-    s_mask = np.repeat(has_s[:, None], 6, axis=1).astype(float)
+    kw = np.array([float(settings.kind_weights.get(str(a.info.get("kind", "")), 1.0))
+                   for a in frames])
+    s_mask = np.repeat((has_s * kw)[:, None], 6, axis=1).astype(float)
+    wf = wf * np.repeat(kw, data.n_atoms)[:, None]
 
     def residual_parts(f, s, e):
-        rf = wf * (f - f_ref).ravel()
+        rf = (wf * (f - f_ref)).ravel()
         rs = (ws * EV_A3_TO_GPA * (s - s_ref) * s_mask).ravel()
         re = we * (_group_center(e, groups, n_groups) * inv_n - e_ref_c)
         return np.concatenate([rf, rs, re])
@@ -500,7 +541,7 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
                                            data.slices[key])
                 f, s, e = df, ds, de
             col = np.concatenate([
-                wf * f.ravel(), (ws * EV_A3_TO_GPA * s * s_mask).ravel(),
+                (wf * f).ravel(), (ws * EV_A3_TO_GPA * s * s_mask).ravel(),
                 we * _group_center(e, groups, n_groups) * inv_n])
             cols.append(col)
         return np.stack(cols, axis=1)
