@@ -49,12 +49,13 @@ from typing import Any, Callable
 
 from jobflow import Flow, Job, Response, job
 
-from viglas.errors import ConfigError, MissingDependencyError, SubmitError
+from viglas.errors import MissingDependencyError, SubmitError
 
 __all__ = [
     "Submission", "RoleSettings", "submit_config", "submit_flow", "configure_flow",
     "role_settings", "job_role", "flow_status", "wait_for_flow", "remote_results",
-    "probe_flow", "segmented_call", "SegmentTimeUp", "MD_JOB_PATTERN",
+    "probe_flow", "probe_resume", "segmented_call", "SegmentTimeUp", "MD_JOB_PATTERN",
+    "MD_STAGES", "MAX_STALLED_SEGMENTS",
 ]
 
 #: Job names matching this (case-insensitive) are MD jobs (kind ``md``) when a job has
@@ -272,7 +273,7 @@ def _wrote_since(folder: Path, t: float, max_files: int = 20000) -> bool:
 
 def _segment(j: Job, budget_s: float) -> None:
     """Turn MD job ``j`` in place into a :func:`segmented_call` of its function."""
-    if j.function is segmented_call.original:  # already segmented
+    if getattr(j.function, "original", j.function) is segmented_call.original:  # done
         return
     function, args, kwargs = j.function, list(j.function_args), dict(j.function_kwargs)
     j.function = segmented_call.original

@@ -269,3 +269,20 @@ def _row(u, state, parents=(), allow=False, index=1):
 ])
 def test_flow_finished_detection(rows, expected):
     assert submit._can_advance(rows) is expected
+
+
+def test_segmented_maker_job_survives_json(tmp_path, monkeypatch):
+    """jobflow-remote stores jobs as JSON: a segmented Maker job (bound method inside
+    the arguments) must round-trip and still resume across segments."""
+    from monty.json import MontyDecoder, MontyEncoder
+
+    monkeypatch.chdir(tmp_path)
+    md = CountingMaker(n_steps=6).make(5)
+    submit._segment(md, 0.35)
+    text = json.dumps(md, cls=MontyEncoder)
+    back = json.loads(text, cls=MontyDecoder)
+    assert getattr(back.function, "original", None) is submit.segmented_call.original
+    out = run_locally(back, store=JobStore(MemoryStore()), create_folders=True,
+                      root_dir=tmp_path, ensure_success=True, log=False)
+    res = out[back.uuid][max(out[back.uuid])].output
+    assert res["step"] == 11 and len(res["starts"]) >= 2
