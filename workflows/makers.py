@@ -241,7 +241,7 @@ class MeltQuenchMaker(Maker):
         series = v if (v.size and np.ptp(v) > 0) else e
         cooling_ps = (self.t_melt_K - self.t_final_K) / self.cool_rate_K_ps
         if cooling_ps < self.tg_min_cooling_ps:
-            msg = (f"no Tg: the cooling lasted {cooling_ps:.3g} ps, shorter than "
+            msg = (f"the cooling lasted {cooling_ps:.3g} ps, shorter than "
                    f"tg_min_cooling_ps = {self.tg_min_cooling_ps:g} ps (the volume lags the "
                    "barostat in so fast a quench)")
         elif t.size >= 8 and series.size == t.size:
@@ -566,7 +566,7 @@ class CompositionSummaryMaker(Maker):
         if glass.tg_plot:
             plots["tg"] = glass.tg_plot
         elif glass.tg_message:
-            messages.append(f"Tg: {glass.tg_message}")
+            messages.append(f"Tg not fitted: {glass.tg_message}")
         return CompositionSummaryDoc(
             formula=structure.formula, label=structure.label, x=structure.x,
             oxygen_fraction=structure.oxygen_fraction, alkali=structure.alkali,

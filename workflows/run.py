@@ -212,6 +212,11 @@ def _run_job_here(job, store, jobdir: Path) -> None:
 
 
 def _worker_init() -> None:
+    import signal
+
+    # Ctrl-C is handled by the main process, which stops the workers itself (their MD
+    # resumes from its last checkpoint on the next run)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -337,6 +342,11 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
             else:
                 _run_parallel(pending, n_workers, store, done, failed, blocked, record_failure,
                               label, jobdir_of, con, t_start)
+        except KeyboardInterrupt:
+            con.print(f"[yellow]interrupted[/yellow]: {len(done)} finished job(s) are kept in "
+                      f"{workdir}; rerun the same command to resume (MD continues from its "
+                      "last checkpoint)")
+            raise
         finally:
             # partial or complete: always leave readable outputs behind
             results = collect_results(workdir, config=config, failed=failed,
@@ -387,7 +397,7 @@ def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failu
     """Schedule ready jobs on a process pool; the main process writes the store and
     shows one progress bar per running MD job (steps read from its thermo log)."""
     import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -397,56 +407,78 @@ def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failu
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("MD steps"), TimeElapsedColumn(), console=con._c,
                     disable=con._c is None, transient=True)
-    with bars, ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
-                                   initializer=_worker_init) as pool:
-        while waiting or running:
-            for item in list(waiting):
-                if len(running) >= n_workers:
-                    break
-                job, parents = item
-                if any(p in failed for p in parents) and blocked(job, parents):
-                    waiting.remove(item)
-                    continue
-                if not all(p in done or p in failed for p in parents):
-                    continue
-                waiting.remove(item)
-                parent_docs = list(store.docs_store.query({"uuid": {"$in": list(parents)}}))
-                for d in parent_docs:
-                    d.pop("_id", None)
-                jd = jobdir_of(job)
-                fut = pool.submit(_worker_run, job.as_dict(), parent_docs, str(jd))
-                prog = _md_progress(job, jd)
-                task = (bars.add_task(_describe(job).replace("[bold]", "").replace("[/bold]", ""),
-                                      total=prog[1], completed=prog[0]) if prog else None)
-                running[fut] = (job, time.time(), task)
-                con.print(f"{label(job)}  [dim]started[/dim]")
-            if not running:
-                if waiting:  # nothing can start: every remaining job waits on a failure
-                    for job, parents in waiting:
-                        blocked(job, parents)
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init)
+    try:
+        with bars:
+            _schedule(pool, bars, waiting, running, n_workers, store, done, failed, blocked,
+                      record_failure, label, jobdir_of, con, t_start)
+    except BaseException:
+        # interrupted (Ctrl-C) or broken: stop the workers now, keep what is finished
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=10)
+        raise
+    else:
+        pool.shutdown(wait=True)
+
+
+def _schedule(pool, bars, waiting, running, n_workers, store, done, failed, blocked,
+              record_failure, label, jobdir_of, con, t_start) -> None:
+    """The scheduling loop of :func:`_run_parallel`."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    while waiting or running:
+        for item in list(waiting):
+            if len(running) >= n_workers:
                 break
-            finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
-            for fut, (job, _t0, task) in running.items():
-                if task is not None and fut not in finished:
-                    prog = _md_progress(job, jobdir_of(job))
-                    if prog:
-                        bars.update(task, completed=prog[0])
-            for fut in finished:
-                job, t0, task = running.pop(fut)
-                if task is not None:
-                    bars.remove_task(task)
-                try:
-                    out = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a crashed worker process
-                    out = {"error": f"worker crashed: {type(exc).__name__}: {exc}",
-                           "traceback": traceback.format_exc()}
-                if "error" in out:
-                    record_failure(job, out["error"], out.get("traceback", ""))
-                    continue
-                store.docs_store.update(out["docs"], key=["uuid", "index"])
-                done.add(job.uuid)
-                con.print(f"{label(job)}  [green]finished[/green] in {time.time() - t0:.0f} s "
-                          f"[dim](elapsed {time.time() - t_start:.0f} s)[/dim]")
+            job, parents = item
+            if any(p in failed for p in parents) and blocked(job, parents):
+                waiting.remove(item)
+                continue
+            if not all(p in done or p in failed for p in parents):
+                continue
+            waiting.remove(item)
+            parent_docs = list(store.docs_store.query({"uuid": {"$in": list(parents)}}))
+            for d in parent_docs:
+                d.pop("_id", None)
+            jd = jobdir_of(job)
+            fut = pool.submit(_worker_run, job.as_dict(), parent_docs, str(jd))
+            prog = _md_progress(job, jd)
+            task = (bars.add_task(_describe(job).replace("[bold]", "").replace("[/bold]", ""),
+                                  total=prog[1], completed=prog[0]) if prog else None)
+            running[fut] = (job, time.time(), task)
+            con.print(f"{label(job)}  [dim]started[/dim]")
+        if not running:
+            if waiting:  # nothing can start: every remaining job waits on a failure
+                for job, parents in waiting:
+                    blocked(job, parents)
+            break
+        finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+        for fut, (job, _t0, task) in running.items():
+            if task is not None and fut not in finished:
+                prog = _md_progress(job, jobdir_of(job))
+                if prog:
+                    bars.update(task, completed=prog[0])
+        for fut in finished:
+            job, t0, task = running.pop(fut)
+            if task is not None:
+                bars.remove_task(task)
+            try:
+                out = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a crashed worker process
+                out = {"error": f"worker crashed: {type(exc).__name__}: {exc}",
+                       "traceback": traceback.format_exc()}
+            if "error" in out:
+                record_failure(job, out["error"], out.get("traceback", ""))
+                continue
+            store.docs_store.update(out["docs"], key=["uuid", "index"])
+            done.add(job.uuid)
+            con.print(f"{label(job)}  [green]finished[/green] in {time.time() - t0:.0f} s "
+                      f"[dim](elapsed {time.time() - t_start:.0f} s)[/dim]")
 
 
 # ----------------------------------------------------------------------------- results
@@ -671,8 +703,9 @@ def report_markdown(results: dict[str, Any], plots: list[str] | None = None) -> 
         lines.append(f"- Ea = {_fmt(c['ea_eV'], c['ea_err_eV'])} eV (Arrhenius fit of D(T))")
         lines.append(f"- sigma(300 K) = {_fmt(c['sigma_300K_mS_cm'], c['sigma_300K_err_mS_cm'])} mS/cm")
         lines.append(f"- D(300 K) = {_fmt(c['d_300K_cm2_s'], c['d_300K_err_cm2_s'])} cm²/s")
-        lines.append(f"- Tg = {_fmt(c['tg_K'], c['tg_err_K'], '.0f')} K; glass density "
-                     f"{_fmt(c['density_g_cm3'])} g/cm³")
+        tg = (f"Tg = {_fmt(c['tg_K'], c['tg_err_K'], '.0f')} K" if c.get("tg_K") is not None
+              else "Tg not fitted (see notes)")
+        lines.append(f"- {tg}; glass density {_fmt(c['density_g_cm3'])} g/cm³ (after the quench)")
         if c["fits"].get("preferred_model"):
             lines.append(f"- preferred model (AIC): {c['fits']['preferred_model']}")
         if c.get("structure"):
