@@ -112,6 +112,22 @@ def _get_calculator(spec: dict[str, Any]):
     return get_calculator(dict(spec))
 
 
+def _calculator_provenance(calc, spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec plus what it resolved to: class and a hash of the actual parameters
+    (so a later change of a shipped parameter file is visible in old results)."""
+    from viglas.provenance import stable_hash
+
+    out: dict[str, Any] = {"spec": spec, "class": type(calc).__name__}
+    params = getattr(calc, "params", None) or getattr(calc, "parameters", None)
+    if hasattr(params, "model_dump"):
+        dumped = params.model_dump(mode="json")
+        out["parameters_hash"] = stable_hash(dumped)
+        prov = dumped.get("provenance") or {}
+        out["parameters_reference"] = prov.get("reference")
+        out["parameters_date"] = str(prov.get("date")) if prov.get("date") else None
+    return out
+
+
 def _read_atoms(path: str):
     try:
         from viglas.structures import read_structure
@@ -226,6 +242,7 @@ class MeltQuenchMaker(Maker):
         from viglas.workflows.md import melt_quench
 
         calc = _get_calculator(self.calculator)
+        prov["calculator"] = _calculator_provenance(calc, self.calculator)
         res = melt_quench(atoms, calc, t_melt_K=self.t_melt_K, t_final_K=self.t_final_K,
                           hold_ps=self.hold_ps, cool_rate_K_ps=self.cool_rate_K_ps,
                           pressure_GPa=self.pressure_GPa, timestep_fs=self.timestep_fs,
@@ -357,7 +374,7 @@ class ProductionMDMaker(Maker):
             density_g_cm3=_finite(_attr(prod, "mean_density_g_cm3", "density_g_cm3",
                                         default=_density(final))),
             volume_A3=_finite(_attr(prod, "mean_volume_A3", "volume_A3", default=final.get_volume())),
-            provenance=_prov(provenance, calculator=self.calculator,
+            provenance=_prov(provenance, calculator=_calculator_provenance(calc, self.calculator),
                              seeds={"equilibration": seed, "production": seed + 1}))
 
 
@@ -577,7 +594,9 @@ class CompositionSummaryMaker(Maker):
             report_temperature_K=t_rep, sigma_300K_mS_cm=s300, sigma_300K_err_mS_cm=s300_err,
             d_300K_cm2_s=d300, d_300K_err_cm2_s=d300_err, tg_K=glass.tg_K, tg_err_K=glass.tg_err_K,
             haven_ratio=float(np.mean(hv)) if hv else None, structure=_clean(struct), plots=plots,
-            messages=messages, provenance=_prov(provenance, calculator=calculator))
+            messages=messages,
+            provenance=_prov(provenance, calculator=(glass.provenance or {}).get("calculator",
+                                                                                  calculator)))
 
 
 def _structure_metrics(path: str, messages: list[str]) -> dict[str, Any]:

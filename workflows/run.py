@@ -536,6 +536,7 @@ def collect_results(workdir: str | Path, config: Config | None = None,
             "sigma_300K_err_mS_cm": None, "d_300K_cm2_s": None, "d_300K_err_cm2_s": None,
             "tg_K": (glass or {}).get("tg_K"), "tg_err_K": (glass or {}).get("tg_err_K"),
             "haven_ratio": None, "structure": {}, "plots": {}, "messages": [],
+            "provenance": (glass or build or {}).get("provenance"),
             "complete": summ is not None,
         }
         if summ is not None:
