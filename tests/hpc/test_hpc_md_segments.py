@@ -53,6 +53,9 @@ def test_segmented_md_equals_uninterrupted_md(tmp_path, monkeypatch):
     args = _glass()
     steps = 2000
     monkeypatch.chdir(tmp_path)
+    # warm up (imports, compiled kernels) so the timing below is the MD itself
+    run_locally(md_job(*args, 20), store=JobStore(MemoryStore()), create_folders=True,
+                root_dir=tmp_path / "warm", ensure_success=True, log=False)
     ref_job = md_job(*args, steps)
     t0 = time.perf_counter()
     ref = run_locally(ref_job, store=JobStore(MemoryStore()), create_folders=True,
