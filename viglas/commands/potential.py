@@ -45,7 +45,7 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     ``mq_t_melt_K``, hold ``mq_hold_ps``, cool to 300 K at ``mq_cool_rate_K_ps``). Start: ``start_frames[composition]`` (e.g. a reference frame) or
     :func:`viglas.structures.build_glass` (substitution model), relaxed with the ionic
     potential. Checks: finite energies, no pair
-    closer than 0.7 × contact distance (collapse), mean former coordination and the
+    closer than 0.6 × contact distance (collapse; CONTACT_A, cation–cation 2.6 Å), mean former coordination and the
     share of 4-coordinated Al in the last frames. The NVT run goes in ``segments``
     pieces (run_md extends the run in the same folder) and ``<workdir>/<composition>/
     stability.json`` is rewritten after each, so a long check can be read while it runs
@@ -76,14 +76,21 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
         res: dict[str, Any] = {"finite": bool(all(np.all(np.isfinite(f.positions))
                                                    for f in frames))}
         dmin_rel = np.inf
+        closest = ""
         for f in frames:
             sym = np.array(f.get_chemical_symbols())
             i, j, d = neighbour_list("ijd", f, 3.0)
             if len(i):
                 ref = np.array([CONTACT_A.get(pair_key(a, b), 2.6) for a, b in zip(sym[i], sym[j])])
-                dmin_rel = min(dmin_rel, float(np.min(d / ref)))
+                k = int(np.argmin(d / ref))
+                if d[k] / ref[k] < dmin_rel:
+                    dmin_rel = float(d[k] / ref[k])
+                    closest = f"{pair_key(sym[i][k], sym[j][k])} {d[k]:.2f} A"
         res["min_distance_over_contact"] = dmin_rel
-        res["collapsed"] = bool(dmin_rel < 0.7)
+        res["closest_pair"] = closest
+        # collapse: a pair closer than 0.6 x its typical contact distance (e.g. Al-O
+        # < 1.06 A, Cl-Cl < 2.1 A, cation-cation < 1.56 A) or non-finite positions
+        res["collapsed"] = bool(dmin_rel < 0.6 or not res["finite"])
         sym = set(frames[0].get_chemical_symbols())
         coord = {}
         for m in ("Al", "Ga", "In", "B"):
