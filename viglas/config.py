@@ -319,10 +319,7 @@ CompositionInput = str | dict[str, Any]
 
 def _composition(value: Any):
     """Validate a composition (formula string or {alkali, former, x}) via viglas.structures."""
-    try:
-        from viglas.structures import GlassComposition
-    except ImportError:  # package __init__ not yet exporting it
-        from viglas.structures.composition import GlassComposition
+    from viglas.structures import GlassComposition
 
     if isinstance(value, GlassComposition):
         return value

@@ -39,10 +39,8 @@ __all__ = ["BuildGlassMaker", "MeltQuenchMaker", "ProductionMDMaker",
 
 # ----------------------------------------------------------------------------- helpers
 def _composition(value: Any):
-    try:
-        from viglas.structures import GlassComposition
-    except ImportError:
-        from viglas.structures.composition import GlassComposition
+    from viglas.structures import GlassComposition
+
     if isinstance(value, GlassComposition):
         return value
     if isinstance(value, str):
@@ -129,20 +127,15 @@ def _calculator_provenance(calc, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_atoms(path: str):
-    try:
-        from viglas.structures import read_structure
-    except ImportError:  # pragma: no cover - structures always ships it
-        from ase.io import read as read_structure
+    from viglas.structures import read_structure
+
     return read_structure(path)
 
 
 def _write_atoms(atoms, path: Path) -> str:
-    try:
-        from viglas.structures import write_structure
-        write_structure(atoms, path)
-    except ImportError:  # pragma: no cover
-        from ase.io import write
-        write(str(path), atoms)
+    from viglas.structures import write_structure
+
+    write_structure(atoms, path)
     return str(path.resolve())
 
 
@@ -150,15 +143,6 @@ def _density(atoms) -> float:
     from viglas.units import density_g_cm3
 
     return float(density_g_cm3(float(atoms.get_masses().sum()), float(atoms.get_volume())))
-
-
-def _attr(obj: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return default
 
 
 # ----------------------------------------------------------------------------- makers
@@ -293,16 +277,6 @@ class MeltQuenchMaker(Maker):
             tg_plot=tg_plot, provenance=prov)
 
 
-def _accepts(func, name: str) -> bool:
-    import inspect
-
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 @dataclass
 class ProductionMDMaker(Maker):
     """Equilibrate then run production MD at one temperature (``run_md``).
@@ -337,7 +311,7 @@ class ProductionMDMaker(Maker):
         atoms = _read_atoms(path)
         calc = _get_calculator(self.calculator)
         here = Path.cwd()
-        extra = {"progress": self.progress} if _accepts(run_md, "progress") else {}
+        extra = {"progress": self.progress}
         pressure = self.pressure_GPa if self.ensemble == "npt" else None
         if self.equilibration_steps > 0:
             eq_npt = self.equilibration_ensemble == "npt"
@@ -358,10 +332,10 @@ class ProductionMDMaker(Maker):
                       temperature_K=float(t_K), pressure_GPa=pressure, timestep_fs=self.timestep_fs,
                       steps=self.steps, save_every=self.save_every, workdir=here / "prod",
                       seed=seed + 1, checkpoint_every=self.checkpoint_every, **extra)
-        final = _attr(prod, "atoms", "final_atoms")
+        final = prod.atoms.copy()
         final.calc = None
         fpath = _write_atoms(final, here / "final.extxyz")
-        traj = Path(_attr(prod, "trajectory", "trajectory_path"))
+        traj = Path(prod.trajectory)
         if not traj.is_absolute():
             traj = here / "prod" / traj
         return ProductionDoc(
@@ -370,10 +344,9 @@ class ProductionMDMaker(Maker):
             steps=self.steps, timestep_fs=self.timestep_fs, save_every=self.save_every,
             equilibration_steps=self.equilibration_steps, ensemble=self.ensemble,
             thermostat=self.thermostat,
-            mean_temperature_K=_finite(_attr(prod, "mean_temperature_K", "temperature_K")),
-            density_g_cm3=_finite(_attr(prod, "mean_density_g_cm3", "density_g_cm3",
-                                        default=_density(final))),
-            volume_A3=_finite(_attr(prod, "mean_volume_A3", "volume_A3", default=final.get_volume())),
+            mean_temperature_K=_finite(prod.mean_temperature_K),
+            density_g_cm3=_finite(prod.mean_density_g_cm3),
+            volume_A3=_finite(prod.mean_volume_A3),
             provenance=_prov(provenance, calculator=_calculator_provenance(calc, self.calculator),
                              seeds={"equilibration": seed, "production": seed + 1}))
 
@@ -431,10 +404,6 @@ class DiffusionAnalysisMaker(Maker):
             haven_ratio=_finite(res.haven_ratio),
             transport=_drop_arrays(d), msd_plot=msd_plot,
             provenance=_prov(provenance, species=sp))
-
-
-def _maybe(func, **kwargs: Any) -> dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if v is not None and _accepts(func, k)}
 
 
 def _drop_arrays(d: dict[str, Any], max_len: int = 64) -> dict[str, Any]:
@@ -547,7 +516,7 @@ class CompositionSummaryMaker(Maker):
         fa, fv = fit_objs.get("sigma_arrhenius") or fit_objs.get("d_arrhenius"), \
             fit_objs.get("sigma_vft") or fit_objs.get("d_vft")
         if fa is not None and fv is not None:
-            a_aic, v_aic = _finite(_attr(fa, "aic")), _finite(_attr(fv, "aic"))
+            a_aic, v_aic = _finite(fa.aic), _finite(fv.aic)
             if a_aic is not None and v_aic is not None and v_aic < a_aic - 2.0:
                 fits["preferred_model"] = "vft"
         t_rep = self.report_temperature_K
