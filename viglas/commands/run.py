@@ -72,7 +72,10 @@ def register(app: typer.Typer) -> None:
 
         from viglas.workflows.run import collect_results
 
-        res = collect_results(workdir)
+        if (workdir / "jobstore.json").exists() or not (workdir / "results.json").is_file():
+            res = collect_results(workdir)
+        else:  # a copied results directory without the job store
+            res = json.loads((workdir / "results.json").read_text())
         if as_json:
             typer.echo(json.dumps(res, indent=2))
             return
