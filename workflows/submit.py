@@ -529,12 +529,20 @@ def wait_for_flow(flow_id: str, project: str | None = None, *, timeout_s: float 
     or the remaining ones wait on failed parents). Raises :class:`SubmitError` after
     ``timeout_s`` seconds. Returns the last status."""
     t0 = time.monotonic()
+    finished_at = None
     while True:
         st = flow_status(flow_id, project)
         if progress:
             progress(st)
         if st["finished"]:
-            return st
+            # jobflow-remote updates the flow's own state just after the last job's;
+            # wait for it (a flow with a REMOTE_ERROR job stays RUNNING: give up then)
+            finished_at = finished_at or time.monotonic()
+            if st["state"] in ("COMPLETED", "FAILED", "STOPPED", "PAUSED") or \
+                    time.monotonic() - finished_at > max(15.0, 5 * poll_s):
+                return st
+        else:
+            finished_at = None
         if time.monotonic() - t0 > timeout_s:
             raise SubmitError(f"flow not finished after {timeout_s:.0f} s "
                               f"({st['counts']})", field="flow_id", value=flow_id,
