@@ -35,7 +35,7 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
                      timestep_fs: float = 2.0, melt_quench: bool = True, seed: int = 0,
                      start_frames: dict[str, Any] | None = None, segments: int = 10,
                      mq_hold_ps: float = 5.0, mq_cool_rate_K_ps: float = 100.0,
-                     mq_t_melt_K: float = 2000.0,
+                     mq_t_melt_K: float = 1500.0,
                      log: Any = print) -> dict[str, Any]:
     """Stability of the ionic potential in MD for each composition.
 
@@ -45,7 +45,9 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     ``mq_t_melt_K``, hold ``mq_hold_ps``, cool to 300 K at ``mq_cool_rate_K_ps``). Start: ``start_frames[composition]`` (e.g. a reference frame) or
     :func:`viglas.structures.build_glass` (substitution model), relaxed with the ionic
     potential. Checks: finite energies, no pair
-    closer than 0.6 × contact distance (collapse; CONTACT_A, cation–cation 2.6 Å), mean former coordination and the
+    closer than 0.6 × contact distance (collapse; CONTACT_A, cation–cation 2.6 Å), the
+    melt-quench glass not below half the start density (explosion), mean former
+    coordination and the
     share of 4-coordinated Al in the last frames. The NVT run goes in ``segments``
     pieces (run_md extends the run in the same folder) and ``<workdir>/<composition>/
     stability.json`` is rewritten after each, so a long check can be read while it runs
@@ -144,6 +146,8 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
             log(f"{comp}: NVT {nvt_ps} ps at {t_K} K done: {entry['nvt']['coordination']}")
             if melt_quench:
                 dq = cdir / "melt_quench"
+                start_density = float(np.sum(fr[-1].get_masses()) * 1.66053906660
+                                       / fr[-1].get_volume())
                 q = mq(fr[-1], IonicPotential(params), t_melt_K=mq_t_melt_K, t_final_K=300.0,
                        hold_ps=mq_hold_ps, cool_rate_K_ps=mq_cool_rate_K_ps, pressure_GPa=0.0,
                        timestep_fs=timestep_fs, workdir=dq, seed=seed, progress=False)
@@ -154,12 +158,17 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
                                         "pressure_GPa": 0.0, "timestep_fs": timestep_fs,
                                         "ensemble": "npt (run_md langevin barostat)",
                                         "density_g_cm3": q.final_density_g_cm3,
+                                        "start_density_g_cm3": start_density,
                                         "frames_checked": len(glass_frames),
                                         **check(glass_frames)}
+                # a glass at under half the start density has boiled / blown apart
+                entry["melt_quench"]["exploded"] = bool(
+                    q.final_density_g_cm3 < 0.5 * start_density)
                 log(f"{comp}: melt-quench done: {entry['melt_quench']['coordination']}")
             entry["stable"] = bool(entry["nvt"]["finite"] and not entry["nvt"]["collapsed"]
                                    and (not melt_quench or (entry["melt_quench"]["finite"] and
-                                        not entry["melt_quench"]["collapsed"])))
+                                        not entry["melt_quench"]["collapsed"]
+                                        and not entry["melt_quench"]["exploded"])))
         except Exception as exc:  # a failure is a result here: report it
             entry["error"] = f"{type(exc).__name__}: {exc}"
             entry["stable"] = False
@@ -269,6 +278,8 @@ def register(app: typer.Typer) -> None:
         t_k: float = typer.Option(1000.0, "--t-K", help="NVT temperature in K."),
         timestep_fs: float = typer.Option(2.0, help="MD time step in fs."),
         melt_quench: bool = typer.Option(True, help="Also run a melt-quench."),
+        t_melt_k: float = typer.Option(1500.0, "--t-melt-K",
+                                       help="Melt temperature of the melt-quench, K."),
         n_atoms: int = typer.Option(64, help="Atoms per cell (about)."),
         seed: int = typer.Option(0, help="Seed."),
     ) -> None:
@@ -280,6 +291,7 @@ def register(app: typer.Typer) -> None:
         comps = [c.strip() for c in compositions.split(",") if c.strip()]
         res = stability_checks(parameters, comps, workdir, n_atoms=n_atoms, nvt_ps=nvt_ps,
                                t_K=t_k, timestep_fs=timestep_fs, melt_quench=melt_quench,
+                               mq_t_melt_K=t_melt_k,
                                seed=seed, log=typer.echo)
         data = json.loads(Path(report).read_text()) if Path(report).exists() else {}
         data.setdefault("stability", {}).update(res)

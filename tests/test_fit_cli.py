@@ -1,0 +1,52 @@
+"""``viglas fit-potential`` end to end, with the ionic potential itself as the reference."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest
+
+from viglas.cli import main
+from viglas.potentials.fit import initial_parameters
+from viglas.potentials.parameters import load_parameters, save_parameters
+
+
+def test_fit_potential_cli_recovers_ionic_reference(tmp_path):
+    truth = initial_parameters(["Li", "Al", "Cl", "O"], charge_scale=0.75)
+    save_parameters(truth, tmp_path / "truth.yaml")
+    out = tmp_path / "out" / "params.yaml"
+    spec = json.dumps({"parameters": str(tmp_path / "truth.yaml")})
+    rc = main(["fit-potential", "--reference", "ionic", "--reference-params", spec,
+               "-c", "LiAlCl2.5O0.75", "--n-atoms", "21", "--rounds", "1",
+               "--iter-steps", "60", "--validation-steps", "100", "-o", str(out),
+               "--cache-dir", str(tmp_path / "cache")])
+    assert rc in (0, None)
+    fitted = load_parameters(out)
+    assert fitted.charge_scale == pytest.approx(0.75, abs=1e-3)
+    for key in ("Al-Cl", "Al-O", "Cl-Li"):
+        assert fitted.pairs[key].rho == pytest.approx(truth.pairs[key].rho, rel=1e-2)
+    rep = json.loads(out.with_name("params_report.json").read_text())
+    held = rep["held_out"]["compositions"]["LiAlCl2.5O0.75"]
+    assert held["force_r2"] > 0.999
+    assert rep["provenance"]["reference_spec"]["name"] == "ionic"
+    assert (out.parent / "parity_held_out.png").exists()
+    # a rerun reads every label from the cache: nothing new is labelled
+    n_cached = len(list((tmp_path / "cache").rglob("*.extxyz")))
+    rc = main(["fit-potential", "--reference", "ionic", "--reference-params", spec,
+               "-c", "LiAlCl2.5O0.75", "--n-atoms", "21", "--rounds", "0",
+               "--validation-steps", "100", "-o", str(tmp_path / "again.yaml"),
+               "--cache-dir", str(tmp_path / "cache")])
+    assert rc in (0, None)
+    assert len(list((tmp_path / "cache").rglob("*.extxyz"))) == n_cached
+    again = load_parameters(tmp_path / "again.yaml")
+    assert again.provenance["best_round"] == 0
+    assert again.provenance["n_valid_frames"] == fitted.provenance["n_valid_frames"]
+
+
+def test_fit_potential_rejects_unknown_element(tmp_path):
+    rc = main(["fit-potential", "-c", "LiFeCl4", "-o", str(tmp_path / "p.yaml"),
+               "--cache-dir", str(tmp_path / "c")])
+    assert rc == 2
