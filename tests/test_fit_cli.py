@@ -14,7 +14,9 @@ from viglas.potentials.fit import initial_parameters
 from viglas.potentials.parameters import load_parameters, save_parameters
 
 
+@pytest.mark.slow
 def test_fit_potential_cli_recovers_ionic_reference(tmp_path):
+    """Sampling + labelling + fit + validation through the CLI (about 30 s of CPU)."""
     truth = initial_parameters(["Li", "Al", "Cl", "O"], charge_scale=0.75)
     save_parameters(truth, tmp_path / "truth.yaml")
     out = tmp_path / "out" / "params.yaml"

@@ -129,8 +129,13 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
             per = max(1, steps // segments)
             d = cdir / "nvt"
             done = 0
-            while done < steps:
-                done = min(steps, done + per)
+            if (d / "traj.h5").exists():  # resume: continue from the steps already done
+                with H5MDTrajectory(d / "traj.h5") as tr:
+                    done = min(steps, int(tr.steps[-1]) // per * per)
+            first = True
+            while done < steps or first:
+                first = False
+                done = min(steps, done + per) if done < steps else steps
                 r = run_md(atoms, IonicPotential(params), ensemble="nvt",
                            thermostat="langevin", temperature_K=t_K, timestep_fs=timestep_fs,
                            steps=done, save_every=max(1, steps // 500), workdir=d, seed=seed,
