@@ -124,6 +124,13 @@ def test_composition_interrupted_then_resumed_is_identical(tmp_path):
                 "density_g_cm3"):
         assert a[key] == b[key], key
 
+    # the summary table also reads a copied results.json (no job store)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "results.json").write_text((wd / "results.json").read_text())
+    shown = _cli("results", str(copy))
+    assert shown.returncode == 0 and "complete" in shown.stdout and "Ea (eV)" in shown.stdout
+
     # a second rerun computes nothing
     third = _cli("run", str(cfg_path), "--workdir", str(wd), "--quiet")
     assert third.returncode == 0
