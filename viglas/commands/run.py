@@ -63,16 +63,30 @@ def register(app: typer.Typer) -> None:
     @app.command("results")
     def results(
         workdir: Path = typer.Argument(..., help="Run directory of 'viglas run' (finished "
-                                       "or partial)."),
+                                       "or partial), or the flow id printed by "
+                                       "'viglas submit'."),
         as_json: bool = typer.Option(False, "--json", help="Print results.json instead of "
                                      "tables."),
+        project: str = typer.Option(None, "--project", "-p", help="jobflow-remote project "
+                                    "of a submitted flow (default: jobflow-remote's "
+                                    "default project)."),
     ) -> None:
-        """Print the summary table of a finished or partial run directory."""
+        """Print the summary table of a finished or partial run (local directory or a
+        flow submitted with 'viglas submit')."""
         import json
 
+        from viglas.errors import ConfigError
         from viglas.workflows.run import collect_results
 
-        if (workdir / "jobstore.json").exists() or not (workdir / "results.json").is_file():
+        if project is not None or not workdir.exists():
+            if workdir.suffix or "/" in str(workdir):
+                raise ConfigError("no such run directory", field="workdir",
+                                  value=str(workdir),
+                                  allowed="a 'viglas run' directory or a submitted flow id")
+            from viglas.workflows.submit import remote_results
+
+            res = remote_results(project, str(workdir))
+        elif (workdir / "jobstore.json").exists() or not (workdir / "results.json").is_file():
             res = collect_results(workdir)
         else:  # a copied results directory without the job store
             res = json.loads((workdir / "results.json").read_text())
