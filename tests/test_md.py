@@ -261,3 +261,23 @@ def test_kill9_at_random_moments_then_resume(glass84, tmp_path):
     log = np.genfromtxt(res.log, delimiter=",", names=True)
     np.testing.assert_array_equal(log["step"], np.arange(0, steps + 1, 5))
     assert Path(res.log).read_text() == Path(ref.log).read_text()
+
+
+def test_melt_quench_stops_with_named_error_when_the_melt_boils(tmp_path):
+    """A nearly uncharged, repulsive-only 'melt' at 3000 K and 0 GPa expands without
+    bound: melt_quench must say so (field t_melt_K) instead of returning a gas."""
+    from viglas.errors import MDError
+    from viglas.potentials import load_parameters
+    from viglas.potentials.parameters import parameters_from_dict
+
+    d = load_parameters("trial").model_dump()
+    d["charge_scale"] = 0.02
+    d["pairs"] = {k: {"A": 0.0, "rho": 0.3, "C": 0.0, "B": 50.0} for k in d["pairs"]}
+    gas = IonicPotential(parameters_from_dict(d))
+    atoms = random_cell(LACO_LIKE, 2.2, seed=1, dmin=2.0)
+    with pytest.raises(MDError) as exc:
+        melt_quench(atoms, gas, t_melt_K=3000, t_final_K=2000, hold_ps=0.3,
+                    cool_rate_K_ps=10000, heat_rate_K_ps=1e5, timestep_fs=1.0,
+                    workdir=tmp_path, seed=1, save_every=20, progress=False, pdamp_fs=50)
+    assert exc.value.field == "t_melt_K" and "boiled" in str(exc.value)
+    assert (tmp_path / "melt_quench.h5").exists()  # computed data kept

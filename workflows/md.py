@@ -951,6 +951,10 @@ def melt_quench_schedule(*, t_start_K: float, t_melt_K: float, t_final_K: float,
     return s, t_cool0, t_cool1
 
 
+#: A melt-quench whose density falls below this fraction of the start density has boiled.
+BOIL_DENSITY_FRACTION = 0.5
+
+
 def melt_quench(atoms, calculator, *, t_melt_K: float, t_final_K: float = 300.0,
                 hold_ps: float = 10.0, cool_rate_K_ps: float = 10.0,
                 pressure_GPa: float = 0.0, timestep_fs: float = 1.0,
@@ -969,6 +973,7 @@ def melt_quench(atoms, calculator, *, t_melt_K: float, t_final_K: float = 300.0,
     cooling stage for a glass-transition fit.
     """
     t_start = float(t_final_K if t_start_K is None else t_start_K)
+    rho_start = density_g_cm3(float(np.sum(atoms.get_masses())), atoms.get_volume())
     sched, t0, t1 = melt_quench_schedule(t_start_K=t_start, t_melt_K=t_melt_K,
                                          t_final_K=t_final_K, heat_rate_K_ps=heat_rate_K_ps,
                                          hold_ps=hold_ps, cool_rate_K_ps=cool_rate_K_ps,
@@ -984,6 +989,14 @@ def melt_quench(atoms, calculator, *, t_melt_K: float, t_final_K: float = 300.0,
                      "heat_rate_K_ps": heat_rate_K_ps, "pressure_GPa": pressure_GPa}},
                  **md_kwargs)
     log = _read_log(Path(res.log))
+    rho_min = float(np.min(log["density_g_cm3"])) if len(log["density_g_cm3"]) else rho_start
+    if rho_min < BOIL_DENSITY_FRACTION * rho_start:
+        raise MDError(f"the melt boiled: density fell from {rho_start:.3g} to {rho_min:.3g} "
+                      f"g/cm3 during the melt-quench (trajectory kept: {res.trajectory})",
+                      field="t_melt_K", value=t_melt_K,
+                      allowed="a melt temperature the potential keeps condensed at "
+                      f"{pressure_GPa:g} GPa",
+                      hint="lower t_melt_K or raise pressure_GPa")
     sel = (log["time_fs"] >= t0) & (log["time_fs"] <= t1 + 1e-9)
     return MeltQuenchResult(atoms=res.atoms, trajectory=res.trajectory, log=res.log,
                             temperature_K=log["temperature_K"][sel],
