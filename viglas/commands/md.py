@@ -159,7 +159,7 @@ def melt_quench(
 
     Writes the glass to OUTPUT, the trajectory, and a CSV log whose temperature_K, volume_A3 and potential_energy_eV columns give V(T) and E(T) for a Tg fit. Rerun the same command to resume after an interruption.
 
-    Example: viglas melt-quench laco.cif --t-melt 1500 --t-final 300 --hold-ps 20 --cool-rate 10 -o laco_glass.cif
+    Example: viglas melt-quench laco.cif --t-melt 1000 --t-final 300 --hold-ps 20 --cool-rate 10 -o laco_glass.cif
     """
     from viglas.calculators import check_elements, get_calculator
     from viglas.workflows.md import melt_quench as _mq
