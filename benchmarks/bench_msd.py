@@ -60,29 +60,16 @@ def make_positions(n_frames: int, seed: int = 0) -> tuple[np.ndarray, list[str]]
 
 
 def write_h5md(path: Path, pos: np.ndarray, symbols: list[str]) -> None:
-    """Bulk-write the H5MDWriter layout (wrapped positions + image flags)."""
-    import h5py
+    """Write the trajectory with viglas' own writer, in blocks (gzip, as MD writes it)."""
     from ase.data import atomic_masses, atomic_numbers
 
-    cell = np.eye(3) * L
-    img = np.floor(pos / L).astype(np.int32)
-    wrapped = pos - img * L
-    t = len(pos)
+    from viglas.trajectory import H5MDWriter
+
     numbers = np.array([atomic_numbers[s] for s in symbols], dtype=np.int32)
-    with h5py.File(path, "w") as f:
-        f.create_group("h5md").attrs["version"] = np.array([1, 1], dtype=np.int32)
-        p = f.create_group("particles/all")
-        for name, val in (("box/edges", np.broadcast_to(cell, (t, 3, 3))),
-                          ("position", wrapped), ("image", img)):
-            g = p.create_group(name)
-            g.create_dataset("step", data=np.arange(t))
-            g.create_dataset("time", data=np.arange(t) * DT_FS)
-            g.create_dataset("value", data=val, chunks=(min(64, t),) + val.shape[1:])
-        p.create_dataset("species", data=numbers)
-        p.create_dataset("mass", data=atomic_masses[numbers])
-        par = f.create_group("parameters/viglas")
-        par.attrs["timestep_fs"] = DT_FS
-        par.attrs["metadata_json"] = "{}"
+    with H5MDWriter(path, numbers, atomic_masses[numbers], timestep_fs=DT_FS) as w:
+        for s in range(0, len(pos), 10000):
+            e = min(len(pos), s + 10000)
+            w.append_frames(np.arange(s, e), np.arange(s, e) * DT_FS, pos[s:e], np.eye(3) * L)
 
 
 def run_viglas(h5: str) -> dict:

@@ -48,3 +48,29 @@ def test_h5md_roundtrip_unwrap_and_resume(tmp_path):
         chunks = [p for _, p in t.iter_chunks(chunk=5, indices=[0, 2])]
         np.testing.assert_allclose(np.concatenate(chunks), traj[:, [0, 2]], atol=1e-10)
         assert t.symbols == ["Li", "Li", "Al", "Cl", "O"]
+
+
+def test_h5md_block_append_equals_frame_by_frame(tmp_path):
+    rng = np.random.default_rng(1)
+    n, frames = 4, 9
+    cells = np.array([np.diag([5.0, 6.0, 7.0]) * (1 + 0.01 * i) for i in range(frames)])
+    traj = np.cumsum(rng.normal(scale=2.0, size=(frames, n, 3)), axis=0)
+    temps = 300.0 + rng.normal(size=frames)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    numbers = np.array([3, 13, 17, 8])
+    with H5MDWriter(a, numbers, np.ones(n), timestep_fs=1.0) as w:
+        for i in range(frames):
+            w.append(i, float(i), traj[i], cells[i], observables={"temperature": temps[i]})
+    with H5MDWriter(b, numbers, np.ones(n), timestep_fs=1.0) as w:
+        w.append_frames(range(5), np.arange(5.0), traj[:5], cells[:5],
+                        observables={"temperature": temps[:5]})
+        w.append_frames(range(5, frames), np.arange(5.0, frames), traj[5:], cells[5:],
+                        observables={"temperature": temps[5:]})
+        with pytest.raises(ViglasError):
+            w.append_frames([0], [0.0], traj[:2], cells[0])
+    with H5MDTrajectory(a) as ta, H5MDTrajectory(b) as tb:
+        np.testing.assert_array_equal(ta.positions(), tb.positions())
+        np.testing.assert_allclose(tb.positions(), traj, atol=1e-10)
+        np.testing.assert_array_equal(ta.cells(), tb.cells())
+        np.testing.assert_array_equal(ta.observable("temperature")[1],
+                                      tb.observable("temperature")[1])

@@ -131,40 +131,64 @@ class H5MDWriter:
         return int(self._f["particles/all/position/step"].shape[0])
 
     @staticmethod
-    def _append(g, step: int, time_fs: float, value) -> None:
-        n = g["step"].shape[0]
-        for key in ("step", "time", "value"):
-            g[key].resize(n + 1, axis=0)
-        g["step"][n] = step
-        g["time"][n] = time_fs
-        g["value"][n] = value
+    def _append(g, steps: np.ndarray, times_fs: np.ndarray, values: np.ndarray) -> None:
+        n, k = g["step"].shape[0], len(steps)
+        for key, data in (("step", steps), ("time", times_fs), ("value", values)):
+            g[key].resize(n + k, axis=0)
+            g[key][n:] = data
 
     def append(self, step: int, time_fs: float, positions: np.ndarray, cell: np.ndarray,
                velocities: np.ndarray | None = None,
                observables: Mapping[str, float] | None = None) -> None:
-        """Write one frame. ``positions`` are unwrapped (continuous) Cartesian Å."""
-        cell = np.asarray(cell, dtype=np.float64)
+        """Write one frame. ``positions`` are unwrapped (continuous) Cartesian Å.
+
+        For many frames prefer :meth:`append_frames`: each HDF5 append costs a resize
+        and a chunk rewrite (tens of ms with compression)."""
+        self.append_frames([step], [time_fs], np.asarray(positions)[None],
+                           np.asarray(cell)[None],
+                           None if velocities is None else np.asarray(velocities)[None],
+                           None if observables is None else
+                           {k: [v] for k, v in observables.items()})
+
+    def append_frames(self, steps, times_fs, positions: np.ndarray, cells: np.ndarray,
+                      velocities: np.ndarray | None = None,
+                      observables: Mapping[str, np.ndarray] | None = None) -> None:
+        """Write a block of frames at once.
+
+        ``positions`` (n, N, 3) unwrapped Cartesian Å; ``cells`` (n, 3, 3) or one (3, 3)
+        cell for all frames; ``velocities`` (n, N, 3) Å/fs; ``observables`` maps a name
+        to n values. Stored as wrapped positions + image flags.
+        """
+        steps = np.asarray(steps, dtype=np.int64)
+        times = np.asarray(times_fs, dtype=np.float64)
         pos = np.asarray(positions, dtype=np.float64)
-        frac = pos @ np.linalg.inv(cell)
-        image = np.floor(frac).astype(np.int32)
-        wrapped = (frac - image) @ cell
+        n = len(steps)
+        if pos.shape != (n, self.n_atoms, 3) or len(times) != n:
+            raise TrajectoryError("frame block has the wrong shape", field="positions",
+                                  value=f"{pos.shape}, {n} steps, {len(times)} times",
+                                  allowed=f"({n}, {self.n_atoms}, 3) with one time per step")
+        cells = np.broadcast_to(np.asarray(cells, dtype=np.float64), (n, 3, 3))
+        frac = np.einsum("faj,fji->fai", pos, np.linalg.inv(cells))
+        image = np.floor(frac)
+        wrapped = np.einsum("fai,fij->faj", frac - image, cells)
         p = self._f["particles/all"]
-        self._append(p["box/edges"], step, time_fs, cell)
-        self._append(p["position"], step, time_fs, wrapped)
-        self._append(p["image"], step, time_fs, image)
+        self._append(p["box/edges"], steps, times, cells)
+        self._append(p["position"], steps, times, wrapped)
+        self._append(p["image"], steps, times, image.astype(np.int32))
         if self._velocities:
             if velocities is None:
                 raise TrajectoryError("this trajectory stores velocities; pass them",
                                       field="velocities", value=None)
-            self._append(p["velocity"], step, time_fs, velocities)
+            self._append(p["velocity"], steps, times, velocities)
         if observables:
             obs = self._f["observables"]
-            for name, val in observables.items():
+            fresh = self.n_frames == n  # series may only be declared with the first frames
+            for name, vals in observables.items():
                 if name not in obs:
-                    if self.n_frames > 1:
-                        continue  # only series declared before the first frame are kept
+                    if not fresh:
+                        continue
                     self._series(obs, name, (), np.float64, _OBS_UNITS.get(name))
-                self._append(obs[name], step, time_fs, float(val))
+                self._append(obs[name], steps, times, np.asarray(vals, dtype=np.float64))
 
     def truncate(self, n_frames: int) -> None:
         """Drop every frame after the first ``n_frames`` (used when resuming)."""
