@@ -22,7 +22,7 @@ fi
 
 # Optional: regenerate the CANDIDATE set default_candidate_e50.yaml (not the default;
 # see default_report.json "improvement_attempts"). Same round-0 training frames as above
-# plus every kind=iter CHGNet-labelled ionic-MD frame in the label cache (72 on the
+# plus every kind=iter CHGNet-labelled ionic-MD frame in the label cache (189 on the
 # machine that made it; the set depends on what earlier refit rounds left in the cache),
 # energy_weight 50 instead of 10. About 1 min. VIGLAS_FIT_CANDIDATE=1 runs it after the
 # default; VIGLAS_FIT_CANDIDATE=only runs only this block.
