@@ -60,7 +60,7 @@ def make_positions(n_frames: int, seed: int = 0) -> tuple[np.ndarray, list[str]]
 
 
 def write_h5md(path: Path, pos: np.ndarray, symbols: list[str]) -> None:
-    """Write the trajectory with viglas' own writer, in blocks (gzip, as MD writes it)."""
+    """Write the trajectory with viglas' own writer, in blocks (lzf, the format MD writes by default)."""
     from ase.data import atomic_masses, atomic_numbers
 
     from viglas.trajectory import H5MDWriter

