@@ -23,7 +23,6 @@ temperatures, plus small random strains (for the stress) and rattled copies.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -57,7 +56,6 @@ DEFAULT_COMPOSITIONS: tuple[str, ...] = (
 #: Default reference calculator spec.
 CHGNET_SPEC: dict[str, Any] = {"name": "chgnet", "params": {"model": "0.3.0"}}
 
-_FORMULA_RE = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")
 
 # Rough ionic volumes (Å^3 per ion) for a first density guess when the structures
 # module is not used: fitted by eye to LiCl, NaCl, AlCl3 and Al2O3 molar volumes.
@@ -68,27 +66,16 @@ _ANIONS = {"Cl", "O"}
 
 
 def parse_formula(formula: str) -> dict[str, float]:
-    """Element -> amount per formula unit for a formula such as ``LiAlCl2.5O0.75``."""
-    if not isinstance(formula, str) or not formula.strip():
-        raise CompositionError("empty formula", field="composition", value=formula,
-                               allowed="a formula such as LiAlCl2.5O0.75")
-    text = formula.replace(" ", "")
-    out: dict[str, float] = {}
-    pos = 0
-    for m in _FORMULA_RE.finditer(text):
-        if m.start() != pos:
-            break
-        el, amount = m.group(1), m.group(2)
-        if el not in ELEMENTS:
-            raise CompositionError("element not covered by the ionic potential",
-                                   field="composition", value=el,
-                                   allowed=", ".join(ELEMENTS))
-        out[el] = out.get(el, 0.0) + (float(amount) if amount else 1.0)
-        pos = m.end()
-    if pos != len(text) or not out:
-        raise CompositionError("cannot parse formula", field="composition",
-                               value=formula, allowed="a formula such as LiAlCl2.5O0.75")
-    return out
+    """Element -> amount per formula unit for a formula such as ``LiAlCl2.5O0.75``.
+
+    Parsing and the charge-balance check are those of
+    :meth:`viglas.structures.GlassComposition.from_formula`; elements with zero amount
+    are left out.
+    """
+    from viglas.structures import GlassComposition
+
+    counts = GlassComposition.from_formula(formula).counts_per_fu()
+    return {el: float(v) for el, v in counts.items() if v > 0}
 
 
 def _formula_counts(formula: str, n_atoms: int) -> dict[str, int]:
