@@ -238,16 +238,7 @@ def plot_parity(frames: Sequence[Atoms], params: IonicParameters, path: str | Pa
         ax.set_ylabel("ionic F (eV/Å)", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=5, markerscale=3, loc="upper left")
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_grid(fig, axes, n, title, path)
 
 
 def plot_rdf_overlay(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
@@ -271,16 +262,7 @@ def plot_rdf_overlay(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
         ax.set_ylabel("g(r)", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=6)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_grid(fig, axes, n, title, path)
 
 
 def _clean(obj: Any) -> Any:
@@ -361,3 +343,19 @@ def validation_report(params: IonicParameters, valid: Sequence[Atoms], *,
                 curves, plots_dir / f"{plot_prefix}rdf_overlay.png",
                 f"g(r) reference vs ionic, {md_temperature_K:.0f} K").name)
     return report
+
+
+def _finish_grid(fig, axes, n_used: int, title: str, path: str | Path) -> Path:
+    """Blank the unused panels, add the title, save the figure as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes.ravel()[n_used:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
