@@ -74,3 +74,26 @@ def test_h5md_block_append_equals_frame_by_frame(tmp_path):
         np.testing.assert_array_equal(ta.cells(), tb.cells())
         np.testing.assert_array_equal(ta.observable("temperature")[1],
                                       tb.observable("temperature")[1])
+
+
+def test_h5md_append_series_copies_stored_frames_and_requires_every_series(tmp_path):
+    rng = np.random.default_rng(2)
+    traj = np.cumsum(rng.normal(scale=2.0, size=(6, 3, 3)), axis=0)
+    cell = np.diag([4.0, 5.0, 6.0])
+    src, dst = tmp_path / "src.h5", tmp_path / "dst.h5"
+    with H5MDWriter(src, [3, 17, 8], np.ones(3), timestep_fs=1.0) as w:
+        w.append_frames(range(6), np.arange(6.0), traj, cell)
+    import h5py
+
+    with H5MDWriter(dst, [3, 17, 8], np.ones(3), timestep_fs=1.0) as w, \
+            h5py.File(src, "r") as f:
+        names = w.series_names()
+        assert set(names) == {"particles/all/box/edges", "particles/all/position",
+                              "particles/all/image"}
+        with pytest.raises(ViglasError):
+            w.append_series([0], [0.0], {"particles/all/position": f[names[0]]["value"][:1]})
+        w.append_series(f["particles/all/position/step"][:4], np.arange(4.0),
+                        {g: f[g]["value"][:4] for g in names})
+        w.append_frames(range(4, 6), np.arange(4.0, 6.0), traj[4:], cell)
+    with H5MDTrajectory(dst) as t:
+        np.testing.assert_allclose(t.positions(), traj, atol=1e-10)

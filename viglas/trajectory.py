@@ -140,6 +140,30 @@ class H5MDWriter:
             g[key].resize(n + k, axis=0)
             g[key][n:] = data
 
+    def series_names(self) -> list[str]:
+        """Group paths of every time series in the file (``particles/all/position``, ...)."""
+        out: list[str] = []
+
+        def visit(name, obj):
+            if hasattr(obj, "keys") and "step" in obj and "value" in obj:
+                out.append(name)
+        self._f.visititems(visit)
+        return out
+
+    def append_series(self, steps, times_fs, series: Mapping[str, np.ndarray]) -> None:
+        """Append a block of frames given as stored (group path -> values, positions
+        already wrapped with their image flags), e.g. copied from another viglas H5MD
+        file. Every series of this file must be given."""
+        names = self.series_names()
+        missing = sorted(set(names) - set(series))
+        if missing:
+            raise TrajectoryError("frame block lacks series of this trajectory",
+                                  field="series", value=missing, allowed=", ".join(names))
+        steps = np.asarray(steps, dtype=np.int64)
+        times = np.asarray(times_fs, dtype=np.float64)
+        for name in names:
+            self._append(self._f[name], steps, times, series[name])
+
     def append(self, step: int, time_fs: float, positions: np.ndarray, cell: np.ndarray,
                velocities: np.ndarray | None = None,
                observables: Mapping[str, float] | None = None) -> None:

@@ -348,33 +348,6 @@ def _write_part(path: Path, frames: dict[str, list], velocities: bool) -> None:
     _atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
 
 
-def _series_groups(f) -> list[str]:
-    out: list[str] = []
-
-    def visit(name, obj):
-        if hasattr(obj, "keys") and "step" in obj and "value" in obj:
-            out.append(name)
-    f.visititems(visit)
-    return out
-
-
-def _part_series(z, timestep_fs: float, velocities: bool) -> tuple[np.ndarray, dict]:
-    """H5MD series (group path -> values) of the frames in a part."""
-    steps = z["step"]
-    cells = z["cell"]
-    pos = z["positions"]
-    frac = np.einsum("fai,fij->faj", pos, np.linalg.inv(cells))
-    image = np.floor(frac)
-    wrapped = np.einsum("fai,fij->faj", frac - image, cells)
-    series = {"particles/all/box/edges": cells, "particles/all/position": wrapped,
-              "particles/all/image": image.astype(np.int32)}
-    if velocities:
-        series["particles/all/velocity"] = z["velocities"]
-    for name in OBSERVABLES:
-        series[f"observables/{name}"] = z[name]
-    return steps, series
-
-
 def _merge(dest: Path, old: tuple[Path, int] | None, parts: list[Path], numbers, masses,
            timestep_fs: float, velocities: bool, metadata: dict,
            compression: str | None = "lzf") -> int:
@@ -385,55 +358,44 @@ def _merge(dest: Path, old: tuple[Path, int] | None, parts: list[Path], numbers,
     from viglas.trajectory import H5MDWriter
 
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,
-               observables=OBSERVABLES, metadata=metadata, compression=compression).close()
+    dt = float(timestep_fs)
     total = 0
-
-    def append(out, groups, steps, series):
-        times = steps * float(timestep_fs)
-        for gname in groups:
-            g = out[gname]
-            m = g["step"].shape[0]
-            k = len(steps)
-            for ds, data in (("step", steps), ("time", times), ("value", series[gname])):
-                g[ds].resize(m + k, axis=0)
-                g[ds][m:] = data
-
-    with h5py.File(tmp, "a") as out:
-        groups = _series_groups(out)
+    with H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,
+                    observables=OBSERVABLES, metadata=metadata, compression=compression) as w:
         if old is not None:
             src, n_keep = old
+            groups = w.series_names()
             with h5py.File(src, "r") as f:
+                for gname in groups:
+                    if gname not in f:
+                        raise CheckpointError("existing trajectory lacks a series",
+                                              field="trajectory", value=f"{src}:{gname}")
                 n = min(n_keep, f["particles/all/position/step"].shape[0])
                 for start in range(0, n, 1000):
                     stop = min(n, start + 1000)
                     steps = f["particles/all/position/step"][start:stop]
-                    series = {}
-                    for gname in groups:
-                        if gname not in f:
-                            raise CheckpointError("existing trajectory lacks a series",
-                                                  field="trajectory", value=f"{src}:{gname}")
-                        series[gname] = f[gname]["value"][start:stop]
-                    append(out, groups, steps, series)
+                    w.append_series(steps, steps * dt,
+                                    {g: f[g]["value"][start:stop] for g in groups})
                 total += n
         # batch parts so that each HDF5 append moves ~64 MB
-        batch: list[tuple[np.ndarray, dict]] = []
+        keys = ("step", "cell", "positions", *(("velocities",) if velocities else ()),
+                *OBSERVABLES)
+        batch: list[dict[str, np.ndarray]] = []
         size = 0
 
         def flush():
             nonlocal batch, size
             if batch:
-                steps = np.concatenate([b[0] for b in batch])
-                series = {g: np.concatenate([b[1][g] for b in batch]) for g in groups}
-                append(out, groups, steps, series)
+                b = {k: np.concatenate([part[k] for part in batch]) for k in keys}
+                w.append_frames(b["step"], b["step"] * dt, b["positions"], b["cell"],
+                                b.get("velocities"), {name: b[name] for name in OBSERVABLES})
             batch, size = [], 0
 
         for part in parts:
             with np.load(part) as z:
-                steps, series = _part_series(z, timestep_fs, velocities)
-            batch.append((steps, series))
-            size += series["particles/all/position"].nbytes
-            total += len(steps)
+                batch.append({k: z[k] for k in keys})
+            size += batch[-1]["positions"].nbytes
+            total += len(batch[-1]["step"])
             if size > 64 * 2**20:
                 flush()
         flush()
