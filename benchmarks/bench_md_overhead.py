@@ -12,6 +12,8 @@ trajectory frames, checkpoints, final merge into H5MD. Two runs are timed:
   ``--save-every`` steps (default 10), default checkpointing (>= 500 steps per segment),
   progress bar off, thermostat ``--thermostat`` (default langevin).
 * ``ase``: the bare ASE Langevin loop (``dyn.run(steps)``), no observers, for reference.
+* ``fused``: the bare loop of viglas' own NVT integrator (``LangevinBAOAB_NVT.step``),
+  no observers: what run_md uses for ``thermostat="langevin"`` in NVT.
 
 Usage::
 
@@ -81,6 +83,25 @@ def run_ase(atoms, steps: int) -> dict:
             "overhead": wall / acc["t"] - 1.0}
 
 
+def run_fused(atoms, steps: int) -> dict:
+    import numpy as np
+    from ase import units
+
+    from viglas.workflows.md import LangevinBAOAB_NVT
+
+    a = atoms.copy()
+    calc, acc = _timed_calc()
+    a.calc = calc
+    dyn = LangevinBAOAB_NVT(a, 1.0 * units.fs, temperature_K=1000, friction=0.01 / units.fs,
+                            rng=np.random.default_rng(1))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        dyn.step()
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "force_s": acc["t"], "force_calls": acc["n"],
+            "overhead": wall / acc["t"] - 1.0}
+
+
 def main(argv=None) -> dict:
     from bench_forces import melt
 
@@ -93,23 +114,26 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     atoms = melt(args.atoms)
-    rows = {"run_md": [], "ase": []}
+    rows = {"run_md": [], "ase": [], "fused": []}
     load0 = os.getloadavg()
     for _ in range(args.repeats):
         rows["run_md"].append(run_viglas(atoms, args.steps, args.save_every,
                                          thermostat=args.thermostat))
         rows["ase"].append(run_ase(atoms, args.steps))
+        rows["fused"].append(run_fused(atoms, args.steps))
     out = {"n_atoms": len(atoms), "steps": args.steps, "save_every": args.save_every,
            "thermostat": args.thermostat,
            "load_avg": [load0, os.getloadavg()], "runs": rows,
            "run_md_overhead_median": statistics.median(r["overhead"] for r in rows["run_md"]),
            "ase_overhead_median": statistics.median(r["overhead"] for r in rows["ase"]),
+           "fused_overhead_median": statistics.median(r["overhead"] for r in rows["fused"]),
            "ms_per_force_call_median": statistics.median(
                1e3 * r["force_s"] / r["force_calls"] for r in rows["run_md"])}
     print(f"{len(atoms)} atoms, {args.steps} steps, NVT {args.thermostat}, frame+log every "
           f"{args.save_every}: "
           f"run_md overhead {100 * out['run_md_overhead_median']:.1f} % | bare ASE Langevin "
-          f"loop {100 * out['ase_overhead_median']:.1f} % | force call "
+          f"loop {100 * out['ase_overhead_median']:.1f} % | bare fused BAOAB loop "
+          f"{100 * out['fused_overhead_median']:.1f} % | force call "
           f"{out['ms_per_force_call_median']:.2f} ms")
     for r in rows["run_md"]:
         print(f"  run_md: wall {r['wall_s']:.1f} s, in forces {r['force_s']:.1f} s, "

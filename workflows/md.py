@@ -180,6 +180,77 @@ def _fix_com(atoms):
     return _FixCom(atoms.get_masses())
 
 
+class LangevinBAOAB_NVT:
+    """NVT Langevin dynamics, BAOAB splitting, centre of mass fixed; one fused step.
+
+    B: p += F dt/2;  A: x += p dt/(2m);  O: p = c1 p + sqrt((1 - c1^2) m kT) xi;
+    A: x += p dt/(2m);  B: p += F' dt/2,  with c1 = exp(-friction dt) and xi standard
+    normal (Leimkuhler & Matthews, Appl. Math. Res. Express 2013, 34; configurational
+    averages exact to O(dt^2), the best of the Langevin splittings). The random kicks and
+    the forces are projected so the total momentum stays zero and the centre of mass
+    does not diffuse (a Langevin bath otherwise makes it random-walk, which shows up in
+    every MSD). It writes ``atoms.arrays`` in place and draws one normal vector per step,
+    so the step costs a few numpy operations on top of the single force call: it is what
+    keeps the loop overhead of ``run_md`` small (benchmarks/bench_md_overhead.py). The
+    forces are those of ``atoms.calc``, constraints on ``atoms`` are not applied.
+    """
+
+    def __init__(self, atoms, timestep: float, *, temperature_K: float, friction: float,
+                 rng: np.random.Generator):
+        from ase import units
+
+        if friction <= 0:
+            raise ConfigError("Langevin friction must be > 0", field="friction_per_fs",
+                              value=friction * units.fs, allowed="> 0 (1/fs)")
+        self.atoms, self.dt, self.rng, self.friction = atoms, float(timestep), rng, float(friction)
+        m = np.asarray(atoms.get_masses(), dtype=np.float64)[:, None]
+        self._m = m
+        self._mtot = float(m.sum())
+        self._half_dt_over_m = 0.5 * self.dt / m
+        self.c1 = math.exp(-self.friction * self.dt)
+        self._kB = units.kB
+        self._forces: np.ndarray | None = None
+        self._positions_seen: np.ndarray | None = None
+        self.nsteps = 0
+        if atoms.arrays.get("momenta") is None:
+            atoms.set_momenta(np.zeros((len(atoms), 3)), apply_constraint=False)
+        self.set_temperature(temperature_K=temperature_K)
+
+    def set_temperature(self, temperature_K: float) -> None:
+        self.temperature_K = float(temperature_K)
+        kT = self._kB * self.temperature_K
+        self._sigma = np.sqrt((1.0 - self.c1 * self.c1) * kT * self._m)
+
+    def _get_forces(self) -> np.ndarray:
+        f = np.array(self.atoms.calc.get_forces(self.atoms), dtype=np.float64)
+        f -= self._m * (f.sum(axis=0) / self._mtot)  # no net force on the COM
+        return f
+
+    def step(self) -> np.ndarray:
+        atoms = self.atoms
+        p = atoms.arrays["momenta"]
+        x = atoms.arrays["positions"]
+        f = self._forces
+        if f is None or self._positions_seen is None or \
+                not np.array_equal(self._positions_seen, x):
+            f = self._get_forces()  # first step, or someone moved the atoms
+        hdt = 0.5 * self.dt
+        p += hdt * f                                          # B
+        x += p * self._half_dt_over_m                         # A
+        xi = self.rng.standard_normal(p.shape)
+        xi *= self._sigma
+        p *= self.c1                                          # O
+        p += xi
+        p -= self._m * (p.sum(axis=0) / self._mtot)  # total momentum zero
+        x += p * self._half_dt_over_m                         # A
+        f = self._get_forces()
+        p += hdt * f                                          # B
+        self._forces = f
+        self._positions_seen = x.copy()
+        self.nsteps += 1
+        return f
+
+
 class _Integrator:
     """Wraps one ASE integrator: builds it from state, sets targets, saves state."""
 
@@ -202,11 +273,11 @@ class _Integrator:
 
             self.dyn = VelocityVerlet(atoms, dt)
         elif ensemble == "nvt" and thermostat == "langevin":
-            from ase.md.langevin import Langevin
-
-            atoms.set_constraint(_fix_com(atoms))  # no centre-of-mass random walk
-            self.dyn = Langevin(atoms, dt, temperature_K=t_now, friction=friction_per_fs / units.fs,
-                                fixcm=False, rng=rng)
+            # the constraint only tells the observers that 3 DOF are removed; the fused
+            # integrator keeps the centre of mass fixed itself
+            atoms.set_constraint(_fix_com(atoms))
+            self.dyn = LangevinBAOAB_NVT(atoms, dt, temperature_K=t_now,
+                                         friction=friction_per_fs / units.fs, rng=rng)
         elif ensemble == "nvt" and thermostat == "bussi":
             from ase.md.bussi import Bussi
 
@@ -532,6 +603,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
                           allowed="a number in GPa or a schedule")
     if ensemble != "npt":
         p_sched = None
+    if thermostat == "langevin" and not friction_per_fs > 0:
+        raise ConfigError("Langevin friction must be > 0", field="friction_per_fs",
+                          value=friction_per_fs, allowed="> 0 (1/fs), e.g. 0.01")
     if compression not in ("gzip", "lzf", None):
         raise ConfigError("unknown compression", field="compression", value=compression,
                           allowed="gzip, lzf or None")
@@ -576,6 +650,8 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
         "pressure": p_sched.to_dict() if p_sched else None,
         "calculator": _calculator_id(calc, spec), "store_velocities": bool(store_velocities),
     }
+    if ensemble == "nvt" and thermostat == "langevin":
+        signature["integrator"] = "viglas-baoab"  # not ASE's Langevin: no mixed resumes
     run_meta = {"program": "viglas.workflows.md.run_md", "signature": signature,
                 "friction_per_fs": friction_per_fs, "tdamp_fs": tdamp_fs, "pdamp_fs": pdamp_fs,
                 **(metadata or {})}
