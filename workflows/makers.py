@@ -118,7 +118,8 @@ def _calculator_provenance(calc, spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"spec": spec, "class": type(calc).__name__}
     params = getattr(calc, "params", None) or getattr(calc, "parameters", None)
     if hasattr(params, "model_dump"):
-        dumped = params.model_dump(mode="json")
+        dumped = params.identity_dict() if hasattr(params, "identity_dict") else \
+            params.model_dump(mode="json")
         out["parameters_hash"] = stable_hash(dumped)
         prov = dumped.get("provenance") or {}
         out["parameters_reference"] = prov.get("reference")

@@ -149,7 +149,9 @@ def _calculator_id(calc, spec) -> dict[str, Any]:
         return {"name": s.name, "params_hash": stable_hash(s.params)}
     params = getattr(calc, "params", None)
     if hasattr(params, "model_dump"):
-        return {"name": type(calc).__name__, "params_hash": stable_hash(params.model_dump(mode="json"))}
+        dumped = params.identity_dict() if hasattr(params, "identity_dict") else \
+            params.model_dump(mode="json")
+        return {"name": type(calc).__name__, "params_hash": stable_hash(dumped)}
     return {"name": type(calc).__name__}
 
 

@@ -129,6 +129,197 @@ def _numba_kernel():
     return kernel
 
 
+_KERNEL3 = None
+
+
+def _numba_three_body():
+    """Compile (once, cached on disk) the three-body (angle) loop; None without numba."""
+    global _KERNEL3
+    if _KERNEL3 is not None:
+        return _KERNEL3
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel3(pos, cell, i, j, S, types, nbr, tk, tcos0, tgam, trc, forces, virial):
+        """Adds the angle term to ``forces``/``virial``; returns its energy.
+
+        ``nbr[ti * nt + tj]`` is True when type tj is a neighbour of centre type ti.
+        """
+        n = pos.shape[0]
+        nt = tk.shape[0]
+        npairs = i.shape[0]
+        cnt = np.zeros(n + 1, dtype=np.int64)
+        for sweep in range(2):
+            if sweep == 1:
+                for a in range(n):
+                    cnt[a + 1] += cnt[a]
+                nb = cnt[n]
+                bj = np.empty(nb, dtype=np.int64)
+                bd = np.empty((nb, 3))
+                fill = cnt[:n].copy()
+            for p in range(npairs):
+                ii = i[p]
+                jj = j[p]
+                ti = types[ii]
+                tj = types[jj]
+                ci = nbr[ti * nt + tj]
+                cj = nbr[tj * nt + ti]
+                if not (ci or cj):
+                    continue
+                s0 = S[p, 0]
+                s1 = S[p, 1]
+                s2 = S[p, 2]
+                dx = pos[jj, 0] - pos[ii, 0] + s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
+                dy = pos[jj, 1] - pos[ii, 1] + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
+                dz = pos[jj, 2] - pos[ii, 2] + s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
+                r2 = dx * dx + dy * dy + dz * dz
+                if ci and r2 < trc[ti] * trc[ti]:
+                    if sweep == 0:
+                        cnt[ii + 1] += 1
+                    else:
+                        q = fill[ii]
+                        bj[q] = jj
+                        bd[q, 0] = dx
+                        bd[q, 1] = dy
+                        bd[q, 2] = dz
+                        fill[ii] += 1
+                if cj and r2 < trc[tj] * trc[tj]:
+                    if sweep == 0:
+                        cnt[jj + 1] += 1
+                    else:
+                        q = fill[jj]
+                        bj[q] = ii
+                        bd[q, 0] = -dx
+                        bd[q, 1] = -dy
+                        bd[q, 2] = -dz
+                        fill[jj] += 1
+        e = 0.0
+        for c in range(n):
+            s = cnt[c]
+            t = cnt[c + 1]
+            if t - s < 2:
+                continue
+            tc = types[c]
+            k = tk[tc]
+            c0 = tcos0[tc]
+            gam = tgam[tc]
+            rc = trc[tc]
+            for a in range(s, t - 1):
+                ax = bd[a, 0]
+                ay = bd[a, 1]
+                az = bd[a, 2]
+                ra = math.sqrt(ax * ax + ay * ay + az * az)
+                xa = ra - rc
+                fa = math.exp(gam / xa)
+                dfa = -gam / (xa * xa) * fa / ra  # f'(r)/r
+                for b in range(a + 1, t):
+                    bx = bd[b, 0]
+                    by = bd[b, 1]
+                    bz = bd[b, 2]
+                    rb = math.sqrt(bx * bx + by * by + bz * bz)
+                    xb = rb - rc
+                    fb = math.exp(gam / xb)
+                    dfb = -gam / (xb * xb) * fb / rb
+                    irab = 1.0 / (ra * rb)
+                    cs = (ax * bx + ay * by + az * bz) * irab
+                    dl = cs - c0
+                    ff = fa * fb
+                    e += k * dl * dl * ff
+                    w = 2.0 * k * dl * ff
+                    ca = cs / (ra * ra)
+                    cb = cs / (rb * rb)
+                    sa = k * dl * dl * dfa * fb
+                    sb = k * dl * dl * fa * dfb
+                    # dE/d(bond a), dE/d(bond b)
+                    gax = w * (bx * irab - ca * ax) + sa * ax
+                    gay = w * (by * irab - ca * ay) + sa * ay
+                    gaz = w * (bz * irab - ca * az) + sa * az
+                    gbx = w * (ax * irab - cb * bx) + sb * bx
+                    gby = w * (ay * irab - cb * by) + sb * by
+                    gbz = w * (az * irab - cb * bz) + sb * bz
+                    ja = bj[a]
+                    jb = bj[b]
+                    forces[c, 0] += gax + gbx
+                    forces[c, 1] += gay + gby
+                    forces[c, 2] += gaz + gbz
+                    forces[ja, 0] -= gax
+                    forces[ja, 1] -= gay
+                    forces[ja, 2] -= gaz
+                    forces[jb, 0] -= gbx
+                    forces[jb, 1] -= gby
+                    forces[jb, 2] -= gbz
+                    virial[0, 0] += ax * gax + bx * gbx
+                    virial[0, 1] += ax * gay + bx * gby
+                    virial[0, 2] += ax * gaz + bx * gbz
+                    virial[1, 0] += ay * gax + by * gbx
+                    virial[1, 1] += ay * gay + by * gby
+                    virial[1, 2] += ay * gaz + by * gbz
+                    virial[2, 0] += az * gax + bz * gbx
+                    virial[2, 1] += az * gay + bz * gby
+                    virial[2, 2] += az * gaz + bz * gbz
+        return e
+
+    _KERNEL3 = kernel3
+    return kernel3
+
+
+def three_body_numpy(pos, cell, i, j, S, types, nbr, tk, tcos0, tgam, trc, forces, virial):
+    """Vectorised numpy twin of the numba three-body kernel (same arguments/effect)."""
+    nt = len(tk)
+    if len(i) == 0:
+        return 0.0
+    D = (pos[j] - pos[i] + S[:, 0:1] * cell[0] + S[:, 1:2] * cell[1] + S[:, 2:3] * cell[2])
+    r2 = np.einsum("ij,ij->i", D, D)
+    ti, tj = types[i], types[j]
+    ci = nbr[ti * nt + tj] & (r2 < trc[ti] ** 2)
+    cj = nbr[tj * nt + ti] & (r2 < trc[tj] ** 2)
+    centre = np.concatenate([i[ci], j[cj]])
+    other = np.concatenate([j[ci], i[cj]])
+    vec = np.concatenate([D[ci], -D[cj]])
+    if len(centre) < 2:
+        return 0.0
+    order = np.argsort(centre, kind="stable")
+    centre, other, vec = centre[order], other[order], vec[order]
+    nb = len(centre)
+    start = np.searchsorted(centre, centre, side="left")
+    end = np.searchsorted(centre, centre, side="right")
+    n_after = end - np.arange(nb) - 1          # partners b > a in the same centre
+    a_idx = np.repeat(np.arange(nb), n_after)
+    first = np.repeat(np.cumsum(n_after) - n_after, n_after)
+    b_idx = a_idx + 1 + (np.arange(len(a_idx)) - first)
+    del start
+    if len(a_idx) == 0:
+        return 0.0
+    c = centre[a_idx]
+    tc = types[c]
+    k, c0, gam, rc = tk[tc], tcos0[tc], tgam[tc], trc[tc]
+    da, db = vec[a_idx], vec[b_idx]
+    ra = np.sqrt(np.einsum("ij,ij->i", da, da))
+    rb = np.sqrt(np.einsum("ij,ij->i", db, db))
+    fa = np.exp(gam / (ra - rc))
+    fb = np.exp(gam / (rb - rc))
+    dfa = -gam / (ra - rc) ** 2 * fa / ra
+    dfb = -gam / (rb - rc) ** 2 * fb / rb
+    irab = 1.0 / (ra * rb)
+    cs = np.einsum("ij,ij->i", da, db) * irab
+    dl = cs - c0
+    ff = fa * fb
+    e = float(np.sum(k * dl * dl * ff))
+    w = (2.0 * k * dl * ff)[:, None]
+    ga = w * (db * irab[:, None] - (cs / ra**2)[:, None] * da) + (k * dl * dl * dfa * fb)[:, None] * da
+    gb = w * (da * irab[:, None] - (cs / rb**2)[:, None] * db) + (k * dl * dl * fa * dfb)[:, None] * db
+    n = len(pos)
+    for x in range(3):
+        forces[:, x] += (np.bincount(c, weights=ga[:, x] + gb[:, x], minlength=n)
+                         - np.bincount(other[a_idx], weights=ga[:, x], minlength=n)
+                         - np.bincount(other[b_idx], weights=gb[:, x], minlength=n))
+    virial += np.einsum("pi,pj->ij", da, ga) + np.einsum("pi,pj->ij", db, gb)
+    return e
+
+
 _NLIST = None
 
 
@@ -326,6 +517,8 @@ class IonicPotential(Calculator):
                                          value=backend, hint="pip install numba")
         self.backend = "numba" if self._kernel is not None else "numpy"
         self.params: IonicParameters = _resolve(parameters)
+        self._kernel3 = None if self._kernel is None else _numba_three_body() \
+            if self.params.three_body else None
         if skin < 0:
             raise CalculatorError("skin must be >= 0", field="skin", value=skin,
                                   allowed="a distance >= 0 in Angstrom")
@@ -379,6 +572,18 @@ class IonicPotential(Calculator):
                      "B": B.ravel(), "shift": shift.ravel(), "has": has.ravel(),
                      "qq": (COULOMB_EV_A * np.outer(q, q)).ravel()}
         self._e_self = -COULOMB_EV_A * self._self_coef * float(np.sum(self._q_atoms**2))
+        # three-body (angle) tables per type; nbr[x * nt + y]: y is a neighbour of centre x
+        nbr = np.zeros((nt, nt), dtype=bool)
+        tk, tcos0, tgam, trc = (np.zeros(nt) for _ in range(4))
+        for x, sx in enumerate(elements):
+            tb = self.params.three_body.get(sx)
+            if tb is None:
+                continue
+            tk[x], tcos0[x], tgam[x], trc[x] = tb.k, tb.cos0, tb.gamma, tb.cutoff
+            for y, sy in enumerate(elements):
+                nbr[x, y] = sy in tb.neighbours
+        self._has3 = bool(nbr.any())
+        self._tab3 = {"nbr": nbr.ravel(), "k": tk, "cos0": tcos0, "gamma": tgam, "rc": trc}
         self._numbers = atoms.numbers.copy()
         self._nl = None
 
@@ -508,7 +713,14 @@ class IonicPotential(Calculator):
                 raise CalculatorError("two atoms sit on the same point", field="positions",
                                       value=rmin)
             self.min_distance = rmin
-            self._finish(e_sr, e_coul, forces, virial, volume)
+            e3 = 0.0
+            if self._has3:
+                t3 = self._tab3
+                e3 = self._kernel3(np.ascontiguousarray(pos, dtype=np.float64),
+                                   np.ascontiguousarray(cell), nl["i"], nl["j"], nl["S"],
+                                   self._types, t3["nbr"], t3["k"], t3["cos0"], t3["gamma"],
+                                   t3["rc"], forces, virial)
+            self._finish(e_sr, e_coul, forces, virial, volume, e3)
             return
         i, j = nl["i"], nl["j"]
         S = nl["S"]
@@ -557,18 +769,24 @@ class IonicPotential(Calculator):
             forces[:, k] = (np.bincount(i, weights=g[:, k], minlength=n)
                             - np.bincount(j, weights=g[:, k], minlength=n))
         virial = np.einsum("pi,pj->ij", D, g)  # sum_pairs D (x) dE/dD
-        self._finish(e_sr, e_coul, forces, virial, volume)
+        e3 = 0.0
+        if self._has3:
+            t3 = self._tab3
+            e3 = three_body_numpy(np.asarray(pos, dtype=np.float64), cell, i, j, S,
+                                  self._types, t3["nbr"], t3["k"], t3["cos0"], t3["gamma"],
+                                  t3["rc"], forces, virial)
+        self._finish(e_sr, e_coul, forces, virial, volume, e3)
 
     def _finish(self, e_sr: float, e_coul: float, forces: np.ndarray, virial: np.ndarray,
-                volume: float) -> None:
+                volume: float, e3: float = 0.0) -> None:
         sigma = virial / volume
         stress = np.array([sigma[0, 0], sigma[1, 1], sigma[2, 2],
                            0.5 * (sigma[1, 2] + sigma[2, 1]),
                            0.5 * (sigma[0, 2] + sigma[2, 0]),
                            0.5 * (sigma[0, 1] + sigma[1, 0])])
-        energy = e_sr + e_coul + self._e_self
+        energy = e_sr + e_coul + self._e_self + e3
         self.energy_terms = {"short_range": e_sr, "coulomb_pairs": e_coul,
-                             "coulomb_self": self._e_self}
+                             "coulomb_self": self._e_self, "three_body": e3}
         self.results = {"energy": energy, "free_energy": energy, "forces": forces,
                         "stress": stress}
 

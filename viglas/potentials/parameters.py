@@ -15,10 +15,23 @@ The format (``schema: viglas-ionic/1``) is shared by the MD engine
     pairs:                      # key "X-Y", X and Y in alphabetical order
       Al-Cl: {A: 1500.0, rho: 0.30, C: 0.0, B: 0.0, fixed: [C]}
 
+    three_body:                 # optional angle term, key = centre element
+      Al: {k: 2.0, cos0: -0.3333, gamma: 1.0, cutoff: 3.0, neighbours: [Cl, O]}
+
 Pair energy ``A exp(-r/rho) - C/r^6 + B/r^12`` (shifted to zero at
 ``short_range_cutoff``); Coulomb by damped shifted force (Fennell & Gezelter,
 J. Chem. Phys. 124, 234104 (2006)) with ``alpha`` and ``cutoff``. Pairs absent from
 the file have no short-range term, only Coulomb.
+
+The optional three-body term holds the angles X-M-Y at a network former M (X, Y among
+its ``neighbours``) near ``cos0`` (-1/3 = tetrahedral), in the Stillinger-Weber form
+(the three-body part of LAMMPS ``pair_style sw``)::
+
+    E3 = sum_M sum_{X<Y} k (cos theta_XMY - cos0)^2 exp(gamma/(r_MX - rc)) exp(gamma/(r_MY - rc))
+
+for r_MX, r_MY < rc (``cutoff``); the screening makes the term and its derivatives go
+smoothly to zero at rc. Pair terms alone cannot keep AlX4 tetrahedra: the Coulomb
+attraction of a fifth anion wins (see default_report.json, improvement_attempts).
 """
 
 from __future__ import annotations
@@ -37,6 +50,11 @@ DEFAULT_UNITS: dict[str, str] = {
     "A": "eV", "rho": "Angstrom", "C": "eV Angstrom^6", "B": "eV Angstrom^12",
     "charge": "e", "alpha": "1/Angstrom", "cutoff": "Angstrom",
 }
+#: Units of the three-body term (added to ``units`` of files that have one).
+THREE_BODY_UNITS: dict[str, str] = {"k": "eV", "cos0": "1", "gamma": "Angstrom"}
+
+#: Parameter names of a three-body term that a fitter may vary (or list under ``fixed``).
+THREE_BODY_FIELDS = ("k", "cos0", "gamma", "cutoff")
 
 #: Parameter names of one pair that a fitter may vary (or list under ``fixed``).
 PAIR_FIELDS = ("A", "rho", "C", "B")
@@ -89,6 +107,46 @@ class PairParameters(BaseModel):
         return raw(r) - raw(cutoff) if r < cutoff else 0.0
 
 
+class ThreeBodyParameters(BaseModel):
+    """Angle term around one centre element (Stillinger-Weber form, see module doc).
+
+    ``k`` (eV) strength, ``cos0`` target cosine (-1/3 tetrahedral, -1/2 trigonal),
+    ``gamma`` (Å) and ``cutoff`` (Å) of the screening ``exp(gamma/(r - cutoff))``,
+    ``neighbours`` the elements whose angles count; ``fixed`` names a fitter must keep.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: float = Field(ge=0.0, description="strength, eV")
+    cos0: float = Field(ge=-1.0, le=1.0, description="equilibrium cosine")
+    gamma: float = Field(gt=0.0, description="screening length, Angstrom")
+    cutoff: float = Field(gt=0.0, description="bond cutoff, Angstrom")
+    neighbours: list[str] = Field(min_length=1)
+    fixed: list[str] = Field(default_factory=list)
+
+    @field_validator("neighbours")
+    @classmethod
+    def _check_neighbours(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if not _is_element(s)]
+        if bad:
+            raise ValueError(f"unknown element symbols in neighbours: {bad}")
+        return sorted(set(v))
+
+    @field_validator("fixed")
+    @classmethod
+    def _check_fixed(cls, v: list[str]) -> list[str]:
+        bad = [name for name in v if name not in THREE_BODY_FIELDS]
+        if bad:
+            raise ValueError(f"unknown names in fixed: {bad}; allowed: {list(THREE_BODY_FIELDS)}")
+        return v
+
+    def screening(self, r: float) -> float:
+        """exp(gamma/(r - cutoff)) for r < cutoff, else 0."""
+        import math
+
+        return math.exp(self.gamma / (r - self.cutoff)) if r < self.cutoff else 0.0
+
+
 class CoulombSettings(BaseModel):
     """Damped-shifted-force Coulomb: damping ``alpha`` (1/Å) and ``cutoff`` (Å)."""
 
@@ -113,6 +171,7 @@ class IonicParameters(BaseModel):
     coulomb: CoulombSettings = Field(default_factory=CoulombSettings)
     short_range_cutoff: float = Field(default=7.0, gt=0.0)
     pairs: dict[str, PairParameters] = Field(default_factory=dict)
+    three_body: dict[str, ThreeBodyParameters] = Field(default_factory=dict)
 
     @field_validator("schema_")
     @classmethod
@@ -151,6 +210,14 @@ class IonicParameters(BaseModel):
             for sym in key.split("-"):
                 if sym not in self.charges:
                     raise ValueError(f"pair {key} uses {sym}, which has no entry in charges")
+        for centre, tb in self.three_body.items():
+            for sym in [centre, *tb.neighbours]:
+                if sym not in self.charges:
+                    raise ValueError(f"three_body {centre} uses {sym}, which has no entry "
+                                     "in charges")
+            if tb.cutoff > self.short_range_cutoff:
+                raise ValueError(f"three_body {centre} cutoff {tb.cutoff} is beyond "
+                                 f"short_range_cutoff {self.short_range_cutoff}")
         return self
 
     # ------------------------------------------------------------------ helpers
@@ -175,6 +242,14 @@ class IonicParameters(BaseModel):
                               field="charges", value=missing, allowed=", ".join(self.elements),
                               hint="add charges (and pairs) for them to the parameter file")
 
+    def identity_dict(self) -> dict[str, Any]:
+        """JSON dict for hashing (checkpoints, provenance): an empty ``three_body`` is
+        left out, so sets without one hash as they did before the term existed."""
+        d = self.model_dump(mode="json")
+        if not d.get("three_body"):
+            d.pop("three_body", None)
+        return d
+
     def to_yaml_dict(self) -> dict[str, Any]:
         """Plain dict in the file layout (``schema`` key first, pairs sorted)."""
         d = self.model_dump(by_alias=True, mode="json")
@@ -182,6 +257,11 @@ class IonicParameters(BaseModel):
                       for k, p in d["pairs"].items()}
         order = ["schema", "description", "provenance", "units", "charges", "charge_scale",
                  "coulomb", "short_range_cutoff", "pairs"]
+        if d["three_body"]:
+            d["units"] = {**d["units"], **THREE_BODY_UNITS}
+            d["three_body"] = {k: {kk: vv for kk, vv in t.items() if kk != "fixed" or vv}
+                               for k, t in sorted(d["three_body"].items())}
+            order.append("three_body")
         return {k: d[k] for k in order}
 
 
@@ -238,7 +318,13 @@ def parameters_from_dict(data: dict[str, Any], source: str = "<dict>") -> IonicP
         return IonicParameters.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "parameters"
+        loc = ".".join(str(x) for x in err["loc"])
+        if not loc:  # a whole-model check: its message starts with what it is about
+            import re
+
+            m = re.match(r"(?:Value error, )?(three_body|pair) (\S+)", err["msg"])
+            loc = (f"three_body.{m.group(2)}" if m.group(1) == "three_body"
+                   else f"pairs.{m.group(2)}") if m else "parameters"
         loc = loc.replace("schema_", "schema")
         raise ConfigError(f"invalid ionic parameters in {source}: {err['msg']}", field=loc,
                           value=err.get("input") if not isinstance(err.get("input"), dict)
