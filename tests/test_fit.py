@@ -156,3 +156,40 @@ def test_formula_parsing_and_random_cell():
     assert a.get_chemical_formula() == "Al10Cl40Na10"
     d = a.get_all_distances(mic=True)[np.triu_indices(len(a), 1)]
     assert d.min() > 1.4
+
+
+@pytest.fixture(scope="module")
+def truth3(truth):
+    from viglas.potentials.fit import initial_three_body
+
+    tb = {m: t.model_copy(update={"k": 4.0, "cos0": -0.28})
+          for m, t in initial_three_body(["Li", "Al", "Cl", "O"]).items()}
+    return truth.model_copy(update={"three_body": tb})
+
+
+def test_three_body_sums_equal_ionic_potential(truth3):
+    """With the angle term the fitter's evaluation is still exactly IonicPotential's."""
+    assert set(truth3.three_body) == {"Al"}
+    frames = _frames(truth3, n=3, strain=0.03)
+    for frame, pred in zip(frames, predict(frames, truth3)):
+        assert np.allclose(pred["forces"], frame.get_forces(), atol=1e-10)
+        assert np.allclose(pred["stress"], frame.get_stress(), atol=1e-12)
+        assert pred["energy"] == pytest.approx(frame.get_potential_energy(), abs=1e-8)
+
+
+def test_fit_recovers_three_body_and_pairs(truth3):
+    """k and cos0 of the angle term are fitted back together with the pair terms."""
+    frames = _frames(truth3, n=4)
+    pairs = {k: v if k in _walls(truth3) else
+             v.model_copy(update={"A": v.A * 1.3, "rho": v.rho * 1.05})
+             for k, v in truth3.pairs.items()}
+    tb = {"Al": truth3.three_body["Al"].model_copy(update={"k": 1.0, "cos0": -1 / 3,
+                                                           "fixed": ["gamma", "cutoff"]})}
+    start = truth3.model_copy(update={"pairs": pairs, "charge_scale": 0.65, "three_body": tb})
+    res = fit_parameters(frames, start, FitSettings(min_pairs=5))
+    got = res.parameters.three_body["Al"]
+    assert got.k == pytest.approx(4.0, rel=1e-4)
+    assert got.cos0 == pytest.approx(-0.28, abs=1e-5)
+    assert got.fixed == ["gamma", "cutoff"]
+    assert "three_body.Al.k" in res.free and "three_body.Al.cos0" in res.uncertainty
+    assert res.train_metrics["force_r2"] > 0.999999

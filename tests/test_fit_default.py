@@ -116,3 +116,32 @@ def test_ionic_potential_reproduces_reported_heldout_errors(params):
         m = force_metrics(np.concatenate(fp), np.concatenate(fr))
         assert m["force_rmse_eV_A"] == pytest.approx(rep[comp]["force_rmse_eV_A"], rel=1e-3)
         assert m["force_r2"] == pytest.approx(rep[comp]["force_r2"], abs=1e-3)
+
+
+def test_default_has_the_angle_term_of_its_start_file(params):
+    """Al/Ga/In/B carry the three-body term; Al and Ga at the k of default_start.yaml."""
+    start = load_parameters(default_parameters_path().with_name("default_start.yaml"))
+    assert set(params.three_body) == {"Al", "Ga", "In", "B"}
+    for m, tb in params.three_body.items():
+        s = start.three_body[m]
+        assert tb.neighbours == ["Cl", "O"]
+        assert (tb.cos0, tb.gamma, tb.cutoff) == (s.cos0, s.gamma, s.cutoff)
+        assert tb.k >= 0
+        if m in ("Al", "Ga"):
+            assert tb.k == s.k == 5.0 and "k" in tb.fixed
+
+
+def test_report_stability_and_coordination_are_recorded():
+    """The 100 ps / melt-quench checks of the six required compositions are in the
+    report, none collapsed, and Al is mostly 4-coordinated in them."""
+    rep = json.loads(REPORT.read_text())
+    st = rep["stability"]
+    for comp in REQUIRED:
+        nvt = st[comp]["nvt"]
+        assert nvt["time_ps_done"] == pytest.approx(100.0)
+        assert nvt["finite"] and not nvt["collapsed"], comp
+        mq = st[comp]["melt_quench"]
+        assert mq["finite"] and not mq["collapsed"] and not mq["exploded"], comp
+        if "Al" in nvt["coordination"]:
+            assert nvt["coordination"]["Al"]["fraction_4"] > 0.5, comp
+            assert mq["coordination"]["Al"]["fraction_4"] > 0.5, comp

@@ -35,14 +35,15 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
                      timestep_fs: float = 2.0, melt_quench: bool = True, seed: int = 0,
                      start_frames: dict[str, Any] | None = None, segments: int = 10,
                      mq_hold_ps: float = 5.0, mq_cool_rate_K_ps: float = 100.0,
-                     mq_t_melt_K: float = 1500.0,
+                     mq_t_melt_K: float = 1500.0, mq_pressure_GPa: float = 0.0,
                      log: Any = print) -> dict[str, Any]:
     """Stability of the ionic potential in MD for each composition.
 
     For each composition: NVT (Langevin, via :func:`viglas.workflows.md.run_md`) for
     ``nvt_ps`` ps at ``t_K`` with ``timestep_fs``, then (``melt_quench``) a
     melt-quench (:func:`viglas.workflows.md.melt_quench`, NPT at 0 GPa: heat to
-    ``mq_t_melt_K``, hold ``mq_hold_ps``, cool to 300 K at ``mq_cool_rate_K_ps``). Start: ``start_frames[composition]`` (e.g. a reference frame) or
+    ``mq_t_melt_K``, hold ``mq_hold_ps``, cool to 300 K at ``mq_cool_rate_K_ps``, all at
+    ``mq_pressure_GPa``). Start: ``start_frames[composition]`` (e.g. a reference frame) or
     :func:`viglas.structures.build_glass` (substitution model), relaxed with the ionic
     potential. Checks: finite energies, no pair
     closer than 0.6 × contact distance (collapse; CONTACT_A, cation–cation 2.6 Å), the
@@ -154,13 +155,15 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
                 start_density = float(np.sum(fr[-1].get_masses()) * 1.66053906660
                                        / fr[-1].get_volume())
                 q = mq(fr[-1], IonicPotential(params), t_melt_K=mq_t_melt_K, t_final_K=300.0,
-                       hold_ps=mq_hold_ps, cool_rate_K_ps=mq_cool_rate_K_ps, pressure_GPa=0.0,
+                       hold_ps=mq_hold_ps, cool_rate_K_ps=mq_cool_rate_K_ps,
+                       pressure_GPa=mq_pressure_GPa,
                        timestep_fs=timestep_fs, workdir=dq, seed=seed, progress=False)
                 glass_frames = frames_of(Path(q.trajectory), last=10)
                 entry["melt_quench"] = {"t_melt_K": mq_t_melt_K, "t_final_K": 300.0,
                                         "hold_ps": mq_hold_ps,
                                         "cool_rate_K_ps": mq_cool_rate_K_ps,
-                                        "pressure_GPa": 0.0, "timestep_fs": timestep_fs,
+                                        "pressure_GPa": mq_pressure_GPa,
+                                        "timestep_fs": timestep_fs,
                                         "ensemble": "npt (run_md langevin barostat)",
                                         "density_g_cm3": q.final_density_g_cm3,
                                         "start_density_g_cm3": start_density,
@@ -227,6 +230,17 @@ def register(app: typer.Typer) -> None:
         validation_steps: int = typer.Option(1000, help="Steps (2 fs) of the 1000 K MD "
                                                         "with the fitted potential whose "
                                                         "RDF is compared to the reference."),
+        three_body: bool = typer.Option(False, "--three-body/--no-three-body",
+                                        help="Add the angle term around Al/Ga/In/B "
+                                             "(tetrahedral target; strength fitted)."),
+        initial: Optional[Path] = typer.Option(
+            None, "--initial", help="viglas-ionic/1 YAML with starting values; its "
+                                    "'fixed' lists (pairs and three_body) are kept fixed. "
+                                    "Overrides --three-body."),
+        composition_weights: Optional[str] = typer.Option(
+            None, "--composition-weights",
+            help="Extra weight of the force/stress residuals of some compositions, e.g. "
+                 "'LiBCl2.5O0.75=3' (default 1 for all)."),
     ) -> None:
         """Fit the ionic potential (Buckingham + wall + DSF Coulomb) to a reference ML
         potential by force matching, and write the parameters and a report.
@@ -246,9 +260,34 @@ def register(app: typer.Typer) -> None:
         spec = _reference_spec(reference, reference_params)
         comps = [c.strip() for c in compositions.split(",") if c.strip()]
         command = "viglas " + " ".join(sys.argv[1:]) if sys.argv[1:] else "viglas fit-potential"
+        from viglas.errors import ConfigError
+        from viglas.potentials.fit import FitSettings
+
+        weights: dict[str, float] = {}
+        for item in (composition_weights or "").split(","):
+            if not item.strip():
+                continue
+            name, _, val = item.partition("=")
+            try:
+                weights[name.strip()] = float(val)
+            except ValueError:
+                raise ConfigError("composition weight is not 'FORMULA=number'",
+                                  field="composition_weights", value=item,
+                                  hint="e.g. --composition-weights 'LiBCl2.5O0.75=3'") from None
+            if name.strip() not in comps or weights[name.strip()] <= 0:
+                raise ConfigError("composition weight for a composition that is not fitted, "
+                                  "or not > 0", field="composition_weights", value=item,
+                                  allowed=", ".join(comps))
+        start = None
+        if initial is not None:
+            from viglas.potentials.parameters import load_parameters
+
+            start = load_parameters(initial)
         res = fit_to_reference(comps, spec, cache_dir=cache_dir, n_atoms=n_atoms, seed=seed,
                                rounds=rounds, num_threads=threads, command=command,
-                               iter_steps=iter_steps, log=typer.echo)
+                               iter_steps=iter_steps, three_body=three_body, initial=start,
+                               settings=FitSettings(composition_weights=weights),
+                               log=typer.echo)
         params = res["parameters"]
         save_parameters(params, output)
         typer.echo(f"parameters written to {output}")
@@ -285,6 +324,8 @@ def register(app: typer.Typer) -> None:
         melt_quench: bool = typer.Option(True, help="Also run a melt-quench."),
         t_melt_k: float = typer.Option(1500.0, "--t-melt-K",
                                        help="Melt temperature of the melt-quench, K."),
+        pressure_gpa: float = typer.Option(0.0, "--pressure-GPa",
+                                           help="Pressure of the NPT melt-quench, GPa."),
         n_atoms: int = typer.Option(64, help="Atoms per cell (about)."),
         seed: int = typer.Option(0, help="Seed."),
     ) -> None:
@@ -296,7 +337,7 @@ def register(app: typer.Typer) -> None:
         comps = [c.strip() for c in compositions.split(",") if c.strip()]
         res = stability_checks(parameters, comps, workdir, n_atoms=n_atoms, nvt_ps=nvt_ps,
                                t_K=t_k, timestep_fs=timestep_fs, melt_quench=melt_quench,
-                               mq_t_melt_K=t_melt_k,
+                               mq_t_melt_K=t_melt_k, mq_pressure_GPa=pressure_gpa,
                                seed=seed, log=typer.echo)
         data = json.loads(Path(report).read_text()) if Path(report).exists() else {}
         data.setdefault("stability", {}).update(res)

@@ -39,7 +39,8 @@ from ase import Atoms
 from scipy.special import erfc
 
 from viglas.errors import FitError
-from viglas.potentials.parameters import IonicParameters, PairParameters, pair_key
+from viglas.potentials.parameters import (IonicParameters, PairParameters, ThreeBodyParameters,
+                                          pair_key)
 from viglas.units import COULOMB_EV_A
 
 #: eV/Å^3 -> GPa.
@@ -112,11 +113,37 @@ def wall_B(key: str, charge_scale: float, C: float = 0.0,
     return float(2.0 * attr * r_w**12)
 
 
+#: Bond cutoffs (Å) of the three-body term per network former: ~1.3 x its longest
+#: first-shell bond (Al-Cl 2.13-2.3, Ga-Cl 2.17, In-Cl 2.40, B-Cl 1.75 Å) and below the
+#: second anion shell.
+THREE_BODY_CUTOFF_A: dict[str, float] = {"Al": 3.4, "Ga": 3.4, "In": 3.7, "B": 2.9}
+#: Screening length gamma (Å) of the three-body term (fixed in fits). With the cutoffs
+#: above the screening product of two first-shell bonds is ~0.1 and a fifth ligand at
+#: 2.6-2.9 Å (Al) still feels the term, which is what keeps AlX4 tetrahedral.
+THREE_BODY_GAMMA_A: float = 1.5
+
+
+def initial_three_body(elements: Sequence[str], k: float = 1.0) -> dict[str, ThreeBodyParameters]:
+    """Starting angle terms: every network former present (Al, Ga, In, B) keeps its
+    anion–former–anion angles near tetrahedral (``cos0 = -1/3``), screened at
+    :data:`THREE_BODY_CUTOFF_A` with ``gamma = THREE_BODY_GAMMA_A``. Only ``k`` is
+    fitted (``cos0``, ``gamma`` and ``cutoff`` are listed as fixed; remove ``cos0``
+    from ``fixed`` to fit it too)."""
+    anions = sorted(set(elements) & set(ANIONS))
+    out = {}
+    for m in sorted(set(elements) & set(THREE_BODY_CUTOFF_A)):
+        if anions:
+            out[m] = ThreeBodyParameters(k=k, cos0=-1.0 / 3.0, gamma=THREE_BODY_GAMMA_A,
+                                         cutoff=THREE_BODY_CUTOFF_A[m], neighbours=anions,
+                                         fixed=["cos0", "gamma", "cutoff"])
+    return out
+
+
 def initial_parameters(elements: Sequence[str] = tuple(FORMAL_CHARGES),
                        charge_scale: float = 0.75, alpha: float = 0.2,
                        coulomb_cutoff: float = 10.0,
                        short_range_cutoff: float = 7.0,
-                       cation_walls: bool = True) -> IonicParameters:
+                       cation_walls: bool = True, three_body: bool = False) -> IonicParameters:
     """Physically sensible starting parameters for the elements given.
 
     Cation–anion and anion–anion pairs get ``rho = 0.30`` Å (0.22 Å for B–O) and the
@@ -126,7 +153,7 @@ def initial_parameters(elements: Sequence[str] = tuple(FORMAL_CHARGES),
     ``d0``); anion–anion pairs start with ``C`` = 20 (O–O), 40 (Cl–O), 80 (Cl–Cl)
     eV Å^6. Cation–cation pairs get only a fixed wall ``B/r^12`` equal to 1 eV at
     :func:`cation_wall_distance` (``A = 0``, all fixed) when ``cation_walls``, else no
-    short-range term.
+    short-range term. ``three_body`` adds :func:`initial_three_body` angle terms.
     """
     charges = {el: FORMAL_CHARGES[el] for el in elements}
     pairs: dict[str, PairParameters] = {}
@@ -159,7 +186,8 @@ def initial_parameters(elements: Sequence[str] = tuple(FORMAL_CHARGES),
         description="starting values for force matching (not fitted)",
         charges=charges, charge_scale=charge_scale,
         coulomb={"method": "dsf", "alpha": alpha, "cutoff": coulomb_cutoff},
-        short_range_cutoff=short_range_cutoff, pairs=pairs)
+        short_range_cutoff=short_range_cutoff, pairs=pairs,
+        three_body=initial_three_body(elements) if three_body else {})
 
 
 # ---------------------------------------------------------------------------------
@@ -277,6 +305,75 @@ class PairData:
         self.coul_stress = np.array(sc)
         self.coul_energy = np.array(ec)
         self.formulas = [a.get_chemical_formula() for a in frames]
+        self.centres = sorted(params.three_body)
+        self.tb_bases = {m: self._three_body_bases(frames, params, m) for m in self.centres}
+
+    def _three_body_bases(self, frames: Sequence[Atoms], params: IonicParameters,
+                          centre: str) -> dict[str, np.ndarray]:
+        """Energy, forces and stress of the angle term of ``centre`` split into the three
+        sums it is made of: ``E3 = k (S2 - 2 cos0 S1 + cos0^2 S0)`` with
+        ``Sn = sum cos^n f f`` (gamma and cutoff fixed). Each basis is exact: the kernel
+        with k = 1 at cos0 = 0, 1, -1 gives S2, S2 - 2 S1 + S0, S2 + 2 S1 + S0."""
+        from viglas.potentials.ionic import _numba_three_body, half_neighbour_list, \
+            three_body_numpy
+
+        kern = _numba_three_body() or three_body_numpy
+        tb = params.three_body[centre]
+        out = {"f": np.zeros((3, self.n_total, 3)), "s": np.zeros((3, self.n_frames, 6)),
+               "e": np.zeros((3, self.n_frames))}
+        for c, atoms in enumerate(frames):
+            sym = atoms.get_chemical_symbols()
+            if centre not in sym:
+                continue
+            els = sorted(set(sym))
+            types = np.array([els.index(x) for x in sym], dtype=np.intp)
+            nt = len(els)
+            nbr = np.zeros((nt, nt), dtype=bool)
+            x = els.index(centre)
+            for y, sy in enumerate(els):
+                nbr[x, y] = sy in tb.neighbours
+            tk, tgam, trc = np.zeros(nt), np.zeros(nt), np.zeros(nt)
+            tk[x], tgam[x], trc[x] = 1.0, tb.gamma, tb.cutoff
+            pos = np.ascontiguousarray(atoms.positions, dtype=np.float64)
+            cell = np.ascontiguousarray(atoms.cell.array, dtype=np.float64)
+            i, j, S = half_neighbour_list(pos, cell, tb.cutoff)
+            S = S.astype(np.float64)
+            vals = []
+            for c0 in (0.0, 1.0, -1.0):
+                tcos0 = np.zeros(nt)
+                tcos0[x] = c0
+                f = np.zeros((len(atoms), 3))
+                v = np.zeros((3, 3))
+                e = kern(pos, cell, i, j, S, types, nbr.ravel(), tk, tcos0, tgam, trc, f, v)
+                vals.append((e, f, v / abs(atoms.get_volume())))
+            (e0, f0, v0), (ep, fp, vp), (em, fm, vm) = vals
+            sl = slice(self.offsets[c], self.offsets[c + 1])
+            for name, a0, ap, am in (("e", e0, ep, em), ("f", f0, fp, fm), ("s", v0, vp, vm)):
+                if name == "s":
+                    a0, ap, am = (np.array([a[x_, y_] for x_, y_ in _VOIGT]) for a in (a0, ap, am))
+                s2 = a0
+                s1 = (am - ap) / 4.0
+                s0 = (ap + am) / 2.0 - a0
+                for n_, b in enumerate((s2, s1, s0)):
+                    if name == "f":
+                        out["f"][n_, sl] = b
+                    else:
+                        out[name][n_, c] = b
+        return out
+
+    def three_body(self, centre: str, k: float, cos0: float, wrt: str | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forces, stresses, energies of the angle term of ``centre`` (or their
+        derivative with respect to ``wrt`` = ``"k"`` or ``"cos0"``)."""
+        b = self.tb_bases[centre]
+        if wrt is None:
+            w = (k, -2.0 * k * cos0, k * cos0 * cos0)
+        elif wrt == "k":
+            w = (1.0, -2.0 * cos0, cos0 * cos0)
+        else:
+            w = (0.0, -2.0 * k, 2.0 * k * cos0)
+        return tuple(w[0] * b[x][0] + w[1] * b[x][1] + w[2] * b[x][2]  # type: ignore[return-value]
+                     for x in ("f", "s", "e"))
 
     # -------------------------------------------------------------- assembly
     def assemble(self, g: np.ndarray, u: np.ndarray, sl: slice | None = None,
@@ -325,6 +422,12 @@ class PairData:
             terms = self.pair_terms(key, p)
             df, ds, de = self.assemble(terms["g"], terms["u"], self.slices[key])
             f, s, e = f + df, s + ds, e + de
+        for m in self.centres:
+            tb = params.three_body.get(m)
+            if tb is None:
+                continue
+            df, ds, de = self.three_body(m, tb.k, tb.cos0)
+            f, s, e = f + df, s + ds, e + de
         return f, s, e
 
     def close_contacts(self, key: str, factor: float = 1.25) -> int:
@@ -365,7 +468,10 @@ class FitSettings:
     dispersion ``C`` of anion–anion pairs (cation–anion ``C`` is fixed at 0);
     ``kind_weights`` multiplies the force and stress residuals of frames by their
     ``info["kind"]`` (e.g. ``{"iter": 2.0}`` stresses configurations visited by MD with
-    the fitted potential; default 1).
+    the fitted potential; default 1); ``composition_weights`` does the same by
+    ``info["composition"]`` (e.g. ``{"LiBCl2.5O0.75": 3.0}``: a composition the pair
+    form describes worst gets more say). ``three_body_k_bounds`` (eV) and
+    ``cos0_bounds`` bound the angle-term parameters that are free.
     """
 
     force_weight: float = 1.0
@@ -380,6 +486,9 @@ class FitSettings:
     fit_C: bool = True
     max_nfev: int = 200
     kind_weights: dict[str, float] = field(default_factory=dict)
+    three_body_k_bounds: tuple[float, float] = (0.0, 200.0)
+    cos0_bounds: tuple[float, float] = (-1.0, 0.0)
+    composition_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -467,6 +576,10 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
             names.append("C")
         names = [n for n in names if n not in p.fixed and n not in fix.get(key, [])]
         free += [(key, n) for n in names]
+    for m in data.centres:
+        tb = initial.three_body[m]
+        free += [("3b:" + m, n) for n in ("k", "cos0") if n not in tb.fixed
+                 and n not in fix.get("three_body." + m, [])]
     if settings.fit_charge_scale:
         free.append(("", "charge_scale"))
     if not free:
@@ -477,8 +590,11 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
         pairs = {k: v.model_copy() for k, v in initial.pairs.items()}
         cs = initial.charge_scale
         upd: dict[str, dict[str, float]] = {}
+        upd3: dict[str, dict[str, float]] = {}
         for (key, name), val in zip(free, x):
-            if name == "charge_scale":
+            if key.startswith("3b:"):
+                upd3.setdefault(key[3:], {})[name] = float(val)
+            elif name == "charge_scale":
                 cs = float(val)
             elif name == "A":
                 upd.setdefault(key, {})["A"] = float(math.exp(val))
@@ -486,11 +602,20 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
                 upd.setdefault(key, {})[name] = float(val)
         for key, u in upd.items():
             pairs[key] = pairs[key].model_copy(update=u)
-        return initial.model_copy(update={"pairs": pairs, "charge_scale": cs})
+        tbs = {m: (t.model_copy(update=upd3[m]) if m in upd3 else t)
+               for m, t in initial.three_body.items()}
+        return initial.model_copy(update={"pairs": pairs, "charge_scale": cs,
+                                          "three_body": tbs})
 
     x0, lo, hi = [], [], []
     for key, name in free:
-        if name == "charge_scale":
+        if key.startswith("3b:"):
+            tb = initial.three_body[key[3:]]
+            b = settings.three_body_k_bounds if name == "k" else settings.cos0_bounds
+            x0.append(getattr(tb, name))
+            lo.append(b[0])
+            hi.append(b[1])
+        elif name == "charge_scale":
             x0.append(initial.charge_scale)
             lo.append(settings.charge_scale_bounds[0])
             hi.append(settings.charge_scale_bounds[1])
@@ -509,6 +634,8 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
     x0 = np.clip(np.array(x0), np.array(lo) + 1e-9, np.array(hi) - 1e-9)
     wf, ws, we = settings.force_weight, settings.stress_weight, settings.energy_weight
     kw = np.array([float(settings.kind_weights.get(str(a.info.get("kind", "")), 1.0))
+                   * float(settings.composition_weights.get(str(a.info.get("composition", "")),
+                                                            1.0))
                    for a in frames])
     s_mask = np.repeat((has_s * kw)[:, None], 6, axis=1).astype(float)
     wf = wf * np.repeat(kw, data.n_atoms)[:, None]
@@ -528,7 +655,10 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
         cols = []
         terms_cache: dict[str, dict[str, np.ndarray]] = {}
         for key, name in free:
-            if name == "charge_scale":
+            if key.startswith("3b:"):
+                tb = p.three_body[key[3:]]
+                f, s, e = data.three_body(key[3:], tb.k, tb.cos0, wrt=name)
+            elif name == "charge_scale":
                 cs = p.charge_scale
                 f = 2 * cs * data.coul_forces
                 s = 2 * cs * data.coul_stress
@@ -557,7 +687,10 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
     for key, p in best.pairs.items():
         fixed_names = sorted(n for n in ("A", "rho", "C", "B") if (key, n) not in free_set)
         pairs[key] = p.model_copy(update={"fixed": fixed_names})
-    best = best.model_copy(update={"pairs": pairs})
+    tbs = {m: t.model_copy(update={"fixed": [n for n in ("k", "cos0", "gamma", "cutoff")
+                                            if ("3b:" + m, n) not in free_set]})
+           for m, t in best.three_body.items()}
+    best = best.model_copy(update={"pairs": pairs, "three_body": tbs})
 
     # uncertainties from the Jacobian at the optimum: cov = s^2 (J^T J)^-1
     J = res.jac
@@ -569,8 +702,13 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
     except np.linalg.LinAlgError:  # pragma: no cover
         sig = np.full(len(free), np.nan)
     unc: dict[str, float] = {}
+    def _label(key: str, name: str) -> str:
+        if key.startswith("3b:"):
+            return f"three_body.{key[3:]}.{name}"
+        return "charge_scale" if name == "charge_scale" else f"{key}.{name}"
+
     for (key, name), x, sg in zip(free, res.x, sig):
-        label = "charge_scale" if name == "charge_scale" else f"{key}.{name}"
+        label = _label(key, name)
         # ln A: sigma is already relative; others relative to the value
         unc[label] = float(sg if name == "A" else sg / max(abs(x), 1e-12))
 
@@ -580,7 +718,7 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
         if has_s.any() else float("nan")
     metrics["energy_rmse_eV_atom"] = float(np.sqrt(np.mean(
         (_group_center(e, groups, n_groups) * inv_n - e_ref_c) ** 2)))
-    free_labels = ["charge_scale" if n == "charge_scale" else f"{k}.{n}" for k, n in free]
+    free_labels = [_label(k, n) for k, n in free]
     return FitResult(parameters=best, free=free_labels, fixed=fixed_reason,
                      uncertainty=unc, train_metrics=metrics, cost=float(res.cost),
                      nfev=int(res.nfev), message=str(res.message))
@@ -642,7 +780,8 @@ def ionic_md_snapshots(start: Atoms, params: IonicParameters, *, temperature_K: 
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K,
                                  rng=np.random.default_rng(seed))
     dyn = Langevin(atoms, timestep=timestep_fs * units.fs, temperature_K=temperature_K,
-                   friction=0.01 / units.fs, rng=np.random.default_rng(seed + 1))
+                   friction=0.01 / units.fs, fixcm=False,  # COM drift: harmless here
+                   rng=np.random.default_rng(seed + 1))
     every = max(1, (steps // 2) // max(1, n_snapshots))
     out: list[Atoms] = []
     sym = np.array(atoms.get_chemical_symbols())
@@ -676,7 +815,7 @@ def fit_to_reference(compositions: Sequence[str], reference: Any = None, *,
                      iter_steps: int = 3000, iter_snapshots: int = 3,
                      settings: FitSettings | None = None, initial: IonicParameters | None = None,
                      num_threads: int | None = 1, command: str = "",
-                     log: Any = print) -> dict[str, Any]:
+                     three_body: bool = False, log: Any = print) -> dict[str, Any]:
     """Sample, label, fit and iterate for ``compositions`` against ``reference``.
 
     1. :func:`viglas.potentials.reference.sample_composition` for each composition
@@ -689,6 +828,9 @@ def fit_to_reference(compositions: Sequence[str], reference: Any = None, *,
        composition, ``iter_snapshots`` frames per run labelled by the reference and
        added to the training set, refit; stop when the held-out force RMSE improves by
        less than 1 %. The best parameters (lowest held-out RMSE) are returned.
+
+    ``three_body`` starts from :func:`initial_three_body` angle terms (ignored when
+    ``initial`` is given: its ``three_body`` entries are used as they are).
 
     Returns ``{"parameters", "history", "train", "valid", "fit"}`` (the last
     :class:`FitResult` under ``fit``).
@@ -721,7 +863,9 @@ def fit_to_reference(compositions: Sequence[str], reference: Any = None, *,
         if a.info.get("kind") == "md":
             starts[a.info["composition"]] = a
     els = sorted({s for a in frames for s in a.get_chemical_symbols()})
-    params = initial or initial_parameters(els)
+    params = initial or initial_parameters(els, three_body=three_body)
+    if initial is not None:
+        initial.check_elements(els)
 
     def valid_rmse(p: IonicParameters) -> float:
         data = PairData(valid, p)
@@ -799,7 +943,9 @@ def fit_to_reference(compositions: Sequence[str], reference: Any = None, *,
     }
     final = res.parameters.model_copy(update={
         "provenance": prov,
-        "description": (f"Buckingham + wall + DSF Coulomb fitted by force matching to "
+        "description": (f"Buckingham + wall + DSF Coulomb"
+                        f"{' + three-body angle term' if res.parameters.three_body else ''}"
+                        f" fitted by force matching to "
                         f"{prov['reference']} on {', '.join(compositions)}")})
     return {"parameters": final, "history": history, "train": train, "valid": valid,
             "fit": res}

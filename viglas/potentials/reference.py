@@ -419,7 +419,7 @@ def sample_composition(formula: str, spec: Any, cache_dir: str | Path, *,
         split = "valid" if valid_temperature_K is not None and abs(
             t_K - valid_temperature_K) < 1e-6 else "train"
         dyn = Langevin(atoms, timestep=timestep_fs * units.fs, temperature_K=t_K,
-                       friction=0.02 / units.fs,
+                       friction=0.02 / units.fs, fixcm=False,  # COM drift: harmless here
                        rng=np.random.default_rng(seed + int(t_K)))
         counter = {"n": 0}
 
