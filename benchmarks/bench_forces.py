@@ -51,14 +51,14 @@ def melt(n_atoms: int, seed: int = 0):
     return atoms
 
 
-def time_viglas(atoms, steps: int, backend: str = "auto") -> dict:
+def time_viglas(atoms, steps: int, backend: str = "auto", params="trial") -> dict:
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
     from viglas.potentials import IonicPotential
 
     a = atoms.copy()
-    calc = IonicPotential("trial", backend=backend)
+    calc = IonicPotential(params, backend=backend)
     inner = {"t": 0.0, "n": 0}
     orig = calc.calculate
 
@@ -95,11 +95,11 @@ def plain_born_commands(params, elements) -> list[str]:
     return lines
 
 
-def time_lammps(atoms, steps: int, plain: bool = False) -> dict:
+def time_lammps(atoms, steps: int, plain: bool = False, params=None) -> dict:
     from viglas.potentials import load_parameters
     from viglas.potentials.ionic import LammpsIonic
 
-    params = load_parameters("trial")
+    params = params or load_parameters("trial")
     cmds = plain_born_commands(params, sorted(set(atoms.get_chemical_symbols()))) if plain \
         else None
     ref = LammpsIonic(atoms, params, skin=1.0, pair_commands=cmds)
@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> dict:
                     help="MD steps per timing, one per size (default 200 / 50)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--numpy", action="store_true", help="also time the numpy backend")
+    ap.add_argument("--three-body", action="store_true",
+                    help="also time the shipped default set (with its three-body angle term), "
+                         "the same set without the angle term, and LAMMPS with the angle term "
+                         "as an overlaid sw pair style")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     steps = args.steps or [200 if n <= 600 else 50 for n in args.sizes]
@@ -135,6 +139,15 @@ def main(argv: list[str] | None = None) -> dict:
             rows["lammps_plain"].append(time_lammps(atoms, nsteps, plain=True))
             if args.numpy:
                 rows["numpy"].append(time_viglas(atoms, max(10, nsteps // 5), backend="numpy"))
+            if args.three_body:
+                from viglas.potentials import load_parameters
+
+                d3 = load_parameters("default")
+                d0 = d3.model_copy(update={"three_body": {}})
+                rows.setdefault("default_3b", []).append(time_viglas(atoms, nsteps, params=d3))
+                rows.setdefault("default_no3b", []).append(time_viglas(atoms, nsteps, params=d0))
+                rows.setdefault("lammps_default_3b", []).append(
+                    time_lammps(atoms, nsteps, params=d3))
         v = [r["ms_per_step"] for r in rows["viglas"]]
         f = [r["ms_per_force_call"] for r in rows["viglas"]]
         lm = [r["ms_per_step"] for r in rows["lammps"]]
@@ -151,6 +164,19 @@ def main(argv: list[str] | None = None) -> dict:
         res["ratio_vs_plain_born_median"] = statistics.median(v) / statistics.median(lp)
         if args.numpy:
             res["numpy_ms_per_step_median"] = statistics.median(r["ms_per_step"] for r in rows["numpy"])
+        if args.three_body:
+            for key in ("default_3b", "default_no3b", "lammps_default_3b"):
+                res[f"{key}_ms_per_step_median"] = statistics.median(
+                    r["ms_per_step"] for r in rows[key])
+            res["three_body_cost"] = (res["default_3b_ms_per_step_median"]
+                                      / res["default_no3b_ms_per_step_median"] - 1.0)
+            res["ratio_default_3b_vs_lammps"] = (res["default_3b_ms_per_step_median"]
+                                                 / res["lammps_default_3b_ms_per_step_median"])
+            print(f"{len(atoms):5d} atoms, shipped default: with angle term "
+                  f"{res['default_3b_ms_per_step_median']:.2f} ms/step, without "
+                  f"{res['default_no3b_ms_per_step_median']:.2f} (+{100 * res['three_body_cost']:.1f} %)"
+                  f" | LAMMPS with sw overlay {res['lammps_default_3b_ms_per_step_median']:.2f} "
+                  f"ms/step, ratio {res['ratio_default_3b_vs_lammps']:.2f}", flush=True)
         out["results"].append(res)
         print(f"{len(atoms):5d} atoms: viglas {res['viglas_ms_per_step_median']:8.2f} ms/step "
               f"(force call {res['viglas_ms_per_force_call_median']:.2f} ms, "
