@@ -52,3 +52,42 @@ def test_fit_potential_rejects_unknown_element(tmp_path):
     rc = main(["fit-potential", "-c", "LiFeCl4", "-o", str(tmp_path / "p.yaml"),
                "--cache-dir", str(tmp_path / "c")])
     assert rc == 2
+
+
+@pytest.mark.parametrize("weights", ["LiAlCl4=abc", "LiFeCl2=2", "LiAlCl4=-1"])
+def test_fit_potential_rejects_bad_composition_weights(tmp_path, weights, capsys):
+    rc = main(["fit-potential", "-c", "LiAlCl4", "--composition-weights", weights,
+               "-o", str(tmp_path / "p.yaml"), "--cache-dir", str(tmp_path / "c")])
+    assert rc == 2
+    assert "composition_weights" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # refused before any sampling
+
+
+def test_fit_potential_missing_initial_file(tmp_path, capsys):
+    rc = main(["fit-potential", "-c", "LiAlCl4", "--initial", str(tmp_path / "nope.yaml"),
+               "-o", str(tmp_path / "p.yaml"), "--cache-dir", str(tmp_path / "c")])
+    assert rc == 2
+    assert "parameters" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fit_potential_cli_recovers_three_body_strength(tmp_path):
+    """--three-body: the angle strength of a reference that has one is fitted back."""
+    from viglas.potentials.fit import initial_three_body
+
+    truth = initial_parameters(["Li", "Al", "Cl", "O"], charge_scale=0.75)
+    tb = {m: t.model_copy(update={"k": 3.0}) for m, t in
+          initial_three_body(["Li", "Al", "Cl", "O"]).items()}
+    truth = truth.model_copy(update={"three_body": tb})
+    save_parameters(truth, tmp_path / "truth.yaml")
+    out = tmp_path / "params.yaml"
+    spec = json.dumps({"parameters": str(tmp_path / "truth.yaml")})
+    rc = main(["fit-potential", "--reference", "ionic", "--reference-params", spec,
+               "-c", "LiAlCl2.5O0.75", "--n-atoms", "21", "--rounds", "0",
+               "--validation-steps", "100", "--three-body", "-o", str(out),
+               "--cache-dir", str(tmp_path / "cache")])
+    assert rc in (0, None)
+    fitted = load_parameters(out)
+    assert fitted.three_body["Al"].k == pytest.approx(3.0, rel=1e-2)
+    assert "three_body.Al.k" in fitted.provenance["free_parameters"]
+    assert "three-body" in fitted.description
