@@ -42,18 +42,30 @@ def _resolve(parameters: None | str | Path | IonicParameters | dict) -> IonicPar
 
 
 # ------------------------------------------------------------- numba kernel
-_KERNEL = None
+def _lazy_numba(build):
+    """Decorator for ``build(numba) -> jitted function``: the wrapped call compiles once
+    (numba caches on disk), returns the same function afterwards, and None when numba
+    is not installed (the callers then use numpy)."""
+    import functools
+
+    done: list = []
+
+    @functools.wraps(build)
+    def get():
+        if not done:
+            try:
+                import numba
+            except ImportError:
+                return None
+            done.append(build(numba))
+        return done[0]
+
+    return get
 
 
-def _numba_kernel():
+@_lazy_numba
+def _numba_kernel(numba):
     """Compile (once, cached on disk) the fused pair loop; None if numba is missing."""
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
-    try:
-        import numba
-    except ImportError:
-        return None
 
     @numba.njit(cache=True, nogil=True)
     def kernel(pos, cell, i, j, S, tp, tA, tinv_rho, tC, tB, tshift, thas, tqq,
@@ -125,22 +137,12 @@ def _numba_kernel():
             virial[2, 2] += dz * gz
         return e_sr, e_c, math.sqrt(rmin2)
 
-    _KERNEL = kernel
     return kernel
 
 
-_KERNEL3 = None
-
-
-def _numba_three_body():
+@_lazy_numba
+def _numba_three_body(numba):
     """Compile (once, cached on disk) the three-body (angle) loop; None without numba."""
-    global _KERNEL3
-    if _KERNEL3 is not None:
-        return _KERNEL3
-    try:
-        import numba
-    except ImportError:
-        return None
 
     @numba.njit(cache=True, nogil=True)
     def kernel3(pos, cell, i, j, S, types, nbr, tk, tcos0, tgam, trc, forces, virial):
@@ -262,7 +264,6 @@ def _numba_three_body():
                     virial[2, 2] += az * gaz + bz * gbz
         return e
 
-    _KERNEL3 = kernel3
     return kernel3
 
 
@@ -320,18 +321,9 @@ def three_body_numpy(pos, cell, i, j, S, types, nbr, tk, tcos0, tgam, trc, force
     return e
 
 
-_NLIST = None
-
-
-def _numba_neighbours():
+@_lazy_numba
+def _numba_neighbours(numba):
     """Compile (once, cached) a cell-list half neighbour list builder; None without numba."""
-    global _NLIST
-    if _NLIST is not None:
-        return _NLIST
-    try:
-        import numba
-    except ImportError:
-        return None
 
     @numba.njit(cache=True, nogil=True)
     def build(sw, n_img, cell, nb, m, r2max, capacity):
@@ -418,7 +410,6 @@ def _numba_neighbours():
                     out_s[start + q, 2] = ts[order[q], 2]
         return out_i, out_j, out_s, npairs
 
-    _NLIST = build
     return build
 
 
