@@ -314,8 +314,8 @@ class PairData:
         sums it is made of: ``E3 = k (S2 - 2 cos0 S1 + cos0^2 S0)`` with
         ``Sn = sum cos^n f f`` (gamma and cutoff fixed). Each basis is exact: the kernel
         with k = 1 at cos0 = 0, 1, -1 gives S2, S2 - 2 S1 + S0, S2 + 2 S1 + S0."""
-        from viglas.potentials.ionic import _numba_three_body, half_neighbour_list, \
-            three_body_numpy
+        from viglas.potentials.ionic import (_numba_three_body, half_neighbour_list,
+                                             three_body_numpy, three_body_tables)
 
         kern = _numba_three_body() or three_body_numpy
         tb = params.three_body[centre]
@@ -327,24 +327,18 @@ class PairData:
                 continue
             els = sorted(set(sym))
             types = np.array([els.index(x) for x in sym], dtype=np.intp)
-            nt = len(els)
-            nbr = np.zeros((nt, nt), dtype=bool)
-            x = els.index(centre)
-            for y, sy in enumerate(els):
-                nbr[x, y] = sy in tb.neighbours
-            tk, tgam, trc = np.zeros(nt), np.zeros(nt), np.zeros(nt)
-            tk[x], tgam[x], trc[x] = 1.0, tb.gamma, tb.cutoff
             pos = np.ascontiguousarray(atoms.positions, dtype=np.float64)
             cell = np.ascontiguousarray(atoms.cell.array, dtype=np.float64)
             i, j, S = half_neighbour_list(pos, cell, tb.cutoff)
             S = S.astype(np.float64)
             vals = []
             for c0 in (0.0, 1.0, -1.0):
-                tcos0 = np.zeros(nt)
-                tcos0[x] = c0
+                t3 = three_body_tables({centre: tb.model_copy(update={"k": 1.0, "cos0": c0})},
+                                       els)
                 f = np.zeros((len(atoms), 3))
                 v = np.zeros((3, 3))
-                e = kern(pos, cell, i, j, S, types, nbr.ravel(), tk, tcos0, tgam, trc, f, v)
+                e = kern(pos, cell, i, j, S, types, t3["nbr"], t3["k"], t3["cos0"],
+                         t3["gamma"], t3["rc"], f, v)
                 vals.append((e, f, v / abs(atoms.get_volume())))
             (e0, f0, v0), (ep, fp, vp), (em, fm, vm) = vals
             sl = slice(self.offsets[c], self.offsets[c + 1])

@@ -267,6 +267,24 @@ def _numba_three_body(numba):
     return kernel3
 
 
+def three_body_tables(three_body: dict, elements: list[str]) -> dict[str, np.ndarray]:
+    """Per-type arrays of the angle term for type ``t`` = ``elements[t]``, as the kernels
+    take them: ``nbr`` (flattened nt x nt, ``nbr[x * nt + y]``: y is a neighbour of
+    centre x), ``k``, ``cos0``, ``gamma``, ``rc`` (0 for types that are no centre).
+    ``three_body`` maps centre symbols to :class:`ThreeBodyParameters`."""
+    nt = len(elements)
+    nbr = np.zeros((nt, nt), dtype=bool)
+    tk, tcos0, tgam, trc = (np.zeros(nt) for _ in range(4))
+    for x, sx in enumerate(elements):
+        tb = three_body.get(sx)
+        if tb is None:
+            continue
+        tk[x], tcos0[x], tgam[x], trc[x] = tb.k, tb.cos0, tb.gamma, tb.cutoff
+        for y, sy in enumerate(elements):
+            nbr[x, y] = sy in tb.neighbours
+    return {"nbr": nbr.ravel(), "k": tk, "cos0": tcos0, "gamma": tgam, "rc": trc}
+
+
 def three_body_numpy(pos, cell, i, j, S, types, nbr, tk, tcos0, tgam, trc, forces, virial):
     """Vectorised numpy twin of the numba three-body kernel (same arguments/effect)."""
     nt = len(tk)
@@ -508,8 +526,8 @@ class IonicPotential(Calculator):
                                          value=backend, hint="pip install numba")
         self.backend = "numba" if self._kernel is not None else "numpy"
         self.params: IonicParameters = _resolve(parameters)
-        self._kernel3 = None if self._kernel is None else _numba_three_body() \
-            if self.params.three_body else None
+        self._kernel3 = (_numba_three_body() if self._kernel is not None
+                         and self.params.three_body else None)
         if skin < 0:
             raise CalculatorError("skin must be >= 0", field="skin", value=skin,
                                   allowed="a distance >= 0 in Angstrom")
@@ -519,6 +537,10 @@ class IonicPotential(Calculator):
         self.rc = float(p.coulomb.cutoff)
         self.rsr = float(p.short_range_cutoff)
         self.r_list = max(self.rc, self.rsr) + self.skin
+        # the angle term only needs the short bonds: a sub-list of the pair list, built
+        # with it at the largest angle cutoff + the same skin
+        self.rc3 = max((t.cutoff for t in p.three_body.values()), default=0.0)
+        self.r3_list = self.rc3 + self.skin
         a, rc = self.alpha, self.rc
         from scipy.special import erfc
 
@@ -563,18 +585,8 @@ class IonicPotential(Calculator):
                      "B": B.ravel(), "shift": shift.ravel(), "has": has.ravel(),
                      "qq": (COULOMB_EV_A * np.outer(q, q)).ravel()}
         self._e_self = -COULOMB_EV_A * self._self_coef * float(np.sum(self._q_atoms**2))
-        # three-body (angle) tables per type; nbr[x * nt + y]: y is a neighbour of centre x
-        nbr = np.zeros((nt, nt), dtype=bool)
-        tk, tcos0, tgam, trc = (np.zeros(nt) for _ in range(4))
-        for x, sx in enumerate(elements):
-            tb = self.params.three_body.get(sx)
-            if tb is None:
-                continue
-            tk[x], tcos0[x], tgam[x], trc[x] = tb.k, tb.cos0, tb.gamma, tb.cutoff
-            for y, sy in enumerate(elements):
-                nbr[x, y] = sy in tb.neighbours
-        self._has3 = bool(nbr.any())
-        self._tab3 = {"nbr": nbr.ravel(), "k": tk, "cos0": tcos0, "gamma": tgam, "rc": trc}
+        self._tab3 = three_body_tables(self.params.three_body, elements)
+        self._has3 = bool(self._tab3["nbr"].any())
         self._numbers = atoms.numbers.copy()
         self._nl = None
 
@@ -604,6 +616,16 @@ class IonicPotential(Calculator):
             "C": t["C"][tp[sr]], "B": t["B"][tp[sr]], "shift": t["shift"][tp[sr]],
             "pos0": pos.copy(), "cell0": cell.copy(), "icell0": np.linalg.inv(cell),
         }
+        if self._has3:
+            # bonds the angle term can see until the next rebuild (list order kept, so
+            # the kernels sum exactly as over the whole list)
+            t3, nt = self._tab3, self._ntypes
+            ti, tj = self._types[i], self._types[j]
+            c = np.nonzero(t3["nbr"][ti * nt + tj] | t3["nbr"][tj * nt + ti])[0]
+            D = (pos[j[c]] - pos[i[c]] + S[c, 0:1] * cell[0] + S[c, 1:2] * cell[1]
+                 + S[c, 2:3] * cell[2])
+            c = c[np.einsum("ij,ij->i", D, D) < self.r3_list**2]
+            self._nl.update(i3=i[c], j3=j[c], S3=np.ascontiguousarray(S[c]))
         self.n_rebuilds += 1
 
     def _list_valid(self, pos: np.ndarray, cell: np.ndarray) -> bool:
@@ -618,7 +640,8 @@ class IonicPotential(Calculator):
             disp = (pos @ np.linalg.inv(cell)) @ nl["cell0"] - nl["pos0"]
             sigma_min = float(np.linalg.svd(nl["icell0"] @ cell, compute_uv=False).min())
         dmax = math.sqrt(float(np.max(np.einsum("ij,ij->i", disp, disp)))) if len(disp) else 0.0
-        return (self.r_list - 2.0 * dmax) * sigma_min >= max(self.rc, self.rsr)
+        return ((self.r_list - 2.0 * dmax) * sigma_min >= max(self.rc, self.rsr)
+                and (self.r3_list - 2.0 * dmax) * sigma_min >= self.rc3)
 
     def reset_neighbor_list(self) -> None:
         """Force a neighbour-list rebuild at the next call."""
@@ -708,7 +731,7 @@ class IonicPotential(Calculator):
             if self._has3:
                 t3 = self._tab3
                 e3 = self._kernel3(np.ascontiguousarray(pos, dtype=np.float64),
-                                   np.ascontiguousarray(cell), nl["i"], nl["j"], nl["S"],
+                                   np.ascontiguousarray(cell), nl["i3"], nl["j3"], nl["S3"],
                                    self._types, t3["nbr"], t3["k"], t3["cos0"], t3["gamma"],
                                    t3["rc"], forces, virial)
             self._finish(e_sr, e_coul, forces, virial, volume, e3)
@@ -763,7 +786,8 @@ class IonicPotential(Calculator):
         e3 = 0.0
         if self._has3:
             t3 = self._tab3
-            e3 = three_body_numpy(np.asarray(pos, dtype=np.float64), cell, i, j, S,
+            e3 = three_body_numpy(np.asarray(pos, dtype=np.float64), cell, nl["i3"],
+                                  nl["j3"], nl["S3"],
                                   self._types, t3["nbr"], t3["k"], t3["cos0"], t3["gamma"],
                                   t3["rc"], forces, virial)
         self._finish(e_sr, e_coul, forces, virial, volume, e3)
