@@ -156,32 +156,6 @@ def _calculator_id(calc, spec) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------- integrators
-def _fix_com(atoms):
-    """ASE's FixCom with the masses cached (the stock one looks them up twice a step)."""
-    from ase.constraints import FixCom
-
-    class _FixCom(FixCom):
-        def __init__(self, masses):
-            super().__init__()
-            self._m = np.asarray(masses, dtype=np.float64)[:, None]
-            self._mt = float(np.sum(masses))
-
-        def adjust_positions(self, atoms, new):
-            new -= (self._m * (new - atoms.positions)).sum(axis=0) / self._mt
-
-        def adjust_momenta(self, atoms, momenta):
-            momenta -= self._m * (momenta.sum(axis=0) / self._mt)
-
-        def adjust_forces(self, atoms, forces):
-            m = self._m
-            forces -= m * ((m * forces).sum(axis=0) / float(np.sum(m * m)))
-
-        def todict(self):
-            return {"name": "FixCom", "kwargs": {}}
-
-    return _FixCom(atoms.get_masses())
-
-
 class LangevinBAOAB_NVT:
     """NVT Langevin dynamics, BAOAB splitting, centre of mass fixed; one fused step.
 
@@ -211,8 +185,6 @@ class LangevinBAOAB_NVT:
         self._half_dt_over_m = 0.5 * self.dt / m
         self.c1 = math.exp(-self.friction * self.dt)
         self._kB = units.kB
-        self._forces: np.ndarray | None = None
-        self._positions_seen: np.ndarray | None = None
         self.nsteps = 0
         if atoms.arrays.get("momenta") is None:
             atoms.set_momenta(np.zeros((len(atoms), 3)), apply_constraint=False)
@@ -224,18 +196,17 @@ class LangevinBAOAB_NVT:
         self._sigma = np.sqrt((1.0 - self.c1 * self.c1) * kT * self._m)
 
     def _get_forces(self) -> np.ndarray:
-        f = np.array(self.atoms.calc.get_forces(self.atoms), dtype=np.float64)
-        f -= self._m * (f.sum(axis=0) / self._mtot)  # no net force on the COM
+        """Forces without net force on the COM (the calculator's own cache makes the
+        call at the start of a step free: the atoms have not moved since the last one)."""
+        f = np.array(self.atoms.calc.get_forces(self.atoms), dtype=np.float64)  # own copy
+        f -= self._m * (f.sum(axis=0) / self._mtot)
         return f
 
     def step(self) -> np.ndarray:
         atoms = self.atoms
         p = atoms.arrays["momenta"]
         x = atoms.arrays["positions"]
-        f = self._forces
-        if f is None or self._positions_seen is None or \
-                not np.array_equal(self._positions_seen, x):
-            f = self._get_forces()  # first step, or someone moved the atoms
+        f = self._get_forces()
         hdt = 0.5 * self.dt
         p += hdt * f                                          # B
         x += p * self._half_dt_over_m                         # A
@@ -247,8 +218,6 @@ class LangevinBAOAB_NVT:
         x += p * self._half_dt_over_m                         # A
         f = self._get_forces()
         p += hdt * f                                          # B
-        self._forces = f
-        self._positions_seen = x.copy()
         self.nsteps += 1
         return f
 
@@ -275,9 +244,11 @@ class _Integrator:
 
             self.dyn = VelocityVerlet(atoms, dt)
         elif ensemble == "nvt" and thermostat == "langevin":
+            from ase.constraints import FixCom
+
             # the constraint only tells the observers that 3 DOF are removed; the fused
             # integrator keeps the centre of mass fixed itself
-            atoms.set_constraint(_fix_com(atoms))
+            atoms.set_constraint(FixCom())
             self.dyn = LangevinBAOAB_NVT(atoms, dt, temperature_K=t_now,
                                          friction=friction_per_fs / units.fs, rng=rng)
         elif ensemble == "nvt" and thermostat == "bussi":
