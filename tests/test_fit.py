@@ -41,14 +41,28 @@ def truth():
     return initial_parameters(["Li", "Al", "Cl", "O"], charge_scale=0.7)
 
 
+@pytest.fixture(scope="module")
+def truth3(truth):
+    from viglas.potentials.fit import initial_three_body
+
+    tb = {m: t.model_copy(update={"k": 4.0, "cos0": -0.28})
+          for m, t in initial_three_body(["Li", "Al", "Cl", "O"]).items()}
+    params = truth.model_copy(update={"three_body": tb})
+    assert set(params.three_body) == {"Al"}
+    return params
+
+
 def _walls(params):
     return {k for k, p in params.pairs.items() if set(p.fixed) >= {"A", "rho", "C", "B"}}
 
 
-def test_pair_sums_equal_ionic_potential(truth):
-    """The fitter's vectorised evaluation is the IonicPotential model, to round-off."""
-    frames = _frames(truth, n=3, strain=0.03)
-    for frame, pred in zip(frames, predict(frames, truth)):
+@pytest.mark.parametrize("params_fixture", ["truth", "truth3"])
+def test_fitter_sums_equal_ionic_potential(params_fixture, request):
+    """The fitter's vectorised evaluation is the IonicPotential model, to round-off,
+    with pair terms only and with the angle term."""
+    params = request.getfixturevalue(params_fixture)
+    frames = _frames(params, n=3, strain=0.03)
+    for frame, pred in zip(frames, predict(frames, params)):
         assert np.allclose(pred["forces"], frame.get_forces(), atol=1e-10)
         assert np.allclose(pred["stress"], frame.get_stress(), atol=1e-12)
         assert pred["energy"] == pytest.approx(frame.get_potential_energy(), abs=1e-8)
@@ -156,25 +170,6 @@ def test_formula_parsing_and_random_cell():
     assert a.get_chemical_formula() == "Al10Cl40Na10"
     d = a.get_all_distances(mic=True)[np.triu_indices(len(a), 1)]
     assert d.min() > 1.4
-
-
-@pytest.fixture(scope="module")
-def truth3(truth):
-    from viglas.potentials.fit import initial_three_body
-
-    tb = {m: t.model_copy(update={"k": 4.0, "cos0": -0.28})
-          for m, t in initial_three_body(["Li", "Al", "Cl", "O"]).items()}
-    return truth.model_copy(update={"three_body": tb})
-
-
-def test_three_body_sums_equal_ionic_potential(truth3):
-    """With the angle term the fitter's evaluation is still exactly IonicPotential's."""
-    assert set(truth3.three_body) == {"Al"}
-    frames = _frames(truth3, n=3, strain=0.03)
-    for frame, pred in zip(frames, predict(frames, truth3)):
-        assert np.allclose(pred["forces"], frame.get_forces(), atol=1e-10)
-        assert np.allclose(pred["stress"], frame.get_stress(), atol=1e-12)
-        assert pred["energy"] == pytest.approx(frame.get_potential_energy(), abs=1e-8)
 
 
 def test_fit_recovers_three_body_and_pairs(truth3):

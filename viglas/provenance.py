@@ -29,6 +29,15 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def model_identity(model: Any) -> dict[str, Any]:
+    """JSON dict of a pydantic model for hashing: its own ``identity_dict()`` when it has
+    one (e.g. IonicParameters leaves out optional blocks it does not use, so old hashes
+    stay valid), else ``model_dump(mode="json")``."""
+    if hasattr(model, "identity_dict"):
+        return model.identity_dict()
+    return model.model_dump(mode="json")
+
+
 def provenance(config: Any = None, **extra: Any) -> dict[str, Any]:
     """A provenance block: versions, python, host, UTC time, config hash and ``extra``."""
     out: dict[str, Any] = {

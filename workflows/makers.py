@@ -113,13 +113,12 @@ def _get_calculator(spec: dict[str, Any]):
 def _calculator_provenance(calc, spec: dict[str, Any]) -> dict[str, Any]:
     """The spec plus what it resolved to: class and a hash of the actual parameters
     (so a later change of a shipped parameter file is visible in old results)."""
-    from viglas.provenance import stable_hash
+    from viglas.provenance import model_identity, stable_hash
 
     out: dict[str, Any] = {"spec": spec, "class": type(calc).__name__}
     params = getattr(calc, "params", None) or getattr(calc, "parameters", None)
     if hasattr(params, "model_dump"):
-        dumped = params.identity_dict() if hasattr(params, "identity_dict") else \
-            params.model_dump(mode="json")
+        dumped = model_identity(params)
         out["parameters_hash"] = stable_hash(dumped)
         prov = dumped.get("provenance") or {}
         out["parameters_reference"] = prov.get("reference")

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from viglas.errors import CheckpointError, ConfigError, MDError
-from viglas.provenance import stable_hash
+from viglas.provenance import model_identity, stable_hash
 from viglas.units import density_g_cm3
 from viglas.workflows.schedules import Schedule
 
@@ -149,9 +149,7 @@ def _calculator_id(calc, spec) -> dict[str, Any]:
         return {"name": s.name, "params_hash": stable_hash(s.params)}
     params = getattr(calc, "params", None)
     if hasattr(params, "model_dump"):
-        dumped = params.identity_dict() if hasattr(params, "identity_dict") else \
-            params.model_dump(mode="json")
-        return {"name": type(calc).__name__, "params_hash": stable_hash(dumped)}
+        return {"name": type(calc).__name__, "params_hash": stable_hash(model_identity(params))}
     return {"name": type(calc).__name__}
 
 

@@ -268,13 +268,14 @@ def register(app: typer.Typer) -> None:
             if not item.strip():
                 continue
             name, _, val = item.partition("=")
+            name = name.strip()
             try:
-                weights[name.strip()] = float(val)
+                weights[name] = float(val)
             except ValueError:
                 raise ConfigError("composition weight is not 'FORMULA=number'",
                                   field="composition_weights", value=item,
                                   hint="e.g. --composition-weights 'LiBCl2.5O0.75=3'") from None
-            if name.strip() not in comps or weights[name.strip()] <= 0:
+            if name not in comps or weights[name] <= 0:
                 raise ConfigError("composition weight for a composition that is not fitted, "
                                   "or not > 0", field="composition_weights", value=item,
                                   allowed=", ".join(comps))

@@ -66,6 +66,14 @@ def _is_element(symbol: str) -> bool:
     return symbol in atomic_numbers and symbol != "X"
 
 
+def _check_fixed_names(names: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """Validator body of the ``fixed`` lists: every name must be a parameter name."""
+    bad = [name for name in names if name not in allowed]
+    if bad:
+        raise ValueError(f"unknown names in fixed: {bad}; allowed: {list(allowed)}")
+    return names
+
+
 def pair_key(a: str, b: str) -> str:
     """Canonical pair key ``"X-Y"`` with X, Y in alphabetical order (``"Al-Cl"``)."""
     x, y = sorted((a, b))
@@ -90,10 +98,7 @@ class PairParameters(BaseModel):
     @field_validator("fixed")
     @classmethod
     def _check_fixed(cls, v: list[str]) -> list[str]:
-        bad = [name for name in v if name not in PAIR_FIELDS]
-        if bad:
-            raise ValueError(f"unknown names in fixed: {bad}; allowed: {list(PAIR_FIELDS)}")
-        return v
+        return _check_fixed_names(v, PAIR_FIELDS)
 
     def energy(self, r: float, cutoff: float | None = None) -> float:
         """Pair energy in eV at distance ``r`` (Å), shifted to 0 at ``cutoff`` if given."""
@@ -135,10 +140,7 @@ class ThreeBodyParameters(BaseModel):
     @field_validator("fixed")
     @classmethod
     def _check_fixed(cls, v: list[str]) -> list[str]:
-        bad = [name for name in v if name not in THREE_BODY_FIELDS]
-        if bad:
-            raise ValueError(f"unknown names in fixed: {bad}; allowed: {list(THREE_BODY_FIELDS)}")
-        return v
+        return _check_fixed_names(v, THREE_BODY_FIELDS)
 
     def screening(self, r: float) -> float:
         """exp(gamma/(r - cutoff)) for r < cutoff, else 0."""
