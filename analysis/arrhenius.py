@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from viglas.analysis._records import DictRecord
 from viglas.errors import FitError
 from viglas.units import KB_EV_K, T_ROOM_K
 
@@ -52,7 +53,7 @@ def _prepare(t_K, y, y_err, quantity):
 
 
 @dataclass
-class ArrheniusFit:
+class ArrheniusFit(DictRecord):
     """Arrhenius fit ``ln y = ln_prefactor - ea_eV/(KB_EV_K*T)``.
 
     cov is 2x2 over ``[ln_prefactor, ea_eV]``. ``prefactor = exp(ln_prefactor)`` in
@@ -96,14 +97,9 @@ class ArrheniusFit:
         d[f"{key}_300K_err_{unit}"] = e
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ArrheniusFit":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 @dataclass
-class VFTFit:
+class VFTFit(DictRecord):
     """VFT fit ``ln y = ln_a - b_K / (T - t0_K)``; cov 3x3 over ``[ln_a, b_K, t0_K]``."""
 
     quantity: str
@@ -146,11 +142,6 @@ class VFTFit:
         d = dataclasses.asdict(self)
         d["pseudo_ea_eV"] = self.pseudo_ea_eV
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VFTFit":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def fit_arrhenius(t_K, y, y_err=None, quantity: str = "D") -> ArrheniusFit:

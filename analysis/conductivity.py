@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from viglas.analysis._records import DictRecord
 from viglas.errors import AnalysisError
 from viglas.units import A3_TO_CM3, E_CHARGE_C, KB_J_K
 
@@ -57,7 +58,7 @@ def number_density_per_cm3(n_ions: int, volume_A3: float) -> float:
 
 
 @dataclass
-class TransportResult:
+class TransportResult(DictRecord):
     """Transport of one species at one temperature (1-sigma errors).
 
     ``sigma_mS_cm`` is the Nernst–Einstein value from the tracer D (H = 1);
@@ -91,10 +92,6 @@ class TransportResult:
         d["t_K"] = self.temperature_K
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TransportResult":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
     @property
     def diffusion_result(self) -> DiffusionResult:

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from viglas.analysis._records import DictRecord
 from viglas.errors import AnalysisError
 from viglas.units import A2_FS_TO_CM2_S
 
@@ -237,7 +238,7 @@ def diffusive_window(msd: MSDResult, *, slope_tol: float = 0.15, end_fraction: f
 
 
 @dataclass
-class DiffusionResult:
+class DiffusionResult(DictRecord):
     """Self-diffusion coefficient of one species (1 sigma errors).
 
     ``d_err_cm2_s`` is the error reported (method in ``err_method``: the larger of
@@ -285,12 +286,6 @@ class DiffusionResult:
         """JSON-ready dict (units in field names)."""
         return {k: (list(v) if isinstance(v, (list, tuple)) else v)
                 for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DiffusionResult":
-        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _model_covariance(msd: MSDResult, lags: np.ndarray, sigma2: float, kappa: float) -> np.ndarray:

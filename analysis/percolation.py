@@ -23,13 +23,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from viglas.analysis._records import DictRecord
 from viglas.errors import FitError
 
 __all__ = ["PercolationFit", "fit_percolation", "spanning_summary"]
 
 
 @dataclass
-class PercolationFit:
+class PercolationFit(DictRecord):
     """Fit of ``sigma = sigma0 (p - p_c)^t`` (sigma in the units given, e.g. mS/cm).
 
     ``*_ci68`` / ``*_ci95``: bootstrap percentile intervals ``[lo, hi]``;
@@ -62,11 +63,6 @@ class PercolationFit:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PercolationFit":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _profile(p, ls, w, pcs):

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from viglas.analysis._records import DictRecord
 from viglas.errors import AnalysisError, FitError
 from viglas.units import R_J_MOLK
 
@@ -233,7 +234,7 @@ def network_clusters(atoms, formers: Iterable[str] = FORMERS, anion: str = "O",
 
 
 @dataclass
-class TgFit:
+class TgFit(DictRecord):
     """Two-line (hinge) fit of a quench property y(T): glass slope below Tg, liquid above."""
 
     tg_K: float
@@ -252,11 +253,6 @@ class TgFit:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def fit_tg(temperature_K: Sequence[float], volume_or_energy: Sequence[float],
