@@ -92,7 +92,6 @@ class TransportResult(DictRecord):
         d["t_K"] = self.temperature_K
         return d
 
-
     @property
     def diffusion_result(self) -> DiffusionResult:
         return DiffusionResult.from_dict(self.diffusion)
