@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     for n, nsteps in zip(args.sizes, steps):
         atoms = melt(n)
         rows: dict[str, list] = {"viglas": [], "lammps": [], "lammps_plain": [], "numpy": []}
-        for _ in range(args.repeats):
+        for rep in range(args.repeats):
             rows["viglas"].append(time_viglas(atoms, nsteps))
             rows["lammps"].append(time_lammps(atoms, nsteps))
             rows["lammps_plain"].append(time_lammps(atoms, nsteps, plain=True))
@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
 
                 d3 = load_parameters("default")
                 d0 = d3.model_copy(update={"three_body": {}})
-                rows.setdefault("default_3b", []).append(time_viglas(atoms, nsteps, params=d3))
-                rows.setdefault("default_no3b", []).append(time_viglas(atoms, nsteps, params=d0))
+                runs = [("default_3b", d3), ("default_no3b", d0)]
+                for key, prm in runs if rep % 2 == 0 else runs[::-1]:  # alternate the order
+                    rows.setdefault(key, []).append(time_viglas(atoms, nsteps, params=prm))
                 rows.setdefault("lammps_default_3b", []).append(
                     time_lammps(atoms, nsteps, params=d3))
         v = [r["ms_per_step"] for r in rows["viglas"]]

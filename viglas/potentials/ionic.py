@@ -587,6 +587,8 @@ class IonicPotential(Calculator):
         self._e_self = -COULOMB_EV_A * self._self_coef * float(np.sum(self._q_atoms**2))
         self._tab3 = three_body_tables(self.params.three_body, elements)
         self._has3 = bool(self._tab3["nbr"].any())
+        nbr = self._tab3["nbr"].reshape(nt, nt)
+        self._tab3["bond_tp"] = (nbr | nbr.T).ravel()  # type pairs the angle term can bond
         self._numbers = atoms.numbers.copy()
         self._nl = None
 
@@ -619,11 +621,10 @@ class IonicPotential(Calculator):
         if self._has3:
             # bonds the angle term can see until the next rebuild (list order kept, so
             # the kernels sum exactly as over the whole list)
-            t3, nt = self._tab3, self._ntypes
-            ti, tj = self._types[i], self._types[j]
-            c = np.nonzero(t3["nbr"][ti * nt + tj] | t3["nbr"][tj * nt + ti])[0]
-            D = (pos[j[c]] - pos[i[c]] + S[c, 0:1] * cell[0] + S[c, 1:2] * cell[1]
-                 + S[c, 2:3] * cell[2])
+            c = np.nonzero(self._tab3["bond_tp"][tp])[0]
+            Sc = np.take(S, c, axis=0)
+            D = (np.take(pos, np.take(j, c), axis=0) - np.take(pos, np.take(i, c), axis=0)
+                 + Sc[:, 0:1] * cell[0] + Sc[:, 1:2] * cell[1] + Sc[:, 2:3] * cell[2])
             c = c[np.einsum("ij,ij->i", D, D) < self.r3_list**2]
             self._nl.update(i3=i[c], j3=j[c], S3=np.ascontiguousarray(S[c]))
         self.n_rebuilds += 1
