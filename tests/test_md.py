@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from viglas import walltime
 from viglas.errors import CheckpointError, ConfigError, MDError
 from viglas.potentials import IonicPotential
 from viglas.trajectory import H5MDTrajectory
@@ -96,6 +97,73 @@ def test_resume_reproduces_uninterrupted_run(glass84, tmp_path, ensemble, thermo
     assert Path(ref.log).read_text() == Path(res.log).read_text()
     if ensemble == "npt":
         assert not np.allclose(np.asarray(ref.atoms.cell), np.asarray(atoms.cell))
+
+
+@pytest.mark.parametrize("ensemble,thermostat,pressure", [
+    ("nvt", "langevin", None), ("nvt", "bussi", None), ("nvt", "nose-hoover", None),
+    ("npt", "nose-hoover", 0.5), ("npt", "langevin", 0.5)])
+def test_trajectory_does_not_depend_on_checkpoint_interval(glass84, tmp_path, ensemble,
+                                                           thermostat, pressure):
+    """The integrator is rebuilt from its saved state at every checkpoint: that must
+    not change the dynamics (checkpoints every 7 steps vs. one at the end)."""
+    atoms, _ = glass84
+    kw = dict(ensemble=ensemble, thermostat=thermostat, temperature_K=900,
+              pressure_GPa=pressure, save_every=10, seed=7, progress=False, steps=60)
+    a = run_md(atoms, _calc(), workdir=tmp_path / "a", checkpoint_every=7, **kw)
+    b = run_md(atoms, _calc(), workdir=tmp_path / "b", checkpoint_every=60, **kw)
+    np.testing.assert_array_equal(a.atoms.positions, b.atoms.positions)
+    np.testing.assert_array_equal(a.atoms.get_momenta(), b.atoms.get_momenta())
+    np.testing.assert_array_equal(np.asarray(a.atoms.cell), np.asarray(b.atoms.cell))
+    assert Path(a.log).read_text() == Path(b.log).read_text()
+
+
+def _stop_after(n_calls: int) -> IonicPotential:
+    """The trial potential, asking for a wall-time stop at its n-th force call (as the
+    SIGALRM handler of a wall-time segment would, at an arbitrary moment). Same class
+    and parameters as :func:`_calc`, so the run signature is the same."""
+    calc = _calc()
+    inner, left = calc.calculate, [n_calls]
+
+    def calculate(*args, **kwargs):
+        inner(*args, **kwargs)
+        left[0] -= 1
+        if left[0] == 0:
+            walltime.request_stop()
+
+    calc.calculate = calculate
+    return calc
+
+
+@pytest.mark.parametrize("ensemble,thermostat,pressure", [
+    ("nvt", "langevin", None), ("nvt", "bussi", None), ("nvt", "nose-hoover", None),
+    ("npt", "nose-hoover", 0.5), ("npt", "langevin", 0.5)])
+def test_walltime_stop_mid_segment_then_resume_is_bit_identical(glass84, tmp_path, ensemble,
+                                                                thermostat, pressure):
+    """A stop request between checkpoints: run_md checkpoints at that very step, raises
+    WallTimeUp, and the resumed run ends exactly where an uninterrupted run ends."""
+    atoms, _ = glass84
+    kw = dict(ensemble=ensemble, thermostat=thermostat, temperature_K=900,
+              pressure_GPa=pressure, save_every=10, checkpoint_every=20, seed=7,
+              progress=False, steps=80)
+    ref = run_md(atoms, _calc(), workdir=tmp_path / "ref", **kw)
+    try:
+        with pytest.raises(walltime.WallTimeUp, match=r"step (\d+) of 80") as exc:
+            run_md(atoms, _stop_after(37), workdir=tmp_path / "cut", **kw)
+    finally:
+        walltime.clear()
+    stopped_at = int(exc.value.args[0].split("step ")[1].split()[0])
+    assert 30 < stopped_at < 40  # not a checkpoint (every 20) nor a frame (every 10) step
+    ck = np.load(tmp_path / "cut" / "traj.ckpt.npz")
+    assert json.loads(str(ck["meta_json"]))["step"] == stopped_at
+    res = run_md(atoms, _calc(), workdir=tmp_path / "cut", **kw)
+    assert res.resumed
+    np.testing.assert_array_equal(res.atoms.positions, ref.atoms.positions)
+    np.testing.assert_array_equal(res.atoms.get_momenta(), ref.atoms.get_momenta())
+    np.testing.assert_array_equal(np.asarray(res.atoms.cell), np.asarray(ref.atoms.cell))
+    with H5MDTrajectory(ref.trajectory) as a, H5MDTrajectory(res.trajectory) as b:
+        np.testing.assert_array_equal(a.steps, b.steps)
+        np.testing.assert_array_equal(a.positions(), b.positions())
+    assert Path(ref.log).read_text() == Path(res.log).read_text()
 
 
 def test_nve_energy_drift_and_momentum(glass84, tmp_path, capsys):

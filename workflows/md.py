@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from viglas import walltime as _walltime
 from viglas.errors import CheckpointError, ConfigError, MDError
 from viglas.provenance import model_identity, stable_hash
 from viglas.units import density_g_cm3
@@ -304,7 +305,13 @@ class _Integrator:
                                          P_tau=pdamp_fs * units.fs, rng=rng)
             if "p_eps" in state:
                 self.dyn.p_eps = float(state["p_eps"])
-                self.dyn._update_force_eps()
+                if "force_eps" in state:
+                    # ASE computes the cell force before the last velocity half-step;
+                    # recomputing it here (after) would make every restart, and so the
+                    # trajectory, depend on where the run was checkpointed
+                    self.dyn.force_eps = float(state["force_eps"])
+                else:  # checkpoint of an older viglas
+                    self.dyn._update_force_eps()
             self._last_p = p_now
         else:  # pragma: no cover - validated before
             raise ConfigError("unsupported ensemble/thermostat", field="thermostat",
@@ -380,7 +387,7 @@ class _Integrator:
                     "eps": np.array(d._eps), "p_eps": np.array(d._p_eps),
                     "volume0": np.array(d._volume0), "cell0": np.array(d._cell0)}
         if self.thermostat == "langevin" and self.ensemble == "npt":
-            return {"p_eps": np.array(d.p_eps)}
+            return {"p_eps": np.array(d.p_eps), "force_eps": np.array(d.force_eps)}
         return {}
 
 
@@ -724,6 +731,10 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
                 if save or log:
                     obs.record(s, frames, rows, save=save, log=log)
                     bar.update(s)
+                if _walltime.STOP and s < seg_end:  # wall-time segment over: checkpoint here
+                    obs.guard(s)  # never checkpoint a state the guards would refuse
+                    seg_end = s
+                    break
             # ---- segment done: write part, log, checkpoint (in this order)
             if frames["step"]:
                 n_parts += 1
@@ -744,6 +755,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
                                              "merged_parts": merged_parts,
                                              "log_bytes": log_bytes, "finished": False},
                              work, dyn_state, rng.bit_generator.state)
+            if _walltime.STOP and step < steps:
+                raise _walltime.WallTimeUp(f"wall-time stop at step {step} of {steps}; "
+                                           "checkpoint written, the run resumes from it")
     finally:
         bar.close()
 

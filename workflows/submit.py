@@ -49,12 +49,14 @@ from typing import Any, Callable
 
 from jobflow import Flow, Job, Response, job
 
+from viglas import walltime
 from viglas.errors import MissingDependencyError, SubmitError
+from viglas.walltime import WallTimeUp
 
 __all__ = [
     "Submission", "RoleSettings", "submit_config", "submit_flow", "configure_flow",
     "role_settings", "job_role", "flow_status", "wait_for_flow", "remote_results",
-    "probe_flow", "probe_resume", "segmented_call", "SegmentTimeUp", "MD_JOB_PATTERN",
+    "probe_flow", "probe_resume", "segmented_call", "SegmentTimeUp", "WallTimeUp", "MD_JOB_PATTERN",
     "MD_STAGES", "MAX_STALLED_SEGMENTS",
 ]
 
@@ -161,11 +163,29 @@ def job_role(j: Job) -> str:
 
 
 # --------------------------------------------------------------------------- segments
-class SegmentTimeUp(BaseException):
-    """Raised inside an MD job when its segment's wall-time budget is spent.
-
-    A ``BaseException`` so that ``except Exception`` in the MD code does not swallow it.
+class SegmentTimeUp(WallTimeUp):
+    """Raised from ``SIGALRM`` inside a job that did not stop by itself within the
+    grace period after its segment's wall-time budget was spent (see
+    :func:`segmented_call`). A ``BaseException``, like :class:`WallTimeUp`.
     """
+
+
+def _hard_stop_grace_s(budget_s: float) -> float:
+    """Seconds a job gets, after the stop request, to checkpoint and stop by itself."""
+    return min(60.0, max(1.0, 0.05 * float(budget_s)))
+
+
+def _time_up_in(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, a wall-time stop. A signal that arrives
+    while C or numba code runs can surface wrapped, e.g. as a ``SystemError`` whose
+    ``__cause__`` is the :class:`SegmentTimeUp` the handler raised."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, WallTimeUp):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _callable_path(fn: Callable) -> str:
@@ -185,9 +205,13 @@ def segmented_call(function: Callable, args: list, kwargs: dict, budget_s: float
 
     The call runs with ``workdir`` as the current directory (the run directory of the
     first segment), so a resumable MD function that writes relative paths or uses the
-    current directory finds its checkpoint again. When the budget is spent, the call
-    is interrupted (:class:`SegmentTimeUp`, raised from ``SIGALRM`` between Python
-    statements) and this job is replaced by segment ``segment + 1`` with the same
+    current directory finds its checkpoint again. When the budget is spent, a
+    ``SIGALRM`` handler asks the call to stop (:func:`viglas.walltime.request_stop`):
+    :func:`~viglas.workflows.md.run_md` then finishes its current step, writes a
+    checkpoint there and raises :class:`~viglas.walltime.WallTimeUp`. A function that
+    does not look at the request is interrupted (:class:`SegmentTimeUp`, raised
+    between Python statements) after a grace period of 5 % of the budget (1 to 60 s).
+    Either way this job is then replaced by segment ``segment + 1`` with the same
     arguments: jobflow-remote submits it as a new batch job, and the MD resumes from
     the last checkpoint. Its output is then the output of the original job, so later
     jobs see no difference. Only for functions that resume when called again in the
@@ -202,16 +226,29 @@ def segmented_call(function: Callable, args: list, kwargs: dict, budget_s: float
     print(f"viglas: MD segment {segment} of {_callable_path(function)} in {workdir}, "
           f"budget {budget_s:.0f} s", flush=True)
 
+    grace = _hard_stop_grace_s(budget_s)
+
     def _alarm(signum, frame):
-        raise SegmentTimeUp(f"segment {segment} used its {budget_s:.0f} s")
+        if not walltime.STOP:  # first: ask the MD loop to checkpoint and stop
+            walltime.request_stop()
+            signal.setitimer(signal.ITIMER_REAL, grace)
+            return
+        raise SegmentTimeUp(f"segment {segment} used its {budget_s:.0f} s and did not stop "
+                            f"by itself within {grace:.0f} s more")
 
     t_start = time.time()
+    walltime.clear()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, float(budget_s))
     try:
         os.chdir(workdir)
-        result = _unwrap(function)(*args, **kwargs)
-    except SegmentTimeUp:
+        try:
+            result = _unwrap(function)(*args, **kwargs)
+        except BaseException as exc:
+            if not _time_up_in(exc):
+                raise
+            raise WallTimeUp(str(exc)) from exc
+    except WallTimeUp:
         signal.setitimer(signal.ITIMER_REAL, 0)
         stalled = 0 if _wrote_since(Path(workdir), t_start) else stalled + 1
         if stalled > MAX_STALLED_SEGMENTS:
@@ -237,6 +274,7 @@ def segmented_call(function: Callable, args: list, kwargs: dict, budget_s: float
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        walltime.clear()
         os.chdir(here)
     if isinstance(result, Response):
         result.stored_data = {**(result.stored_data or {}), "segments": segment + 1,
@@ -691,6 +729,8 @@ def probe_resume(n_steps: int = 6, step_s: float = 1.0) -> dict[str, Any]:
         tmp = ck.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, ck)
+        if walltime.STOP and state["step"] < n_steps:  # as run_md: stop at a checkpoint
+            raise walltime.WallTimeUp(f"stopped at step {state['step']}")
     ck.write_text(json.dumps(state))
     return {"steps": state["step"], "segments": state["segments"], "workdir": os.getcwd()}
 

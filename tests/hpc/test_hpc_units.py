@@ -19,6 +19,7 @@ from jobflow import Flow, Maker, job, run_locally  # noqa: E402
 from jobflow.core.store import JobStore  # noqa: E402
 from maggma.stores import MemoryStore  # noqa: E402
 
+from viglas import walltime  # noqa: E402
 from viglas.errors import ConfigError, SubmitError  # noqa: E402
 from viglas.workflows import hpc_templates, submit  # noqa: E402
 
@@ -149,8 +150,9 @@ def test_configure_flow_per_kind():
 
 
 # --- segmentation: a resumable "MD" that checkpoints to the current directory -------
-def resumable_steps(n_steps: int, step_s: float) -> dict:
-    """Advance a counter to ``n_steps``, checkpointing every step in ./ckpt.json."""
+def resumable_steps(n_steps: int, step_s: float, cooperative: bool = True) -> dict:
+    """Advance a counter to ``n_steps``, checkpointing every step in ./ckpt.json; stops
+    at a checkpoint when a wall-time stop is requested (unless not ``cooperative``)."""
     import time
 
     ck = Path("ckpt.json")
@@ -163,12 +165,14 @@ def resumable_steps(n_steps: int, step_s: float) -> dict:
         tmp = Path("ckpt.json.tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, ck)
+        if cooperative and walltime.STOP and state["step"] < n_steps:  # as run_md
+            raise walltime.WallTimeUp(f"stopped at step {state['step']}")
     return {"step": state["step"], "starts": state["starts"], "cwd": os.getcwd()}
 
 
 @job
-def resumable_job(n_steps: int, step_s: float) -> dict:
-    return resumable_steps(n_steps, step_s)
+def resumable_job(n_steps: int, step_s: float, cooperative: bool = True) -> dict:
+    return resumable_steps(n_steps, step_s, cooperative)
 
 
 @job
@@ -196,6 +200,36 @@ def test_segmented_md_resumes_across_segments(tmp_path, monkeypatch):
     # every segment ran in the first segment's directory; the next job saw the final output
     assert json.loads((Path(res["cwd"]) / "ckpt.json").read_text())["starts"] == res["starts"]
     assert out[nxt.uuid][1].output == 120
+
+
+def test_job_that_ignores_the_stop_request_is_interrupted_after_the_grace(tmp_path,
+                                                                          monkeypatch):
+    """A function that never looks at viglas.walltime.STOP still gets cut into segments:
+    SIGALRM raises SegmentTimeUp in it once the grace period after the budget is over."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(submit, "_hard_stop_grace_s", lambda budget: 0.2)
+    md = resumable_job(10, 0.1, cooperative=False)
+    submit._segment(md, 0.3)
+    out = run_locally(md, store=JobStore(MemoryStore()), create_folders=True,
+                      root_dir=tmp_path, ensure_success=True, log=False)
+    res = out[md.uuid][max(out[md.uuid])].output
+    assert res["step"] == 10 and len(res["starts"]) >= 2
+    assert not walltime.STOP  # the request does not leak out of the segment
+
+
+def test_wrapped_time_up_is_recognised():
+    """SIGALRM during numba/C code can surface as SystemError caused by SegmentTimeUp."""
+    try:
+        try:
+            raise submit.SegmentTimeUp("segment 0 used its 1 s")
+        except submit.SegmentTimeUp as inner:
+            raise SystemError("returned a result with an exception set") from inner
+    except SystemError as exc:
+        assert submit._time_up_in(exc)
+    assert not submit._time_up_in(ValueError("x"))
+    assert submit._hard_stop_grace_s(0.5) == 1.0
+    assert submit._hard_stop_grace_s(600) == 30.0
+    assert submit._hard_stop_grace_s(4 * 3600) == 60.0
 
 
 def test_segmented_call_passes_short_jobs_through(tmp_path, monkeypatch):
