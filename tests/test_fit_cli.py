@@ -91,3 +91,23 @@ def test_fit_potential_cli_recovers_three_body_strength(tmp_path):
     assert fitted.three_body["Al"].k == pytest.approx(3.0, rel=1e-2)
     assert "three_body.Al.k" in fitted.provenance["free_parameters"]
     assert "three-body" in fitted.description
+
+
+def test_check_potential_writes_its_section_and_keeps_the_rest(tmp_path, capsys):
+    """A short NVT check lands under --section; other report keys stay as they were."""
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"held_out": {"x": 1}, "stability": {"old": True}}))
+    params = tmp_path / "p.yaml"
+    save_parameters(initial_parameters(["Li", "Al", "Cl", "O"]), params)
+    rc = main(["check-potential", str(params), "-c", "LiAlCl2.5O0.75", "--report", str(report),
+               "--nvt-ps", "0.1", "--no-melt-quench", "--n-atoms", "21",
+               "--workdir", str(tmp_path / "runs"), "--section", "stability_short"])
+    assert rc in (0, None)
+    data = json.loads(report.read_text())
+    assert data["held_out"] == {"x": 1} and data["stability"] == {"old": True}
+    nvt = data["stability_short"]["LiAlCl2.5O0.75"]["nvt"]
+    assert nvt["steps_done"] == 50 and nvt["finite"] is True
+    assert "under 'stability_short'" in capsys.readouterr().out
+    rc = main(["check-potential", str(params), "--report", str(report), "--section", " "])
+    assert rc == 2
+    assert "--section" in capsys.readouterr().err

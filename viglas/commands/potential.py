@@ -317,7 +317,10 @@ def register(app: typer.Typer) -> None:
                                          "--compositions", "-c",
                                          help="Comma-separated formulas."),
         report: Path = typer.Option(..., "--report", help="JSON report to add the "
-                                                           "'stability' section to."),
+                                                           "results to."),
+        section: str = typer.Option("stability", "--section",
+                                    help="Report key the results go under (merged with "
+                                         "what is there)."),
         workdir: Path = typer.Option(Path("runs/check-potential"), help="MD run folder."),
         nvt_ps: float = typer.Option(100.0, help="NVT length in ps."),
         t_k: float = typer.Option(1000.0, "--t-K", help="NVT temperature in K."),
@@ -333,14 +336,18 @@ def register(app: typer.Typer) -> None:
         """Run NVT and melt-quench MD with an ionic parameter set for each composition
         and record whether it stays stable (no NaN, no collapse) and how the formers
         are coordinated."""
+        from viglas.errors import ConfigError
         from viglas.potentials.validate import write_report
 
         comps = [c.strip() for c in compositions.split(",") if c.strip()]
+        if not section.strip():
+            raise ConfigError("empty report section", field="--section", value=section,
+                              hint="name a key such as 'stability'")
         res = stability_checks(parameters, comps, workdir, n_atoms=n_atoms, nvt_ps=nvt_ps,
                                t_K=t_k, timestep_fs=timestep_fs, melt_quench=melt_quench,
                                mq_t_melt_K=t_melt_k, mq_pressure_GPa=pressure_gpa,
                                seed=seed, log=typer.echo)
         data = json.loads(Path(report).read_text()) if Path(report).exists() else {}
-        data.setdefault("stability", {}).update(res)
+        data.setdefault(section, {}).update(res)
         write_report(data, report)
-        typer.echo(f"stability results added to {report}")
+        typer.echo(f"stability results added to {report} under '{section}'")
