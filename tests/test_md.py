@@ -74,9 +74,23 @@ def test_langevin_nvt_files_and_mdanalysis(glass84, tmp_path):
     assert u.trajectory.time == pytest.approx(0.040)  # MDAnalysis reports ps
 
 
-@pytest.mark.parametrize("ensemble,thermostat,pressure", [
-    ("nvt", "langevin", None), ("nvt", "bussi", None), ("nvt", "nose-hoover", None),
-    ("npt", "nose-hoover", 0.5), ("npt", "langevin", 0.5)])
+#: (ensemble, thermostat, pressure_GPa) of every integrator run_md offers with a bath.
+ENSEMBLES = [("nvt", "langevin", None), ("nvt", "bussi", None), ("nvt", "nose-hoover", None),
+             ("npt", "nose-hoover", 0.5), ("npt", "langevin", 0.5)]
+
+
+def _assert_same_run(res, ref) -> None:
+    """Two MD results are the same run, bit for bit: final state, frames and log."""
+    np.testing.assert_array_equal(res.atoms.positions, ref.atoms.positions)
+    np.testing.assert_array_equal(res.atoms.get_momenta(), ref.atoms.get_momenta())
+    np.testing.assert_array_equal(np.asarray(res.atoms.cell), np.asarray(ref.atoms.cell))
+    with H5MDTrajectory(ref.trajectory) as a, H5MDTrajectory(res.trajectory) as b:
+        np.testing.assert_array_equal(a.steps, b.steps)
+        np.testing.assert_array_equal(a.positions(), b.positions())
+    assert Path(ref.log).read_text() == Path(res.log).read_text()
+
+
+@pytest.mark.parametrize("ensemble,thermostat,pressure", ENSEMBLES)
 def test_resume_reproduces_uninterrupted_run(glass84, tmp_path, ensemble, thermostat,
                                              pressure):
     """Stop after 40 steps, restart with 80: identical to one 80-step run, bit for bit."""
@@ -88,20 +102,12 @@ def test_resume_reproduces_uninterrupted_run(glass84, tmp_path, ensemble, thermo
     run_md(atoms, _calc(), steps=40, workdir=tmp_path / "cut", **kw)
     res = run_md(atoms, _calc(), steps=80, workdir=tmp_path / "cut", **kw)
     assert res.resumed
-    np.testing.assert_array_equal(res.atoms.positions, ref.atoms.positions)
-    np.testing.assert_array_equal(res.atoms.get_momenta(), ref.atoms.get_momenta())
-    np.testing.assert_array_equal(np.asarray(res.atoms.cell), np.asarray(ref.atoms.cell))
-    with H5MDTrajectory(ref.trajectory) as a, H5MDTrajectory(res.trajectory) as b:
-        np.testing.assert_array_equal(a.steps, b.steps)
-        np.testing.assert_array_equal(a.positions(), b.positions())
-    assert Path(ref.log).read_text() == Path(res.log).read_text()
+    _assert_same_run(res, ref)
     if ensemble == "npt":
         assert not np.allclose(np.asarray(ref.atoms.cell), np.asarray(atoms.cell))
 
 
-@pytest.mark.parametrize("ensemble,thermostat,pressure", [
-    ("nvt", "langevin", None), ("nvt", "bussi", None), ("nvt", "nose-hoover", None),
-    ("npt", "nose-hoover", 0.5), ("npt", "langevin", 0.5)])
+@pytest.mark.parametrize("ensemble,thermostat,pressure", ENSEMBLES)
 def test_trajectory_does_not_depend_on_checkpoint_interval(glass84, tmp_path, ensemble,
                                                            thermostat, pressure):
     """The integrator is rebuilt from its saved state at every checkpoint: that must
@@ -111,10 +117,7 @@ def test_trajectory_does_not_depend_on_checkpoint_interval(glass84, tmp_path, en
               pressure_GPa=pressure, save_every=10, seed=7, progress=False, steps=60)
     a = run_md(atoms, _calc(), workdir=tmp_path / "a", checkpoint_every=7, **kw)
     b = run_md(atoms, _calc(), workdir=tmp_path / "b", checkpoint_every=60, **kw)
-    np.testing.assert_array_equal(a.atoms.positions, b.atoms.positions)
-    np.testing.assert_array_equal(a.atoms.get_momenta(), b.atoms.get_momenta())
-    np.testing.assert_array_equal(np.asarray(a.atoms.cell), np.asarray(b.atoms.cell))
-    assert Path(a.log).read_text() == Path(b.log).read_text()
+    _assert_same_run(a, b)
 
 
 def _stop_after(n_calls: int) -> IonicPotential:
@@ -134,9 +137,7 @@ def _stop_after(n_calls: int) -> IonicPotential:
     return calc
 
 
-@pytest.mark.parametrize("ensemble,thermostat,pressure", [
-    ("nvt", "langevin", None), ("nvt", "bussi", None), ("nvt", "nose-hoover", None),
-    ("npt", "nose-hoover", 0.5), ("npt", "langevin", 0.5)])
+@pytest.mark.parametrize("ensemble,thermostat,pressure", ENSEMBLES)
 def test_walltime_stop_mid_segment_then_resume_is_bit_identical(glass84, tmp_path, ensemble,
                                                                 thermostat, pressure):
     """A stop request between checkpoints: run_md checkpoints at that very step, raises
@@ -157,13 +158,7 @@ def test_walltime_stop_mid_segment_then_resume_is_bit_identical(glass84, tmp_pat
     assert json.loads(str(ck["meta_json"]))["step"] == stopped_at
     res = run_md(atoms, _calc(), workdir=tmp_path / "cut", **kw)
     assert res.resumed
-    np.testing.assert_array_equal(res.atoms.positions, ref.atoms.positions)
-    np.testing.assert_array_equal(res.atoms.get_momenta(), ref.atoms.get_momenta())
-    np.testing.assert_array_equal(np.asarray(res.atoms.cell), np.asarray(ref.atoms.cell))
-    with H5MDTrajectory(ref.trajectory) as a, H5MDTrajectory(res.trajectory) as b:
-        np.testing.assert_array_equal(a.steps, b.steps)
-        np.testing.assert_array_equal(a.positions(), b.positions())
-    assert Path(ref.log).read_text() == Path(res.log).read_text()
+    _assert_same_run(res, ref)
 
 
 def test_nve_energy_drift_and_momentum(glass84, tmp_path, capsys):

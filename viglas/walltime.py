@@ -11,7 +11,7 @@ cannot be wrapped into an unrelated ``SystemError`` and no step's work is lost.
 
 from __future__ import annotations
 
-__all__ = ["WallTimeUp", "request_stop", "clear", "stop_requested", "STOP"]
+__all__ = ["WallTimeUp", "request_stop", "clear", "STOP"]
 
 
 class WallTimeUp(BaseException):
@@ -37,7 +37,3 @@ def clear() -> None:
     """Withdraw a stop request (done before and after each segment)."""
     global STOP
     STOP = False
-
-
-def stop_requested() -> bool:
-    return STOP

@@ -51,7 +51,7 @@ from jobflow import Flow, Job, Response, job
 
 from viglas import walltime
 from viglas.errors import MissingDependencyError, SubmitError
-from viglas.walltime import WallTimeUp
+from viglas.walltime import WallTimeUp  # re-exported: the stop segments catch
 
 __all__ = [
     "Submission", "RoleSettings", "submit_config", "submit_flow", "configure_flow",

@@ -62,8 +62,9 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     from viglas.potentials.parameters import load_parameters, pair_key
     from viglas.potentials.validate import mean_coordination
     from viglas.trajectory import H5MDTrajectory
+    from viglas.units import density_g_cm3
+    from viglas.workflows.md import BOIL_DENSITY_FRACTION, run_md
     from viglas.workflows.md import melt_quench as mq
-    from viglas.workflows.md import run_md
 
     params = load_parameters(params_path)
     out: dict[str, Any] = {}
@@ -133,10 +134,8 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
             if (d / "traj.h5").exists():  # resume: continue from the steps already done
                 with H5MDTrajectory(d / "traj.h5") as tr:
                     done = min(steps, int(tr.steps[-1]) // per * per)
-            first = True
-            while done < steps or first:
-                first = False
-                done = min(steps, done + per) if done < steps else steps
+            while True:  # at least one call: a finished run returns its result
+                done = min(steps, done + per)
                 r = run_md(atoms, IonicPotential(params), ensemble="nvt",
                            thermostat="langevin", temperature_K=t_K, timestep_fs=timestep_fs,
                            steps=done, save_every=max(1, steps // 500), workdir=d, seed=seed,
@@ -149,11 +148,13 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
                                 "mean_temperature_K": r.mean_temperature_K,
                                 "n_atoms": r.n_atoms, "frames_checked": len(fr), **check(fr)}
                 save()
+                if done >= steps:
+                    break
             log(f"{comp}: NVT {nvt_ps} ps at {t_K} K done: {entry['nvt']['coordination']}")
             if melt_quench:
                 dq = cdir / "melt_quench"
-                start_density = float(np.sum(fr[-1].get_masses()) * 1.66053906660
-                                       / fr[-1].get_volume())
+                start_density = density_g_cm3(float(np.sum(fr[-1].get_masses())),
+                                              fr[-1].get_volume())
                 q = mq(fr[-1], IonicPotential(params), t_melt_K=mq_t_melt_K, t_final_K=300.0,
                        hold_ps=mq_hold_ps, cool_rate_K_ps=mq_cool_rate_K_ps,
                        pressure_GPa=mq_pressure_GPa,
@@ -171,7 +172,7 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
                                         **check(glass_frames)}
                 # a glass at under half the start density has boiled / blown apart
                 entry["melt_quench"]["exploded"] = bool(
-                    q.final_density_g_cm3 < 0.5 * start_density)
+                    q.final_density_g_cm3 < BOIL_DENSITY_FRACTION * start_density)
                 log(f"{comp}: melt-quench done: {entry['melt_quench']['coordination']}")
             entry["stable"] = bool(entry["nvt"]["finite"] and not entry["nvt"]["collapsed"]
                                    and (not melt_quench or (entry["melt_quench"]["finite"] and

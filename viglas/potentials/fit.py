@@ -39,8 +39,8 @@ from ase import Atoms
 from scipy.special import erfc
 
 from viglas.errors import FitError
-from viglas.potentials.parameters import (IonicParameters, PairParameters, ThreeBodyParameters,
-                                          pair_key)
+from viglas.potentials.parameters import (PAIR_FIELDS, THREE_BODY_FIELDS, IonicParameters,
+                                          PairParameters, ThreeBodyParameters, pair_key)
 from viglas.units import COULOMB_EV_A
 
 #: eV/Å^3 -> GPa.
@@ -679,9 +679,9 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
     pairs = {}
     free_set = set(free)
     for key, p in best.pairs.items():
-        fixed_names = sorted(n for n in ("A", "rho", "C", "B") if (key, n) not in free_set)
+        fixed_names = sorted(n for n in PAIR_FIELDS if (key, n) not in free_set)
         pairs[key] = p.model_copy(update={"fixed": fixed_names})
-    tbs = {m: t.model_copy(update={"fixed": [n for n in ("k", "cos0", "gamma", "cutoff")
+    tbs = {m: t.model_copy(update={"fixed": [n for n in THREE_BODY_FIELDS
                                             if ("3b:" + m, n) not in free_set]})
            for m, t in best.three_body.items()}
     best = best.model_copy(update={"pairs": pairs, "three_body": tbs})

@@ -267,6 +267,13 @@ def _numba_three_body(numba):
     return kernel3
 
 
+def _pair_vectors(pos, cell, i, j, S) -> np.ndarray:
+    """Vectors r_j + S @ cell - r_i of the pairs (i, j, S), shape (n_pairs, 3). Explicit
+    broadcasting: a BLAS matmul with inner size 3 is slow under load."""
+    return (np.take(pos, j, axis=0) - np.take(pos, i, axis=0)
+            + S[:, 0:1] * cell[0] + S[:, 1:2] * cell[1] + S[:, 2:3] * cell[2])
+
+
 def three_body_tables(three_body: dict, elements: list[str]) -> dict[str, np.ndarray]:
     """Per-type arrays of the angle term for type ``t`` = ``elements[t]``, as the kernels
     take them: ``nbr`` (flattened nt x nt, ``nbr[x * nt + y]``: y is a neighbour of
@@ -290,7 +297,7 @@ def three_body_numpy(pos, cell, i, j, S, types, nbr, tk, tcos0, tgam, trc, force
     nt = len(tk)
     if len(i) == 0:
         return 0.0
-    D = (pos[j] - pos[i] + S[:, 0:1] * cell[0] + S[:, 1:2] * cell[1] + S[:, 2:3] * cell[2])
+    D = _pair_vectors(pos, cell, i, j, S)
     r2 = np.einsum("ij,ij->i", D, D)
     ti, tj = types[i], types[j]
     ci = nbr[ti * nt + tj] & (r2 < trc[ti] ** 2)
@@ -622,9 +629,7 @@ class IonicPotential(Calculator):
             # bonds the angle term can see until the next rebuild (list order kept, so
             # the kernels sum exactly as over the whole list)
             c = np.nonzero(self._tab3["bond_tp"][tp])[0]
-            Sc = np.take(S, c, axis=0)
-            D = (np.take(pos, np.take(j, c), axis=0) - np.take(pos, np.take(i, c), axis=0)
-                 + Sc[:, 0:1] * cell[0] + Sc[:, 1:2] * cell[1] + Sc[:, 2:3] * cell[2])
+            D = _pair_vectors(pos, cell, np.take(i, c), np.take(j, c), np.take(S, c, axis=0))
             c = c[np.einsum("ij,ij->i", D, D) < self.r3_list**2]
             self._nl.update(i3=i[c], j3=j[c], S3=np.ascontiguousarray(S[c]))
         self.n_rebuilds += 1
@@ -739,9 +744,7 @@ class IonicPotential(Calculator):
             return
         i, j = nl["i"], nl["j"]
         S = nl["S"]
-        # explicit broadcasting (a BLAS matmul with inner size 3 is slow under load)
-        D = (np.take(pos, j, axis=0) - np.take(pos, i, axis=0)
-             + S[:, 0:1] * cell[0] + S[:, 1:2] * cell[1] + S[:, 2:3] * cell[2])
+        D = _pair_vectors(pos, cell, i, j, S)
         r2 = np.einsum("ij,ij->i", D, D)
         r = np.sqrt(r2)
         if len(r) and not np.all(r > 0):
