@@ -52,12 +52,41 @@ def test_unknown_name_and_params_are_named():
 
 
 def test_factory_path():
-    calc = get_calculator("ase.calculators.emt:EMT")
+    calc = get_calculator("ase.calculators.emt:EMT", allow_import=True)
     assert type(calc).__name__ == "EMT"
     with pytest.raises(MissingDependencyError):
-        get_calculator("no_such_package_xyz.mod:make")
+        get_calculator("no_such_package_xyz.mod:make", allow_import=True)
     with pytest.raises(CalculatorError):
-        get_calculator("ase.calculators.emt:NoSuchThing")
+        get_calculator("ase.calculators.emt:NoSuchThing", allow_import=True)
+
+
+def test_factory_path_needs_an_explicit_opt_in(monkeypatch, tmp_path):
+    """A config naming 'module:function' would run arbitrary code (issue 14, item 3):
+    without --allow-import / VIGLAS_ALLOW_IMPORT nothing is imported or called."""
+    monkeypatch.delenv("VIGLAS_ALLOW_IMPORT", raising=False)
+    marker = tmp_path / "ran"
+    with pytest.raises(CalculatorError) as exc:
+        get_calculator({"name": "os:system", "params": {"command": f"touch {marker}"}})
+    assert "--allow-import" in exc.value.one_line() and "os:system" in exc.value.one_line()
+    assert not marker.exists()
+    monkeypatch.setenv("VIGLAS_ALLOW_IMPORT", "1")
+    assert type(get_calculator("ase.calculators.emt:EMT")).__name__ == "EMT"
+
+
+def test_registered_entry_point_needs_no_opt_in(monkeypatch):
+    """A factory registered by an installed package (entry-point group
+    viglas.calculators) is used by its plain name, also in configs."""
+    from importlib.metadata import EntryPoint
+
+    from viglas import calculators
+    from viglas.config import parse_config
+
+    monkeypatch.delenv("VIGLAS_ALLOW_IMPORT", raising=False)
+    ep = EntryPoint(name="myemt", value="ase.calculators.emt:EMT", group="viglas.calculators")
+    monkeypatch.setattr(calculators, "registered_calculators", lambda: {"myemt": ep})
+    assert type(get_calculator("myemt")).__name__ == "EMT"
+    cfg = parse_config({"name": "x", "composition": "LiAlCl4", "calculator": {"name": "myemt"}})
+    assert cfg.calculator.name == "myemt"
 
 
 def test_missing_ml_package_names_the_extra(monkeypatch):

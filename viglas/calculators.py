@@ -17,17 +17,28 @@ mace-mp     MACE-MP foundation model                         model_file (local),
 mattersim   MatterSim                                        model_file (local), device
 orb         Orb                                              model_file (local), model,
                                                              device
+gpaw        GPAW PBE plane waves + DFT-D3(BJ) (extra dft)    ecut_eV, xc, kpts,
+                                                             kpt_density_A, d3, ... (see
+                                                             viglas.potentials.dft)
 pkg.mod:fn  any factory returning an ASE calculator          passed as keyword arguments
+            (only with ``allow_import``: see below)
 ==========  ===============================================  =========================
 
 MACE, MatterSim and Orb download their weights from the internet at run time unless
 given ``model_file`` (a local weights file); without one they fail on offline machines,
 so viglas asks for ``model_file`` (or ``allow_download: true``).
+
+A ``package.module:factory`` name imports and calls code named by a config, so it is
+refused unless the caller opts in: ``get_calculator(spec, allow_import=True)``, the
+CLI flag ``--allow-import`` or ``VIGLAS_ALLOW_IMPORT=1`` in the environment. A package
+can instead register a factory under a plain name as an entry point of the group
+``viglas.calculators`` (installing the package is the opt-in).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +51,44 @@ EMT_ELEMENTS: tuple[str, ...] = ("Ag", "Al", "Au", "C", "Cu", "H", "N", "Ni", "O
 
 #: Built-in calculator names.
 CALCULATOR_NAMES: tuple[str, ...] = ("ionic", "emt", "chgnet", "sevennet", "mace-mp",
-                                     "mattersim", "orb")
+                                     "mattersim", "orb", "gpaw")
+
+#: Environment variable that allows ``package.module:factory`` calculator names.
+ALLOW_IMPORT_ENV = "VIGLAS_ALLOW_IMPORT"
+#: Entry-point group of calculator factories registered by installed packages.
+ENTRY_POINT_GROUP = "viglas.calculators"
+
+
+def import_allowed(allow_import: bool | None = None) -> bool:
+    """True when ``package.module:factory`` names may be imported: ``allow_import`` or
+    ``$VIGLAS_ALLOW_IMPORT`` set to 1/true/yes."""
+    if allow_import:
+        return True
+    return os.environ.get(ALLOW_IMPORT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_import_allowed(name: str, allow_import: bool | None = None,
+                         field: str = "calculator.name") -> None:
+    """Raise :class:`CalculatorError` if ``name`` is an import path not opted into."""
+    if ":" in str(name) and not import_allowed(allow_import):
+        raise CalculatorError(
+            "a 'package.module:factory' calculator imports and runs code named by the "
+            "config; it needs an explicit opt-in", field=field, value=str(name),
+            allowed="a registered calculator name, or an import path with --allow-import",
+            hint=f"if you trust this config, pass --allow-import (or set {ALLOW_IMPORT_ENV}=1),"
+                 f" or register the factory as a '{ENTRY_POINT_GROUP}' entry point")
+
+
+def registered_calculators() -> dict[str, Any]:
+    """Calculator factories registered by installed packages (entry-point group
+    ``viglas.calculators``): name -> entry point."""
+    from importlib.metadata import entry_points
+
+    try:
+        return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    except Exception:  # noqa: BLE001 - broken metadata of some package
+        return {}
+
 
 _ML_HINT = ("pip install 'viglas[ml]' (install torch==2.13.0, the CPU build, first or in "
             "the same command)")
@@ -86,7 +134,7 @@ def _normal_name(name: str) -> str:
         return n
     n = n.lower().replace("_", "-")
     return {"mace": "mace-mp", "7net": "sevennet", "sevenn": "sevennet",
-            "orb-models": "orb"}.get(n, n)
+            "orb-models": "orb", "dft": "gpaw"}.get(n, n)
 
 
 def _import(module: str, calc: str):
@@ -224,6 +272,12 @@ def _orb(params: dict):
     return calc_mod.ORBCalculator(model, device=dev)
 
 
+def _gpaw(params: dict):
+    from viglas.potentials.dft import make_gpaw
+
+    return make_gpaw(params)
+
+
 def _factory(path: str, params: dict):
     module, _, attr = path.partition(":")
     if not module or not attr:
@@ -248,22 +302,29 @@ def _factory(path: str, params: dict):
 
 
 _BUILDERS = {"ionic": _ionic, "emt": _emt, "chgnet": _chgnet, "sevennet": _sevennet,
-             "mace-mp": _mace, "mattersim": _mattersim, "orb": _orb}
+             "mace-mp": _mace, "mattersim": _mattersim, "orb": _orb, "gpaw": _gpaw}
 
 
-def get_calculator(spec: CalculatorSpec | dict | str):
+def get_calculator(spec: CalculatorSpec | dict | str, *, allow_import: bool | None = None):
     """Build the ASE calculator a spec names.
 
     ``spec`` is a :class:`CalculatorSpec`, a dict ``{"name": ..., "params": {...}}`` or a
     bare name. Raises :class:`CalculatorError` for an unknown name or parameter and
     :class:`MissingDependencyError` (with the pip command) for a missing package.
-    ``params.device`` (``cpu``/``cuda``) is passed to ML potentials.
+    ``params.device`` (``cpu``/``cuda``) is passed to ML potentials. A
+    ``package.module:factory`` name is refused unless ``allow_import`` (or
+    ``$VIGLAS_ALLOW_IMPORT``) allows it; names registered in the ``viglas.calculators``
+    entry-point group are always allowed.
     """
     s = _as_spec(spec)
     name = _normal_name(s.name)
     if ":" in name:
+        check_import_allowed(name, allow_import)
         return _factory(name, s.params)
     builder = _BUILDERS.get(name)
+    if builder is None and s.name in registered_calculators():
+        ep = registered_calculators()[s.name]
+        return _factory(ep.value, s.params)
     if builder is None:
         raise CalculatorError("unknown calculator", field="calculator.name", value=s.name,
                               allowed=", ".join(CALCULATOR_NAMES) + ", package.module:factory")
@@ -288,7 +349,7 @@ def supported_elements(spec: CalculatorSpec | dict | str) -> set[str] | None:
         p = s.params.get("parameters")
         params = p if isinstance(p, IonicParameters) else load_parameters(p)
         return set(params.charges)
-    if name in _BUILDERS or ":" in name:
+    if name in _BUILDERS or ":" in name or s.name in registered_calculators():
         return None
     raise CalculatorError("unknown calculator", field="calculator.name", value=s.name,
                           allowed=", ".join(CALCULATOR_NAMES) + ", package.module:factory")

@@ -143,7 +143,8 @@ def _known_calculators() -> tuple[str, ...]:
 
         names = getattr(_calc, "CALCULATOR_NAMES", None) or getattr(_calc, "KNOWN_CALCULATORS", None)
         if names:
-            return tuple(str(n) for n in names)
+            extra = tuple(getattr(_calc, "registered_calculators", dict)())
+            return tuple(str(n) for n in names) + extra
     except Exception:  # noqa: BLE001 - registry missing or broken: fall back to the list
         pass
     return KNOWN_CALCULATORS

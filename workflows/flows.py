@@ -35,7 +35,7 @@ __all__ = ["build_flow", "composition_flow", "makers_from_config", "derive_seed"
 
 #: Namespace of the deterministic job uuids.
 FLOW_NAMESPACE = _uuid.UUID("5d0b7a8e-6f1c-4c55-9a57-3c1d2f0e9b11")
-_UNKEYED = ("progress", "name")
+_UNKEYED = ("progress", "name", "allow_import")
 
 
 def derive_seed(base: int, *parts: Any) -> int:
@@ -58,8 +58,12 @@ def _fix(job: Job, stage: str, maker, args: dict[str, Any], parents: list[Job],
     return job
 
 
-def makers_from_config(config: Config, progress: bool = False) -> dict[str, Any]:
-    """The makers of one composition chain, with settings taken from ``config``."""
+def makers_from_config(config: Config, progress: bool = False,
+                       allow_import: bool = False) -> dict[str, Any]:
+    """The makers of one composition chain, with settings taken from ``config``.
+
+    ``allow_import`` lets the MD makers build a ``package.module:factory`` calculator
+    (the user trusts the config); it is not part of any job id."""
     calc = config.calculator.model_dump(mode="json")
     mq, prod, st, an = config.melt_quench, config.production, config.structure, config.analysis
     return {
@@ -69,14 +73,16 @@ def makers_from_config(config: Config, progress: bool = False) -> dict[str, Any]
                                        t_final_K=mq.t_final_K, hold_ps=mq.hold_ps,
                                        cool_rate_K_ps=mq.cool_rate_K_ps,
                                        pressure_GPa=mq.pressure_GPa, timestep_fs=mq.timestep_fs,
-                                       tg_min_cooling_ps=mq.tg_min_cooling_ps, progress=progress),
+                                       tg_min_cooling_ps=mq.tg_min_cooling_ps, progress=progress,
+                                       allow_import=allow_import),
         "production": ProductionMDMaker(calculator=calc, ensemble=prod.ensemble,
                                         thermostat=prod.thermostat, pressure_GPa=prod.pressure_GPa,
                                         timestep_fs=prod.timestep_fs,
                                         equilibration_steps=prod.equilibration_steps,
                                         equilibration_ensemble=prod.equilibration_ensemble,
                                         steps=prod.steps, save_every=prod.save_every,
-                                        checkpoint_every=prod.checkpoint_every, progress=progress),
+                                        checkpoint_every=prod.checkpoint_every, progress=progress,
+                                        allow_import=allow_import),
         "diffusion": DiffusionAnalysisMaker(species=an.species, skip_ps=an.skip_ps,
                                             haven_ratio=an.haven_ratio, plots=an.plots),
         "summary": CompositionSummaryMaker(report_temperature_K=an.report_temperature_K,
@@ -86,9 +92,10 @@ def makers_from_config(config: Config, progress: bool = False) -> dict[str, Any]
 
 
 def composition_flow(config: Config, composition, *, progress: bool = False,
-                     provenance: dict[str, Any] | None = None) -> tuple[Flow, Job]:
+                     provenance: dict[str, Any] | None = None,
+                     allow_import: bool = False) -> tuple[Flow, Job]:
     """The chain of jobs for one composition; returns (flow, summary job)."""
-    m = makers_from_config(config, progress=progress)
+    m = makers_from_config(config, progress=progress, allow_import=allow_import)
     comp_dict = {"alkali": dict(composition.alkali), "former": dict(composition.former),
                  "x": float(composition.x)}
     f = composition.formula
@@ -127,11 +134,16 @@ def composition_flow(config: Config, composition, *, progress: bool = False,
     return Flow(jobs, output=summ.output, name=f"viglas {f}"), summ
 
 
-def build_flow(config: Config, *, progress: bool = False) -> Flow:
+def build_flow(config: Config, *, progress: bool = False, allow_import: bool = False) -> Flow:
     """The jobflow Flow for ``config`` (see the module docstring); deterministic uuids.
 
     ``progress`` only switches on MD progress bars; it does not change any uuid.
+    ``allow_import``: the caller trusts the config's ``package.module:factory``
+    calculator (refused otherwise, see :mod:`viglas.calculators`); no uuid changes.
     """
+    from viglas.calculators import check_import_allowed
+
+    check_import_allowed(config.calculator.name, allow_import)
     from viglas.provenance import stable_hash as _h
 
     prov = {"config_hash": _h(config.to_dict()), "config_name": config.name,
@@ -139,7 +151,8 @@ def build_flow(config: Config, *, progress: bool = False) -> Flow:
     comps = config.compositions()
     subflows, summaries = [], []
     for comp in comps:
-        fl, summ = composition_flow(config, comp, progress=progress, provenance=prov)
+        fl, summ = composition_flow(config, comp, progress=progress, provenance=prov,
+                                    allow_import=allow_import)
         subflows.append(fl)
         summaries.append(summ)
     if config.kind == "composition":

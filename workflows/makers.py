@@ -104,10 +104,10 @@ def _to_dict(obj: Any) -> dict[str, Any] | None:
     return _clean(dict(vars(obj)))
 
 
-def _get_calculator(spec: dict[str, Any]):
+def _get_calculator(spec: dict[str, Any], allow_import: bool = False):
     from viglas.calculators import get_calculator
 
-    return get_calculator(dict(spec))
+    return get_calculator(dict(spec), allow_import=allow_import)
 
 
 def _calculator_provenance(calc, spec: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +206,8 @@ class MeltQuenchMaker(Maker):
     timestep_fs: float = 1.0
     tg_min_cooling_ps: float = 20.0
     progress: bool = False
+    #: the user opted into 'package.module:factory' calculators (not part of job ids)
+    allow_import: bool = False
 
     @job(output_schema=MeltQuenchDoc)
     def make(self, structure: StructureDoc | str, seed: int = 0,
@@ -225,7 +227,7 @@ class MeltQuenchMaker(Maker):
                                  tg_message="melt-quench disabled", provenance=prov)
         from viglas.workflows.md import melt_quench
 
-        calc = _get_calculator(self.calculator)
+        calc = _get_calculator(self.calculator, self.allow_import)
         prov["calculator"] = _calculator_provenance(calc, self.calculator)
         res = melt_quench(atoms, calc, t_melt_K=self.t_melt_K, t_final_K=self.t_final_K,
                           hold_ps=self.hold_ps, cool_rate_K_ps=self.cool_rate_K_ps,
@@ -299,6 +301,8 @@ class ProductionMDMaker(Maker):
     save_every: int = 20
     checkpoint_every: int = 1000
     progress: bool = False
+    #: the user opted into 'package.module:factory' calculators (not part of job ids)
+    allow_import: bool = False
 
     @job(output_schema=ProductionDoc)
     def make(self, structure: MeltQuenchDoc | StructureDoc | str, t_K: float, replica: int = 0,
@@ -309,7 +313,7 @@ class ProductionMDMaker(Maker):
         path = structure if isinstance(structure, str) else structure.structure_path
         formula = "" if isinstance(structure, str) else structure.formula
         atoms = _read_atoms(path)
-        calc = _get_calculator(self.calculator)
+        calc = _get_calculator(self.calculator, self.allow_import)
         here = Path.cwd()
         extra = {"progress": self.progress}
         pressure = self.pressure_GPa if self.ensemble == "npt" else None

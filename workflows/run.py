@@ -86,12 +86,103 @@ def _store_docs(workdir: Path) -> list[dict[str, Any]]:
                           hint="delete it to recompute everything") from exc
 
 
+# ----------------------------------------------------------------------------- freshness
+#: Store field in which run_local records what a job's inputs were when it ran: the
+#: ``completed_at`` of every parent job (None for a parent that had no output).
+INPUTS_FIELD = "viglas_inputs"
+
+
+def _docs_by_uuid(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last document (highest index) of each job uuid."""
+    out: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        u = d.get("uuid")
+        if u is not None and (u not in out or (d.get("index") or 0) >= (out[u].get("index") or 0)):
+            out[u] = d
+    return out
+
+
+def _when(doc: dict[str, Any] | None) -> str | None:
+    return None if doc is None else str(doc.get("completed_at") or "") or None
+
+
+def job_freshness(jobs: list[tuple[str, list[str]]],
+                  docs: dict[str, dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
+    """Classify the finished jobs of a run as ``(fresh, partial, outdated)``.
+
+    ``jobs`` is ``(uuid, parent uuids)`` in topological order, ``docs`` the store's
+    last document per uuid. A finished job is
+
+    * *outdated* when one of its inputs changed after it ran: a parent that finished
+      (again) later, or whose output is itself outdated; its output must not be used;
+    * *partial* when it ran while a parent had no output (a failed MD run under a
+      summary) and that parent still has none: its output is kept and shown, but it
+      did not use every input, so it reruns on the next ``viglas run``;
+    * *fresh* otherwise.
+
+    Jobs recorded by ``run_local`` carry ``viglas_inputs`` (the ``completed_at`` of
+    each parent when the job finished); for older stores a parent that completed later
+    than the job marks it outdated.
+    """
+    fresh: set[str] = set()
+    partial: set[str] = set()
+    outdated: set[str] = set()
+    usable: dict[str, str | None] = {}  # uuid -> completed_at of a usable output
+    for uuid, parents in jobs:
+        doc = docs.get(uuid)
+        if doc is None:
+            continue
+        recorded = doc.get(INPUTS_FIELD)
+        stale = missing = False
+        for p in parents:
+            now = usable.get(p)
+            if p in outdated:
+                stale = True
+            elif recorded is not None:
+                then = recorded.get(p) if isinstance(recorded, dict) else None
+                if then != now:
+                    stale = True
+                elif now is None:
+                    missing = True
+            elif now is None:
+                missing = True
+            elif (_when(doc) or "") < now:
+                stale = True
+        if stale:
+            outdated.add(uuid)
+            continue
+        usable[uuid] = _when(doc)
+        (partial if missing or any(p in partial for p in parents) else fresh).add(uuid)
+    return fresh, partial, outdated
+
+
+def _record_inputs(store, uuid: str, parents: list[str]) -> None:
+    """Write into the job's store documents which parent outputs it used."""
+    docs = list(store.docs_store.query({"uuid": {"$in": [uuid, *parents]}}))
+    by = _docs_by_uuid(docs)
+    inputs = {p: _when(by.get(p)) for p in parents}
+    mine = [d for d in docs if d.get("uuid") == uuid]
+    for d in mine:
+        d.pop("_id", None)
+        d[INPUTS_FIELD] = inputs
+    if mine:
+        store.docs_store.update(mine, key=["uuid", "index"])
+
+
 # ----------------------------------------------------------------------------- helpers
+LOCK_FILE = ".viglas.lock"
+#: Every worker process of a run holds a shared lock on this file while it lives, so a
+#: new run can tell that workers of an earlier (killed) run are still writing here.
+WORKERS_LOCK_FILE = ".viglas.workers.lock"
+
+
 @contextmanager
-def _lock(workdir: Path):
+def _lock(workdir: Path, wait_workers_s: float = 15.0):
+    """Hold the run directory: the run lock, after the workers of any earlier run have
+    gone (they die with their parent; this waits up to ``wait_workers_s`` for them)."""
     import fcntl
 
-    fh = open(workdir / ".viglas.lock", "w")
+    fh = open(workdir / LOCK_FILE, "w")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -99,10 +190,54 @@ def _lock(workdir: Path):
         raise ViglasError("another viglas run is using this directory", field="workdir",
                           value=str(workdir), hint="wait for it or pick another --workdir") from exc
     try:
+        with open(workdir / WORKERS_LOCK_FILE, "w") as wh:
+            deadline = time.monotonic() + wait_workers_s
+            while True:
+                try:
+                    fcntl.flock(wh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if time.monotonic() > deadline:
+                        raise ViglasError(
+                            "worker processes of an earlier viglas run are still running in "
+                            "this directory", field="workdir", value=str(workdir),
+                            hint="wait for them to end (or end them) and rerun") from exc
+                    time.sleep(0.2)
+            fcntl.flock(wh, fcntl.LOCK_UN)
+    except BaseException:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+        raise
+    try:
         yield
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) received: stop like Ctrl-C (workers stopped, outputs written)."""
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """In the main thread, turn SIGTERM/SIGHUP into :class:`_Terminated` for the block."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        raise _Terminated(f"signal {signum}")
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def _slug(text: str) -> str:
@@ -211,12 +346,52 @@ def _run_job_here(job, store, jobdir: Path) -> None:
                     allow_external_references=True, raise_immediately=True)
 
 
-def _worker_init() -> None:
+_WORKER_LOCK = None  # the worker's open lock file (kept open for its whole life)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker process end when its parent ``viglas run`` ends, however it
+    ends (``kill -9`` included): ``PR_SET_PDEATHSIG`` on Linux, and everywhere a
+    watchdog thread that kills the process once its parent is gone (re-parented)."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="viglas-parent-watchdog", daemon=True).start()
+
+
+def _worker_init(workdir: str | None = None, parent_pid: int | None = None) -> None:
     import signal
 
+    global _WORKER_LOCK
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+    if workdir is not None:
+        import fcntl
+
+        _WORKER_LOCK = open(Path(workdir) / WORKERS_LOCK_FILE, "a")
+        fcntl.flock(_WORKER_LOCK, fcntl.LOCK_SH)
     # Ctrl-C is handled by the main process, which stops the workers itself (their MD
     # resumes from its last checkpoint on the next run)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -249,7 +424,7 @@ def _worker_run(job_dict: dict, parent_docs: list[dict], jobdir: str) -> dict[st
 
 
 def run_local(config: Config | str | Path, workdir: str | Path, progress: bool = True,
-              workers: int | None = None) -> dict:
+              workers: int | None = None, allow_import: bool = False) -> dict:
     """Run ``config`` on this machine in ``workdir``; resumable; returns results.json as dict.
 
     Parameters
@@ -262,20 +437,28 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
         one thread each); None = :func:`default_workers`. Results do not depend on it:
         every job has its own seed.
 
+    allow_import : allow a ``package.module:factory`` calculator (the config is then
+        code that runs); refused otherwise, see :mod:`viglas.calculators`.
+
     Jobs that fail are reported (``results["status"]["failed"]``, with the one-line
-    error) and their dependants are skipped; independent jobs still run.
+    error) and their dependants are skipped; independent jobs still run. A finished
+    job whose inputs changed since it ran, or that ran without the output of a failed
+    job, reruns (see :func:`job_freshness`).
     """
     from jobflow.core.reference import OnMissing
 
     from viglas.workflows.flows import build_flow
 
+    from viglas.calculators import check_import_allowed
+
     if not isinstance(config, Config):
         config = load_config(config)
+    check_import_allowed(config.calculator.name, allow_import)
     n_workers = default_workers() if workers is None else max(1, int(workers))
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     con = _Console(progress)
-    with _lock(workdir):
+    with _lock(workdir), _terminate_as_interrupt():
         cfg_path = workdir / "config.json"
         cfg_dict = config.to_dict()
         if cfg_path.exists():
@@ -284,11 +467,14 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
                 con.print("[yellow]config differs from the one stored in this directory; "
                           "jobs whose settings changed will be recomputed[/yellow]")
         cfg_path.write_text(json.dumps(cfg_dict, indent=2))
-        flow = build_flow(config, progress=progress and n_workers == 1)
+        flow = build_flow(config, progress=progress and n_workers == 1,
+                          allow_import=allow_import)
         store = open_store(workdir)
         store.connect()
-        done = {d["uuid"] for d in store.docs_store.query({}, properties=["uuid"])}
         jobs = _ordered_jobs(flow)
+        stored = _docs_by_uuid(list(store.docs_store.query(
+            {}, properties=["uuid", "index", "completed_at", INPUTS_FIELD])))
+        done, partial, outdated = job_freshness([(j.uuid, list(p)) for j, p in jobs], stored)
         failed: dict[str, str] = {}
         n_skip = sum(1 for j, _ in jobs if j.uuid in done)
         con.print(f"[bold]viglas[/bold] {config.kind} '{config.name}': {len(jobs)} jobs, "
@@ -320,6 +506,12 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
         for job, _ in jobs:
             if job.uuid in done:
                 con.print(f"{label(job)}  [dim]done, skipped[/dim]")
+            elif job.uuid in partial:
+                con.print(f"{label(job)}  [yellow]reruns: it ran without the output of a "
+                          "failed job[/yellow]")
+            elif job.uuid in outdated:
+                con.print(f"{label(job)}  [yellow]reruns: its inputs changed since it "
+                          "ran[/yellow]")
         pending = [(j, p) for j, p in jobs if j.uuid not in done]
         try:
             if n_workers == 1:
@@ -338,10 +530,11 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
                         record_failure(job, f"{type(exc).__name__}: {exc}".replace("\n", " "),
                                        traceback.format_exc())
                     else:
+                        _record_inputs(store, job.uuid, parents)
                         done.add(job.uuid)
             else:
                 _run_parallel(pending, n_workers, store, done, failed, blocked, record_failure,
-                              label, jobdir_of, con, t_start)
+                              label, jobdir_of, con, t_start, workdir=workdir)
         except KeyboardInterrupt:
             con.print(f"[yellow]interrupted[/yellow]: {len(done)} finished job(s) are kept in "
                       f"{workdir}; rerun the same command to resume (MD continues from its "
@@ -350,7 +543,8 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
         finally:
             # partial or complete: always leave readable outputs behind
             results = collect_results(workdir, config=config, failed=failed,
-                                      expected=[j.uuid for j, _ in jobs])
+                                      expected=[j.uuid for j, _ in jobs],
+                                      parents={j.uuid: list(p) for j, p in jobs})
             write_outputs(results, workdir)
         n_fail = len(failed)
         if n_fail:
@@ -393,7 +587,7 @@ def _md_progress(job, jobdir: Path) -> tuple[int, int] | None:
 
 
 def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failure, label,
-                  jobdir_of, con, t_start) -> None:
+                  jobdir_of, con, t_start, workdir: Path | None = None) -> None:
     """Schedule ready jobs on a process pool; the main process writes the store and
     shows one progress bar per running MD job (steps read from its thermo log)."""
     import multiprocessing as mp
@@ -407,7 +601,8 @@ def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failu
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("MD steps"), TimeElapsedColumn(), console=con._c,
                     disable=con._c is None, transient=True)
-    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init)
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(str(workdir) if workdir else None, os.getpid()))
     try:
         with bars:
             _schedule(pool, bars, waiting, running, n_workers, store, done, failed, blocked,
@@ -421,6 +616,9 @@ def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failu
                 proc.terminate()
         for proc in procs:
             proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
         raise
     else:
         pool.shutdown(wait=True)
@@ -450,7 +648,7 @@ def _schedule(pool, bars, waiting, running, n_workers, store, done, failed, bloc
             prog = _md_progress(job, jd)
             task = (bars.add_task(_describe(job).replace("[bold]", "").replace("[/bold]", ""),
                                   total=prog[1], completed=prog[0]) if prog else None)
-            running[fut] = (job, time.time(), task)
+            running[fut] = (job, time.time(), task, parents)
             con.print(f"{label(job)}  [dim]started[/dim]")
         if not running:
             if waiting:  # nothing can start: every remaining job waits on a failure
@@ -458,13 +656,13 @@ def _schedule(pool, bars, waiting, running, n_workers, store, done, failed, bloc
                     blocked(job, parents)
             break
         finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
-        for fut, (job, _t0, task) in running.items():
+        for fut, (job, _t0, task, _p) in running.items():
             if task is not None and fut not in finished:
                 prog = _md_progress(job, jobdir_of(job))
                 if prog:
                     bars.update(task, completed=prog[0])
         for fut in finished:
-            job, t0, task = running.pop(fut)
+            job, t0, task, parents = running.pop(fut)
             if task is not None:
                 bars.remove_task(task)
             try:
@@ -476,6 +674,7 @@ def _schedule(pool, bars, waiting, running, n_workers, store, done, failed, bloc
                 record_failure(job, out["error"], out.get("traceback", ""))
                 continue
             store.docs_store.update(out["docs"], key=["uuid", "index"])
+            _record_inputs(store, job.uuid, parents)
             done.add(job.uuid)
             con.print(f"{label(job)}  [green]finished[/green] in {time.time() - t0:.0f} s "
                       f"[dim](elapsed {time.time() - t_start:.0f} s)[/dim]")
@@ -484,8 +683,15 @@ def _schedule(pool, bars, waiting, running, n_workers, store, done, failed, bloc
 # ----------------------------------------------------------------------------- results
 def collect_results(workdir: str | Path, config: Config | None = None,
                     failed: dict[str, str] | None = None,
-                    expected: list[str] | None = None) -> dict[str, Any]:
-    """Build the results.json dict from whatever the job store holds (partial runs too)."""
+                    expected: list[str] | None = None,
+                    parents: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Build the results.json dict from whatever the job store holds (partial runs too).
+
+    ``expected`` are the job uuids of the config's flow and ``parents`` their parent
+    uuids (both derived from the config when not given). Outputs of jobs whose inputs
+    changed after they ran are left out (see :func:`job_freshness`); a composition is
+    ``complete`` only when its summary used the output of every one of its MD runs.
+    """
     from viglas.provenance import provenance, stable_hash
 
     workdir = Path(workdir).resolve()
@@ -501,12 +707,25 @@ def collect_results(workdir: str | Path, config: Config | None = None,
         try:
             from viglas.workflows.flows import build_flow
 
-            expected = [j.uuid for j, _ in build_flow(config).iterflow()]
+            # only job ids are derived here; nothing of the config is imported or run
+            order = _ordered_jobs(build_flow(config, allow_import=True))
+            expected = [j.uuid for j, _ in order]
+            parents = {j.uuid: list(p) for j, p in order}
         except ViglasError:
             expected = None
+    partial: set[str] = set()
     if expected is not None:
         keep = set(expected)
         docs = [d for d in docs if d.get("uuid") in keep]
+        if parents is not None:
+            fresh, partial, _outdated = job_freshness(
+                [(u, parents.get(u, [])) for u in expected], _docs_by_uuid(docs))
+            docs = [d for d in docs if d.get("uuid") in fresh or d.get("uuid") in partial]
+    series_partial = any((d.get("metadata") or {}).get("viglas_stage") == "series"
+                         for d in docs if d.get("uuid") in partial)
+    partial_formulas = {(d.get("output") or {}).get("formula") for d in docs
+                        if d.get("uuid") in partial
+                        and (d.get("metadata") or {}).get("viglas_stage") == "summary"}
     by_stage: dict[str, list[dict[str, Any]]] = {}
     for d in docs:
         stage = (d.get("metadata") or {}).get("viglas_stage", "?")
@@ -543,7 +762,8 @@ def collect_results(workdir: str | Path, config: Config | None = None,
             for k in list(entry):
                 if k in summ and k not in ("calculator",):
                     entry[k] = summ[k]
-            entry["complete"] = True
+            # complete = the summary used the output of every MD run of this composition
+            entry["complete"] = f not in partial_formulas
         else:
             entry["runs"] = [{"t_K": d["t_K"], "replica": d["replica"], "seed": d["seed"],
                               "d_cm2_s": d.get("d_cm2_s"), "d_err_cm2_s": d.get("d_err_cm2_s"),
@@ -590,8 +810,8 @@ def collect_results(workdir: str | Path, config: Config | None = None,
         "ranking": ranking,
         "plots": series_plots,
         "status": {"complete": (not failed) and all(c["complete"] for c in comps_out) and
-                   (config.kind == "composition" or series is not None),
-                   "jobs_finished": len(docs), "jobs_total": expected_n,
+                   (config.kind == "composition" or (series is not None and not series_partial)),
+                   "jobs_finished": len({d.get("uuid") for d in docs}), "jobs_total": expected_n,
                    "failed": [{"uuid": u, "error": e} for u, e in failed.items()]},
     }
     return _plain(out)

@@ -444,17 +444,20 @@ def _check_not_queued(flow: Flow, project: str) -> None:
 
 
 def submit_config(config: Any, *, worker: str, project: str | None = None,
-                  priority: int = 0, md_segment_s: float | None = None) -> Submission:
+                  priority: int = 0, md_segment_s: float | None = None,
+                  allow_import: bool = False) -> Submission:
     """Build the flow of a viglas config (path, dict or ``Config``) and submit it.
 
     The flow is exactly the one ``viglas run`` runs
     (:func:`viglas.workflows.flows.build_flow`); the validated config is kept in the
     flow's metadata so :func:`remote_results` can assemble ``results.json``.
+    ``allow_import`` lets the MD jobs import a ``package.module:factory`` calculator
+    (refused otherwise: the config would be code run on the cluster).
     """
     from viglas.workflows.flows import build_flow
 
     config = _as_config(config)
-    flow = build_flow(config)
+    flow = build_flow(config, allow_import=allow_import)
     return submit_flow(flow, worker=worker, project=project, priority=priority, config=config,
                        md_segment_s=md_segment_s)
 

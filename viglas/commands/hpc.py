@@ -54,6 +54,10 @@ def submit(
         help="MD jobs stop at a checkpoint after this many seconds and continue in a new "
              "allocation (default: from the project, ~90% of the MD time limit)"),
     json_out: bool = typer.Option(False, "--json", help="print the submission as JSON"),
+    allow_import: bool = typer.Option(
+        False, "--allow-import",
+        help="allow a 'package.module:factory' calculator in CONFIG: the config then names "
+             "code that the jobs import and run; use only for configs you trust"),
 ) -> None:
     """Submit the flow of CONFIG to a cluster worker (jobflow-remote).
 
@@ -66,7 +70,7 @@ def submit(
     from viglas.workflows.submit import submit_config
 
     sub = submit_config(config, worker=worker, project=project, priority=priority,
-                        md_segment_s=md_segment)
+                        md_segment_s=md_segment, allow_import=allow_import)
     if json_out:
         typer.echo(json.dumps({"flow_id": sub.flow_id, "project": sub.project,
                                "worker": sub.worker, "db_ids": sub.db_ids,

@@ -12,7 +12,19 @@ import typer
 
 _CALC_HELP = ("Calculator: ionic (classical potential, fast), chgnet or sevennet (ML, weights "
               "ship with the package), mace-mp / mattersim / orb (need --model-file), emt, or "
-              "'package.module:factory'.")
+              "'package.module:factory' (with --allow-import).")
+_IMPORT_HELP = ("Allow a 'package.module:factory' --calculator: viglas imports and runs "
+                "that code.")
+
+
+def _opt_in(allow_import: bool) -> None:
+    """--allow-import: let this process import 'package.module:factory' calculators."""
+    if allow_import:
+        import os
+
+        from viglas.calculators import ALLOW_IMPORT_ENV
+
+        os.environ[ALLOW_IMPORT_ENV] = "1"
 
 
 def _spec(calculator: str, parameters: str | None, device: str | None,
@@ -98,6 +110,7 @@ def md(
                                          help="Extra calculator parameter KEY=VALUE "
                                               "(repeatable), e.g. --calc-param threads=2."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    allow_import: bool = typer.Option(False, "--allow-import", help=_IMPORT_HELP),
 ) -> None:
     """Run molecular dynamics on STRUCTURE and write an H5MD trajectory.
 
@@ -109,6 +122,7 @@ def md(
     from viglas.workflows.md import run_md
     from viglas.workflows.schedules import Schedule
 
+    _opt_in(allow_import)
     spec = _spec(calculator, parameters, device, model_file, calc_param)
     atoms = _read(structure)
     check_elements(spec, atoms.get_chemical_symbols())
@@ -154,6 +168,7 @@ def melt_quench(
     model_file: Path = typer.Option(None, "--model-file", help="Local ML weights file."),
     calc_param: list[str] = typer.Option(None, "--calc-param", help="KEY=VALUE (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    allow_import: bool = typer.Option(False, "--allow-import", help=_IMPORT_HELP),
 ) -> None:
     """Make a glass: heat STRUCTURE to --t-melt, hold, cool at --cool-rate to --t-final (NPT).
 
@@ -164,6 +179,7 @@ def melt_quench(
     from viglas.calculators import check_elements, get_calculator
     from viglas.workflows.md import melt_quench as _mq
 
+    _opt_in(allow_import)
     spec = _spec(calculator, parameters, device, model_file, calc_param)
     atoms = _read(structure)
     check_elements(spec, atoms.get_chemical_symbols())

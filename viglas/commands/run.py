@@ -29,6 +29,10 @@ def register(app: typer.Typer) -> None:
                                  "(max 8). Results do not depend on it."),
         check: bool = typer.Option(False, "--check", help="Only validate the config and "
                                    "print what would run."),
+        allow_import: bool = typer.Option(
+            False, "--allow-import",
+            help="Allow a 'package.module:factory' calculator in CONFIG. Such a config "
+            "names code that viglas imports and runs: use only for configs you trust."),
     ) -> None:
         """Run the whole pipeline for CONFIG on this machine.
 
@@ -39,7 +43,10 @@ def register(app: typer.Typer) -> None:
         """
         from viglas.config import load_config
 
+        from viglas.calculators import check_import_allowed
+
         cfg = load_config(config)
+        check_import_allowed(cfg.calculator.name, allow_import)
         wd = workdir or _default_workdir(config)
         if check:
             comps = cfg.compositions()
@@ -54,7 +61,7 @@ def register(app: typer.Typer) -> None:
             return
         from viglas.workflows.run import run_local
 
-        res = run_local(cfg, wd, progress=not quiet, workers=jobs)
+        res = run_local(cfg, wd, progress=not quiet, workers=jobs, allow_import=allow_import)
         if not quiet:
             _print_summary(res, Path(wd))
         if res.get("status", {}).get("failed"):
