@@ -10,6 +10,8 @@ so the CLI can print a single line without a traceback::
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 _MISSING = object()
@@ -75,6 +77,11 @@ class TrajectoryError(ViglasError, ValueError):
     """A trajectory cannot be read or unwrapped (format, times, jumps)."""
 
 
+class TrajectoryChecksumError(TrajectoryError):
+    """Stored trajectory data fail their HDF5 checksum: the file was damaged after it
+    was written (disk, copy, or something writing into it)."""
+
+
 class AnalysisError(ViglasError, ValueError):
     """An analysis cannot be done on the data given (too few frames, species absent)."""
 
@@ -89,6 +96,34 @@ class ExportError(ViglasError, ValueError):
 
 class SubmitError(ViglasError):
     """HPC submission or the remote store failed."""
+
+
+class OutputError(ViglasError):
+    """An output location cannot be written (read-only, not a folder, no permission)."""
+
+
+def check_writable_dir(path: str | os.PathLike, *, field: str, create: bool = True) -> Path:
+    """Make sure the folder ``path`` exists (created if ``create``) and accepts a new
+    file, by writing and removing a probe file (permission bits alone do not tell:
+    root, read-only mounts). Raises :class:`OutputError` naming ``field`` otherwise.
+    Call it before long computations so no result is lost to an unwritable output."""
+    import tempfile
+
+    p = Path(path)
+    try:
+        if create:
+            p.mkdir(parents=True, exist_ok=True)
+        if not p.is_dir():
+            raise OutputError("output folder does not exist or is not a folder", field=field,
+                              value=str(path), allowed="a folder you can write to")
+        fd, probe = tempfile.mkstemp(prefix=".viglas-write-test-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write there ({exc.strerror or exc})", field=field,
+                          value=str(path), allowed="a folder you can write to",
+                          hint="choose another location or fix its permissions") from exc
+    return p
 
 
 def require(condition: bool, message: str, *, field: str, value: Any = _MISSING,

@@ -16,19 +16,23 @@ Layout written by :class:`H5MDWriter` (H5MD 1.1, readable by MDAnalysis)::
 Unwrapped positions are ``position + image @ cell`` (row-vector cell). Positions are
 chunked along time and compressed (``lzf`` by default: fast, read by every h5py-based
 tool such as MDAnalysis; ``gzip`` for C HDF5 tools); nothing holds a whole trajectory
-in memory.
+in memory. Every dataset carries HDF5 Fletcher-32 checksums (a standard HDF5 filter,
+read by any HDF5 tool): data damaged after writing raise
+:class:`viglas.errors.TrajectoryChecksumError` instead of being read as numbers.
+Files written without checksums (older viglas) are read as before.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from viglas.errors import TrajectoryError
+from viglas.errors import TrajectoryChecksumError, TrajectoryError
 
 _TIME_UNIT = "fs"
 _LENGTH_UNIT = "Angstrom"
@@ -41,6 +45,41 @@ def _h5py():
     import h5py
 
     return h5py
+
+
+def read_error(path: str | Path, exc: OSError) -> TrajectoryError:
+    """The viglas error for an ``OSError`` h5py raised while reading ``path``: a failed
+    Fletcher-32 checksum becomes :class:`TrajectoryChecksumError`."""
+    text = str(exc)
+    low = text.lower()
+    # HDF5 reports a failed Fletcher-32 check as "filter returned failure" (the checksum
+    # filter runs first on read): on a checksummed file that is the checksum
+    if "fletcher32" in low or "checksum" in low or ("filter" in low and _has_checksums(path)):
+        return TrajectoryChecksumError(
+            "trajectory data fail their checksum: the file was damaged after it was written",
+            field="trajectory", value=str(path),
+            hint="restore the file from a copy, or delete it (and its checkpoint) and rerun "
+                 "the MD that wrote it")
+    return TrajectoryError(f"cannot read the trajectory data ({text})".replace("\n", " "),
+                           field="trajectory", value=str(path),
+                           hint="the file may be damaged or truncated")
+
+
+def _has_checksums(path: str | Path) -> bool:
+    try:
+        with _h5py().File(path, "r") as f:
+            return bool(f["particles/all/position/value"].fletcher32)
+    except (OSError, KeyError):
+        return False
+
+
+@contextmanager
+def read_errors(path: str | Path):
+    """Turn h5py's ``OSError`` inside the block into a named :class:`TrajectoryError`."""
+    try:
+        yield
+    except OSError as exc:
+        raise read_error(path, exc) from exc
 
 
 class H5MDWriter:
@@ -57,13 +96,17 @@ class H5MDWriter:
     chunk_frames : frames per HDF5 chunk along time.
     compression : ``"lzf"`` (default), ``"gzip"`` or None.
     metadata : JSON-serialisable dict stored in ``/parameters/viglas``.
+    checksums : store HDF5 Fletcher-32 checksums with every dataset (default; a damaged
+        file then raises :class:`~viglas.errors.TrajectoryChecksumError` when read).
     """
 
     def __init__(self, path: str | Path, numbers: np.ndarray, masses: np.ndarray, *,
                  timestep_fs: float, mode: str = "w", velocities: bool = False,
                  chunk_frames: int = 64, compression: str | None = "lzf",
-                 observables: tuple[str, ...] = (), metadata: Mapping[str, Any] | None = None):
+                 observables: tuple[str, ...] = (), metadata: Mapping[str, Any] | None = None,
+                 checksums: bool = True):
         h5py = _h5py()
+        self._fletcher32 = bool(checksums)
         self.path = Path(path)
         numbers = np.asarray(numbers, dtype=np.int32)
         self.n_atoms = len(numbers)
@@ -83,6 +126,7 @@ class H5MDWriter:
                                       field="path", value=str(self.path),
                                       hint="use a new output path or delete the old file")
             self._velocities = "velocity" in self._f["particles/all"]
+            self._fletcher32 = bool(self._f["particles/all/position/value"].fletcher32)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = f = h5py.File(self.path, "w")
@@ -104,8 +148,9 @@ class H5MDWriter:
         self._velocities = bool(velocities)
         if velocities:
             self._series(grp, "velocity", (self.n_atoms, 3), np.float64, "Angstrom fs-1")
-        grp.create_dataset("species", data=numbers)
-        grp.create_dataset("mass", data=np.asarray(masses, dtype=np.float64)).attrs["unit"] = "amu"
+        grp.create_dataset("species", data=numbers, fletcher32=self._fletcher32)
+        grp.create_dataset("mass", data=np.asarray(masses, dtype=np.float64),
+                           fletcher32=self._fletcher32).attrs["unit"] = "amu"
         obs = f.create_group("observables")
         for name in observables:
             self._series(obs, name, (), np.float64, _OBS_UNITS.get(name))
@@ -116,15 +161,16 @@ class H5MDWriter:
 
     def _series(self, parent, name: str, shape: tuple[int, ...], dtype, unit: str | None) -> None:
         g = parent.create_group(name)
+        ck = self._fletcher32
         g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64,
-                         chunks=(max(self._chunk, 256),))
+                         chunks=(max(self._chunk, 256),), fletcher32=ck)
         t = g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64,
-                             chunks=(max(self._chunk, 256),))
+                             chunks=(max(self._chunk, 256),), fletcher32=ck)
         t.attrs["unit"] = _TIME_UNIT
         comp = self._compression if shape else None
         v = g.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
                              chunks=(self._chunk if shape else 256, *shape),
-                             compression=comp)
+                             compression=comp, fletcher32=ck)
         if unit:
             v.attrs["unit"] = unit
 
@@ -258,12 +304,17 @@ class H5MDTrajectory:
             raise TrajectoryError("trajectory file not found", field="path", value=str(path))
         try:
             self._f = h5py.File(self.path, "r")
-            p = self._f["particles/all"]
-            self.numbers = p["species"][()].astype(int)
-            self.masses = p["mass"][()] if "mass" in p else None
-            self.time_fs = p["position/time"][()]
-            self.steps = p["position/step"][()]
-        except (OSError, KeyError) as exc:
+        except OSError as exc:
+            raise TrajectoryError(f"not a readable viglas H5MD file ({exc})", field="path",
+                                  value=str(path)) from exc
+        try:
+            with read_errors(self.path):
+                p = self._f["particles/all"]
+                self.numbers = p["species"][()].astype(int)
+                self.masses = p["mass"][()] if "mass" in p else None
+                self.time_fs = p["position/time"][()]
+                self.steps = p["position/step"][()]
+        except KeyError as exc:
             raise TrajectoryError(f"not a readable viglas H5MD file ({exc})", field="path",
                                   value=str(path)) from exc
         par = self._f.get("parameters/viglas")
@@ -281,17 +332,19 @@ class H5MDTrajectory:
 
     def cells(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Cell matrices (rows = lattice vectors, Å) of frames ``start:stop``."""
-        return self._f["particles/all/box/edges/value"][start:stop]
+        with read_errors(self.path):
+            return self._f["particles/all/box/edges/value"][start:stop]
 
     def positions(self, start: int = 0, stop: int | None = None,
                   indices: np.ndarray | None = None, unwrapped: bool = True) -> np.ndarray:
         """Positions (n, k, 3) in Å of frames ``start:stop`` and atoms ``indices``."""
         p = self._f["particles/all"]
         sel = slice(None) if indices is None else np.asarray(indices)
-        pos = p["position/value"][start:stop][:, sel]
-        if not unwrapped:
-            return pos
-        img = p["image/value"][start:stop][:, sel].astype(np.float64)
+        with read_errors(self.path):
+            pos = p["position/value"][start:stop][:, sel]
+            if not unwrapped:
+                return pos
+            img = p["image/value"][start:stop][:, sel].astype(np.float64)
         cells = self.cells(start, stop)
         return pos + np.einsum("fai,fij->faj", img, cells)
 
@@ -302,7 +355,8 @@ class H5MDTrajectory:
             raise TrajectoryError("trajectory has no velocities", field="velocities",
                                   value=str(self.path))
         sel = slice(None) if indices is None else np.asarray(indices)
-        return self._f["particles/all/velocity/value"][start:stop][:, sel]
+        with read_errors(self.path):
+            return self._f["particles/all/velocity/value"][start:stop][:, sel]
 
     def iter_chunks(self, chunk: int = 2000, indices: np.ndarray | None = None,
                     unwrapped: bool = True) -> Iterator[tuple[slice, np.ndarray]]:
@@ -318,7 +372,8 @@ class H5MDTrajectory:
             have = sorted(obs.keys()) if obs is not None else []
             raise TrajectoryError("no such observable", field="observable", value=name,
                                   allowed=", ".join(have) or "none stored")
-        return obs[name]["time"][()], obs[name]["value"][()]
+        with read_errors(self.path):
+            return obs[name]["time"][()], obs[name]["value"][()]
 
     def atoms(self, frame: int = -1):
         """The frame as an :class:`ase.Atoms` (wrapped positions)."""

@@ -411,7 +411,7 @@ def _merge(dest: Path, old: tuple[Path, int] | None, parts: list[Path], numbers,
     frames of ``parts``, atomically (temp file + rename). Returns the number of frames."""
     import h5py
 
-    from viglas.trajectory import H5MDWriter
+    from viglas.trajectory import H5MDWriter, read_errors
 
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     dt = float(timestep_fs)
@@ -421,7 +421,7 @@ def _merge(dest: Path, old: tuple[Path, int] | None, parts: list[Path], numbers,
         if old is not None:
             src, n_keep = old
             groups = w.series_names()
-            with h5py.File(src, "r") as f:
+            with read_errors(src), h5py.File(src, "r") as f:
                 for gname in groups:
                     if gname not in f:
                         raise CheckpointError("existing trajectory lacks a series",
