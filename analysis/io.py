@@ -210,7 +210,7 @@ def _com(pos: np.ndarray, w: np.ndarray) -> np.ndarray:
 def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryData:
     import h5py
 
-    from viglas.trajectory import H5MDTrajectory
+    from viglas.trajectory import H5MDTrajectory, read_errors
 
     with H5MDTrajectory(path) as tr:  # metadata, times, species, masses
         syms = tr.symbols
@@ -240,7 +240,7 @@ def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryDat
     com0 = None
     k = 0
     # layout documented in viglas.trajectory: unwrapped = position + image @ cell
-    with h5py.File(path, "r") as f:
+    with read_errors(path), h5py.File(path, "r") as f:  # a failed checksum: named error
         p = f["particles/all"]
         dpos, dimg, dbox = p["position/value"], p["image/value"], p["box/edges/value"]
         for s in range(0, n_frames, chunk):
