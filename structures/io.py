@@ -44,7 +44,18 @@ def check_output_path(path: str | os.PathLike) -> Path:
     if not parent.is_dir():
         raise StructureError("output folder does not exist", field="output", value=str(path),
                              allowed="a path in an existing, writable folder")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+    writable = os.access(parent, os.W_OK) and (not p.exists() or os.access(p, os.W_OK))
+    if writable:  # the permission bits say yes; root and read-only mounts need a real try
+        from viglas.errors import OutputError, check_writable_dir
+
+        try:
+            check_writable_dir(parent, field="output", create=False)
+            if p.exists():
+                with open(p, "ab"):
+                    pass
+        except (OutputError, OSError):
+            writable = False
+    if not writable:
         raise StructureError("output path is not writable", field="output", value=str(path),
                              allowed="a path in an existing, writable folder")
     return p

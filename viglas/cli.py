@@ -56,30 +56,85 @@ def _register_all() -> None:
 _register_all()
 
 
+def _cli_exception_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(usage/click errors, exits, aborts) of every click flavour that may be raised:
+    click itself and the copy bundled with typer >= 0.26 (``typer._click``), whose
+    exception classes are not click's."""
+    errors: list[type] = []
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    for modname in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        for attr, bucket in (("ClickException", errors), ("Exit", exits), ("Abort", aborts)):
+            cls = getattr(mod, attr, None)
+            if isinstance(cls, type) and cls not in bucket:
+                bucket.append(cls)
+    return tuple(errors), tuple(exits), tuple(aborts)
+
+
+_INTERRUPTED = "interrupted: rerun the same command to resume from the last checkpoint"
+
+
+def _interrupted() -> int:
+    typer.secho(_INTERRUPTED, fg=typer.colors.YELLOW, err=True)
+    return 130
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for a file-system error: which path, what went wrong, what to do."""
+    import errno
+
+    path = exc.filename or "?"
+    what = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose a writable location (--output / --workdir) or fix its permissions"
+    elif exc.errno == errno.ENOSPC:
+        fix = "free disk space and rerun (finished work is kept)"
+    elif exc.errno == errno.ENOENT:
+        fix = "check the path"
+    else:
+        fix = "check the path and rerun"
+    return f"{path}: {what}. {fix}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``viglas`` console script."""
+    """Entry point of the ``viglas`` console script.
+
+    Every way a command can end is mapped to a message without a traceback: viglas
+    errors and file-system errors as one line (exit 2), usage errors as click prints
+    them (exit 2), Ctrl-C or SIGTERM as the "interrupted: rerun ..." line (exit 130).
+    Works with click's own exception classes and with those bundled in typer.
+    """
+    usage_errors, exits, aborts = _cli_exception_classes()
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        rc = app(args=argv, standalone_mode=False)
+        rc = app(args=args, standalone_mode=False, prog_name="viglas")
+        if rc == 130:  # typer >= 0.26 turns KeyboardInterrupt into Exit(130) and returns it
+            return _interrupted()
         if isinstance(rc, int) and rc:  # typer.Exit(code) is returned, not raised, here
             return rc
     except ViglasError as exc:
         typer.secho(f"error: {exc.one_line()}", fg=typer.colors.RED, err=True)
         return 2
     except KeyboardInterrupt:
-        typer.secho("interrupted: rerun the same command to resume from the last checkpoint",
-                    fg=typer.colors.YELLOW, err=True)
-        return 130
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
+        return _interrupted()
+    except exits as exc:
+        code = getattr(exc, "exit_code", 1)
+        return _interrupted() if code == 130 else code
+    except aborts as exc:  # click < typer 0.26: KeyboardInterrupt becomes Abort
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return _interrupted()
+        typer.secho("aborted", err=True)
         return 1
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except usage_errors as exc:
+        exc.show()
+        return getattr(exc, "exit_code", 2) or 2
+    except OSError as exc:  # a read-only or full disk, a missing folder
+        typer.secho(f"error: {_os_error_line(exc)}", fg=typer.colors.RED, err=True)
+        return 2
     return 0
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from viglas.config import Config, load_config
-from viglas.errors import ConfigError, ViglasError
+from viglas.errors import ConfigError, ViglasError, check_writable_dir
 
 __all__ = ["run_local", "default_workers", "open_store", "collect_results", "write_outputs", "RESULTS_SCHEMA"]
 
@@ -455,8 +455,7 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
         config = load_config(config)
     check_import_allowed(config.calculator.name, allow_import)
     n_workers = default_workers() if workers is None else max(1, int(workers))
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = check_writable_dir(Path(workdir).resolve(), field="workdir")
     con = _Console(progress)
     with _lock(workdir), _terminate_as_interrupt():
         cfg_path = workdir / "config.json"

@@ -57,6 +57,13 @@ def register(app: typer.Typer) -> None:
                               allowed="json, yaml, csv, pybamm")
         base = results if results.is_dir() else results.parent
         target = out or base / (f"continuum.{ext[fmt]}" if fmt != "csv" else "continuum")
+        from viglas.errors import check_writable_dir
+
+        if fmt == "csv" and not target.suffix:
+            check_writable_dir(target, field="--out")
+        else:
+            check_writable_dir(target.parent if str(target.parent) else Path("."),
+                               field="--out")
         grid_t = _parse_grid(grid) if grid else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("error" if strict else "always", ExtrapolationWarning)

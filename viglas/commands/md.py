@@ -123,9 +123,12 @@ def md(
     from viglas.workflows.schedules import Schedule
 
     _opt_in(allow_import)
+    from viglas.errors import check_writable_dir
+
     spec = _spec(calculator, parameters, device, model_file, calc_param)
     atoms = _read(structure)
     check_elements(spec, atoms.get_chemical_symbols())
+    check_writable_dir(output.parent if str(output.parent) else Path("."), field="--output")
     t = (Schedule.ramp(temperature, temperature_end, steps * timestep_fs)
          if temperature_end is not None else temperature)
     res = run_md(atoms, spec if calculator != "ionic" else get_calculator(spec),
@@ -190,6 +193,9 @@ def melt_quench(
     except ImportError:  # pragma: no cover
         pass
     traj = trajectory or output.with_name(output.stem + "_mq.h5")
+    from viglas.errors import check_writable_dir
+
+    check_writable_dir(traj.parent if str(traj.parent) else Path("."), field="--trajectory")
     res = _mq(atoms, spec if calculator != "ionic" else get_calculator(spec), t_melt_K=t_melt,
               t_final_K=t_final, hold_ps=hold_ps, cool_rate_K_ps=cool_rate,
               heat_rate_K_ps=heat_rate, pressure_GPa=pressure, timestep_fs=timestep_fs,

@@ -1,0 +1,105 @@
+"""The installed `viglas` entry point ends every failure with a message, never a
+traceback (issue 14, items 5 and 6): usage errors of the click flavour the installed
+typer raises (typer >= 0.26 bundles its own click), and read-only output locations in
+run / md / melt-quench / export / analyze (one line naming the location, before any
+computing where the command can know the output up front)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+VIGLAS = shutil.which("viglas") or str(Path(sys.executable).with_name("viglas"))
+
+
+def _viglas(*args: str, cwd: Path | None = None, timeout: float = 300):
+    return subprocess.run([VIGLAS, *args], capture_output=True, text=True, env=ENV, cwd=cwd,
+                          timeout=timeout)
+
+
+def test_installed_typer_and_click_versions_are_the_ones_handled():
+    """cli.main knows the exception classes of the installed click flavours."""
+    import typer
+
+    from viglas.cli import _cli_exception_classes
+
+    errors, exits, aborts = _cli_exception_classes()
+    assert typer.Exit in exits and typer.Abort in aborts
+    try:
+        from typer._click.exceptions import ClickException as Bundled
+    except ImportError:  # older typer: plain click
+        from click.exceptions import ClickException as Bundled
+    assert Bundled in errors
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["frobnicate"], "No such command 'frobnicate'"),
+    (["md", "glass.cif", "--temprature", "300"], "No such option: --temprature"),
+    (["build", "LiAlCl4", "-o", "x.cif"], "Missing option '--atoms'"),
+    (["md"], "Missing argument 'STRUCTURE'"),
+    (["run", "configs/quick.yaml", "--jobs", "zero"], "Invalid value for '--jobs'"),
+])
+def test_usage_errors_print_usage_not_a_traceback(tmp_path, args, expected):
+    proc = _viglas(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) <= 6
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A folder this process cannot write into, even as root (sysfs refuses new files)."""
+    if os.geteuid() == 0:
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("no read-only location for root")
+        return Path("/sys/kernel")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    return ro
+
+
+def _one_error_line(proc, *words: str) -> str:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def test_read_only_outputs_give_one_line(tmp_path):
+    ro = _unwritable(tmp_path)
+    from ase.build import bulk
+    from ase.io import write
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "c", "composition": "LiAlCl2.5O0.75",
+                                   "structure": {"n_atoms": 42}}))
+    _one_error_line(_viglas("run", str(cfg), "--workdir", str(ro / "w"), "--quiet"),
+                    "workdir", str(ro / "w"))
+    # md and melt-quench refuse before any MD step
+    struct = tmp_path / "s.extxyz"
+    write(struct, bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2))
+    _one_error_line(_viglas("md", str(struct), "-c", "emt", "--steps", "10",
+                            "-o", str(ro / "traj.h5"), "--no-progress"), "--output")
+    _one_error_line(_viglas("melt-quench", str(struct), "-c", "emt", "--t-melt", "900",
+                            "-o", str(ro / "glass.extxyz"), "--no-progress"), "output")
+    res = tmp_path / "results.json"
+    res.write_text("{}")
+    _one_error_line(_viglas("export", str(res), "-f", "json", "-o", str(ro / "x.json")),
+                    "--out")
+    # analyze: a file-system error while writing is one line too
+    from test_trajectory_checksums import _write
+
+    traj = tmp_path / "t.h5"
+    _write(traj)
+    _one_error_line(_viglas("analyze", str(traj), "--species", "Li", "--temperature", "600",
+                            "-o", str(ro / "out")), str(ro / "out"))
