@@ -1,0 +1,85 @@
+"""Scoring and refitting against DFT-style labels (no DFT run: labels made here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from viglas.errors import FitError
+from viglas.potentials import load_parameters
+from viglas.potentials.dft import DFTLabelStore, DFTResult
+from viglas.potentials.dft_fit import (EV_A3_TO_GPA, ionic_predictor, load_dataset,
+                                       score, split)
+from viglas.potentials.dft_sampling import (ROUND0_ORDER, ROUND0_RECIPES, ROUND0_VALID,
+                                            crystal_frames, read_frames, write_frames)
+
+
+def _labelled(frames, params=None):
+    pred = ionic_predictor(params)(frames)
+    out = []
+    for a, p in zip(frames, pred):
+        b = a.copy()
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        b.calc = SinglePointCalculator(b, energy=p["energy"], forces=p["forces"],
+                                       stress=p["stress"])
+        out.append(b)
+    return out
+
+
+def test_crystal_plan_and_round_trip(tmp_path):
+    fr = crystal_frames()
+    assert len(fr) == 8 and {a.info["composition"] for a in fr} == {"LiAlCl4", "NaAlCl4"}
+    vols = {a.info["label"]: a.get_volume() for a in fr}
+    v0 = vols["r0/LiAlCl4/crystal/v1.00"]
+    assert vols["r0/LiAlCl4/crystal_strain/v0.97"] == pytest.approx(0.97 * v0)
+    assert vols["r0/LiAlCl4/crystal_strain/v1.03"] == pytest.approx(1.03 * v0)
+    p = write_frames(fr[::-1], tmp_path / "plan.extxyz.gz")
+    back = read_frames(p)
+    assert [a.info["label"] for a in back] == [a.info["label"] for a in fr]  # by priority
+    np.testing.assert_allclose(back[3].positions, fr[3].positions, atol=1e-8)
+    # held-out recipe is labelled early and is the only 'valid' recipe
+    assert ROUND0_ORDER.index(ROUND0_VALID) <= 2 and sorted(ROUND0_ORDER) == list(
+        range(len(ROUND0_RECIPES)))
+
+
+def test_score_is_exact_for_the_labelling_model_and_sees_errors():
+    fr = crystal_frames()
+    lab = _labelled(fr)
+    s = score(lab, ionic_predictor(None))
+    assert s["all"]["force_r2"] == pytest.approx(1.0)
+    assert s["all"]["force_rmse_eV_A"] == pytest.approx(0.0, abs=1e-9)
+    assert s["all"]["energy_diff_rmse_meV_atom"] == pytest.approx(0.0, abs=1e-9)
+    assert set(s["by_composition"]) == {"LiAlCl4", "NaAlCl4"}
+
+    # a constant energy offset per composition is not an error (no atomic references),
+    # a uniform extra pressure of 1 GPa is a +1 GPa pressure bias
+    def shifted(frames):
+        out = ionic_predictor(None)(frames)
+        for a, o in zip(frames, out):
+            o["energy"] += 5.0 * len(a) if a.info["composition"] == "LiAlCl4" else -2.0
+            o["stress"] = o["stress"] - np.array([1, 1, 1, 0, 0, 0]) / EV_A3_TO_GPA
+        return out
+
+    s2 = score(lab, shifted)
+    assert s2["all"]["energy_diff_rmse_meV_atom"] == pytest.approx(0.0, abs=1e-6)
+    assert s2["all"]["pressure_bias_GPa"] == pytest.approx(1.0)
+    # another parameter set predicts worse forces than the labelling set
+    s3 = score(lab, ionic_predictor("trial"))
+    assert s3["all"]["force_rmse_eV_A"] > 0.05 and s3["all"]["force_r2"] < 0.99
+
+
+def test_load_dataset_reads_the_store_and_splits(tmp_path):
+    with pytest.raises(FitError, match="no DFT labels"):
+        load_dataset(tmp_path)
+    fr = crystal_frames()
+    store = DFTLabelStore(tmp_path / "labels", None, versions={"gpaw": "test"})
+    for a, lab in zip(fr, _labelled(fr)):
+        r = lab.calc.results
+        store.put(a, DFTResult(energy=r["energy"], forces=r["forces"], stress=r["stress"],
+                               cpu_s=0.0, kpts=[1, 1, 1]))
+    data = load_dataset(tmp_path)
+    assert [a.info["label"] for a in data] == [a.info["label"] for a in fr]
+    train, valid = split(data)
+    assert len(valid) == 2 and all(a.info["kind"] == "crystal_rattle" for a in valid)
+    assert len(train) == 6

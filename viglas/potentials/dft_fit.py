@@ -1,0 +1,170 @@
+"""Fit and score potentials against the shipped DFT (GPAW PBE-D3(BJ)) labels.
+
+- :func:`load_dataset` reads every label of one settings folder (default: the shipped
+  one) with its plan metadata (``composition``, ``kind``, ``split`` ...).
+- :func:`score` gives, per composition and pooled, force RMSE (eV/Å) and R², stress
+  RMSE (GPa) and the energy RMSE (meV/atom) of energy *differences* within a
+  composition (each composition's mean is removed from both: the ionic model has no
+  atomic reference energies), for any predictor (the ionic set, CHGNet, SevenNet ...).
+- :func:`fit_ionic_to_dft` force-, stress- and energy-matches the ionic potential to
+  the training split with :func:`viglas.potentials.fit.fit_parameters`.
+
+Held-out frames are whole MD runs (``split=valid`` in the plan), never frames of a
+training run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from viglas.errors import FitError
+
+#: Shipped DFT data folder.
+DFT_DATA = Path(__file__).resolve().parent / "data" / "dft"
+
+#: eV/Å³ -> GPa.
+EV_A3_TO_GPA = 160.21766208
+
+Predictor = Callable[[Sequence[Atoms]], list[dict[str, Any]]]
+
+
+def label_folders(root: str | Path | None = None) -> list[Path]:
+    """Settings folders under ``<root>/labels`` (newest first by modification time)."""
+    base = Path(root or DFT_DATA) / "labels"
+    dirs = [d for d in base.glob("*/") if (d / "settings.json").exists()]
+    return sorted(dirs, key=lambda d: d.stat().st_mtime, reverse=True)
+
+
+def load_dataset(root: str | Path | None = None, settings_hash: str | None = None,
+                 ) -> list[Atoms]:
+    """Every labelled frame of one settings folder, sorted by plan priority.
+
+    ``settings_hash`` picks the folder (default: the one with the most labels).
+    Raises :class:`FitError` when there are no labels.
+    """
+    from viglas.potentials.dft import read_labels
+
+    folders = label_folders(root)
+    if settings_hash:
+        folders = [d for d in folders if d.name == settings_hash]
+    if not folders:
+        raise FitError("no DFT labels found", field="labels", value=str(root or DFT_DATA),
+                       allowed="a folder made by scripts/dft_labels.py label")
+    best = max(folders, key=lambda d: len(list(d.glob("*.extxyz.gz"))))
+    frames = [a for p in sorted(best.glob("*.extxyz.gz")) for a in read_labels(p)]
+    return sorted(frames, key=lambda a: int(a.info.get("priority", 0)))
+
+
+def reference_arrays(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
+    """The labels of ``frames`` as dicts ``energy`` (eV), ``forces`` (eV/Å), ``stress``."""
+    out = []
+    for a in frames:
+        r = a.calc.results
+        out.append({"energy": float(r["energy"]), "forces": np.asarray(r["forces"], float),
+                    "stress": np.asarray(r["stress"], float)})
+    return out
+
+
+def ionic_predictor(params: Any) -> Predictor:
+    """Predictor of the ionic potential (a parameter set, a path, or None = default)."""
+    from viglas.potentials import load_parameters
+    from viglas.potentials.fit import predict
+    from viglas.potentials.parameters import IonicParameters
+
+    p = params if isinstance(params, IonicParameters) else load_parameters(params)
+
+    def run(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
+        return predict(list(frames), p)
+
+    return run
+
+
+def calculator_predictor(spec: Any, num_threads: int = 1) -> Predictor:
+    """Predictor of any registry calculator (e.g. ``{"name": "chgnet"}``)."""
+    from viglas.potentials.reference import make_calculator
+
+    calc = make_calculator(spec, num_threads=num_threads)
+
+    def run(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
+        out = []
+        for a in frames:
+            b = a.copy()
+            b.calc = calc
+            out.append({"energy": float(b.get_potential_energy()),
+                        "forces": np.asarray(b.get_forces(), float),
+                        "stress": np.asarray(b.get_stress(voigt=True), float)})
+        return out
+
+    return run
+
+
+def _metrics(ref: list[dict], pred: list[dict], comps: list[str]) -> dict[str, Any]:
+    fr = np.concatenate([r["forces"] for r in ref]).ravel()
+    fp = np.concatenate([p["forces"] for p in pred]).ravel()
+    d = fp - fr
+    ss_tot = float(np.sum((fr - fr.mean()) ** 2))
+    sr = np.array([r["stress"] for r in ref]) * EV_A3_TO_GPA
+    sp = np.array([p["stress"] for p in pred]) * EV_A3_TO_GPA
+    pr = -sr[:, :3].mean(axis=1)
+    pp = -sp[:, :3].mean(axis=1)
+    n = np.array([len(r["forces"]) for r in ref], float)
+    er = np.array([r["energy"] for r in ref]) / n
+    ep = np.array([p["energy"] for p in pred]) / n
+    de = []
+    for c in sorted(set(comps)):
+        idx = [i for i, x in enumerate(comps) if x == c]
+        if len(idx) > 1:
+            de += list((ep[idx] - ep[idx].mean()) - (er[idx] - er[idx].mean()))
+    return {
+        "n_frames": len(ref),
+        "n_atoms": int(n.sum()),
+        "force_rmse_eV_A": float(np.sqrt(np.mean(d ** 2))),
+        "force_r2": 1.0 - float(np.sum(d ** 2)) / ss_tot if ss_tot > 0 else float("nan"),
+        "force_rms_ref_eV_A": float(np.sqrt(np.mean(fr ** 2))),
+        "stress_rmse_GPa": float(np.sqrt(np.mean((sp - sr) ** 2))),
+        "pressure_rmse_GPa": float(np.sqrt(np.mean((pp - pr) ** 2))),
+        "pressure_bias_GPa": float(np.mean(pp - pr)),
+        "energy_diff_rmse_meV_atom": float(1000 * np.sqrt(np.mean(np.square(de))))
+        if de else float("nan"),
+    }
+
+
+def score(frames: Sequence[Atoms], predictor: Predictor) -> dict[str, Any]:
+    """Per-composition and pooled accuracy of ``predictor`` on labelled ``frames``."""
+    frames = list(frames)
+    if not frames:
+        raise FitError("no frames to score", field="frames", value=0)
+    ref = reference_arrays(frames)
+    pred = predictor(frames)
+    comps = [str(a.info.get("composition", a.get_chemical_formula())) for a in frames]
+    out: dict[str, Any] = {"all": _metrics(ref, pred, comps), "by_composition": {}}
+    for c in dict.fromkeys(comps):
+        idx = [i for i, x in enumerate(comps) if x == c]
+        out["by_composition"][c] = _metrics([ref[i] for i in idx], [pred[i] for i in idx],
+                                            [c] * len(idx))
+    return out
+
+
+def split(frames: Sequence[Atoms]) -> tuple[list[Atoms], list[Atoms]]:
+    """(train, valid) by ``info["split"]``."""
+    train = [a for a in frames if a.info.get("split", "train") != "valid"]
+    valid = [a for a in frames if a.info.get("split") == "valid"]
+    return train, valid
+
+
+def fit_ionic_to_dft(train: Sequence[Atoms], initial: Any = None, settings: Any = None,
+                     **kwargs: Any):
+    """Fit the ionic potential to DFT ``train`` frames (forces, stress, energy
+    differences); ``initial`` = start parameters (default: the shipped default set).
+    Returns :class:`viglas.potentials.fit.FitResult`."""
+    from viglas.potentials import load_parameters
+    from viglas.potentials.fit import fit_parameters
+    from viglas.potentials.parameters import IonicParameters
+
+    init = initial if isinstance(initial, IonicParameters) else load_parameters(initial)
+    return fit_parameters(list(train), init, settings, **kwargs)
