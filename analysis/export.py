@@ -55,7 +55,7 @@ __all__ = [
 #: Identifier of the export document this module writes.
 CONTINUUM_SCHEMA = "viglas-continuum/1"
 #: Version of the schema file (bumped on compatible additions).
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 #: Identifier of the results.json this module reads.
 RESULTS_SCHEMA = "viglas-results/1"
 #: Output formats.
@@ -95,7 +95,9 @@ _ASSUMPTIONS = [
 
 
 class IncompleteResultsWarning(UserWarning):
-    """Some compositions of a results.json have no fits and were left out of the export."""
+    """The results are unfinished: some compositions have no fits and were left out of
+    the export, or the fits come from part of the planned MD runs (failed or missing
+    runs). The export says so (``complete: false``, ``incomplete_reasons``)."""
 
 
 # ----------------------------------------------------------------------------- schema
@@ -384,6 +386,7 @@ def _composition_entry(c: Mapping, i: int, t_ref: float, grid_t_K: Sequence[floa
         "tg_K": _num(c.get("tg_K")),
         "tg_err_K": _num(c.get("tg_err_K")),
         "haven_ratio": _num(c.get("haven_ratio")),
+        "complete": c.get("complete") is not False,
         "transference_number": 1.0,
         "transference_number_source": "assumption: single-ion conductor (only "
                                       f"{c.get('mobile_species') or 'the alkali ion'} moves)",
@@ -405,6 +408,24 @@ def _composition_entry(c: Mapping, i: int, t_ref: float, grid_t_K: Sequence[floa
         notes.append(f"{label}: {' and '.join(outside)} at {t_ref:g} K is an extrapolation "
                      "(flagged *_in_fitted_range = false in the export)")
     return entry
+
+
+def _incomplete_reasons(data: Mapping, entries: list[dict], skipped: list[dict]) -> list[str]:
+    """Why a results document is unfinished (empty list when it is complete)."""
+    out = []
+    status = data.get("status") if isinstance(data.get("status"), Mapping) else {}
+    failed = status.get("failed") or []
+    if failed:
+        out.append(f"{len(failed)} job(s) failed or were skipped in the run")
+    if status.get("complete") is False and not failed:
+        out.append(f"the run is unfinished ({status.get('jobs_finished')} of "
+                   f"{status.get('jobs_total')} jobs)")
+    for e in entries:
+        if not e.get("complete", True):
+            out.append(f"{e['label']}: fits made without every planned MD run")
+    if skipped:
+        out.append("left out (no fits): " + ", ".join(s["formula"] for s in skipped))
+    return out
 
 
 def _lacks_fits(exc: ExportError) -> bool:
@@ -464,10 +485,10 @@ def build_export(results: Any, *, composition: str | None = None,
                           value=[s["formula"] for s in skipped],
                           allowed="at least one composition with sigma and D fits",
                           hint="finish the run ('viglas run' resumes) before exporting")
-    if skipped:
+    reasons = _incomplete_reasons(data, entries, skipped)
+    if reasons:
         warnings.warn(IncompleteResultsWarning(
-            "exported without (no fits): " + ", ".join(s["formula"] for s in skipped)),
-            stacklevel=_stacklevel)
+            "the results are incomplete: " + "; ".join(reasons)), stacklevel=_stacklevel)
     for note in notes:
         warnings.warn(ExtrapolationWarning(note), stacklevel=_stacklevel)
     perc = data.get("percolation")
@@ -478,6 +499,8 @@ def build_export(results: Any, *, composition: str | None = None,
                   "d": "cm^2/s (m^2/s where the name ends _m2_s)", "ea": "eV",
                   "concentration": "mol/m^3", "number_density": "1/cm^3"},
         "assumptions": list(_ASSUMPTIONS),
+        "complete": not reasons,
+        "incomplete_reasons": reasons,
         "compositions": entries,
         "skipped": skipped,
         "percolation": _clean(perc) if isinstance(perc, Mapping) else None,

@@ -385,3 +385,43 @@ def test_cli_export_formats_and_errors(tmp_path, capsys):
     assert not (tmp_path / "s.json").exists()
     err = capsys.readouterr().err
     assert "--format" in err and "--strict" in err
+
+
+def test_unfinished_run_is_marked_in_every_format_and_strict_refuses_it(tmp_path, capsys):
+    """Issue 14 item 7: an export of an unfinished run (failed MD, a summary without
+    every run) says complete: false with the reasons, in every format; --strict
+    refuses it. A finished run is complete: true."""
+    from viglas.analysis.export import IncompleteResultsWarning
+    from viglas.cli import main
+
+    done = make_results(t_min=250.0, t_max=900.0)  # 298 K inside: no extrapolation warning
+    done["status"] = {"complete": True, "jobs_finished": 19, "jobs_total": 19, "failed": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert build_export(done)["complete"] is True
+    res = copy.deepcopy(done)
+    res["status"] = {"complete": False, "jobs_finished": 17, "jobs_total": 19,
+                     "failed": [{"uuid": "abc", "error": "MDError: boiled"}]}
+    res["compositions"][0]["complete"] = False
+    with pytest.warns(IncompleteResultsWarning, match="incomplete"):
+        exp = build_export(res)
+    assert exp["complete"] is False
+    assert [c["complete"] for c in exp["compositions"]] == [False, True]
+    assert any("1 job(s) failed" in r for r in exp["incomplete_reasons"])
+    assert any("LiAlCl2.5O0.75" in r for r in exp["incomplete_reasons"])
+    for fmt, name in (("json", "e.json"), ("yaml", "e.yaml"), ("csv", "csv"), ("pybamm", "m.py")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_parameters(res, fmt, tmp_path / name,
+                              composition="LiAlCl2.5O0.75" if fmt == "pybamm" else None)
+        back = load_export(tmp_path / name)
+        assert back["complete"] is False and back["compositions"][0]["complete"] is False, fmt
+    src = tmp_path / "results.json"
+    src.write_text(json.dumps(res))
+    capsys.readouterr()
+    assert main(["export", str(src), "-o", str(tmp_path / "x.json")]) == 0
+    assert "INCOMPLETE" in capsys.readouterr().err
+    assert main(["export", str(src), "--strict", "-o", str(tmp_path / "s.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--strict" in err and "incomplete" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.json").exists()

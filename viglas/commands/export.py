@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
                                  "(inclusive) or a comma list. Default 233.15:373.15:5."),
         strict: bool = typer.Option(False, "--strict",
                                     help="Fail instead of warning when 298.15 K lies outside "
-                                    "the fitted temperature range."),
+                                    "the fitted temperature range, or when the run is "
+                                    "unfinished (failed or missing MD runs)."),
     ) -> None:
         """Export sigma(T), D(T) fits and derived numbers for continuum battery models.
 
@@ -47,7 +48,8 @@ def register(app: typer.Typer) -> None:
         """
         import warnings
 
-        from viglas.analysis.export import ExtrapolationWarning, export_parameters
+        from viglas.analysis.export import (ExtrapolationWarning, IncompleteResultsWarning,
+                                            export_parameters)
         from viglas.errors import ExportError
 
         fmt = format.lower()
@@ -67,9 +69,15 @@ def register(app: typer.Typer) -> None:
         grid_t = _parse_grid(grid) if grid else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("error" if strict else "always", ExtrapolationWarning)
+            warnings.simplefilter("error" if strict else "always", IncompleteResultsWarning)
             try:
                 exp = export_parameters(results, format=fmt, out=target,
                                         composition=composition, grid_t_K=grid_t)
+            except IncompleteResultsWarning as exc:
+                raise ExportError(str(exc), field="--strict", value=True,
+                                  allowed="results of a finished run; rerun 'viglas run' to "
+                                  "finish it, or drop --strict to export with complete: "
+                                  "false") from None
             except ExtrapolationWarning as exc:
                 raise ExportError(str(exc), field="--strict", value=True,
                                   allowed="fits whose range includes 298.15 K; drop --strict "
@@ -83,6 +91,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{c['formula']}: sigma(298.15 K) = {a['sigma_mS_cm']:.4g}{band} mS/cm "
                        f"({a['sigma_model']}{'' if a['sigma_in_fitted_range'] else ', extrapolated'})"
                        f", D = {a['d_cm2_s']:.4g} cm2/s")
+        if not exp.get("complete", True):
+            typer.secho("INCOMPLETE: the export is marked complete: false ("
+                        + "; ".join(exp.get("incomplete_reasons") or []) + ")",
+                        fg=typer.colors.YELLOW, err=True)
         typer.echo(f"wrote {fmt} export to {target}")
 
 
