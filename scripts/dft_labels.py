@@ -2,6 +2,8 @@
 """Build, extend and inspect the shipped DFT (GPAW PBE-D3(BJ)) dataset.
 
     python scripts/dft_labels.py plan                 # sample candidates (ionic MD, ~1 min)
+    python scripts/dft_labels.py plan-next --round 1 --params FITTED.yaml
+                                                      # sample with a refitted set at 0 GPa
     python scripts/dft_labels.py label [--hours 2]    # label them, resumable; run in the
                                                       # background, several at once is fine
     python scripts/dft_labels.py status               # what is labelled, per composition
@@ -52,6 +54,71 @@ def cmd_plan(args) -> None:
     _log(f"{len(frames)} candidates in {PLAN.relative_to(ROOT)}")
 
 
+def cmd_plan_next(args) -> None:
+    """Round n: configurations visited by the *refitted* set at 0 GPa (NPT melt-quench
+    from 1000 K, then NPT at 300 and 600 K), so the next labels test the fitted set
+    where it will run, including the DFT pressure on its own 0 GPa glasses."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ase import Atoms
+
+    from viglas.errors import ViglasError
+    from viglas.potentials import IonicPotential, load_parameters
+    from viglas.potentials.dft_sampling import (REQUIRED_COMPOSITIONS, read_frames,
+                                                write_frames)
+    from viglas.potentials.reference import DEFAULT_COMPOSITIONS
+    from viglas.structures import build_glass
+    from viglas.workflows.md import melt_quench, run_md
+
+    rnd = int(args.round)
+    path = DATA / f"candidates_round{rnd}.extxyz.gz"
+    params = load_parameters(args.params)
+    existing = {a.info["label"]: a for a in read_frames(path)} if path.exists() else {}
+    comps = list(REQUIRED_COMPOSITIONS) + [c for c in DEFAULT_COMPOSITIONS
+                                           if c not in REQUIRED_COMPOSITIONS]
+    if args.compositions:
+        comps = args.compositions.split(",")
+    work = ROOT / "runs" / f"dft-round{rnd}"
+    out = []
+    base = int(args.priority_base)
+    for ci, comp in enumerate(comps):
+        seed = 10000 * rnd + ci
+        labels = {t: f"r{rnd}/{comp}/npt{t}_0GPa/s{seed}" for t in (300, 600)}
+        if all(lab in existing for lab in labels.values()):
+            out += [existing[lab] for lab in labels.values()]
+            continue
+        calc = IonicPotential(params)
+        start = build_glass(comp, 64, method="substitution", seed=seed)
+        start.info = {}
+        try:
+            mq = melt_quench(start, calc, t_melt_K=1000.0, t_final_K=300.0, hold_ps=5.0,
+                             cool_rate_K_ps=100.0, pressure_GPa=0.0, timestep_fs=2.0,
+                             workdir=work / comp / "mq", seed=seed, progress=False)
+        except ViglasError as exc:
+            _log(f"{comp}: melt-quench at 0 GPa failed ({exc}); no round-{rnd} frames")
+            continue
+        glass = mq.atoms
+        for t_K, pri in ((300, 0), (600, 1)):
+            res = run_md(glass, calc, ensemble="npt", thermostat="langevin",
+                         temperature_K=float(t_K), pressure_GPa=0.0, timestep_fs=2.0,
+                         steps=2500, save_every=500, workdir=work / comp / f"npt{t_K}",
+                         seed=seed + t_K, progress=False)
+            a = res.atoms
+            f = Atoms(a.numbers, positions=a.get_positions(wrap=True), cell=a.cell,
+                      pbc=True)
+            f.info.update(label=labels[t_K], composition=comp, kind="glass" if t_K == 300
+                          else "melt", t_K=float(t_K), density_factor=1.0, seed=seed,
+                          round=rnd, sampler=f"ionic:{Path(args.params).name}@0GPa",
+                          split="valid" if comp in ("LiAlCl2.5O0.75", "NaAlCl2.5O0.75")
+                          and t_K == 300 else "train",
+                          priority=base + pri * len(comps) + ci,
+                          npt_density_g_cm3=round(float(res.mean_density_g_cm3), 4))
+            _log(f"sampled {labels[t_K]}: {len(f)} atoms, "
+                 f"{res.mean_density_g_cm3:.3f} g/cm3 at 0 GPa")
+            out.append(f)
+    write_frames(out, path)
+    _log(f"{len(out)} round-{rnd} candidates in {path.relative_to(ROOT)}")
+
+
 def cmd_label(args) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from viglas.potentials.dft import DFTLabelStore, label_atoms
@@ -62,7 +129,11 @@ def cmd_label(args) -> None:
     t0 = time.time()
     budget = args.hours * 3600 if args.hours else None
     while True:
-        frames = read_frames(PLAN)
+        # re-read the plan after every frame: a re-prioritised or extended plan takes
+        # effect at once
+        frames = [a for p in sorted(DATA.glob("candidates_round*.extxyz.gz"))
+                  for a in read_frames(p)]
+        frames.sort(key=lambda a: int(a.info.get("priority", 0)))
         if args.max_atoms:
             frames = [a for a in frames if len(a) <= args.max_atoms]
         if args.reverse:
@@ -73,8 +144,13 @@ def cmd_label(args) -> None:
             return
         left = None if budget is None else budget - (time.time() - t0)
         if left is not None and left <= 0:
+            _log("wall-time budget used")
             return
-        n = sum(1 for _ in label_atoms(todo, store, log=_log, stop_after_s=left))
+        n = 0
+        for a in todo:
+            n = sum(1 for _ in label_atoms([a], store, log=_log))
+            if n:
+                break
         if n == 0:  # everything left is claimed by other processes
             if args.once:
                 return
@@ -85,7 +161,8 @@ def cmd_status(args) -> None:
     from viglas.potentials.dft import read_labels
     from viglas.potentials.dft_sampling import read_frames
 
-    plan = read_frames(PLAN) if PLAN.exists() else []
+    plan = [a for p in sorted(DATA.glob("candidates_round*.extxyz.gz"))
+            for a in read_frames(p)]
     for d in sorted(LABELS.glob("*/")):
         labs = [a for p in sorted(d.glob("*.extxyz.gz")) for a in read_labels(p)]
         cpu = sum(float(a.info.get("dft_cpu_s", 0)) for a in labs)
@@ -149,6 +226,14 @@ def main(argv=None) -> int:
     a = sub.add_parser("plan")
     a.add_argument("--seeds", type=int, default=1, help="MD seeds per recipe")
     a.set_defaults(fn=cmd_plan)
+    a = sub.add_parser("plan-next", help="sample round n with a refitted parameter set")
+    a.add_argument("--round", type=int, required=True)
+    a.add_argument("--params", required=True, help="refitted ionic parameter file")
+    a.add_argument("--compositions", default=None, help="comma-separated (default: the "
+                   "ten fit compositions)")
+    a.add_argument("--priority-base", type=int, default=1000, help="labelling priority of "
+                   "the first new frame (lower = earlier; round 0 uses 0-87)")
+    a.set_defaults(fn=cmd_plan_next)
     a = sub.add_parser("label")
     a.add_argument("--hours", type=float, default=None, help="stop starting new frames "
                    "after this much wall time")

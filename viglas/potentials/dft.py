@@ -365,7 +365,8 @@ def label_atoms(frames: Iterable[Atoms], store: DFTLabelStore, *, log=print,
             t0 = time.time()
             res = compute(atoms, store.settings)
             lab = store.put(atoms, res)
-            log(f"[{i + 1}/{len(frames)}] {atoms.info.get('label', '')} "
+            where = f"[{i + 1}/{len(frames)}] " if len(frames) > 1 else ""
+            log(f"{where}{atoms.info.get('label', '')} "
                 f"{atoms.get_chemical_formula()} ({len(atoms)} atoms, k {res.kpts}): "
                 f"E={res.energy:.3f} eV, P={-res.stress[:3].mean() * 160.21766:.2f} GPa, "
                 f"{time.time() - t0:.0f} s")
