@@ -37,7 +37,8 @@ import numpy as np
 
 from viglas.errors import AnalysisError
 
-__all__ = ["MSDResult", "msd_fft", "msd_fft_per_particle", "pool_msd", "sample_lags"]
+__all__ = ["MSDResult", "msd_fft", "msd_fft_per_particle", "pool_msd", "sample_lags",
+           "msd_from_table"]
 
 
 def sample_lags(n_frames: int, n_sample_lags: int = 160) -> np.ndarray:
@@ -117,6 +118,9 @@ class MSDResult:
         n_particles: particles over all replicas; n_frames: frames per replica;
         replica_particles: particles per replica.
         dimension: spatial dimensions (3).
+        point_err_A2: (K,) one-sigma errors of the mean MSD at ``sample_lag`` given with
+            an MSD table (:func:`msd_from_table`), else None.
+        source: ``"trajectory"`` or ``"msd-table"`` (no per-particle data).
     """
 
     species: str
@@ -136,6 +140,8 @@ class MSDResult:
     n_frames: list[int] = field(default_factory=list)
     dimension: int = 3
     replica_particles: list[int] = field(default_factory=list)
+    point_err_A2: np.ndarray | None = None
+    source: str = "trajectory"
 
     @property
     def sample_time_fs(self) -> np.ndarray:
@@ -289,3 +295,84 @@ def pool_msd(results: list[MSDResult]) -> MSDResult:
                      n_frames=[f for r in results for f in r.n_frames], dimension=dim,
                      replica_particles=[p for r in results for p in r.replica_particles])
 
+
+
+def msd_from_table(t_fs: np.ndarray, msd_A2: np.ndarray, *, msd_err_A2: np.ndarray | None = None,
+                   n_ions: int | None = None, total_fs: float | None = None,
+                   species: str = "X", dimension: int = 3) -> MSDResult:
+    """An :class:`MSDResult` from a table of the mean MSD (no trajectory available).
+
+    Parameters
+    ----------
+    t_fs : (K,) lag times in fs (a lag 0 row is dropped); all lags must be integer
+        multiples of one frame spacing, taken as the smallest spacing.
+    msd_A2 : (K,) mean MSD in Å² (sum over the ``dimension`` axes).
+    msd_err_A2 : (K,) one-sigma standard errors of the MSD points, if known.
+    n_ions : number of ions averaged (needed when ``msd_err_A2`` is not given).
+    total_fs : length of the trajectory the table came from; default the last lag plus
+        one frame spacing (a shorter length than the real one gives larger errors).
+    dimension : number of axes summed in the MSD.
+
+    Without per-particle data the error of D comes from the covariance model of
+    :mod:`.diffusion` alone (see there): Gaussian increments (kappa = 0) with
+    ``n_ions`` independent ions, or, with ``msd_err_A2``, the model's correlation
+    between lags scaled to the given errors. It is a lower-information estimate: the
+    non-Gaussian (hopping) part and the ion-to-ion spread cannot be measured from a
+    table, which is why the diffusion estimator also scales it by sqrt(chi2_red) when
+    the points scatter more than the model allows.
+
+    Raises
+    ------
+    AnalysisError : unsorted or non-positive lags, lags that are not multiples of one
+        spacing, non-finite or negative MSD, neither n_ions nor msd_err_A2 given.
+    """
+    t = np.asarray(t_fs, dtype=float).ravel()
+    y = np.asarray(msd_A2, dtype=float).ravel()
+    e = None if msd_err_A2 is None else np.asarray(msd_err_A2, dtype=float).ravel()
+    if len(t) != len(y) or (e is not None and len(e) != len(y)):
+        raise AnalysisError("t_ps, msd_A2 (and msd_err_A2) must have the same length",
+                            field="msd_A2", value=(len(t), len(y), None if e is None else len(e)))
+    keep = t > 0
+    t, y = t[keep], y[keep]
+    e = e[keep] if e is not None else None
+    if len(t) < 4:
+        raise AnalysisError("too few MSD points", field="t_ps", value=len(t),
+                            allowed=">= 4 rows with t_ps > 0")
+    if np.any(~np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise AnalysisError("lag times must be finite and strictly increasing", field="t_ps",
+                            value=t[:5].tolist(), hint="sort the table by t_ps")
+    if np.any(~np.isfinite(y)) or np.any(y < 0):
+        raise AnalysisError("MSD values must be finite and >= 0", field="msd_A2",
+                            value=y[~np.isfinite(y) | (y < 0)][:3].tolist())
+    if e is not None and (np.any(~np.isfinite(e)) or np.any(e <= 0)):
+        raise AnalysisError("MSD errors must be finite and > 0", field="msd_err_A2",
+                            value=e[~np.isfinite(e) | (e <= 0)][:3].tolist(),
+                            hint="drop the column to use the model error")
+    dt = float(min(t[0], np.min(np.diff(t))))
+    lags = np.round(t / dt).astype(np.int64)
+    if np.any(np.abs(lags * dt - t) > 1e-3 * dt) or np.any(np.diff(lags) <= 0):
+        raise AnalysisError("lag times are not multiples of one frame spacing", field="t_ps",
+                            value=t[:5].tolist(), allowed=f"multiples of {dt:g} fs",
+                            hint="give the MSD on the trajectory's own frame spacing")
+    n_total = int(lags[-1]) + 1
+    if total_fs is not None:
+        n_total = int(round(float(total_fs) / dt)) + 1
+        if n_total <= lags[-1]:
+            raise AnalysisError("total length shorter than the last lag", field="total_ps",
+                                value=total_fs / 1000.0, allowed=f">= {t[-1] / 1000.0:g} ps")
+    if n_ions is None and e is None:
+        raise AnalysisError("an MSD table needs n_ions or msd_err_A2 to estimate the error",
+                            field="n_ions", value=None,
+                            hint="add an n_ions column (ions averaged) or msd_err_A2")
+    n = int(n_ions) if n_ions is not None else 1
+    if n < 1:
+        raise AnalysisError("n_ions must be >= 1", field="n_ions", value=n_ions)
+    full_t = np.arange(n_total) * dt
+    full = np.interp(full_t, np.concatenate([[0.0], t]), np.concatenate([[0.0], y]))
+    nind = n * np.floor((n_total - 1) / lags).astype(float)
+    return MSDResult(species=species, dt_fs=dt, lag_time_fs=full_t, msd_A2=full,
+                     counts=np.zeros(n_total), sample_lag=lags, per_particle_A2=y[None, :].copy(),
+                     var_sq_A4=(2.0 / dimension) * y**2, n_independent=nind, mean_sq_A2=y.copy(),
+                     ngp=np.full(len(y), np.nan), charge_msd_A2=None, charge_counts=None,
+                     n_particles=n, n_frames=[n_total], dimension=dimension,
+                     replica_particles=[n], point_err_A2=e, source="msd-table")
