@@ -10,7 +10,8 @@ Public API::
 Units: Å, g/cm³. Every random choice takes ``seed``.
 """
 
-from viglas.structures.builder import METHODS, build_glass
+from viglas.structures.builder import (METHODS, available_memory_bytes, build_glass,
+                                       check_memory, estimate_memory_bytes)
 from viglas.structures.composition import (
     ALKALI,
     FORMERS,
@@ -32,7 +33,8 @@ from viglas.structures.substitution import build_substitution
 
 __all__ = [
     "ALKALI", "FORMERS", "METHODS", "SHANNON_RADII", "GlassComposition", "SupercellSize",
-    "build_glass", "build_packing", "build_substitution", "default_min_distance",
+    "available_memory_bytes", "build_glass", "build_packing", "check_memory",
+    "estimate_memory_bytes", "build_substitution", "default_min_distance",
     "estimate_density", "load_prototype", "min_distance_report", "min_distance_table",
     "prototype_path", "read_structure", "structure_format", "supercell_size", "write_structure",
 ]

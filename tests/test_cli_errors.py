@@ -103,3 +103,38 @@ def test_read_only_outputs_give_one_line(tmp_path):
     _write(traj)
     _one_error_line(_viglas("analyze", str(traj), "--species", "Li", "--temperature", "600",
                             "-o", str(ro / "out")), str(ro / "out"))
+
+
+def test_oversized_cells_are_refused_up_front(tmp_path, monkeypatch):
+    """Issue 14 item 8: n_atoms: 100000000 fails --check and `viglas build` at once
+    with one line (no MemoryError after minutes); a cell larger than this machine's
+    memory is refused by build and run before anything is computed."""
+    import time
+
+    from viglas.config import parse_config
+    from viglas.errors import StructureError
+    from viglas.structures import builder, check_memory, estimate_memory_bytes
+
+    t0 = time.time()
+    _one_error_line(_viglas("build", "LiAlCl4", "--atoms", "100000000",
+                            "-o", str(tmp_path / "x.cif")), "n_atoms", "100000000")
+    assert not (tmp_path / "x.cif").exists()
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "big", "composition": "LiAlCl4",
+                                   "structure": {"n_atoms": 100000000}}))
+    _one_error_line(_viglas("run", str(cfg), "--check"), "structure.n_atoms", "GB")
+    assert time.time() - t0 < 120
+    # machine memory: 200 000 atoms need ~2 GB; pretend 1 GB is free
+    assert 1.5e9 < estimate_memory_bytes(200_000) < 3e9
+    with pytest.raises(StructureError, match="GB of memory"):
+        check_memory(200_000, available=10 ** 9)
+    monkeypatch.setattr(builder, "available_memory_bytes", lambda: 10 ** 9)
+    with pytest.raises(StructureError, match="this machine has 1.0 GB"):
+        builder.build_glass("LiAlCl4", 200_000)
+    from viglas.workflows.run import run_local
+
+    conf = parse_config({"name": "b", "composition": "LiAlCl4",
+                         "structure": {"n_atoms": 200_000}})
+    with pytest.raises(StructureError, match="structure.n_atoms"):
+        run_local(conf, tmp_path / "w", progress=False)
+    assert not (tmp_path / "w").exists()

@@ -150,6 +150,12 @@ def _known_calculators() -> tuple[str, ...]:
     return KNOWN_CALCULATORS
 
 
+#: Largest cell viglas builds and runs: MD with the ionic potential needs ~10 kB per
+#: atom (neighbour lists), so 1e6 atoms need ~10 GB (viglas.structures.check_memory
+#: also compares the estimate with the memory of the machine that runs the job).
+MAX_ATOMS = 1_000_000
+
+
 class StructureConfig(_Strict):
     """How the starting glass model is built (``viglas.structures.build_glass``)."""
 
@@ -163,6 +169,9 @@ class StructureConfig(_Strict):
     def _n(cls, v: int) -> int:
         if v < 6:
             raise ValueError("must be >= 6 atoms")
+        if v > MAX_ATOMS:
+            raise ValueError(f"must be <= {MAX_ATOMS:,} atoms (MD needs ~10 kB per atom: "
+                             f"{v:,} atoms would need ~{v * 1e4 / 1e9:.0f} GB)")
         return v
 
     @field_validator("density_g_cm3", "min_distance_A")

@@ -454,6 +454,9 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
     if not isinstance(config, Config):
         config = load_config(config)
     check_import_allowed(config.calculator.name, allow_import)
+    from viglas.structures import check_memory
+
+    check_memory(config.structure.n_atoms, field="structure.n_atoms")
     n_workers = default_workers() if workers is None else max(1, int(workers))
     workdir = check_writable_dir(Path(workdir).resolve(), field="workdir")
     con = _Console(progress)

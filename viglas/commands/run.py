@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
         check_import_allowed(cfg.calculator.name, allow_import)
         wd = workdir or _default_workdir(config)
         if check:
+            from viglas.structures import check_memory, estimate_memory_bytes
+
+            check_memory(cfg.structure.n_atoms, field="structure.n_atoms")
             comps = cfg.compositions()
             p = cfg.production
             n_runs = len(comps) * len(p.temperatures_K) * p.replicas
@@ -58,6 +61,8 @@ def register(app: typer.Typer) -> None:
                        f"T = {', '.join(f'{t:g}' for t in p.temperatures_K)} K x {p.replicas} "
                        f"replica(s) = {n_runs} MD runs of {p.duration_ps:g} ps "
                        f"(+{p.equilibration_ps:g} ps equilibration); workdir {wd}")
+            typer.echo(f"  memory about {estimate_memory_bytes(cfg.structure.n_atoms) / 1e9:.1f}"
+                       " GB per MD job (ionic potential)")
             return
         from viglas.workflows.run import run_local
 
