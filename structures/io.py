@@ -103,15 +103,30 @@ def read_structure(path: str | os.PathLike) -> Atoms:
     if not p.is_file():
         raise StructureError("structure file not found", field="input", value=str(path),
                              allowed="an existing file")
-    if fmt == "cif":
-        from pymatgen.core import Structure
-        from pymatgen.io.ase import AseAtomsAdaptor
+    try:
+        if fmt == "cif":
+            from pymatgen.core import Structure
+            from pymatgen.io.ase import AseAtomsAdaptor
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            struct = Structure.from_file(p)
-        a = AseAtomsAdaptor.get_atoms(struct)
-        return Atoms(numbers=a.numbers, positions=a.positions, cell=a.cell, pbc=True)
-    from ase.io import read
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                struct = Structure.from_file(p)
+            a = AseAtomsAdaptor.get_atoms(struct)
+            atoms = Atoms(numbers=a.numbers, positions=a.positions, cell=a.cell, pbc=True)
+        else:
+            from ase.io import read
 
-    return read(p, format=fmt)
+            atoms = read(p, format=fmt)
+    except StructureError:
+        raise
+    except (StopIteration, ValueError, IndexError, KeyError, TypeError, AssertionError) as exc:
+        # ase/pymatgen on an empty or malformed file (an empty extxyz raises StopIteration)
+        detail = f" ({type(exc).__name__}: {exc})" if str(exc) else ""
+        raise StructureError(f"cannot read a structure from the file{detail}".replace("\n", " "),
+                             field="input", value=str(path),
+                             allowed=f"a non-empty {fmt} file with at least one structure"
+                             ) from None
+    if len(atoms) == 0:
+        raise StructureError("the structure file holds no atoms", field="input", value=str(path),
+                             allowed="a structure with at least one atom")
+    return atoms

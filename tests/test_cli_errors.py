@@ -138,3 +138,75 @@ def test_oversized_cells_are_refused_up_front(tmp_path, monkeypatch):
     with pytest.raises(StructureError, match="structure.n_atoms"):
         run_local(conf, tmp_path / "w", progress=False)
     assert not (tmp_path / "w").exists()
+
+
+def test_small_cli_frictions_of_item_10(tmp_path):
+    """An empty structure file, a negative --t-melt: one line naming the input/option."""
+    (tmp_path / "empty.extxyz").write_text("")
+    _one_error_line(_viglas("md", str(tmp_path / "empty.extxyz"), "--steps", "10",
+                            "-o", str(tmp_path / "t.h5")), "input", "empty.extxyz")
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "s.extxyz", bulk("Cu", "fcc", a=3.6, cubic=True))
+    _one_error_line(_viglas("melt-quench", str(tmp_path / "s.extxyz"), "-c", "emt",
+                            "--t-melt", "-5", "-o", str(tmp_path / "g.extxyz")), "--t-melt", "-5")
+
+
+def test_ctrl_c_prints_the_interrupted_line_and_the_rerun_says_it_resumed(tmp_path):
+    """Ctrl-C (SIGINT) during `viglas md`: exit 130 with "interrupted: rerun ..." and no
+    traceback; the rerun says it resumed from the checkpoint and finishes."""
+    import signal
+    import time
+
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "s.extxyz", bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2))
+    args = [VIGLAS, "md", str(tmp_path / "s.extxyz"), "-c", "emt", "--temperature", "300",
+            "--steps", "4000", "--save-every", "10", "--checkpoint-every", "100",
+            "-o", str(tmp_path / "traj.h5")]
+    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    ckpt = tmp_path / "traj.ckpt.npz"
+    deadline = time.time() + 120
+    while time.time() < deadline and not ckpt.exists() and proc.poll() is None:
+        time.sleep(0.1)
+    assert ckpt.exists(), proc.communicate()[1]
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: rerun the same command" in err and "Traceback" not in err
+    again = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming at step" in again.stderr and "[resumed]" in again.stdout
+
+
+def test_melt_quench_defaults_are_safe_and_long_runs_say_how_long(tmp_path, capsys,
+                                                                   monkeypatch):
+    """Item 9: the melt-quench default pressure is the presets' 0.5 GPa (the fitted
+    ionic set boils some melts at 0 GPa); the command states its length up front; MD
+    writing to a pipe or log prints plain progress lines with the time left."""
+    import inspect
+
+    from viglas.commands import md as md_cmd
+    from viglas.config import MeltQuenchConfig
+    from viglas.workflows import md as md_mod
+
+    assert inspect.signature(md_cmd.melt_quench).parameters["pressure"].default.default == 0.5
+    assert MeltQuenchConfig().pressure_GPa == 0.5
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "s.extxyz", bulk("Cu", "fcc", a=3.6, cubic=True))
+    proc = _viglas("melt-quench", str(tmp_path / "s.extxyz"), "-c", "emt", "--t-melt", "600",
+                   "--hold-ps", "0.05", "--cool-rate", "3000", "-o", str(tmp_path / "g.extxyz"))
+    assert proc.returncode == 0, proc.stderr
+    assert "plan" in proc.stderr and "steps of 1 fs" in proc.stderr and "min" in proc.stderr
+    assert "NPT at 0.5 GPa" in proc.stderr
+    monkeypatch.setattr(md_mod._Progress, "PLAIN_EVERY_S", 0.0)
+    bar = md_mod._Progress(True, 1000, 0, "MD nvt")  # stderr is captured: not a terminal
+    bar.update(500)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "MD nvt: 1000 steps" in err and "step 500 of 1000 (50 %" in err and "left" in err

@@ -80,6 +80,21 @@ def test_rerun_recomputes_a_summary_that_missed_a_failed_run(tmp_path):
     proc = _cli("run", str(_write(tmp_path, FAST)), "--workdir", str(wd), "-j", "1")
     assert proc.returncode == 0, proc.stderr
     assert "reruns" not in proc.stderr and proc.stderr.count("done, skipped") == 9
+    # item 10: `viglas arrhenius` reads the run's own temperatures.csv
+    arr = _cli("arrhenius", str(wd / "temperatures.csv"), "-o", str(tmp_path / "arr"),
+               "--no-plot")
+    assert arr.returncode == 0, arr.stderr
+    assert "Ea = " in arr.stdout
+    # item 10: `viglas results` on a directory a run is using says so and claims no files
+    import fcntl
+
+    from viglas.workflows.run import LOCK_FILE
+
+    with open(wd / LOCK_FILE, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        res = _cli("results", str(wd))
+    assert res.returncode == 0, res.stderr
+    assert "in progress" in res.stdout and "nothing written by this command" in res.stdout
 
 
 def _write(tmp_path: Path, data: dict, name: str = "fast.yaml") -> Path:

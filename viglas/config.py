@@ -190,7 +190,9 @@ class MeltQuenchConfig(_Strict):
     t_final_K: Temp_K = 300.0
     hold_ps: Time_ps = 5.0
     cool_rate_K_ps: Rate_K_ps = 100.0
-    pressure_GPa: Pressure_GPa = Field(0.0, description="NPT pressure of the melt-quench")
+    pressure_GPa: Pressure_GPa = Field(0.5, description="NPT pressure of the melt-quench "
+                                       "(0.5 GPa: at 0 GPa the fitted ionic set boils some "
+                                       "melts at 1000 K, see default_report.json)")
     timestep_fs: Time_fs = 1.0
     tg_min_cooling_ps: Time_ps = Field(
         20.0, description="fit Tg only when the cooling stage lasts at least this long; in a "

@@ -932,11 +932,27 @@ def _summarise(paths, atoms, step, n_frames, dt_fs, ensemble, thermostat, resume
 
 
 class _Progress:
-    """A rich progress bar (or nothing)."""
+    """A rich progress bar on a terminal; elsewhere (a log file, a pipe) a plain line
+    every ``PLAIN_EVERY_S`` seconds with the step, the rate and the time left, so a
+    long run never sits silent (or nothing when disabled)."""
+
+    PLAIN_EVERY_S = 30.0
 
     def __init__(self, enabled: bool, total: int, done: int, label: str):
+        import sys
+
         self._p = None
+        self._plain = False
         if not enabled:
+            return
+        if not sys.stderr.isatty():
+            self._plain = True
+            self._label, self._total, self._done0 = label, int(total), int(done)
+            self._t0 = self._last = time.monotonic()
+            self._step = int(done)
+            what = "resuming at step %d of %d" % (done, total) if done else f"{total} steps"
+            print(f"{label}: {what}; progress every {self.PLAIN_EVERY_S:.0f} s", file=sys.stderr,
+                  flush=True)
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
@@ -945,13 +961,33 @@ class _Progress:
                            MofNCompleteColumn(), TextColumn("steps"), TimeElapsedColumn(),
                            TimeRemainingColumn())
         self._p.start()
+        if done:
+            self._p.console.print(f"{label}: resuming from the checkpoint at step {done} of "
+                                  f"{total}")
         self._task = self._p.add_task(label, total=total, completed=done)
         self._last = time.monotonic()
 
     def update(self, step: int) -> None:
+        if self._plain:
+            self._step = step
+            if time.monotonic() - self._last > self.PLAIN_EVERY_S:
+                self._line()
+            return
         if self._p is not None and time.monotonic() - self._last > 0.2:
             self._p.update(self._task, completed=step)
             self._last = time.monotonic()
+
+    def _line(self) -> None:
+        import sys
+
+        now = time.monotonic()
+        self._last = now
+        rate = (self._step - self._done0) / max(now - self._t0, 1e-9)
+        left = (self._total - self._step) / rate if rate > 0 else float("nan")
+        eta = f"about {left / 60:.1f} min left" if left == left else "time left unknown"
+        print(f"{self._label}: step {self._step} of {self._total} "
+              f"({100.0 * self._step / max(self._total, 1):.0f} %, {rate:.0f} steps/s, {eta})",
+              file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._p is not None:

@@ -520,8 +520,8 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
                 for job, parents in pending:
                     if blocked(job, parents):
                         continue
-                    con.print(label(job))
                     jd = jobdir_of(job)
+                    con.print(label(job) + _resume_note(job, jd))
                     try:
                         _run_job_here(job, store, jd)
                     except ViglasError as exc:
@@ -588,6 +588,18 @@ def _md_progress(job, jobdir: Path) -> tuple[int, int] | None:
     return None
 
 
+def _resume_note(job, jobdir: Path) -> str:
+    """' (resumes from its checkpoint at step N of M)' for an MD job that ran before."""
+    try:
+        prog = _md_progress(job, jobdir)
+    except Exception:  # noqa: BLE001 - a note never stops a run
+        return ""
+    if prog and prog[0] > 0:
+        return (f"  [cyan](resumes from its last checkpoint: about step {prog[0]} of "
+                f"{prog[1]})[/cyan]")
+    return ""
+
+
 def _run_parallel(pending, n_workers, store, done, failed, blocked, record_failure, label,
                   jobdir_of, con, t_start, workdir: Path | None = None) -> None:
     """Schedule ready jobs on a process pool; the main process writes the store and
@@ -651,7 +663,7 @@ def _schedule(pool, bars, waiting, running, n_workers, store, done, failed, bloc
             task = (bars.add_task(_describe(job).replace("[bold]", "").replace("[/bold]", ""),
                                   total=prog[1], completed=prog[0]) if prog else None)
             running[fut] = (job, time.time(), task, parents)
-            con.print(f"{label(job)}  [dim]started[/dim]")
+            con.print(f"{label(job)}  [dim]started[/dim]{_resume_note(job, jd)}")
         if not running:
             if waiting:  # nothing can start: every remaining job waits on a failure
                 for job, parents in waiting:

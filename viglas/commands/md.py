@@ -49,6 +49,18 @@ def _spec(calculator: str, parameters: str | None, device: str | None,
     return {"name": calculator, "params": params}
 
 
+def _require_positive(**values: float | None) -> None:
+    """One line naming the option for a temperature, time step, rate or count <= 0."""
+    from viglas.errors import ConfigError
+
+    for name, v in values.items():
+        if v is not None and not v > 0:
+            opt = "--" + name.replace("_", "-")
+            kelvin = "temperature" in name or name.startswith("t_")
+            raise ConfigError("must be > 0", field=opt, value=v,
+                              allowed="a positive number" + (" in K" if kelvin else ""))
+
+
 def _read(structure: Path):
     try:
         from viglas.structures import read_structure
@@ -123,6 +135,9 @@ def md(
     from viglas.workflows.schedules import Schedule
 
     _opt_in(allow_import)
+    _require_positive(temperature=temperature, temperature_end=temperature_end,
+                      timestep_fs=timestep_fs, steps=steps, save_every=save_every,
+                      checkpoint_every=checkpoint_every)
     from viglas.errors import check_writable_dir
 
     spec = _spec(calculator, parameters, device, model_file, calc_param)
@@ -131,6 +146,11 @@ def md(
     check_writable_dir(output.parent if str(output.parent) else Path("."), field="--output")
     t = (Schedule.ramp(temperature, temperature_end, steps * timestep_fs)
          if temperature_end is not None else temperature)
+    ms = len(atoms) * 0.04  # ionic potential: 3-9 ms per step at 210 atoms on a busy 2-core box
+    typer.echo(f"plan         {steps} steps of {timestep_fs:g} fs = {steps * timestep_fs / 1000:g} "
+               f"ps, {len(atoms)} atoms; with the ionic potential up to ~{ms:.0f} ms per step on "
+               f"a busy 2-core machine, i.e. ~{steps * ms / 60000:.1f} min (ML potentials: "
+               "10-100x slower). Rerun the same command to resume.", err=True)
     res = run_md(atoms, spec if calculator != "ionic" else get_calculator(spec),
                  ensemble=ensemble, thermostat=thermostat, temperature_K=t,
                  pressure_GPa=pressure, timestep_fs=timestep_fs, steps=steps,
@@ -160,7 +180,9 @@ def melt_quench(
     cool_rate: float = typer.Option(10.0, "--cool-rate", help="Cooling rate in K/ps."),
     heat_rate: float = typer.Option(1000.0, "--heat-rate",
                                     help="Heating rate from --t-final to --t-melt, K/ps."),
-    pressure: float = typer.Option(0.0, "--pressure", "-P", help="Pressure in GPa."),
+    pressure: float = typer.Option(0.5, "--pressure", "-P",
+                                   help="Pressure in GPa (0.5: at 0 GPa the fitted ionic set "
+                                        "boils some melts, see default_report.json)."),
     thermostat: str = typer.Option("langevin", "--thermostat",
                                    help="langevin (Langevin-BAOAB barostat) or nose-hoover "
                                         "(MTK)."),
@@ -183,6 +205,12 @@ def melt_quench(
     from viglas.workflows.md import melt_quench as _mq
 
     _opt_in(allow_import)
+    _require_positive(t_melt=t_melt, t_final=t_final, cool_rate=cool_rate, heat_rate=heat_rate,
+                      timestep_fs=timestep_fs, save_every=save_every)
+    if hold_ps < 0:
+        from viglas.errors import ConfigError
+
+        raise ConfigError("must be >= 0", field="--hold-ps", value=hold_ps, allowed="ps >= 0")
     spec = _spec(calculator, parameters, device, model_file, calc_param)
     atoms = _read(structure)
     check_elements(spec, atoms.get_chemical_symbols())
@@ -193,6 +221,18 @@ def melt_quench(
     except ImportError:  # pragma: no cover
         pass
     traj = trajectory or output.with_name(output.stem + "_mq.h5")
+    from viglas.workflows.md import melt_quench_schedule
+
+    sched, _, _ = melt_quench_schedule(t_start_K=t_final, t_melt_K=t_melt, t_final_K=t_final,
+                                       heat_rate_K_ps=heat_rate, hold_ps=hold_ps,
+                                       cool_rate_K_ps=cool_rate)
+    n_steps = int(-(-sched.duration_fs // timestep_fs))
+    ms = len(atoms) * 0.04
+    typer.echo(f"plan         heat to {t_melt:g} K, hold {hold_ps:g} ps, cool at {cool_rate:g} K/ps "
+               f"to {t_final:g} K, NPT at {pressure:g} GPa: {sched.duration_fs / 1000:.1f} ps = "
+               f"{n_steps} steps of {timestep_fs:g} fs; with the ionic potential up to ~{ms:.0f} ms per "
+               f"step for {len(atoms)} atoms on a busy 2-core machine, i.e. "
+               f"up to ~{n_steps * ms / 60000:.1f} min. Rerun the same command to resume.", err=True)
     from viglas.errors import check_writable_dir
 
     check_writable_dir(traj.parent if str(traj.parent) else Path("."), field="--trajectory")

@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(res, indent=2))
             return
-        _print_summary(res, Path(workdir))
+        local = workdir.exists()
+        _print_summary(res, Path(workdir), written=False, running=local and _running(workdir))
 
 
 def _f(v, e=None, spec=".3g") -> str:
@@ -115,8 +116,34 @@ def _f(v, e=None, spec=".3g") -> str:
     return s + (" ± " + format(e, spec) if e is not None else "")
 
 
-def _print_summary(res: dict, workdir: Path) -> None:
-    """Rich tables: per temperature D/sigma, per composition Ea and sigma(300 K), ranking."""
+def _running(workdir: Path) -> bool:
+    """True while a 'viglas run' holds the run directory's lock."""
+    import fcntl
+
+    from viglas.workflows.run import LOCK_FILE
+
+    lock = workdir / LOCK_FILE
+    if not lock.exists():
+        return False
+    try:
+        with open(lock, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
+def _print_summary(res: dict, workdir: Path, written: bool = True,
+                   running: bool = False) -> None:
+    """Rich tables: per temperature D/sigma, per composition Ea and sigma(300 K), ranking.
+
+    ``written``: the output files were just written (by 'viglas run'); otherwise only
+    the files that exist are named, as left by the last run. ``running``: a run is in
+    progress in the directory (the tables show the jobs finished so far)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -167,4 +194,14 @@ def _print_summary(res: dict, workdir: Path) -> None:
         con.print(r)
     for f in st.get("failed", []):
         con.print(f"[red]failed[/red] {f['uuid'][:8]}: {f['error']}")
-    con.print(f"files: {workdir / 'results.json'}, {workdir / 'report.md'}, {workdir / 'plots'}")
+    if running:
+        con.print("[yellow]a 'viglas run' is in progress in this directory: these are the jobs "
+                  "finished so far[/yellow]")
+    files = [workdir / "results.json", workdir / "report.md", workdir / "plots"]
+    if written:
+        con.print("files: " + ", ".join(str(f) for f in files))
+    elif workdir.is_dir():  # (a submitted flow id has no local files)
+        have = [str(f) for f in files if f.exists()]
+        con.print("nothing written by this command; " + (
+            "files of the last 'viglas run' (updated when a run ends): " + ", ".join(have)
+            if have else "no output files yet"))
