@@ -19,6 +19,12 @@ def _plt():
     return plt
 
 
+def _title(fig, title: str | None) -> None:
+    """The figure's title: what it shows (composition, T, calculator), inside the PNG."""
+    if title:
+        fig.suptitle(title, fontsize=9)
+
+
 def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,9 +34,12 @@ def _save(fig, path) -> Path:
     return path
 
 
-def plot_msd(msd, diffusion=None, path: str | Path = "msd.png") -> Path:
+def plot_msd(msd, diffusion=None, path: str | Path = "msd.png", *,
+             title: str | None = None) -> Path:
     """Log–log MSD (Å² vs ps) with the fitted line over the diffusive window shaded;
-    inset-free second panel: D against the fit start (scan)."""
+    inset-free second panel: D against the fit start (scan), with the fit start used
+    marked and the reported D ± 1 sd as a band. ``title``: e.g. composition, T and
+    calculator, drawn inside the figure."""
     plt = _plt()
     ncol = 2 if diffusion is not None and diffusion.scan_t_start_fs else 1
     fig, axes = plt.subplots(1, ncol, figsize=(5.2 * ncol, 4))
@@ -53,56 +62,100 @@ def plot_msd(msd, diffusion=None, path: str | Path = "msd.png") -> Path:
         ax2 = axes[1]
         ax2.errorbar(np.array(diffusion.scan_t_start_fs) / 1000, diffusion.scan_d_cm2_s,
                      diffusion.scan_d_err_cm2_s, fmt="o-")
-        ax2.axvline(diffusion.t_start_fs / 1000, color="k", ls=":")
+        ax2.axvline(diffusion.t_start_fs / 1000, color="k", ls=":",
+                    label="fit start used (start of the diffusive window, log-log slope ≈ 1)")
+        ax2.axhspan(diffusion.d_cm2_s - diffusion.d_err_cm2_s,
+                    diffusion.d_cm2_s + diffusion.d_err_cm2_s, color="0.9",
+                    label="reported D ± 1 sd")
         ax2.set_xscale("log")
         ax2.set_xlabel("fit start (ps)")
         ax2.set_ylabel("D (cm²/s)")
+        ax2.set_title("D against the fit start: flat where the motion is diffusive",
+                      fontsize=8)
+        ax2.legend(fontsize=7)
+    _title(fig, title)
     return _save(fig, path)
 
 
+def _curve(ax, fit, t_lo: float, t_hi: float, t_data_min: float, t_data_max: float,
+           style: str, color: str, label: str) -> None:
+    """A fit with its 1-sigma band: solid over the fitted temperatures, dashed with a
+    lighter band where it is an extrapolation."""
+    parts = [(max(t_lo, t_data_min), min(t_hi, t_data_max), style, 0.25, label)]
+    if t_lo < t_data_min:
+        parts.append((t_lo, t_data_min, "--", 0.1, "extrapolated"))
+    if t_hi > t_data_max:
+        parts.append((t_data_max, t_hi, "--", 0.1, None))
+    for a, b, ls, alpha, lab in parts:
+        if b <= a:
+            continue
+        tt = np.linspace(a, b, 100)
+        v, e = (np.asarray(x, float) for x in fit.predict(tt))
+        ax.plot(1000 / tt, v, color=color, ls=ls, label=lab)
+        ax.fill_between(1000 / tt, np.maximum(v - e, v * 1e-3), v + e, color=color,
+                        alpha=alpha, lw=0)
+
+
 def plot_arrhenius(t_K: Sequence[float], y: Sequence[float], y_err: Sequence[float] | None,
-                   fit=None, path: str | Path = "arrhenius.png", t_extrapolate_K: float = 300.0) -> Path:
-    """ln y against 1000/T with the fit and its 1-sigma band down to ``t_extrapolate_K``."""
+                   fit=None, path: str | Path = "arrhenius.png", t_extrapolate_K: float = 300.0,
+                   *, vft=None, title: str | None = None) -> Path:
+    """y (log scale) against 1000/T with the fit and its 1-sigma band down to
+    ``t_extrapolate_K``: solid over the data, dashed where extrapolated, and a marker
+    with its error bar at ``t_extrapolate_K`` (the reported value). ``vft``: also draw
+    that fit the same way. ``title``: drawn inside the figure."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4))
     t = np.asarray(t_K, float)
     yv = np.asarray(y, float)
     ax.errorbar(1000 / t, yv, yerr=None if y_err is None else np.asarray(y_err, float), fmt="o",
                 label="data")
+    t_lo = min(t.min(), t_extrapolate_K)
     if fit is not None:
-        tt = np.linspace(min(t.min(), t_extrapolate_K), t.max(), 100)
-        v, e = fit.predict(tt)
-        ax.plot(1000 / tt, v, "k-",
-                label=f"Ea = {fit.ea_eV:.3f} ± {fit.ea_err_eV:.3f} eV" if hasattr(fit, "ea_eV") else "fit")
-        ax.fill_between(1000 / tt, np.maximum(v - e, v * 1e-3), v + e, color="0.8")
+        label = (f"Arrhenius, Ea = {fit.ea_eV:.3f} ± {fit.ea_err_eV:.3f} eV"
+                 if hasattr(fit, "ea_eV") else "fit")
+        _curve(ax, fit, t_lo, t.max(), t.min(), t.max(), "-", "k", label)
+        if t_extrapolate_K < t.min() or t_extrapolate_K > t.max():
+            v, e = (float(np.ravel(x)[0]) for x in fit.predict(np.array([t_extrapolate_K])))
+            ax.errorbar([1000 / t_extrapolate_K], [v], yerr=[[min(e, v * 0.999)], [e]], fmt="D",
+                        color="C3", capsize=3,
+                        label=f"{t_extrapolate_K:g} K: {v:.3g} ± {e:.2g} (extrapolated)")
+    if vft is not None:
+        lo = max(getattr(vft, "t0_K", 0.0) + 1.0, t_lo)
+        _curve(ax, vft, lo, t.max(), t.min(), t.max(), "-", "C1",
+               f"VFT, T0 = {vft.t0_K:.0f} ± {vft.t0_err_K:.0f} K" if hasattr(vft, "t0_K")
+               else "VFT")
     ax.set_yscale("log")
     ax.set_xlabel("1000 / T (1/K)")
     q = getattr(fit, "quantity", "D")
     ax.set_ylabel("D (cm²/s)" if q == "D" else "σ (mS/cm)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    _title(fig, title)
     return _save(fig, path)
 
 
-def plot_vft(t_K, y, y_err, fit, path: str | Path = "vft.png", arrhenius=None) -> Path:
-    """Data with the VFT fit (and optionally the Arrhenius fit) against 1000/T."""
+def plot_vft(t_K, y, y_err, fit, path: str | Path = "vft.png", arrhenius=None, *,
+             t_extrapolate_K: float | None = None, title: str | None = None) -> Path:
+    """Data with the VFT fit (and optionally the Arrhenius fit) against 1000/T; solid
+    over the data, dashed where extrapolated (down to ``t_extrapolate_K``, default
+    0.8 x the lowest temperature, never below T0)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4))
     t = np.asarray(t_K, float)
     ax.errorbar(1000 / t, y, yerr=y_err, fmt="o", label="data")
-    tt = np.linspace(max(fit.t0_K + 1, t.min() * 0.8), t.max(), 100)
-    v, e = fit.predict(tt)
-    ax.plot(1000 / tt, v, "C1-", label=f"VFT T0 = {fit.t0_K:.0f} ± {fit.t0_err_K:.0f} K")
-    ax.fill_between(1000 / tt, np.maximum(v - e, v * 1e-3), v + e, color="C1", alpha=0.2)
+    t_lo = max(fit.t0_K + 1, t.min() * 0.8 if t_extrapolate_K is None else t_extrapolate_K)
+    _curve(ax, fit, t_lo, t.max(), t.min(), t.max(), "-", "C1",
+           f"VFT T0 = {fit.t0_K:.0f} ± {fit.t0_err_K:.0f} K")
     if arrhenius is not None:
-        va, _ = arrhenius.predict(tt)
-        ax.plot(1000 / tt, va, "k--", label="Arrhenius")
+        _curve(ax, arrhenius, t_lo, t.max(), t.min(), t.max(), "-", "k", "Arrhenius")
     ax.set_yscale("log")
     ax.set_xlabel("1000 / T (1/K)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    _title(fig, title)
     return _save(fig, path)
 
 
-def plot_percolation(p, sigma, sigma_err, fit, path: str | Path = "percolation.png") -> Path:
+def plot_percolation(p, sigma, sigma_err, fit, path: str | Path = "percolation.png", *,
+                     title: str | None = None) -> Path:
     """sigma against p with the fitted power law and p_c (68% interval shaded)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4))
@@ -114,12 +167,14 @@ def plot_percolation(p, sigma, sigma_err, fit, path: str | Path = "percolation.p
     ax.axvspan(*fit.p_c_ci68, color="0.85")
     ax.set_yscale("log")
     ax.set_xlabel("oxygen anion fraction p")
-    ax.set_ylabel("σ")
+    ax.set_ylabel("σ(300 K) (mS/cm)")
     ax.legend(fontsize=8)
+    _title(fig, title)
     return _save(fig, path)
 
 
-def plot_tg(temperature_K, y, fit, path: str | Path = "tg.png", ylabel: str = "V (Å³)") -> Path:
+def plot_tg(temperature_K, y, fit, path: str | Path = "tg.png", ylabel: str = "V (Å³)", *,
+            title: str | None = None) -> Path:
     """Quench property against T with the two-line fit and Tg."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4))
@@ -131,5 +186,6 @@ def plot_tg(temperature_K, y, fit, path: str | Path = "tg.png", ylabel: str = "V
     ax.set_xlabel("T (K)")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
+    _title(fig, title)
     return _save(fig, path)
 

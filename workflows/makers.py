@@ -126,6 +126,19 @@ def _calculator_provenance(calc, spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def calculator_label(spec: dict[str, Any] | None) -> str:
+    """A short name of a calculator spec for plot titles: "ionic (default)", "chgnet 0.3.0"."""
+    if not spec:
+        return "?"
+    spec = spec.get("spec", spec) if isinstance(spec, dict) else spec
+    name = str(spec.get("name", "?"))
+    params = spec.get("params") or {}
+    extra = params.get("parameters") or params.get("model") or params.get("model_file")
+    if name == "ionic" and extra is None:
+        extra = "default"
+    return f"{name} ({Path(str(extra)).name})" if extra is not None else name
+
+
 def _read_atoms(path: str):
     from viglas.structures import read_structure
 
@@ -256,9 +269,11 @@ class MeltQuenchMaker(Maker):
                 try:
                     from viglas.analysis import plot_tg
 
+                    title = (f"{formula}: quench at {self.cool_rate_K_ps:g} K/ps, "
+                             f"{self.pressure_GPa:g} GPa; {calculator_label(self.calculator)}")
                     tg_plot = str(Path(plot_tg(t, series, fit, Path.cwd() / "tg.png",
-                                               ylabel="V (Å³)" if series is v else "E (eV)")
-                                       ).resolve())
+                                               ylabel="V (Å³)" if series is v else "E (eV)",
+                                               title=title)).resolve())
                 except Exception:  # noqa: BLE001 - a plot never sinks the job
                     tg_plot = None
             except ViglasError as exc:
@@ -389,8 +404,11 @@ class DiffusionAnalysisMaker(Maker):
             try:
                 from viglas.analysis import plot_msd
 
-                msd_plot = str(Path(plot_msd(msd, res.diffusion_result,
-                                             Path.cwd() / "msd.png")).resolve())
+                calc = (production.provenance or {}).get("calculator")
+                title = (f"{production.formula}: {sp} at {production.t_K:g} K, replica "
+                         f"{production.replica}; {calculator_label(calc)}")
+                msd_plot = str(Path(plot_msd(msd, res.diffusion_result, Path.cwd() / "msd.png",
+                                             title=title)).resolve())
             except (ImportError, TypeError, ValueError, ViglasError):
                 msd_plot = None
         # Nernst-Einstein sigma uses the configured Haven ratio (1 = uncorrelated hops)
@@ -550,7 +568,8 @@ class CompositionSummaryMaker(Maker):
                     try:
                         pts = [p for p in temps if getattr(p, "d_cm2_s" if key[0] == "d" else "sigma_mS_cm")]
                         plots[key] = _plot_arrhenius(fit_objs[key], pts, key, structure.formula,
-                                                     t_rep, fit_objs.get(key.replace("arrhenius", "vft")))
+                                                     t_rep, fit_objs.get(key.replace("arrhenius", "vft")),
+                                                     calculator=calculator)
                     except Exception as exc:  # noqa: BLE001 - a plot never kills a summary
                         messages.append(f"plot {key}: {exc}")
         if glass.tg_plot:
@@ -616,8 +635,10 @@ def _structure_metrics(path: str, messages: list[str]) -> dict[str, Any]:
     return out
 
 
-def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None) -> str:
-    """Arrhenius plot via viglas.analysis.plot_arrhenius, with the band to t_rep."""
+def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None, calculator=None) -> str:
+    """Arrhenius (and VFT) plot via viglas.analysis.plot_arrhenius, with the band to
+    t_rep (dashed where extrapolated, a marker at t_rep) and a title naming the
+    composition, the temperatures and the calculator."""
     from viglas.analysis import plot_arrhenius
 
     ykey = "d_cm2_s" if key.startswith("d") else "sigma_mS_cm"
@@ -626,7 +647,9 @@ def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None) -> str:
     ye = np.array([getattr(p, ykey.replace("_cm2_s", "_err_cm2_s").replace("_mS_cm", "_err_mS_cm"))
                    or 0.0 for p in pts])
     path = Path.cwd() / f"arrhenius_{'D' if key.startswith('d') else 'sigma'}.png"
-    out = plot_arrhenius(t, y, ye, fit, path, t_extrapolate_K=t_rep)
+    title = (f"{formula}: {'D' if key.startswith('d') else 'σ'} at "
+             f"{', '.join(f'{x:g}' for x in t)} K; {calculator_label(calculator)}")
+    out = plot_arrhenius(t, y, ye, fit, path, t_extrapolate_K=t_rep, vft=vft, title=title)
     return str(Path(out or path).resolve())
 
 
@@ -685,7 +708,10 @@ class SeriesSummaryMaker(Maker):
                     try:
                         from viglas.analysis import plot_percolation
 
-                        out = plot_percolation(p, sig, err, fit, Path.cwd() / "percolation.png")
+                        calc = next((s.calculator for s in ok if s.calculator), None)
+                        out = plot_percolation(p, sig, err, fit, Path.cwd() / "percolation.png",
+                                               title="oxygen sweep: σ(300 K) against p; "
+                                               f"{calculator_label(calc)}")
                         plots["percolation"] = str(Path(out or Path.cwd() / "percolation.png").resolve())
                     except Exception as exc:  # noqa: BLE001
                         messages.append(f"percolation plot: {exc}")
