@@ -202,6 +202,8 @@ def _normalise_fit(fit: Any, model: str, quantity: str, field: str) -> dict | No
     out["unit"] = canonical_unit
     out.setdefault("quantity", canonical_q)
     out["model"] = model
+    out["cov_params"] = (["ln_prefactor", "ea_eV"] if model == "arrhenius"
+                         else ["ln_a", "b_K", "t0_K"])  # rows/columns of cov
     return out
 
 

@@ -9,7 +9,29 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
-_PACKAGES = ("viglas", "numpy", "scipy", "ase", "pymatgen", "jobflow", "matscipy", "h5py")
+_PACKAGES = ("viglas", "numpy", "scipy", "ase", "pymatgen", "jobflow", "maggma", "matscipy",
+             "h5py", "numba", "pydantic", "typer", "click", "matplotlib", "torch", "chgnet",
+             "sevenn", "gpaw")
+
+
+def git_state() -> dict[str, Any] | None:
+    """``{"commit", "dirty"}`` of the viglas source when it is a git checkout (an
+    editable install), else None. ``dirty``: tracked files differ from the commit."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                 "--untracked-files=no"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip())}
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
@@ -42,6 +64,7 @@ def provenance(config: Any = None, **extra: Any) -> dict[str, Any]:
     """A provenance block: versions, python, host, UTC time, config hash and ``extra``."""
     out: dict[str, Any] = {
         "versions": package_versions(),
+        "git": git_state(),
         "python": platform.python_version(),
         "host": platform.node(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -104,6 +104,7 @@ class DiffusionDoc(_Doc):
     sigma_err_mS_cm: float | None
     number_density_per_cm3: float | None = Field(None, description="mobile ions per cm^3")
     haven_ratio: float | None = None
+    haven_ratio_err: float | None = None
     transport: dict[str, Any] = Field(default_factory=dict,
                                       description="full TransportResult.to_dict()")
     msd_plot: str | None = None
@@ -120,6 +121,7 @@ class TemperaturePoint(BaseModel):
     sigma_mS_cm: float | None
     sigma_err_mS_cm: float | None
     haven_ratio: float | None = None
+    haven_ratio_err: float | None = None
 
 
 class CompositionSummaryDoc(_Doc):
@@ -149,7 +151,11 @@ class CompositionSummaryDoc(_Doc):
     d_300K_err_cm2_s: float | None = None
     tg_K: float | None = None
     tg_err_K: float | None = None
-    haven_ratio: float | None = None
+    haven_ratio: float | None = Field(None, description="mean Haven ratio over haven_ratio_t_K "
+                                      "(charge MSD vs tracer D), replicas combined first")
+    haven_ratio_err: float | None = Field(None, description="one sd of haven_ratio")
+    haven_ratio_t_K: list[float] = Field(default_factory=list,
+                                         description="temperatures the Haven ratio comes from")
     structure: dict[str, Any] = Field(default_factory=dict)
     plots: dict[str, str] = Field(default_factory=dict)
     messages: list[str] = Field(default_factory=list, description="fits that failed and why")

@@ -424,6 +424,7 @@ class DiffusionAnalysisMaker(Maker):
             sigma_mS_cm=sigma, sigma_err_mS_cm=sigma_err,
             number_density_per_cm3=_finite(res.n_per_cm3),
             haven_ratio=_finite(res.haven_ratio),
+            haven_ratio_err=_finite(getattr(res, "haven_ratio_err", None)),
             transport=_drop_arrays(d), msd_plot=msd_plot,
             provenance=_prov(provenance, species=sp))
 
@@ -439,6 +440,10 @@ def _drop_arrays(d: dict[str, Any], max_len: int = 64) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+#: Which parameter each row/column of a fit's ``cov`` matrix is (results.json ``cov_params``).
+COV_PARAMS = {"arrhenius": ("ln_prefactor", "ea_eV"), "vft": ("ln_a", "b_K", "t0_K")}
 
 
 def combine_replicas(values: list[float], errors: list[float | None]) -> tuple[float, float]:
@@ -501,10 +506,13 @@ class CompositionSummaryMaker(Maker):
             sig = [r for r in sel if r.sigma_mS_cm is not None]
             s, s_err = (combine_replicas([r.sigma_mS_cm for r in sig], [r.sigma_err_mS_cm for r in sig])
                         if sig else (None, None))
-            hv = [r.haven_ratio for r in sel if r.haven_ratio is not None]
+            hr = [r for r in sel if r.haven_ratio is not None]
+            h, h_err = (combine_replicas([r.haven_ratio for r in hr],
+                                         [getattr(r, "haven_ratio_err", None) for r in hr])
+                        if hr else (None, None))
             temps.append(TemperaturePoint(t_K=t, n_replicas=len(sel), d_cm2_s=d, d_err_cm2_s=d_err,
                                           sigma_mS_cm=s, sigma_err_mS_cm=s_err,
-                                          haven_ratio=float(np.mean(hv)) if hv else None))
+                                          haven_ratio=h, haven_ratio_err=_finite(h_err)))
         fits: dict[str, Any] = {"d_arrhenius": None, "sigma_arrhenius": None, "d_vft": None,
                                 "sigma_vft": None, "preferred_model": "arrhenius"}
         fit_objs: dict[str, Any] = {}
@@ -522,14 +530,14 @@ class CompositionSummaryMaker(Maker):
             ye = np.array([getattr(p, ekey) or 0.0 for p in pts])
             try:
                 fa = an.fit_arrhenius(t_arr, y, ye, quantity=qty)
-                fits[f"{name}_arrhenius"] = _to_dict(fa)
+                fits[f"{name}_arrhenius"] = {**_to_dict(fa), "cov_params": list(COV_PARAMS["arrhenius"])}
                 fit_objs[f"{name}_arrhenius"] = fa
             except ViglasError as exc:
                 messages.append(f"{name} Arrhenius: {exc.one_line()}")
             if self.vft and len(pts) >= 4:
                 try:
                     fv = an.fit_vft(t_arr, y, ye, quantity=qty)
-                    fits[f"{name}_vft"] = _to_dict(fv)
+                    fits[f"{name}_vft"] = {**_to_dict(fv), "cov_params": list(COV_PARAMS["vft"])}
                     fit_objs[f"{name}_vft"] = fv
                 except ViglasError as exc:
                     messages.append(f"{name} VFT: {exc.one_line()}")
@@ -552,7 +560,10 @@ class CompositionSummaryMaker(Maker):
             s300, s300_err = (_finite(v) for v in fs.predict(t_rep))
             if ea is None:
                 ea, ea_err = _finite(fs.ea_eV), _finite(fs.ea_err_eV)
-        hv = [p.haven_ratio for p in temps if p.haven_ratio is not None]
+        hp = [p for p in temps if p.haven_ratio is not None]
+        h_all, h_all_err = (combine_replicas([p.haven_ratio for p in hp],
+                                             [p.haven_ratio_err for p in hp])
+                            if hp else (None, None))
         n_per_cm3 = next((r.number_density_per_cm3 for r in runs_ok
                           if r.number_density_per_cm3 is not None), None)
         struct: dict[str, Any] = {}
@@ -585,7 +596,8 @@ class CompositionSummaryMaker(Maker):
             temperatures=temps, fits=_clean(fits), ea_eV=ea, ea_err_eV=ea_err,
             report_temperature_K=t_rep, sigma_300K_mS_cm=s300, sigma_300K_err_mS_cm=s300_err,
             d_300K_cm2_s=d300, d_300K_err_cm2_s=d300_err, tg_K=glass.tg_K, tg_err_K=glass.tg_err_K,
-            haven_ratio=float(np.mean(hv)) if hv else None, structure=_clean(struct), plots=plots,
+            haven_ratio=h_all, haven_ratio_err=_finite(h_all_err),
+            haven_ratio_t_K=[p.t_K for p in hp], structure=_clean(struct), plots=plots,
             messages=messages,
             provenance=_prov(provenance, calculator=(glass.provenance or {}).get("calculator",
                                                                                   calculator)))

@@ -768,7 +768,8 @@ def collect_results(workdir: str | Path, config: Config | None = None,
             "ea_eV": None, "ea_err_eV": None, "sigma_300K_mS_cm": None,
             "sigma_300K_err_mS_cm": None, "d_300K_cm2_s": None, "d_300K_err_cm2_s": None,
             "tg_K": (glass or {}).get("tg_K"), "tg_err_K": (glass or {}).get("tg_err_K"),
-            "haven_ratio": None, "structure": {}, "plots": {}, "messages": [],
+            "haven_ratio": None, "haven_ratio_err": None, "haven_ratio_t_K": [],
+            "structure": {}, "plots": {}, "messages": [],
             "provenance": (glass or build or {}).get("provenance"),
             "complete": summ is not None,
         }
@@ -879,11 +880,11 @@ def write_outputs(results: dict[str, Any], workdir: str | Path) -> None:
     write_csv("temperatures.csv", [{"formula": c["formula"], **t} for c in comps
                                    for t in c["temperatures"]],
               ["formula", "t_K", "n_replicas", "d_cm2_s", "d_err_cm2_s", "sigma_mS_cm",
-               "sigma_err_mS_cm", "haven_ratio"])
+               "sigma_err_mS_cm", "haven_ratio", "haven_ratio_err"])
     write_csv("compositions.csv", comps,
               ["formula", "x", "oxygen_fraction", "n_atoms", "density_g_cm3", "ea_eV", "ea_err_eV",
                "sigma_300K_mS_cm", "sigma_300K_err_mS_cm", "d_300K_cm2_s", "d_300K_err_cm2_s",
-               "tg_K", "tg_err_K", "haven_ratio", "complete"])
+               "tg_K", "tg_err_K", "haven_ratio", "haven_ratio_err", "complete"])
     if results.get("ranking"):
         write_csv("ranking.csv", results["ranking"],
                   ["rank", "formula", "sigma_300K_mS_cm", "sigma_300K_err_mS_cm", "ea_eV",
@@ -922,6 +923,14 @@ def report_markdown(results: dict[str, Any], plots: list[str] | None = None) -> 
     lines.append(f"Calculator: `{cfg['calculator']['name']}` {cfg['calculator'].get('params') or ''}; "
                  f"config hash `{results['provenance'].get('config_hash')}`; "
                  f"created {results['provenance'].get('created_utc')}.")
+    prov = results.get("provenance") or {}
+    versions = prov.get("versions") or {}
+    git = prov.get("git") or {}
+    lines.append(f"viglas {versions.get('viglas', '?')}"
+                 + (f" (git {git.get('commit', '?')[:12]}{', modified' if git.get('dirty') else ''})"
+                    if git else "")
+                 + f"; config seed {cfg.get('seed')} (every job's seed derives from it; "
+                 "per-run seeds below and in runs.csv).")
     lines.append(f"Status: {'complete' if st.get('complete') else 'PARTIAL'} "
                  f"({st.get('jobs_finished')} of {st.get('jobs_total')} jobs finished).")
     for f in st.get("failed", []):
@@ -947,6 +956,15 @@ def report_markdown(results: dict[str, Any], plots: list[str] | None = None) -> 
             s = ", ".join(f"{k} = {_fmt(v) if isinstance(v, float) else v}"
                           for k, v in c["structure"].items() if not isinstance(v, (list, dict)))
             lines.append(f"- structure: {s}")
+        lines.append("")
+        if c.get("haven_ratio") is not None:
+            lines.append(f"- Haven ratio {_fmt(c['haven_ratio'], c.get('haven_ratio_err'))} "
+                         f"(mean over {', '.join(f'{t:g}' for t in c.get('haven_ratio_t_K') or [])}"
+                         " K)")
+        seeds = [f"{r['t_K']:g} K r{r['replica']}: {r['seed']}" for r in c.get("runs") or []
+                 if r.get("seed") is not None]
+        if seeds:
+            lines.append(f"- MD seeds: {'; '.join(seeds)}")
         lines.append("")
         if c["temperatures"]:
             lines.append("| T (K) | replicas | D (cm²/s) | sigma (mS/cm) |")
