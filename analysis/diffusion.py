@@ -338,6 +338,7 @@ class DiffusionResult(DictRecord):
     warning: str = ""
     source: str = "trajectory"
     loglog_slope_offset_corrected: float = float("nan")
+    t_start_halves_fs: list[float] = field(default_factory=list)
 
     @property
     def d_a2_fs(self) -> float:
@@ -419,6 +420,18 @@ def _start_candidates(msd: MSDResult, lo: float, hi: float, n: int) -> np.ndarra
     return np.unique(t[np.clip(np.searchsorted(t, want), 0, len(t) - 1)])
 
 
+def _subset(msd: MSDResult, rows: np.ndarray) -> MSDResult:
+    """The MSD data of the particles ``rows`` only (per-particle MSDs; the pooled moments
+    of squared displacements are kept, with the number of samples scaled)."""
+    edges = np.cumsum([0] + list(msd.replica_particles))
+    counts = [int(np.sum((rows >= a) & (rows < b))) for a, b in zip(edges[:-1], edges[1:])]
+    keep = [k for k, c in enumerate(counts) if c > 0]
+    return dataclasses.replace(
+        msd, per_particle_A2=msd.per_particle_A2[rows], n_particles=len(rows),
+        replica_particles=[counts[k] for k in keep], n_frames=[msd.n_frames[k] for k in keep],
+        n_independent=msd.n_independent * len(rows) / max(msd.per_particle_A2.shape[0], 1))
+
+
 def _nested_fits(msd: MSDResult, starts: np.ndarray, end: float, min_particles: int,
                  max_lags: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GLS D (Å²/fs) of the nested windows ``[s_k, end]`` on one common set of lags.
@@ -477,8 +490,9 @@ def _nested_fits(msd: MSDResult, starts: np.ndarray, end: float, min_particles: 
 
 
 def _settled_start(msd: MSDResult, start: float, end: float, min_particles: int,
-                   n_candidates: int = 12, z: float = 2.0, margin: float = 2.0,
-                   last_fraction: float = 0.5) -> float:
+                   n_candidates: int = 10, z: float = 3.0, margin: float = 2.0,
+                   last_fraction: float = 0.25, max_fraction: float = 0.5,
+                   n_compare: int = 3) -> float:
     """Earliest start after which D no longer changes with the start (see module doc)."""
     starts = _start_candidates(msd, start, last_fraction * end, n_candidates)
     if len(starts) < 2:
@@ -490,12 +504,12 @@ def _settled_start(msd: MSDResult, start: float, end: float, min_particles: int,
     ok = np.isfinite(dv)
     good = np.where(ok)[0]
     for a in good:
-        later = good[good > a]
+        later = good[good > a][:n_compare]
         if len(later) == 0:
             return float(starts[a])
         tstat = np.abs(dv[a] - dv[later]) / np.maximum(sd[a, later], 1e-300)
         if np.all(tstat <= z):
-            s_new = min(margin * starts[a], last_fraction * end)
+            s_new = min(margin * starts[a], max_fraction * end)
             t = msd.sample_time_fs
             return float(t[np.argmin(np.abs(t - s_new))])
     return float(starts[good[-1]])
@@ -536,11 +550,38 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
     start, end, found, slope = diffusive_window(
         msd, slope_tol=slope_tol, end_fraction=end_fraction, t_start_fs=t_start_fs,
         t_end_fs=t_end_fs)
-    if auto and found:
-        start = _settled_start(msd, start, end, min_particles_resampling, z=settle_z,
-                               margin=settle_factor, n_candidates=n_settle)
-    beta, err_p, err_m, sel, chi2, kappa, _ = _fit_window(msd, start, end)
-    d = msd.dimension
+
+    def choose(m: MSDResult) -> tuple[float, bool]:
+        s0, _, ok, _ = diffusive_window(m, slope_tol=slope_tol, t_end_fs=end)
+        if not ok:
+            return s0, False
+        return _settled_start(m, s0, end, min_particles_resampling, z=settle_z,
+                              margin=settle_factor, n_candidates=n_settle), True
+
+    halves_t: list[float] = []
+    cross = (auto and found and msd.source == "trajectory"
+             and msd.per_particle_A2.shape[0] >= 2 * min_particles_resampling)
+    if cross:
+        # cross-fitting: the start chosen on one half of the ions is used to fit the other
+        # half, so the choice of window is independent of the data it is applied to
+        rows = np.arange(msd.per_particle_A2.shape[0])
+        halves = [_subset(msd, rows[0::2]), _subset(msd, rows[1::2])]
+        (sa, oka), (sb, okb) = choose(halves[0]), choose(halves[1])
+        fa = _fit_window(halves[0], sb, end)
+        fb = _fit_window(halves[1], sa, end)
+        halves_t = [float(sa), float(sb)]
+        start = float(np.sqrt(sa * sb))
+        beta, err_p, err_m, sel, chi2, kappa, _ = _fit_window(msd, start, end)
+        d = msd.dimension
+        beta = (fa[0] + fb[0]) / 2.0
+        err_p = float(np.hypot(fa[1], fb[1]) / 2.0)
+        err_m = float(np.hypot(fa[2], fb[2]) / 2.0)
+    else:
+        if auto and found:
+            start = _settled_start(msd, start, end, min_particles_resampling, z=settle_z,
+                                   margin=settle_factor, n_candidates=n_settle)
+        beta, err_p, err_m, sel, chi2, kappa, _ = _fit_window(msd, start, end)
+        d = msd.dimension
     dval = beta[0] / (2 * d)
     use_p = msd.n_particles >= min_particles_resampling and np.isfinite(err_p) \
         and msd.source == "trajectory"
@@ -550,6 +591,8 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
     # effective jumps over all particles and replicas: sum_i MSD_i(T_i) / a^2
     tot_time = sum((f - 1) * msd.dt_fs for f in msd.n_frames) / len(msd.n_frames)
     n_eff = max(msd.n_particles * 2 * d * dval * tot_time / jump_length_A**2, 0.0)
+    if not msd.n_particles_known:
+        n_eff = float("nan")  # MSD table without n_ions: the jump count is unknown
     # regime: offset-corrected log-log slope over the window, effective jumps
     ts = msd.sample_time_fs[sel]
     yc = msd.per_particle_A2[:, sel].mean(axis=0) - beta[1]
@@ -563,7 +606,7 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
                        f"not 1 ± {diffusive_slope_tol:g}")
     if dval <= 0:
         reasons.append("the MSD does not grow")
-    if n_eff < min_jumps:
+    if np.isfinite(n_eff) and n_eff < min_jumps:
         reasons.append(f"only {n_eff:.1f} effective jumps of {jump_length_A:g} A "
                        f"(< {min_jumps:g})")
     diffusive = not reasons
@@ -572,7 +615,8 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
         kind = "lower" if (np.isfinite(slope_c) and slope_c > 1.0 + diffusive_slope_tol
                            and n_eff >= min_jumps) else "upper"
         # never a small error bar on an estimate outside the diffusive regime
-        err = max(err, he2018_rsd(n_eff) * abs(dval))
+        if np.isfinite(n_eff):
+            err = max(err, he2018_rsd(n_eff) * abs(dval))
     warning = "" if diffusive else ("no diffusive regime: " + "; ".join(reasons)
                                     + f". D is an {kind} estimate, not a measurement")
     scan_t, scan_d, scan_e = [], [], []
@@ -605,11 +649,12 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
         diffusive=bool(diffusive), loglog_slope=float(slope), n_particles=msd.n_particles,
         n_frames=list(msd.n_frames), dt_fs=msd.dt_fs, n_fit_lags=int(sel.sum()),
         n_eff=float(n_eff), jump_length_A=float(jump_length_A),
-        rsd_he2018=float(he2018_rsd(n_eff)),
+        rsd_he2018=float(he2018_rsd(n_eff)) if np.isfinite(n_eff) else float("nan"),
         rsd=float(abs(err / dval)) if dval != 0 else float("inf"),
         ngp_max=float(np.nanmax(ngp)) if np.any(np.isfinite(ngp)) else float("nan"),
         chi2_red=chi2, scan_t_start_fs=scan_t, scan_d_cm2_s=scan_d, scan_d_err_cm2_s=scan_e,
         kappa_A4=float(kappa), d_estimate=kind, warning=warning, source=msd.source,
+        t_start_halves_fs=halves_t,
         loglog_slope_offset_corrected=slope_c)
 
 
