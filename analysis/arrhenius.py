@@ -10,6 +10,13 @@ never shrink below what the scatter shows. ``predict(t_K)`` returns the value an
 1-sigma error by the delta method in ``ln y`` (``err = y * sqrt(g^T C g)``).
 AIC = chi² + 2k and BIC = chi² + k ln n (Gaussian likelihood, constants dropped) allow
 model comparison on the same data.
+
+Conductivity at a temperature outside the data (e.g. 300 K) is Nernst–Einstein on
+the *extrapolated* D (:func:`sigma_from_d_fit`), ``sigma(T) = n (z e)^2 D(T) / (k_B T H)``,
+not a separate Arrhenius fit of sigma(T): sigma = c D / T, so ln sigma is not linear in
+1/T when ln D is, and a line through ln sigma(1/T) extrapolates to a different
+(inconsistent) value. Only a measured sigma(T) (e.g. from the charge MSD) is fitted
+on its own.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from viglas.analysis._records import DictRecord
 from viglas.errors import FitError
 from viglas.units import KB_EV_K, T_ROOM_K
 
-__all__ = ["ArrheniusFit", "VFTFit", "fit_arrhenius", "fit_vft", "compare_models"]
+__all__ = ["ArrheniusFit", "VFTFit", "fit_arrhenius", "fit_vft", "compare_models",
+           "sigma_from_d_fit", "ne_density_from_points"]
 
 _UNITS = {"D": "cm2/s", "sigma": "mS/cm"}
 
@@ -239,3 +247,39 @@ def compare_models(arrhenius: ArrheniusFit, vft: VFTFit) -> dict[str, Any]:
             "delta_aic": float(vft.aic - arrhenius.aic),
             "delta_bic": float(vft.bic - arrhenius.bic),
             "akaike_weight_arrhenius": float(w[0]), "akaike_weight_vft": float(w[1])}
+
+
+def sigma_from_d_fit(d_fit: "ArrheniusFit | VFTFit", t_K: float | np.ndarray, n_per_cm3: float,
+                     *, charge: float = 1.0, haven: float = 1.0) -> tuple[Any, Any]:
+    """Nernst–Einstein sigma (mS/cm) and its 1-sigma error at ``t_K`` from a fit of D(T).
+
+    ``sigma(T) = n (z e)^2 D(T) / (k_B T H)`` with D(T) and its band from
+    ``d_fit.predict`` (the fit's covariance); n (cm⁻³) and H are taken as exact, so the
+    relative error of sigma is that of D. Use this, not an Arrhenius fit of sigma(T),
+    to extrapolate (module doc).
+    """
+    from .conductivity import nernst_einstein_sigma_mS_cm
+
+    if getattr(d_fit, "quantity", "D") != "D":
+        raise FitError("sigma from a fit needs a fit of D(T)", field="quantity",
+                       value=d_fit.quantity, allowed="D")
+    d, d_err = d_fit.predict(t_K)
+    sig = nernst_einstein_sigma_mS_cm(d, n_per_cm3, t_K, charge, haven)
+    err = nernst_einstein_sigma_mS_cm(d_err, n_per_cm3, t_K, charge, haven)
+    return sig, err
+
+
+def ne_density_from_points(t_K, d_cm2_s, sigma_mS_cm, charge: float = 1.0) -> float | None:
+    """Number density over Haven ratio, ``n / H`` (cm⁻³), implied by Nernst–Einstein
+    sigma values computed from D at the same temperatures (median over the points).
+
+    Lets a summary that stored D(T) and sigma(T) (with its density and configured
+    Haven ratio) apply the same conversion to an extrapolated D. None without points.
+    """
+    from .conductivity import nernst_einstein_sigma_mS_cm
+
+    vals = []
+    for t, d, s in zip(np.ravel(t_K), np.ravel(d_cm2_s), np.ravel(sigma_mS_cm)):
+        if t and d and s and np.isfinite([t, d, s]).all() and d > 0 and s > 0:
+            vals.append(s / nernst_einstein_sigma_mS_cm(d, 1.0, t, charge))
+    return float(np.median(vals)) if vals else None

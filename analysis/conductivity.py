@@ -27,7 +27,7 @@ from .diffusion import DiffusionResult, collective_diffusion, diffusion_coeffici
 from .msd import MSDResult, msd_fft, pool_msd
 
 __all__ = ["nernst_einstein_sigma_mS_cm", "number_density_per_cm3", "TransportResult",
-           "analyze_trajectory", "analyze_positions"]
+           "analyze_trajectory", "analyze_positions", "analyze_msd_table", "write_transport"]
 
 
 def nernst_einstein_sigma_mS_cm(d_cm2_s: float | np.ndarray, n_per_cm3: float,
@@ -75,8 +75,8 @@ class TransportResult(DictRecord):
     n_per_cm3: float
     d_cm2_s: float
     d_err_cm2_s: float
-    sigma_mS_cm: float
-    sigma_err_mS_cm: float
+    sigma_mS_cm: float | None
+    sigma_err_mS_cm: float | None
     sigma_charge_mS_cm: float | None
     sigma_charge_err_mS_cm: float | None
     d_sigma_cm2_s: float | None
@@ -129,29 +129,112 @@ def analyze_positions(msd: MSDResult, temperature_K: float, volume_A3: float, *,
         haven_ratio=h, haven_ratio_err=h_err, diffusion=dres.to_dict(), sources=list(sources))
 
 
-def analyze_trajectory(path: str | Path | Sequence[str | Path], species: str,
-                       temperature_K: float, *, fmt: str | None = None,
-                       timestep_fs: float | None = None, stride: int = 1, every: int = 1,
-                       start_fs: float = 0.0, drift: str = "framework", charge: float = 1.0,
-                       t_start_fs: float | None = None, t_end_fs: float | None = None,
-                       return_msd: bool = False, **fit_kw) -> TransportResult | tuple:
+_FIT_OPTIONS = ("slope_tol", "end_fraction", "jump_length_A", "min_particles_resampling", "n_scan",
+                "settle_z", "settle_factor", "n_settle", "min_jumps", "diffusive_slope_tol")
+
+
+def _check_fit_kw(func: str, fit_kw: dict) -> None:
+    bad = [k for k in fit_kw if k not in _FIT_OPTIONS]
+    if bad:
+        raise TypeError(f"{func}() got an unexpected keyword argument {bad[0]!r}; "
+                        f"fit options are {', '.join(_FIT_OPTIONS)}")
+
+
+def _window_fs(t_start_fs, t_end_fs, fit_start_ps, fit_end_ps) -> tuple[float | None, float | None]:
+    """One window from the fs (API) or ps (CLI names) arguments; both given is an error."""
+    if fit_start_ps is not None and t_start_fs is not None:
+        raise AnalysisError("give the fit start once", field="fit_start_ps",
+                            value=(fit_start_ps, t_start_fs), allowed="fit_start_ps or t_start_fs")
+    if fit_end_ps is not None and t_end_fs is not None:
+        raise AnalysisError("give the fit end once", field="fit_end_ps",
+                            value=(fit_end_ps, t_end_fs), allowed="fit_end_ps or t_end_fs")
+    start = t_start_fs if fit_start_ps is None else float(fit_start_ps) * 1000.0
+    end = t_end_fs if fit_end_ps is None else float(fit_end_ps) * 1000.0
+    return start, end
+
+
+def write_transport(res: "TransportResult", msd: MSDResult, output: str | Path, *,
+                    plot: bool = True, extra: dict | None = None) -> Path:
+    """Write ``output/transport.json`` (the result, the MSD curve, ``extra``) and
+    ``output/msd.png`` (unless ``plot`` is False); returns the JSON path."""
+    import json
+
+    out_dir = Path(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    d = res.to_dict()
+    d["msd"] = msd.to_dict(max_points=200)
+    if extra:
+        d.update(extra)
+    path = out_dir / "transport.json"
+    path.write_text(json.dumps(d, indent=2, default=float) + "\n")
+    if plot:
+        from .plots import plot_msd
+
+        plot_msd(msd, res.diffusion_result, out_dir / "msd.png")
+    return path
+
+
+def analyze_trajectory(path: str | Path | Sequence[str | Path], species: str = "Li",
+                       temperature_K: float | None = None, *, fmt: str | None = None,
+                       format: str | None = None, timestep_fs: float | None = None,
+                       stride: int = 1, every: int = 1, start_fs: float = 0.0,
+                       start_ps: float | None = None, drift: str = "framework",
+                       charge: float = 1.0, t_start_fs: float | None = None,
+                       t_end_fs: float | None = None, fit_start_ps: float | None = None,
+                       fit_end_ps: float | None = None, output: str | Path | None = None,
+                       no_plot: bool = False, return_msd: bool = False,
+                       **fit_kw) -> TransportResult | tuple:
     """Read one trajectory or several replicas and compute D, sigma, Haven ratio.
+
+    Every option of ``viglas analyze`` is a keyword here with the same name
+    (``--start-ps`` -> ``start_ps``, ``--fit-start-ps`` -> ``fit_start_ps``,
+    ``--format`` -> ``format`` or ``fmt``, ``-o/--output`` -> ``output``,
+    ``--no-plot`` -> ``no_plot``; ``--temperature`` -> ``temperature_K``).
 
     Parameters
     ----------
     path : a trajectory file or a list of independent replicas (same frame spacing).
+        A ``.csv`` file is read as an MSD table (:func:`analyze_msd_table`).
     species : mobile element, e.g. ``"Li"``.
-    temperature_K : MD temperature (K).
-    fmt, timestep_fs, stride, every, start_fs, drift : see :func:`read_trajectory`.
+    temperature_K : MD temperature (K), for sigma.
+    fmt / format, timestep_fs, stride, every, drift : see :func:`read_trajectory`.
+    start_fs / start_ps : discard this much of the start of each trajectory.
     charge : ionic charge z of the species (e) for sigma.
-    t_start_fs, t_end_fs : fit window override (fs).
+    t_start_fs, t_end_fs / fit_start_ps, fit_end_ps : fit window override.
+    output : directory for transport.json and msd.png (None = write nothing).
+    no_plot : with ``output``, skip the PNG.
     return_msd : also return the pooled :class:`MSDResult`.
-    """
-    from .io import read_trajectory
+    fit_kw : options of :func:`diffusion_coefficient` (``settle_z``, ``min_jumps``, ...).
 
+    Raises
+    ------
+    TypeError : an unknown keyword (named, with the allowed ones).
+    AnalysisError, TrajectoryError : bad input, named by field.
+    """
+    from .io import is_msd_table, read_trajectory
+
+    _check_fit_kw("analyze_trajectory", fit_kw)
+    if temperature_K is None:
+        raise AnalysisError("the temperature is needed for sigma", field="temperature_K",
+                            value=None, allowed="the MD temperature in K (--temperature)")
+    if format is not None and fmt is not None and format != fmt:
+        raise AnalysisError("give the format once", field="format", value=(format, fmt))
+    fmt = fmt or format
+    if start_ps is not None:
+        if start_fs:
+            raise AnalysisError("give the discarded start once", field="start_ps",
+                                value=(start_ps, start_fs), allowed="start_ps or start_fs")
+        start_fs = float(start_ps) * 1000.0
+    t_start_fs, t_end_fs = _window_fs(t_start_fs, t_end_fs, fit_start_ps, fit_end_ps)
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths:
         raise AnalysisError("no trajectory given", field="path", value=[])
+    if len(paths) == 1 and is_msd_table(paths[0]):
+        return analyze_msd_table(paths[0], species, temperature_K, charge=charge,
+                                 fit_start_ps=None if t_start_fs is None else t_start_fs / 1000,
+                                 fit_end_ps=None if t_end_fs is None else t_end_fs / 1000,
+                                 output=output, no_plot=no_plot, return_msd=return_msd,
+                                 **fit_kw)
     msds, vols = [], []
     for p in paths:
         data = read_trajectory(p, fmt=fmt, timestep_fs=timestep_fs, stride=stride,
@@ -163,4 +246,104 @@ def analyze_trajectory(path: str | Path | Sequence[str | Path], species: str,
     res = analyze_positions(msd, temperature_K, float(np.mean(vols)), charge=charge,
                             sources=[str(p) for p in paths], t_start_fs=t_start_fs,
                             t_end_fs=t_end_fs, **fit_kw)
+    if output is not None:
+        write_transport(res, msd, output, plot=not no_plot)
     return (res, msd) if return_msd else res
+
+
+def analyze_msd_table(path: str | Path, species: str = "Li", temperature_K: float | None = None,
+                      *, structure: str | Path | None = None, volume_A3: float | None = None,
+                      n_ions: int | None = None, total_ps: float | None = None,
+                      charge: float = 1.0, fit_start_ps: float | None = None,
+                      fit_end_ps: float | None = None, output: str | Path | None = None,
+                      no_plot: bool = False, return_msd: bool = False,
+                      **fit_kw) -> TransportResult | tuple:
+    """D (and sigma) from an MSD table when no trajectory is available.
+
+    The table (:func:`viglas.analysis.io.read_msd_table`) has ``t_ps`` and ``msd_A2``
+    (or per-axis ``msd_x_A2, msd_y_A2, msd_z_A2``), optionally ``msd_err_A2`` and
+    ``n_ions``. D is fitted with the same window rule and GLS as for trajectories
+    (:func:`diffusion_coefficient`), but the error can only come from the covariance
+    model (:func:`viglas.analysis.msd_from_table`): Gaussian increments of ``n_ions``
+    independent ions, or the model's correlations scaled to ``msd_err_A2``, multiplied
+    by sqrt(chi2_red) when the points scatter more than that. Without per-particle data
+    the non-Gaussian (hopping) part and the spread between ions are not measured, so
+    this is a lower-information estimate: for hopping ions the model error is a lower
+    bound (~1.5x small), unless ``msd_err_A2`` carries the real scatter. Per-axis
+    columns also give ``d_axes_cm2_s`` (each axis fitted with d = 1).
+
+    sigma (Nernst–Einstein) needs the number density: ``structure`` (a file holding
+    the cell and the ions) or ``volume_A3`` with ``n_ions``; otherwise the sigma
+    fields are None. ``n_ions`` here overrides the table's column.
+    """
+    from .diffusion import diffusion_coefficient as _dc
+    from .io import read_msd_table
+    from .msd import msd_from_table
+
+    _check_fit_kw("analyze_msd_table", fit_kw)
+    tab = read_msd_table(path)
+    n = n_ions if n_ions is not None else tab.n_ions
+    total_fs = None if total_ps is None else float(total_ps) * 1000.0
+    msd = msd_from_table(tab.t_fs, tab.msd_A2, msd_err_A2=tab.msd_err_A2, n_ions=n,
+                         total_fs=total_fs, species=species)
+    t_start_fs, t_end_fs = _window_fs(None, None, fit_start_ps, fit_end_ps)
+    dres = _dc(msd, t_start_fs=t_start_fs, t_end_fs=t_end_fs, **fit_kw)
+    extra: dict[str, Any] = {}
+    if tab.axes_A2:
+        extra["d_axes_cm2_s"], extra["d_axes_err_cm2_s"] = {}, {}
+        for ax, y in tab.axes_A2.items():
+            m1 = msd_from_table(tab.t_fs, y, n_ions=n if n is not None else 1,
+                                total_fs=total_fs, species=species, dimension=1)
+            r1 = _dc(m1, t_start_fs=dres.t_start_fs, t_end_fs=dres.t_end_fs, n_scan=0)
+            extra["d_axes_cm2_s"][ax] = r1.d_cm2_s
+            extra["d_axes_err_cm2_s"][ax] = r1.d_err_cm2_s
+    vol = volume_A3
+    n_vol = n
+    if structure is not None:
+        atoms = _read_structure(structure)
+        syms = atoms.get_chemical_symbols()
+        n_vol = syms.count(species)
+        if n_vol == 0:
+            raise AnalysisError("species not in the structure", field="species", value=species,
+                                allowed=", ".join(sorted(set(syms))))
+        vol = float(atoms.get_volume())
+    sig = sig_err = n_cm3 = None
+    if vol is not None and n_vol:
+        if temperature_K is None:
+            raise AnalysisError("the temperature is needed for sigma", field="temperature_K",
+                                value=None, allowed="a temperature in K")
+        n_cm3 = number_density_per_cm3(n_vol, vol)
+        sig = float(nernst_einstein_sigma_mS_cm(dres.d_cm2_s, n_cm3, temperature_K, charge))
+        sig_err = float(abs(nernst_einstein_sigma_mS_cm(dres.d_err_cm2_s, n_cm3, temperature_K,
+                                                        charge)))
+    res = TransportResult(
+        species=species, temperature_K=float(temperature_K) if temperature_K is not None
+        else float("nan"), charge=float(charge), n_ions=int(n_vol or n or 0), n_replicas=1,
+        volume_A3=float(vol) if vol is not None else float("nan"),
+        n_per_cm3=n_cm3 if n_cm3 is not None else float("nan"), d_cm2_s=dres.d_cm2_s,
+        d_err_cm2_s=dres.d_err_cm2_s, sigma_mS_cm=sig, sigma_err_mS_cm=sig_err,
+        sigma_charge_mS_cm=None, sigma_charge_err_mS_cm=None, d_sigma_cm2_s=None,
+        d_sigma_err_cm2_s=None, haven_ratio=None, haven_ratio_err=None,
+        diffusion={**dres.to_dict(), **extra}, sources=[str(path)])
+    if output is not None:
+        write_transport(res, msd, output, plot=not no_plot)
+    return (res, msd) if return_msd else res
+
+
+def _read_structure(path: str | Path):
+    """ASE Atoms from a structure file (CIF/POSCAR/extxyz/traj) or the last H5MD frame."""
+    path = Path(path)
+    if not path.exists():
+        raise AnalysisError("structure file not found", field="structure", value=str(path))
+    if path.suffix.lower() in (".h5", ".h5md", ".hdf5"):
+        from viglas.trajectory import H5MDTrajectory
+
+        with H5MDTrajectory(path) as tr:
+            return tr.atoms(-1)
+    import ase.io
+
+    try:
+        return ase.io.read(str(path))
+    except Exception as exc:
+        raise AnalysisError(f"cannot read the structure ({exc})", field="structure",
+                            value=str(path), allowed="CIF, POSCAR, extxyz, ASE traj, H5MD") from exc

@@ -26,7 +26,8 @@ import numpy as np
 
 from viglas.errors import AnalysisError, TrajectoryError
 
-__all__ = ["TrajectoryData", "read_trajectory", "unwrap_minimum_image", "detect_format"]
+__all__ = ["TrajectoryData", "read_trajectory", "unwrap_minimum_image", "detect_format",
+           "MSDTable", "read_msd_table", "is_msd_table"]
 
 _FORMATS = ("h5md", "traj", "extxyz", "xdatcar", "lammps-dump")
 
@@ -374,3 +375,112 @@ def _read_ase(path, fmt, timestep_fs, stride, species, drift, com_weights, every
                           symbols=[syms[i] for i in sel], counts=counts,
                           volume_A3=float(np.nanmean(vols)), cell=cell0, n_atoms_total=nat,
                           masses=masses[sel], drift=drift)
+
+
+# --------------------------------------------------------------------------- MSD tables
+
+_AXES = ("x", "y", "z")
+
+
+@dataclass
+class MSDTable:
+    """An MSD table read from CSV: lag times (fs), MSD (Å²) and what else it gives.
+
+    t_fs: (K,); msd_A2: (K,) total over the axes; msd_err_A2: (K,) or None (one sigma);
+    n_ions: ions averaged or None; axes_A2: per-axis MSD ``{"x": (K,), ...}`` (may be
+    empty); source: path.
+    """
+
+    t_fs: np.ndarray
+    msd_A2: np.ndarray
+    msd_err_A2: np.ndarray | None
+    n_ions: int | None
+    axes_A2: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def is_msd_table(path: str | Path) -> bool:
+    """True for ``.csv`` files (``viglas analyze`` reads them as MSD tables)."""
+    return Path(path).suffix.lower() == ".csv"
+
+
+def read_msd_table(path: str | Path) -> MSDTable:
+    """Read an MSD table (CSV with a header row).
+
+    Columns: ``t_ps`` (lag time, ps) and ``msd_A2`` (mean MSD, Å²) are required
+    (``msd_A2`` may be replaced by the per-axis columns ``msd_x_A2, msd_y_A2,
+    msd_z_A2``, which are summed); optional ``msd_err_A2`` (one-sigma standard error of
+    each point), ``n_ions`` (ions averaged; one value, repeated or on the first row),
+    and the per-axis columns. Blank lines and rows starting with ``#`` are skipped.
+
+    Raises
+    ------
+    AnalysisError : missing file or columns, non-numeric entries, inconsistent
+        per-axis columns; the message names the column and the fix.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.exists():
+        raise AnalysisError("MSD table not found", field="table", value=str(path))
+    with open(path, newline="") as fh:
+        lines = [ln for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
+    rows = list(csv.DictReader(lines))
+    if not rows:
+        raise AnalysisError("MSD table has no rows", field="table", value=str(path),
+                            allowed="a header row (t_ps,msd_A2,...) and one row per lag")
+    cols = [c.strip() for c in rows[0].keys() if c is not None]
+    rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in rows]
+    axes = [a for a in _AXES if f"msd_{a}_A2" in cols]
+    if "t_ps" not in cols or ("msd_A2" not in cols and len(axes) < 2):
+        raise AnalysisError("MSD table lacks required columns", field="table", value=cols,
+                            allowed="t_ps and msd_A2 (or msd_x_A2, msd_y_A2, msd_z_A2); "
+                            "optional msd_err_A2, n_ions",
+                            hint="rename the columns; units are ps and Angstrom^2")
+
+    def col(name: str, optional: bool = False) -> np.ndarray | None:
+        vals = [r.get(name, "") for r in rows]
+        if optional and all(v == "" for v in vals):
+            return None
+        try:
+            return np.array([float(v) for v in vals])
+        except ValueError:
+            bad = next(v for v in vals if not _is_float(v))
+            raise AnalysisError("non-numeric entry in the MSD table", field=name,
+                                value=bad, allowed="numbers in every row") from None
+
+    t_ps = col("t_ps")
+    axes_A2 = {a: col(f"msd_{a}_A2") for a in axes}
+    if "msd_A2" in cols:
+        msd = col("msd_A2")
+        if len(axes) == 3:
+            tot = sum(axes_A2.values())
+            if not np.allclose(tot, msd, rtol=1e-3, atol=1e-9):
+                raise AnalysisError("msd_A2 is not the sum of msd_x_A2, msd_y_A2, msd_z_A2",
+                                    field="msd_A2", value=f"first mismatch at t_ps="
+                                    f"{t_ps[np.argmax(~np.isclose(tot, msd, rtol=1e-3))]:g}",
+                                    hint="give the total MSD (all axes) in msd_A2")
+    else:
+        msd = sum(axes_A2.values())
+    err = col("msd_err_A2", optional=True) if "msd_err_A2" in cols else None
+    n_ions = None
+    if "n_ions" in cols:
+        vals = {r["n_ions"] for r in rows if r.get("n_ions", "") != ""}
+        if len(vals) > 1:
+            raise AnalysisError("n_ions differs between rows", field="n_ions",
+                                value=sorted(vals)[:4], allowed="one value")
+        if vals:
+            v = vals.pop()
+            if not _is_float(v) or float(v) < 1 or float(v) != int(float(v)):
+                raise AnalysisError("n_ions must be a positive integer", field="n_ions", value=v)
+            n_ions = int(float(v))
+    return MSDTable(t_fs=t_ps * 1000.0, msd_A2=msd, msd_err_A2=err, n_ions=n_ions,
+                    axes_A2=axes_A2, source=str(path))
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False

@@ -121,6 +121,7 @@ class MSDResult:
         point_err_A2: (K,) one-sigma errors of the mean MSD at ``sample_lag`` given with
             an MSD table (:func:`msd_from_table`), else None.
         source: ``"trajectory"`` or ``"msd-table"`` (no per-particle data).
+        n_particles_known: False for a table without ``n_ions`` (no effective jump count).
     """
 
     species: str
@@ -142,6 +143,7 @@ class MSDResult:
     replica_particles: list[int] = field(default_factory=list)
     point_err_A2: np.ndarray | None = None
     source: str = "trajectory"
+    n_particles_known: bool = True
 
     @property
     def sample_time_fs(self) -> np.ndarray:
@@ -375,4 +377,5 @@ def msd_from_table(t_fs: np.ndarray, msd_A2: np.ndarray, *, msd_err_A2: np.ndarr
                      var_sq_A4=(2.0 / dimension) * y**2, n_independent=nind, mean_sq_A2=y.copy(),
                      ngp=np.full(len(y), np.nan), charge_msd_A2=None, charge_counts=None,
                      n_particles=n, n_frames=[n_total], dimension=dimension,
-                     replica_particles=[n], point_err_A2=e, source="msd-table")
+                     replica_particles=[n], point_err_A2=e, source="msd-table",
+                     n_particles_known=n_ions is not None)

@@ -560,6 +560,11 @@ class CompositionSummaryMaker(Maker):
             s300, s300_err = (_finite(v) for v in fs.predict(t_rep))
             if ea is None:
                 ea, ea_err = _finite(fs.ea_eV), _finite(fs.ea_err_eV)
+        if src is not None:  # sigma(t_rep): Nernst-Einstein on the extrapolated D (issue 15)
+            n_h = an.ne_density_from_points([p.t_K for p in temps], [p.d_cm2_s for p in temps],
+                                            [p.sigma_mS_cm for p in temps])
+            if n_h is not None:
+                s300, s300_err = (_finite(v) for v in an.sigma_from_d_fit(src, t_rep, n_h))
         hp = [p for p in temps if p.haven_ratio is not None]
         h_all, h_all_err = (combine_replicas([p.haven_ratio for p in hp],
                                              [p.haven_ratio_err for p in hp])
