@@ -136,6 +136,8 @@ def cmd_label(args) -> None:
         frames.sort(key=lambda a: int(a.info.get("priority", 0)))
         if args.max_atoms:
             frames = [a for a in frames if len(a) <= args.max_atoms]
+        if args.split:
+            frames = [a for a in frames if a.info.get("split") == args.split]
         if args.reverse:
             frames = frames[::-1]
         todo = [a for a in frames if not store.has(a)]
@@ -182,7 +184,7 @@ def cmd_converge(args) -> None:
     from viglas.potentials.dft import code_versions, compute
     from viglas.potentials.dft_sampling import read_frames
 
-    out_path = DATA / "convergence.json"
+    out_path = DATA / (args.out or "convergence.json")
     done = json.loads(out_path.read_text()) if out_path.exists() else {"runs": []}
     frames = {a.info["label"]: a for a in read_frames(PLAN)}
     cells = [frames[k] for k in args.cells.split(",") if k]
@@ -200,6 +202,8 @@ def cmd_converge(args) -> None:
         for k in args.kpts.split(";"):
             if k:
                 jobs.append((a, {"kpts": [int(x) for x in k.split(",")]}))
+    for lab, params in json.loads(args.variants or "[]"):
+        jobs.append((frames[lab], params))
     for a, params in jobs:
         kk = key(a.info["label"], params)
         if kk in have:
@@ -210,6 +214,8 @@ def cmd_converge(args) -> None:
                "kpts": res.kpts, "energy_eV": res.energy,
                "forces_eV_A": np.round(res.forces, 5).tolist(),
                "stress_eV_A3": res.stress.tolist(), "cpu_s": round(res.cpu_s, 1)}
+        # merge with what other processes wrote meanwhile
+        done = json.loads(out_path.read_text()) if out_path.exists() else {"runs": []}
         done["runs"].append(rec)
         done["versions"] = code_versions()
         tmp = out_path.with_suffix(".tmp")
@@ -217,6 +223,68 @@ def cmd_converge(args) -> None:
         tmp.replace(out_path)
         _log(f"{a.info['label']} {params}: E={res.energy:.4f} eV "
              f"{time.time() - t0:.0f} s")
+
+
+def cmd_convergence_table(args) -> None:
+    """Markdown tables of the convergence runs: differences to the finest setting."""
+    import numpy as np
+
+    runs = []
+    for f in sorted(DATA.glob("convergence*.json")):
+        runs += json.loads(f.read_text())["runs"]
+    gpa = 160.21766208
+
+    def rows(param):
+        by_label: dict = {}
+        for r in runs:
+            if param in r["params"]:
+                by_label.setdefault(r["label"], []).append(r)
+        return by_label
+
+    print("Cutoff (Γ-centred mesh of the label settings; differences to the highest cutoff):\n")
+    print("| cell | ecut eV | ΔE meV/atom | ΔP GPa | Δσ max GPa | ΔF RMS eV/Å | ΔF max eV/Å | CPU s |")
+    print("|---|---|---|---|---|---|---|---|")
+    ec = rows("ecut_eV")
+    for lab, rs in ec.items():
+        rs = sorted(rs, key=lambda r: r["params"]["ecut_eV"])
+        ref = rs[-1]
+        for r in rs:
+            n = r["n_atoms"]
+            df = np.array(r["forces_eV_A"]) - np.array(ref["forces_eV_A"])
+            ds = (np.array(r["stress_eV_A3"]) - np.array(ref["stress_eV_A3"])) * gpa
+            print(f"| {lab} | {r['params']['ecut_eV']:g} | "
+                  f"{1000 * (r['energy_eV'] - ref['energy_eV']) / n:+.2f} | "
+                  f"{-ds[:3].mean():+.3f} | {np.abs(ds).max():.3f} | "
+                  f"{np.sqrt((df ** 2).mean()):.4f} | {np.abs(df).max():.4f} | {r['cpu_s']:.0f} |")
+    # energy differences between cells at each cutoff
+    labs = list(ec)
+    if len(labs) >= 2:
+        print("\nEnergy differences between cells (meV/atom) at each cutoff:\n")
+        base = labs[0]
+        for other in labs[1:]:
+            for r0 in sorted(ec[base], key=lambda r: r["params"]["ecut_eV"]):
+                m = [r for r in ec[other] if r["params"]["ecut_eV"] == r0["params"]["ecut_eV"]]
+                if m:
+                    de = 1000 * (m[0]["energy_eV"] / m[0]["n_atoms"] - r0["energy_eV"] /
+                                 r0["n_atoms"])
+                    print(f"- {other} − {base} at {r0['params']['ecut_eV']:g} eV: {de:+.2f}")
+    kp = rows("kpts")
+    if kp:
+        print("\nk-points (450 eV; differences to the densest mesh):\n")
+        print("| cell | mesh | ΔE meV/atom | ΔP GPa | Δσ max GPa | ΔF RMS eV/Å | ΔF max eV/Å | CPU s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for lab, rs in kp.items():
+            rs = sorted(rs, key=lambda r: int(np.prod(r["params"]["kpts"])))
+            ref = rs[-1]
+            for r in rs:
+                n = r["n_atoms"]
+                df = np.array(r["forces_eV_A"]) - np.array(ref["forces_eV_A"])
+                ds = (np.array(r["stress_eV_A3"]) - np.array(ref["stress_eV_A3"])) * gpa
+                print(f"| {lab} | {'×'.join(map(str, r['params']['kpts']))} | "
+                      f"{1000 * (r['energy_eV'] - ref['energy_eV']) / n:+.2f} | "
+                      f"{-ds[:3].mean():+.3f} | {np.abs(ds).max():.3f} | "
+                      f"{np.sqrt((df ** 2).mean()):.4f} | {np.abs(df).max():.4f} | "
+                      f"{r['cpu_s']:.0f} |")
 
 
 def main(argv=None) -> int:
@@ -241,6 +309,9 @@ def main(argv=None) -> int:
                    "(default: the registry defaults)")
     a.add_argument("--max-atoms", type=int, default=None)
     a.add_argument("--reverse", action="store_true", help="take the queue from the end")
+    a.add_argument("--split", default=None, choices=["train", "valid"],
+                   help="only frames of this split (e.g. a second process on the held-out "
+                        "frames)")
     a.add_argument("--once", action="store_true", help="return when the rest is claimed")
     a.set_defaults(fn=cmd_label)
     a = sub.add_parser("status")
@@ -252,7 +323,13 @@ def main(argv=None) -> int:
     a.add_argument("--kcells", default="r0/LiAlCl4/crystal_rattle/s0",
                    help="labels for the k-point scan")
     a.add_argument("--kpts", default="1,1,1;2,2,2;3,3,2")
+    a.add_argument("--out", default=None, help="file name under the DFT data folder "
+                   "(default convergence.json)")
+    a.add_argument("--variants", default=None, help='JSON list of [label, params], e.g. '
+                   '\'[["r0/NaAlCl4/crystal/v1.00", {"d3": "none"}]]\'')
     a.set_defaults(fn=cmd_converge)
+    a = sub.add_parser("convergence-table", help="print the convergence tables (Markdown)")
+    a.set_defaults(fn=cmd_convergence_table)
     args = p.parse_args(argv)
     args.fn(args)
     return 0

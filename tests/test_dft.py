@@ -55,9 +55,10 @@ def test_settings_defaults_and_refusals():
 
 
 def test_kpoint_density_rule():
-    s = resolve_settings(None)  # 1.5 per 1/Å: n = ceil(2*pi*1.5/a) for a cubic cell
+    s = resolve_settings(None)  # 1.2 per 1/Å: n = ceil(2*pi*1.2/a) for a cubic cell
     assert kpoint_mesh(np.eye(3) * 11.6, s) == [1, 1, 1]
-    assert kpoint_mesh(np.eye(3) * 9.0, s) == [2, 2, 2]
+    assert kpoint_mesh(np.eye(3) * 7.7, s) == [1, 1, 1]
+    assert kpoint_mesh(np.eye(3) * 7.5, s) == [2, 2, 2]
     assert kpoint_mesh(np.diag([7.0, 6.5, 13.0]), s) == [2, 2, 1]
     assert kpoint_mesh(np.eye(3) * 5.0, resolve_settings({"kpts": [3, 3, 3]})) == [3, 3, 3]
 
@@ -74,11 +75,11 @@ def test_store_is_content_addressed_and_claims(tmp_path):
     assert st.claim(a) and not st.claim(a)  # a live claim (this process) is respected
     st.release(a)
     # a claim left by a dead process is taken over
-    (st.dir / f"{st.path(a).name.split('.')[0]}.claim").write_text(
+    (st.dir / f"{st.key(a)}.claim").write_text(
         f"{__import__('platform').node()} 999999999")
     assert st.claim(a)
     res = DFTResult(energy=-1.5, forces=np.ones((2, 3)), stress=np.arange(6) * 1e-3,
-                    cpu_s=1.0, kpts=[2, 2, 2])
+                    cpu_s=1.0, kpts=[3, 3, 3])
     st.put(a, res, composition="LiCl")
     st.release(a)
     assert st.has(a) and not st.claim(a)  # labelled frames are never claimed again
@@ -87,7 +88,15 @@ def test_store_is_content_addressed_and_claims(tmp_path):
     np.testing.assert_allclose(back.get_forces(), 1.0)
     np.testing.assert_allclose(back.get_stress(), np.arange(6) * 1e-3)
     assert back.info["composition"] == "LiCl" and back.info["dft_settings_hash"] == st.hash
-    assert st.path(a).name.endswith(".extxyz.gz")
+    assert st.path(a).name.endswith("_k3x3x3.extxyz.gz")  # mesh of the 1.2/Å rule
+    # the mesh rule is not in the folder hash: a rule that gives the same mesh finds
+    # the same label, one that gives another mesh does not
+    same = DFTLabelStore(tmp_path, {"ecut_eV": 300, "kpts": [3, 3, 3]},
+                         versions={"gpaw": "x"})
+    assert same.hash == st.hash and same.has(a)
+    assert not DFTLabelStore(tmp_path, {"ecut_eV": 300, "kpts": [2, 2, 2]},
+                             versions={"gpaw": "x"}).has(a)
+    assert [x.info["composition"] for x in st.current()] == ["LiCl"]
     moved = a.copy()
     moved.positions[0, 0] += 1e-3
     assert not st.has(moved)

@@ -77,7 +77,7 @@ def test_load_dataset_reads_the_store_and_splits(tmp_path):
     for a, lab in zip(fr, _labelled(fr)):
         r = lab.calc.results
         store.put(a, DFTResult(energy=r["energy"], forces=r["forces"], stress=r["stress"],
-                               cpu_s=0.0, kpts=[1, 1, 1]))
+                               cpu_s=0.0, kpts=store.mesh(a)))
     data = load_dataset(tmp_path)
     assert [a.info["label"] for a in data] == [a.info["label"] for a in fr]
     train, valid = split(data)

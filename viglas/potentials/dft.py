@@ -31,9 +31,10 @@ calculator with analytic forces and virial, and is the implementation the D3 pap
 define; ``tad-dftd3`` and ``torch-dftd`` would pull torch into the ``dft`` extra.
 
 Labels are stored content-addressed (:class:`DFTLabelStore`): one gzipped extxyz per
-configuration under ``<root>/<settings_hash>/<structure_hash>.extxyz.gz``, where
-``settings_hash`` covers every resolved setting *and* the code versions (gpaw,
-gpaw-data setups, dftd3, libxc), so a change of either never mixes labels.
+configuration under ``<root>/<settings_hash>/<structure_hash>_k<mesh>.extxyz.gz``,
+where ``settings_hash`` covers every setting that changes the numbers *and* the code
+versions (gpaw, gpaw-data setups, dftd3, libxc), so a change of either never mixes
+labels, and ``<mesh>`` (e.g. ``2x2x1``) is the k-point mesh the label was computed with.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ DFT_DEFAULTS: dict[str, Any] = {
     "ecut_eV": 450.0,
     "xc": "PBE",
     "kpts": None,
-    "kpt_density_A": 1.5,
+    "kpt_density_A": 1.2,
     "gamma": True,
     "smearing_eV": 0.05,
     "d3": "bj",
@@ -77,6 +78,10 @@ DFT_DEFAULTS: dict[str, Any] = {
 
 #: Settings that do not change the numbers (left out of the label hash).
 _NOT_PHYSICS = ("txt", "threads")
+#: Settings that only choose the k-point mesh: the folder hash leaves them out and each
+#: label's file name carries the mesh it was computed with instead, so a change of the
+#: density rule keeps every label whose mesh it does not change.
+_MESH_RULE = ("kpts", "kpt_density_A")
 
 
 def resolve_settings(params: dict[str, Any] | None) -> dict[str, Any]:
@@ -244,7 +249,8 @@ class DFTLabelStore:
                  versions: dict[str, str] | None = None) -> None:
         self.settings = resolve_settings(params)
         self.versions = dict(code_versions() if versions is None else versions)
-        ident = {k: v for k, v in self.settings.items() if k not in _NOT_PHYSICS}
+        ident = {k: v for k, v in self.settings.items()
+                 if k not in _NOT_PHYSICS and k not in _MESH_RULE}
         self.identity = {"calculator": "gpaw+dftd3" if self.settings["d3"] != "none"
                          else "gpaw", "settings": ident, "versions": self.versions}
         self.hash = stable_hash(self.identity, length=12)
@@ -256,8 +262,16 @@ class DFTLabelStore:
             tmp.write_text(json.dumps(self.identity, indent=1, sort_keys=True))
             tmp.replace(meta)
 
+    def mesh(self, atoms: Atoms) -> list[int]:
+        """The k-point mesh these settings give ``atoms``."""
+        return kpoint_mesh(np.asarray(atoms.cell), self.settings)
+
+    def key(self, atoms: Atoms) -> str:
+        """File stem: structure hash and k-point mesh."""
+        return f"{structure_hash(atoms)}_k{'x'.join(str(k) for k in self.mesh(atoms))}"
+
     def path(self, atoms: Atoms) -> Path:
-        return self.dir / f"{structure_hash(atoms)}.extxyz.gz"
+        return self.dir / f"{self.key(atoms)}.extxyz.gz"
 
     def has(self, atoms: Atoms) -> bool:
         return self.path(atoms).exists()
@@ -268,6 +282,10 @@ class DFTLabelStore:
 
     def put(self, atoms: Atoms, res: DFTResult, **info: Any) -> Atoms:
         """Store ``res`` for ``atoms`` (its ``info`` kept, plus provenance); atomic."""
+        if list(res.kpts) != self.mesh(atoms):
+            raise CalculatorError("label computed with another k-point mesh than these "
+                                  "settings give this cell", field="kpts",
+                                  value=list(res.kpts), allowed=str(self.mesh(atoms)))
         out = atoms.copy()
         out.calc = None
         out.info.update(info)
@@ -290,7 +308,7 @@ class DFTLabelStore:
         """Try to claim ``atoms`` for this process; False if labelled or claimed alive."""
         if self.has(atoms):
             return False
-        c = self.dir / f"{structure_hash(atoms)}.claim"
+        c = self.dir / f"{self.key(atoms)}.claim"
         me = f"{_host()} {os.getpid()}"
         for _ in range(2):
             try:
@@ -306,14 +324,28 @@ class DFTLabelStore:
         return False
 
     def release(self, atoms: Atoms) -> None:
-        (self.dir / f"{structure_hash(atoms)}.claim").unlink(missing_ok=True)
+        (self.dir / f"{self.key(atoms)}.claim").unlink(missing_ok=True)
 
     def all(self) -> list[Atoms]:
-        """Every label in this settings folder (sorted by file name)."""
+        """Every label in this settings folder, any k-mesh (sorted by file name)."""
         out: list[Atoms] = []
         for p in sorted(self.dir.glob("*.extxyz.gz")):
             out += read_labels(p)
         return out
+
+    def current(self) -> list[Atoms]:
+        """The labels whose k-mesh is the one the current settings give their cell."""
+        return [a for a in self.all() if label_mesh(a) in (None, self.mesh(a))]
+
+
+def label_mesh(atoms: Atoms) -> list[int] | None:
+    """The k-point mesh a label was computed with (``info["dft_kpts"]``), or None."""
+    k = atoms.info.get("dft_kpts")
+    if k is None:
+        return None
+    if isinstance(k, str):
+        k = k.split()
+    return [int(v) for v in np.ravel(k)]
 
 
 def _host() -> str:

@@ -33,31 +33,43 @@ EV_A3_TO_GPA = 160.21766208
 Predictor = Callable[[Sequence[Atoms]], list[dict[str, Any]]]
 
 
-def label_folders(root: str | Path | None = None) -> list[Path]:
-    """Settings folders under ``<root>/labels`` (newest first by modification time)."""
-    base = Path(root or DFT_DATA) / "labels"
-    dirs = [d for d in base.glob("*/") if (d / "settings.json").exists()]
-    return sorted(dirs, key=lambda d: d.stat().st_mtime, reverse=True)
-
-
-def load_dataset(root: str | Path | None = None, settings_hash: str | None = None,
+def load_dataset(root: str | Path | None = None, params: dict[str, Any] | None = None,
                  ) -> list[Atoms]:
-    """Every labelled frame of one settings folder, sorted by plan priority.
+    """Every label made with the DFT settings ``params`` (default: the registry
+    defaults) and the installed code versions, on the k-mesh those settings give each
+    cell, sorted by plan priority. Raises :class:`FitError` when there are none.
 
-    ``settings_hash`` picks the folder (default: the one with the most labels).
-    Raises :class:`FitError` when there are no labels.
+    Labels are found by content address (:class:`viglas.potentials.dft.DFTLabelStore`),
+    so labels of other settings or code versions in the same folder are never mixed in.
     """
-    from viglas.potentials.dft import read_labels
+    from viglas.potentials.dft import DFTLabelStore
 
-    folders = label_folders(root)
-    if settings_hash:
-        folders = [d for d in folders if d.name == settings_hash]
-    if not folders:
-        raise FitError("no DFT labels found", field="labels", value=str(root or DFT_DATA),
+    base = Path(root or DFT_DATA) / "labels"
+    if not base.is_dir():
+        raise FitError("no DFT labels found", field="labels", value=str(base),
                        allowed="a folder made by scripts/dft_labels.py label")
-    best = max(folders, key=lambda d: len(list(d.glob("*.extxyz.gz"))))
-    frames = [a for p in sorted(best.glob("*.extxyz.gz")) for a in read_labels(p)]
+    store = DFTLabelStore(base, params, versions=_shipped_versions(base))
+    frames = store.current()
+    if not frames:
+        raise FitError("no DFT labels found for these settings and code versions",
+                       field="labels", value=str(store.dir),
+                       allowed="a folder made by scripts/dft_labels.py label")
     return sorted(frames, key=lambda a: int(a.info.get("priority", 0)))
+
+
+def _shipped_versions(base: Path) -> dict[str, str] | None:
+    """Code versions of the labels folder with the most labels (the shipped dataset is
+    read whatever GPAW is installed here, or none at all)."""
+    import json
+
+    best = None
+    for d in base.glob("*/"):
+        f = d / "settings.json"
+        if f.exists():
+            n = len(list(d.glob("*.extxyz.gz")))
+            if best is None or n > best[0]:
+                best = (n, json.loads(f.read_text()).get("versions"))
+    return None if best is None else best[1]
 
 
 def reference_arrays(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
