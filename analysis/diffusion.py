@@ -94,6 +94,7 @@ Units: Å, fs inside; D in cm²/s in the result (1 Å²/fs = 0.1 cm²/s).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,41 +139,54 @@ def random_walk_msd_covariance(lags: np.ndarray, n_frames: int, sigma2: float, k
     ``Cov[MSD(m), MSD(m')]`` for all lags (frames) in ``lags``; Å⁴.
     """
     lags = np.asarray(lags, dtype=float)
+    lin, quad = _rw_cov_basis(tuple(lags.tolist()), int(n_frames))
+    return kappa * lin + (2.0 / dimension * sigma2**2) * quad
+
+
+@functools.lru_cache(maxsize=64)
+def _rw_cov_basis(lags: tuple, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The covariance of :func:`random_walk_msd_covariance` is ``kappa A + b B``
+    (linear in kappa and b = (2/d) sigma2^2); ``(A, B)`` for these lags, cached."""
+    lags = np.asarray(lags, dtype=float)
     t = float(n_frames)
     k = len(lags)
     m = np.repeat(lags, k)
     mp = np.tile(lags, k)
-    b = 2.0 / dimension * sigma2**2
+    out = []
+    for kappa, b in ((1.0, 0.0), (0.0, 1.0)):
 
-    def p(delta):
-        c = np.minimum(t - m - 1, t - mp - 1 - delta) - np.maximum(0.0, -delta) + 1
-        o = np.minimum(m, delta + mp) - np.maximum(0.0, delta)
-        return np.maximum(c, 0.0) * (kappa * o + b * o * o)
+        def p(delta):
+            c = np.minimum(t - m - 1, t - mp - 1 - delta) - np.maximum(0.0, -delta) + 1
+            o = np.minimum(m, delta + mp) - np.maximum(0.0, delta)
+            return np.maximum(c, 0.0) * (kappa * o + b * o * o)
 
-    x1 = np.minimum(0.0, m - mp)
-    x2 = np.maximum(0.0, m - mp)
-    total = np.zeros_like(m)
-    for lo, hi in ((-mp + 1, x1), (x1, x2), (x2, m)):
-        n = hi - lo
-        pts = [p(lo + j) for j in range(4)]
-        direct = sum(np.where(j < n, pts[j], 0.0) for j in range(4))
-        d1 = [pts[1] - pts[0], pts[2] - pts[1], pts[3] - pts[2]]
-        d2 = [d1[1] - d1[0], d1[2] - d1[1]]
-        d3 = d2[1] - d2[0]
-        nn = np.maximum(n, 0.0)
-        formula = (nn * pts[0] + nn * (nn - 1) / 2 * d1[0] + nn * (nn - 1) * (nn - 2) / 6 * d2[0]
-                   + nn * (nn - 1) * (nn - 2) * (nn - 3) / 24 * d3)
-        total += np.where(n >= 4, formula, np.where(n > 0, direct, 0.0))
-    cov = (total / ((t - m) * (t - mp))).reshape(k, k)
-    # windows longer than half the run: the count c(delta) is clipped, not polynomial
-    bad = np.where(lags[:, None] + lags[None, :] > t - 1)
-    for i, j in zip(*bad):
-        mi, mj = int(lags[i]), int(lags[j])
-        delta = np.arange(-mj + 1, mi, dtype=float)
-        c = np.minimum(t - mi - 1, t - mj - 1 - delta) - np.maximum(0.0, -delta) + 1
-        o = np.minimum(mi, delta + mj) - np.maximum(0.0, delta)
-        cov[i, j] = np.sum(np.maximum(c, 0) * (kappa * o + b * o * o)) / ((t - mi) * (t - mj))
-    return cov
+        x1 = np.minimum(0.0, m - mp)
+        x2 = np.maximum(0.0, m - mp)
+        total = np.zeros_like(m)
+        for lo, hi in ((-mp + 1, x1), (x1, x2), (x2, m)):
+            n = hi - lo
+            pts = [p(lo + j) for j in range(4)]
+            direct = sum(np.where(j < n, pts[j], 0.0) for j in range(4))
+            d1 = [pts[1] - pts[0], pts[2] - pts[1], pts[3] - pts[2]]
+            d2 = [d1[1] - d1[0], d1[2] - d1[1]]
+            d3 = d2[1] - d2[0]
+            nn = np.maximum(n, 0.0)
+            formula = (nn * pts[0] + nn * (nn - 1) / 2 * d1[0]
+                       + nn * (nn - 1) * (nn - 2) / 6 * d2[0]
+                       + nn * (nn - 1) * (nn - 2) * (nn - 3) / 24 * d3)
+            total += np.where(n >= 4, formula, np.where(n > 0, direct, 0.0))
+        cov = (total / ((t - m) * (t - mp))).reshape(k, k)
+        # windows longer than half the run: the count c(delta) is clipped, not polynomial
+        bad = np.where(lags[:, None] + lags[None, :] > t - 1)
+        for i, j in zip(*bad):
+            mi, mj = int(lags[i]), int(lags[j])
+            delta = np.arange(-mj + 1, mi, dtype=float)
+            c = np.minimum(t - mi - 1, t - mj - 1 - delta) - np.maximum(0.0, -delta) + 1
+            o = np.minimum(mi, delta + mj) - np.maximum(0.0, delta)
+            cov[i, j] = np.sum(np.maximum(c, 0) * (kappa * o + b * o * o)) / ((t - mi) * (t - mj))
+        cov.setflags(write=False)
+        out.append(cov)
+    return out[0], out[1]
 
 
 def gls_line(t: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,8 +195,6 @@ def gls_line(t: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray,
     Returns ``(beta=[a, b], beta_cov (2x2), w)`` with ``w`` (2, K) the rows such that
     ``beta = w @ y``.
     """
-    from scipy.linalg import cho_factor, cho_solve
-
     x = np.column_stack([t, np.ones_like(t)])
     c = np.array(cov, dtype=float)
     scale = np.mean(np.diag(c))
@@ -191,15 +203,16 @@ def gls_line(t: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray,
                             value="zero variance", hint="is the species moving at all?")
     c = c / scale
     jitter = 1e-10
-    for _ in range(8):
+    eye = np.eye(len(c))
+    for _ in range(8):  # numpy, not scipy.linalg: its wrappers cost more than these tiny solves
         try:
-            cf = cho_factor(c + jitter * np.eye(len(c)), lower=True)
+            np.linalg.cholesky(c + jitter * eye)
             break
         except np.linalg.LinAlgError:
             jitter *= 100
     else:  # pragma: no cover - pathological input
         raise AnalysisError("MSD covariance is not positive definite", field="msd", value="cov")
-    cix = cho_solve(cf, x)
+    cix = np.linalg.solve(c + jitter * eye, x)
     a = x.T @ cix
     ainv = np.linalg.inv(a)
     w = ainv @ cix.T
@@ -571,7 +584,7 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
         fb = _fit_window(halves[1], sa, end)
         halves_t = [float(sa), float(sb)]
         start = float(np.sqrt(sa * sb))
-        beta, err_p, err_m, sel, chi2, kappa, _ = _fit_window(msd, start, end)
+        _, _, _, sel, chi2, kappa, _ = _fit_window(msd, start, end, n_iter=1)  # diagnostics
         d = msd.dimension
         beta = (fa[0] + fb[0]) / 2.0
         err_p = float(np.hypot(fa[1], fb[1]) / 2.0)
@@ -620,22 +633,19 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
     warning = "" if diffusive else ("no diffusive regime: " + "; ".join(reasons)
                                     + f". D is an {kind} estimate, not a measurement")
     scan_t, scan_d, scan_e = [], [], []
-    if n_scan > 0:
-        t = msd.sample_time_fs
-        lo = t[0]
-        hi = end / 3.0
-        if hi > lo:
-            for s in np.geomspace(lo, hi, n_scan):
-                s = float(t[np.argmin(np.abs(t - s))])
-                if scan_t and s == scan_t[-1]:
-                    continue
-                try:
-                    b, ep, em, *_ = _fit_window(msd, s, end, n_iter=1)
-                except AnalysisError:
-                    continue
-                scan_t.append(s)
-                scan_d.append(float(b[0] / (2 * d) * A2_FS_TO_CM2_S))
-                scan_e.append(float((max(ep, em) if use_p else em) * A2_FS_TO_CM2_S))
+    if n_scan > 0 and end / 3.0 > msd.sample_time_fs[0]:
+        # D against the fit start, all windows on one covariance (cheap)
+        starts = _start_candidates(msd, msd.sample_time_fs[0], end / 3.0, n_scan)
+        try:
+            sd_, se_, _ = _nested_fits(msd, starts, end,
+                                       min_particles_resampling if use_p else 10**9)
+        except AnalysisError:
+            sd_ = se_ = np.full(len(starts), np.nan)
+        for s_, d_, e_ in zip(starts, sd_, se_):
+            if np.isfinite(d_):
+                scan_t.append(float(s_))
+                scan_d.append(float(d_ * A2_FS_TO_CM2_S))
+                scan_e.append(float(e_ * A2_FS_TO_CM2_S))
     ngp = msd.ngp[sel]
     return DiffusionResult(
         species=msd.species, d_cm2_s=float(dval * A2_FS_TO_CM2_S),

@@ -61,15 +61,27 @@ def msd_fft_per_particle(x: np.ndarray, block: int = 16) -> np.ndarray:
     -------
     (T, N) array: MSD of each particle at lags ``0..T-1`` (frames), Å².
     """
+    t, n, _ = np.shape(x)
+    return _msd_blocks(x, np.arange(t), block=block)[1].T
+
+
+def _msd_blocks(x: np.ndarray, lags: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Mean MSD over particles at every lag, and each particle's MSD at ``lags``.
+
+    Streams over blocks of ``block`` particles: memory is one block of FFTs, never a
+    (T, N) array. Returns ``(mean (T,), per_particle (N, len(lags)))`` in Å².
+    """
     from scipy.fft import irfft, next_fast_len, rfft
 
-    x = np.asarray(x, dtype=np.float64)
     t, n, dim = x.shape
     nfft = next_fast_len(2 * t, real=True)
-    norm = (t - np.arange(t))[:, None]
-    out = np.empty((t, n), dtype=np.float64)
+    lags = np.asarray(lags, dtype=np.int64)
+    norm_all = (t - np.arange(t)).astype(float)
+    pp = np.empty((n, len(lags)))
+    s1_sum = np.zeros(t)
+    p_sum = None
     for s in range(0, n, block):
-        xb = x[:, s:s + block, :]
+        xb = np.asarray(x[:, s:s + block, :], dtype=np.float64)
         b = xb.shape[1]
         # contiguous, zero-padded (b*dim, nfft) rows: FFTs along the fast axis are
         # several times faster than strided ones along axis 0
@@ -79,21 +91,25 @@ def msd_fft_per_particle(x: np.ndarray, block: int = 16) -> np.ndarray:
         del buf
         # |F|^2 summed over dimensions in one pass: view complex as (re, im) float pairs
         fv = f.view(np.float64).reshape(b, dim, f.shape[1], 2)
-        p = np.einsum("bdkc,bdkc->bk", fv, fv)
+        pw = np.einsum("bdkc,bdkc->bk", fv, fv)
         del f, fv
-        s2 = irfft(p, n=nfft, axis=1)[:, :t].T
+        p_sum = pw.sum(axis=0) if p_sum is None else p_sum + pw.sum(axis=0)
+        s2 = irfft(pw, n=nfft, axis=1)[:, :t]
+        del pw
         r2 = np.einsum("ijk,ijk->ij", xb, xb)
         pre = np.empty((t + 1, b))
         pre[0] = 0.0
         np.cumsum(r2, axis=0, out=pre[1:])
         # S1(m) = sum_{k<t-m} r2(k) + sum_{k>=m} r2(k) = pre[t-m] + pre[t] - pre[m]
-        s1 = pre[t:0:-1] + (pre[t] - pre[:t])
-        s1 -= 2.0 * s2
-        s1 /= norm
-        out[:, s:s + block] = s1
-    out[0] = 0.0
-    np.maximum(out, 0.0, out=out)
-    return out
+        s1 = pre[t:0:-1] + (pre[t] - pre[:t])           # (t, b)
+        s1_sum += s1.sum(axis=1)
+        pp[s:s + b] = ((s1[lags].T - 2.0 * s2[:, lags]) / norm_all[lags]).clip(min=0.0)
+        del s1, s2, pre, r2
+    s2_sum = irfft(p_sum, n=nfft)[:t]
+    mean = (s1_sum - 2.0 * s2_sum) / norm_all / n
+    mean[0] = 0.0
+    pp[:, lags == 0] = 0.0
+    return np.maximum(mean, 0.0), pp
 
 
 @dataclass
@@ -167,7 +183,7 @@ class MSDResult:
 
 
 def _nonoverlap_stats(x: np.ndarray, lags: np.ndarray,
-                     max_samples: int = 16384) -> tuple[np.ndarray, ...]:
+                     max_samples: int = 4096) -> tuple[np.ndarray, ...]:
     """Non-overlapping displacements per lag: number available in the data, and the
     mean and fourth moment of |Δr|^2 estimated from at most ``max_samples`` of them
     per particle (plenty for a variance; keeps the cost ~ 2-3 passes over x)."""
@@ -219,12 +235,9 @@ def msd_fft(positions: np.ndarray, dt_fs: float, *, species: str = "X",
         raise AnalysisError("positions contain NaN or inf", field="positions", value="non-finite")
     if not (dt_fs > 0):
         raise AnalysisError("time between frames must be positive", field="dt_fs", value=dt_fs)
-    per = msd_fft_per_particle(x, block=block)
     lags = sample_lags(t, n_sample_lags)
-    msd = per.mean(axis=1)
+    msd, pp = _msd_blocks(x, lags, block=block)
     counts = (t - np.arange(t)) * n
-    pp = per[lags].T.copy()
-    del per
     nn, s2, s4 = _nonoverlap_stats(x, lags)
     mean2 = s2 / nn
     var = np.where(nn > 1, (s4 - nn * mean2**2) / np.maximum(nn - 1, 1), np.nan)
@@ -233,8 +246,9 @@ def msd_fft(positions: np.ndarray, dt_fs: float, *, species: str = "X",
     cmsd = ccounts = None
     if charge_msd:
         q = np.broadcast_to(np.asarray(charges, dtype=float), (n,))
-        tot = np.einsum("tnd,n->td", x - x[:1], q)[:, None, :]
-        cmsd = msd_fft_per_particle(tot)[:, 0] / n
+        tot = np.einsum("tnd,n->td", x, q)      # no (T, N, 3) temporary
+        tot -= tot[0]
+        cmsd = _msd_blocks(tot[:, None, :], np.zeros(0, dtype=np.int64))[0] / n
         ccounts = t - np.arange(t)
     return MSDResult(species=species, dt_fs=float(dt_fs), lag_time_fs=np.arange(t) * dt_fs,
                      msd_A2=msd, counts=counts, sample_lag=lags, per_particle_A2=pp,

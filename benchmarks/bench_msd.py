@@ -1,25 +1,28 @@
-"""Benchmark: MSD + diffusion coefficient of Li from one trajectory, viglas vs peers.
+"""Benchmark: MSD + diffusion coefficient of Li from one H5MD file, viglas vs peers.
 
-Peers: pymatgen-analysis-diffusion (``DiffusionAnalyzer``, smoothed="max", which uses an
-FFT over all time origins since 2024) and kinisi (``DiffusionAnalyzer.from_ase`` +
-``diffusion``: MSD over all lags and Bayesian GLS by MCMC).
+Protocol (issue 15 item 4):
 
-The trajectory is synthetic and seeded: 200 atoms (40 Li hopping 2.5 Å at Poisson
-times with D = 1e-5 cm²/s, 40 Al, 100 Cl, 20 O vibrating about fixed sites, all with
-0.2 Å thermal noise), 10 fs between frames, cubic 13.5 Å cell. For viglas it is stored
-as a viglas H5MD file (same layout as :class:`viglas.trajectory.H5MDWriter`, written in
-bulk, uncompressed) and the timing includes reading it, drift removal, MSD and the
-GLS fit. pymatgen-analysis-diffusion is handed the displacement array directly
-(no Structure objects: favourable to it); kinisi gets a list of ASE Atoms (its
-documented entry point; building the list is not timed).
+* one synthetic, seeded trajectory file per (frames, mobile ions): 200 atoms in all,
+  ``--mobile`` Li hopping 2.5 Å at Poisson times (D = 1e-5 cm²/s) and a framework
+  (Al, Cl, O) vibrating about fixed sites, 0.2 Å thermal noise on every atom, 10 fs
+  between frames, cubic 13.5 Å cell, written by viglas' own ``H5MDWriter`` (wrapped
+  positions + image flags, lzf chunks: what MD writes by default);
+* every tool starts from that same file and its time includes reading it:
+  viglas = ``read_trajectory`` (framework drift removed) + ``msd_fft`` + ``diffusion_coefficient``;
+  pymatgen-analysis-diffusion = h5py read + unwrap + ``DiffusionAnalyzer(..., smoothed="max")``
+  (given the displacement array; no Structure per frame, which favours it);
+  kinisi = h5py read + list of ASE Atoms + ``DiffusionAnalyzer.from_ase`` + ``diffusion()``
+  (MCMC with its defaults), once with its default lags (every lag) and once with 200 lags;
+* the tools being compared run one after the other **in one process** and the number
+  compared is **CPU time** (``time.process_time``), which a shared machine disturbs far
+  less than wall time; wall time is recorded too;
+* peak memory of viglas (``VmHWM``) is measured in a separate process that runs viglas
+  only, so the peers' arrays do not count.
 
-Each (tool, size) runs in its own subprocess; wall time and peak resident memory
-(``VmHWM`` of that process, including the input data it holds) are reported.
+Usage (the command behind benchmarks/RESULTS.md)::
 
-Usage::
-
-    python benchmarks/bench_msd.py --frames 100000 --peer-frames 2000,5000 \
-        --kinisi-frames 1000,2000 --out benchmarks/bench_msd.json
+    python benchmarks/bench_msd.py --frames 100000 --mobile 40,150 \
+        --kinisi-frames 1000,10000 --timeout 900 --out benchmarks/bench_msd.json
 """
 
 from __future__ import annotations
@@ -36,25 +39,27 @@ from pathlib import Path
 
 import numpy as np
 
-N_LI, N_AL, N_CL, N_O = 40, 40, 100, 20
+N_ATOMS = 200
 L = 13.5
 DT_FS = 10.0
 D_A2FS = 1e-4  # 1e-5 cm²/s
 
 
-def make_positions(n_frames: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
-    """Unwrapped positions (T, 200, 3) in Å and symbols."""
+def make_positions(n_frames: int, n_li: int = 40, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Unwrapped positions (T, 200, 3) in Å and symbols (n_li Li, the rest Al/Cl/O 2:5:1)."""
     rng = np.random.default_rng(seed)
-    n = N_LI + N_AL + N_CL + N_O
-    symbols = ["Li"] * N_LI + ["Al"] * N_AL + ["Cl"] * N_CL + ["O"] * N_O
-    sites = rng.uniform(0, L, (n, 3))
-    pos = np.empty((n_frames, n, 3))
+    rest = N_ATOMS - n_li
+    n_al, n_o = rest // 4, rest // 8
+    n_cl = rest - n_al - n_o
+    symbols = ["Li"] * n_li + ["Al"] * n_al + ["Cl"] * n_cl + ["O"] * n_o
+    sites = rng.uniform(0, L, (N_ATOMS, 3))
+    pos = np.empty((n_frames, N_ATOMS, 3))
     pos[:] = sites[None]
     rate = 6 * D_A2FS / 2.5**2 * DT_FS
-    k = rng.poisson(rate, (n_frames, N_LI))
-    v = rng.normal(size=(n_frames, N_LI, 3))
+    k = rng.poisson(rate, (n_frames, n_li))
+    v = rng.normal(size=(n_frames, n_li, 3))
     v /= np.linalg.norm(v, axis=-1, keepdims=True)
-    pos[:, :N_LI] += np.cumsum(2.5 * k[..., None] * v, axis=0)
+    pos[:, :n_li] += np.cumsum(2.5 * k[..., None] * v, axis=0)
     pos += rng.normal(0, 0.2, pos.shape)
     return pos, symbols
 
@@ -72,69 +77,84 @@ def write_h5md(path: Path, pos: np.ndarray, symbols: list[str]) -> None:
             w.append_frames(np.arange(s, e), np.arange(s, e) * DT_FS, pos[s:e], np.eye(3) * L)
 
 
-def run_viglas(h5: str) -> dict:
-    import scipy.fft  # noqa: F401  (imports outside the timing, as for the peers)
-    import scipy.linalg  # noqa: F401
+def _read_unwrapped(h5: str) -> tuple[np.ndarray, list[str]]:
+    """All atoms' unwrapped positions (T, N, 3) from the H5MD file (for the peers)."""
+    import h5py
 
+    from viglas.trajectory import H5MDTrajectory
+
+    with H5MDTrajectory(h5) as tr:
+        symbols = list(tr.symbols)
+    with h5py.File(h5, "r") as f:
+        p = f["particles/all"]
+        pos = p["position/value"][()].astype(np.float64)
+        img = p["image/value"][()]
+        cell = p["box/edges/value"][0]
+    pos += img @ cell
+    return pos, symbols
+
+
+def run_viglas(h5: str) -> dict:
     from viglas.analysis import diffusion_coefficient, msd_fft, read_trajectory
 
-    t0 = time.perf_counter()
+    c0, w0 = time.process_time(), time.perf_counter()
     d = read_trajectory(h5, species="Li", drift="framework")
-    t1 = time.perf_counter()
+    c1 = time.process_time()
     m = msd_fft(d.positions, d.dt_fs, species="Li")
+    del d
     r = diffusion_coefficient(m)
-    t2 = time.perf_counter()
-    return {"seconds": t2 - t0, "seconds_read": t1 - t0, "seconds_msd_fit": t2 - t1,
+    c2, w2 = time.process_time(), time.perf_counter()
+    return {"cpu_s": c2 - c0, "cpu_read_s": c1 - c0, "cpu_msd_fit_s": c2 - c1, "wall_s": w2 - w0,
             "d_cm2_s": r.d_cm2_s, "d_err_cm2_s": r.d_err_cm2_s,
             "fit_window_fs": [r.t_start_fs, r.t_end_fs]}
 
 
-def run_pmg(npy: str) -> dict:
+def run_pmg(h5: str) -> dict:
     import warnings
 
     from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer
     from pymatgen.core import Lattice, Structure
 
-    pos = np.load(npy, mmap_mode="r")
-    _, symbols = make_positions(2)
+    c0, w0 = time.process_time(), time.perf_counter()
+    pos, symbols = _read_unwrapped(h5)
     disp = np.ascontiguousarray(np.transpose(pos - pos[:1], (1, 0, 2)))  # (N, T, 3)
     s = Structure(Lattice.cubic(L), symbols, np.mod(pos[0], L) / L)
-    t0 = time.perf_counter()
+    del pos
+    c1 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         da = DiffusionAnalyzer(s, disp, "Li", 600, DT_FS, 1, smoothed="max")
-    t1 = time.perf_counter()
-    return {"seconds": t1 - t0, "d_cm2_s": float(da.diffusivity),
-            "d_err_cm2_s": float(da.diffusivity_std_dev)}
+    c2, w2 = time.process_time(), time.perf_counter()
+    return {"cpu_s": c2 - c0, "cpu_read_s": c1 - c0, "cpu_msd_fit_s": c2 - c1, "wall_s": w2 - w0,
+            "d_cm2_s": float(da.diffusivity), "d_err_cm2_s": float(da.diffusivity_std_dev)}
 
 
-def run_kinisi(npy: str) -> dict:
+def run_kinisi(h5: str, n_lags: int | None) -> dict:
     import warnings
 
     import scipp as sc
     from ase import Atoms
     from kinisi.analyze import DiffusionAnalyzer
 
-    pos = np.load(npy, mmap_mode="r")
-    _, symbols = make_positions(2)
+    c0, w0 = time.process_time(), time.perf_counter()
+    pos, symbols = _read_unwrapped(h5)
     frames = [Atoms(symbols, positions=np.mod(p, L), cell=np.eye(3) * L, pbc=True) for p in pos]
-    t0 = time.perf_counter()
+    n = len(pos)
+    del pos
+    kw = {}
+    if n_lags is not None:
+        lags = np.unique(np.round(np.geomspace(1, n - 1, n_lags)).astype(int))
+        kw["dt"] = sc.array(dims=["time interval"], values=lags * DT_FS / 1000.0, unit="ps")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = DiffusionAnalyzer.from_ase(frames, specie="Li", time_step=DT_FS * sc.Unit("fs"),
-                                       step_skip=1 * sc.Unit("dimensionless"), progress=False)
-        a.diffusion(0.1 * len(pos) * DT_FS / 1000 * sc.Unit("ps"), progress=False,
+                                       step_skip=1 * sc.Unit("dimensionless"), progress=False, **kw)
+        a.diffusion(0.1 * n * DT_FS / 1000 * sc.Unit("ps"), progress=False,
                     random_state=np.random.RandomState(0))
-    t1 = time.perf_counter()
+    c1, w1 = time.process_time(), time.perf_counter()
     d = np.asarray(a.D.values)
-    return {"seconds": t1 - t0, "d_cm2_s": float(d.mean()), "d_err_cm2_s": float(d.std())}
-
-
-def _child(tool: str, arg: str) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    out = {"viglas": run_viglas, "pmg": run_pmg, "kinisi": run_kinisi}[tool](arg)
-    out["peak_rss_MiB"] = _peak_rss_mib()
-    print(json.dumps(out))
+    return {"cpu_s": c1 - c0, "wall_s": w1 - w0, "d_cm2_s": float(d.mean()),
+            "d_err_cm2_s": float(d.std()), "n_lags": "default (all)" if n_lags is None else n_lags}
 
 
 def _peak_rss_mib() -> float:
@@ -148,77 +168,99 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _generate(n_frames: int, workdir: str) -> None:
-    pos, symbols = make_positions(n_frames)
-    np.save(Path(workdir) / f"pos_{n_frames}.npy", pos)
-    write_h5md(Path(workdir) / f"traj_{n_frames}.h5", pos, symbols)
+def _child(mode: str, h5: str) -> None:
+    """mode: 'viglas-mem' | 'compare-pmg' | 'compare-kinisi' | 'compare-kinisi200'."""
+    import scipy.fft  # noqa: F401  (imports outside the timing)
+    import scipy.linalg  # noqa: F401
+
+    import viglas.analysis  # noqa: F401
+
+    out: dict = {}
+    if mode == "viglas-mem":
+        out["viglas"] = run_viglas(h5)
+        out["viglas"]["peak_rss_MiB"] = _peak_rss_mib()
+    elif mode == "compare-pmg":
+        import pymatgen.analysis.diffusion.analyzer  # noqa: F401
+
+        out["viglas"] = run_viglas(h5)
+        out["pmg"] = run_pmg(h5)
+    else:
+        import kinisi.analyze  # noqa: F401
+
+        out["viglas"] = run_viglas(h5)
+        out["kinisi"] = run_kinisi(h5, 200 if mode == "compare-kinisi200" else None)
+    print(json.dumps(out))
 
 
-def measure(tool: str, n_frames: int, workdir: Path, timeout: float) -> dict:
-    npy = workdir / f"pos_{n_frames}.npy"
-    h5 = workdir / f"traj_{n_frames}.h5"
-    if not npy.exists():  # generated in a subprocess so this process stays small
-        subprocess.run([sys.executable, __file__, "--generate", str(n_frames), str(workdir)],
-                       check=True)
-    arg = str(h5 if tool == "viglas" else npy)
+def _generate(n_frames: int, n_li: int, path: str) -> None:
+    pos, symbols = make_positions(n_frames, n_li)
+    write_h5md(Path(path), pos, symbols)
+
+
+def measure(mode: str, h5: Path, timeout: float) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
-        cp = subprocess.run([sys.executable, __file__, "--child", tool, arg], capture_output=True,
-                            text=True, timeout=timeout, env=env)
+        cp = subprocess.run([sys.executable, __file__, "--child", mode, str(h5)],
+                            capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {"tool": tool, "n_frames": n_frames, "error": f"timeout after {timeout:.0f} s"}
+        return {"error": f"timeout after {timeout:.0f} s (wall)"}
     if cp.returncode != 0:
-        return {"tool": tool, "n_frames": n_frames, "error": cp.stderr.strip().splitlines()[-1]}
-    res = json.loads(cp.stdout.strip().splitlines()[-1])
-    res.update(tool=tool, n_frames=n_frames, n_atoms=N_LI + N_AL + N_CL + N_O, n_li=N_LI)
-    return res
+        lines = cp.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit {cp.returncode}"}
+    return json.loads(cp.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=100_000, help="full size (viglas + pmg)")
-    ap.add_argument("--peer-frames", default="2000,10000", help="sizes for viglas vs pmg")
-    ap.add_argument("--kinisi-frames", default="1000,2000", help="sizes for kinisi")
-    ap.add_argument("--timeout", type=float, default=240.0, help="per run, s")
-    ap.add_argument("--no-full-pmg", action="store_true")
+    ap.add_argument("--frames", type=int, default=100_000, help="size for viglas vs pymatgen")
+    ap.add_argument("--mobile", default="40,150", help="numbers of Li (of 200 atoms)")
+    ap.add_argument("--kinisi-frames", default="1000,10000", help="sizes for viglas vs kinisi")
+    ap.add_argument("--timeout", type=float, default=900.0, help="per child process, s (wall)")
     ap.add_argument("--out", default="benchmarks/bench_msd.json")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    ap.add_argument("--generate", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         _child(*a.child)
         return
     if a.generate:
-        _generate(int(a.generate[0]), a.generate[1])
+        _generate(int(a.generate[0]), int(a.generate[1]), a.generate[2])
         return
     results = []
+    mobile = [int(x) for x in a.mobile.split(",") if x]
+    kin = [int(x) for x in a.kinisi_frames.split(",") if x]
     with tempfile.TemporaryDirectory(prefix="bench_msd_") as tmp:
-        tmp = Path(tmp)
-        kin = [int(x) for x in a.kinisi_frames.split(",") if x]
-        peer = [int(x) for x in a.peer_frames.split(",") if x]
-        for n in sorted(set(kin) | set(peer) | {a.frames}):
-            tools = ["viglas"]
-            if n in peer or (n == a.frames and not a.no_full_pmg):
-                tools.append("pmg")
-            if n in kin:
-                tools.append("kinisi")
-            for tool in tools:
-                r = measure(tool, n, tmp, a.timeout)
-                print(json.dumps(r), flush=True)
-                results.append(r)
-            for f in tmp.glob(f"*_{n}.*"):
-                f.unlink()
+        for n_li in mobile:
+            for n in sorted(set(kin) | {a.frames}):
+                h5 = Path(tmp) / f"traj_{n}_{n_li}.h5"
+                subprocess.run([sys.executable, __file__, "--generate", str(n), str(n_li), str(h5)],
+                               check=True)
+                modes = (["viglas-mem", "compare-pmg"] if n == a.frames else []) + \
+                    (["compare-kinisi", "compare-kinisi200"] if n in kin else [])
+                for mode in modes:
+                    r = {"mode": mode, "n_frames": n, "n_li": n_li, "n_atoms": N_ATOMS,
+                         **measure(mode, h5, a.timeout)}
+                    print(json.dumps(r), flush=True)
+                    results.append(r)
+                h5.unlink()
+    load = os.getloadavg()
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"command": " ".join(sys.argv), "results": results},
-                                      indent=1) + "\n")
-    print("\n| frames | tool | wall s | peak RSS MiB | D (cm2/s) | err |")
-    print("|---:|---|---:|---:|---:|---:|")
+    Path(a.out).write_text(json.dumps({"command": " ".join(sys.argv), "loadavg_at_end": load,
+                                       "results": results}, indent=1) + "\n")
+    print("\n| frames | Li | comparison | viglas CPU s | peer CPU s | ratio | viglas peak MiB |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
     for r in results:
         if "error" in r:
-            print(f"| {r['n_frames']} | {r['tool']} | {r['error']} | | | |")
+            print(f"| {r['n_frames']} | {r['n_li']} | {r['mode']} | {r['error']} | | | |")
+        elif r["mode"] == "viglas-mem":
+            v = r["viglas"]
+            print(f"| {r['n_frames']} | {r['n_li']} | viglas alone | {v['cpu_s']:.2f} | | | "
+                  f"{v['peak_rss_MiB']:.0f} |")
         else:
-            print(f"| {r['n_frames']} | {r['tool']} | {r['seconds']:.2f} | {r['peak_rss_MiB']:.0f} "
-                  f"| {r['d_cm2_s']:.3e} | {r['d_err_cm2_s']:.1e} |")
+            peer = [k for k in r if k in ("pmg", "kinisi")][0]
+            v, p = r["viglas"], r[peer]
+            print(f"| {r['n_frames']} | {r['n_li']} | {r['mode']} | {v['cpu_s']:.2f} | "
+                  f"{p['cpu_s']:.2f} | {p['cpu_s'] / v['cpu_s']:.1f} | |")
 
 
 if __name__ == "__main__":
