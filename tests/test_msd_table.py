@@ -220,3 +220,37 @@ def test_no_diffusive_regime_is_reported_as_an_upper_estimate(tmp_path):
     assert main(["analyze", str(f), "-T", "300", "-o", str(out), "--no-plot"]) == 0
     d = json.loads((out / "transport.json").read_text())
     assert d["diffusion"]["diffusive"] is False and d["diffusion"]["d_estimate"] == "upper"
+
+
+def test_composition_summary_says_which_runs_have_no_diffusive_regime(tmp_path, monkeypatch):
+    """Summary: sigma(300 K) is Nernst-Einstein on D(300 K), and a run flagged as
+    non-diffusive appears in the messages (which the CLI prints)."""
+    from viglas.units import KB_EV_K
+    from viglas.workflows.documents import DiffusionDoc, MeltQuenchDoc, StructureDoc
+    from viglas.workflows.makers import CompositionSummaryMaker
+
+    monkeypatch.chdir(tmp_path)
+    n = 1.0e22
+    runs = []
+    for t in (500.0, 600.0, 700.0, 800.0):
+        d = 2e-3 * np.exp(-0.3 / (KB_EV_K * t))
+        warn = "no diffusive regime: only 3.0 effective jumps" if t == 500.0 else ""
+        runs.append(DiffusionDoc(formula="LiAlCl2.5O0.75", t_K=t, replica=0, seed=0, species="Li",
+                                 trajectory="/x.h5", d_cm2_s=d, d_err_cm2_s=0.05 * d,
+                                 sigma_mS_cm=nernst_einstein_sigma_mS_cm(d, n, t),
+                                 sigma_err_mS_cm=0.05 * nernst_einstein_sigma_mS_cm(d, n, t),
+                                 number_density_per_cm3=n,
+                                 transport={"diffusion": {"diffusive": not warn, "warning": warn}}))
+    sd = StructureDoc(formula="LiAlCl2.5O0.75", label="LiAlCl2p5O0p75", x=0.75, oxygen_fraction=0.23,
+                      alkali={"Li": 1.0}, former={"Al": 1.0}, mobile_species=["Li"], n_atoms=42,
+                      counts={"Li": 8}, density_g_cm3=2.2, volume_A3=600.0, method="substitution",
+                      seed=0, structure_path="unused")
+    glass = MeltQuenchDoc(formula="LiAlCl2.5O0.75", structure_path="unused", seed=0, t_melt_K=1500,
+                          t_final_K=500, cool_rate_K_ps=100, pressure_GPa=0.0, density_g_cm3=2.2,
+                          volume_A3=600.0)
+    maker = CompositionSummaryMaker(structure_metrics=False, plots=False, vft=False)
+    doc = CompositionSummaryMaker.make.original(maker, sd, glass, runs,
+                                                calculator={"name": "ionic", "params": {}})
+    assert any("500 K replica 0: no diffusive regime" in m for m in doc.messages)
+    assert doc.sigma_300K_mS_cm == pytest.approx(
+        nernst_einstein_sigma_mS_cm(doc.d_300K_cm2_s, n, 300.0), rel=1e-9)

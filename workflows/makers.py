@@ -493,6 +493,10 @@ class CompositionSummaryMaker(Maker):
         runs_ok = [r for r in runs if r is not None]
         if len(runs_ok) < len(runs):
             messages.append(f"{len(runs) - len(runs_ok)} of {len(runs)} MD runs failed or missing")
+        for r in runs_ok:  # issue 15: a run without a diffusive regime says so
+            warn = ((r.transport or {}).get("diffusion") or {}).get("warning")
+            if warn:
+                messages.append(f"{r.t_K:g} K replica {r.replica}: {warn}")
         run_rows = [{"t_K": r.t_K, "replica": r.replica, "seed": r.seed, "d_cm2_s": r.d_cm2_s,
                      "d_err_cm2_s": r.d_err_cm2_s, "sigma_mS_cm": r.sigma_mS_cm,
                      "sigma_err_mS_cm": r.sigma_err_mS_cm, "haven_ratio": r.haven_ratio,
