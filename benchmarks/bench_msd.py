@@ -171,10 +171,12 @@ def _peak_rss_mib() -> float:
 
 def _child(mode: str, h5: str) -> None:
     """mode: 'viglas-mem' | 'compare-pmg' | 'compare-kinisi' | 'compare-kinisi200'."""
-    import scipy.fft  # noqa: F401  (imports outside the timing)
+    import h5py  # noqa: F401  (imports outside the timing, for every tool)
+    import scipy.fft  # noqa: F401
     import scipy.linalg  # noqa: F401
 
     import viglas.analysis  # noqa: F401
+    import viglas.trajectory  # noqa: F401
 
     out: dict = {}
     if mode == "viglas-mem":
