@@ -171,7 +171,8 @@ def _peak_rss_mib() -> float:
 
 def _child(mode: str, h5: str) -> None:
     """mode: 'viglas-mem' | 'compare-pmg' | 'compare-kinisi' | 'compare-kinisi200'."""
-    import h5py  # noqa: F401  (imports outside the timing, for every tool)
+    import ase.data  # noqa: F401  (imports outside the timing, for every tool)
+    import h5py  # noqa: F401
     import scipy.fft  # noqa: F401
     import scipy.linalg  # noqa: F401
 
