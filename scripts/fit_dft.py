@@ -31,6 +31,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _rel(path) -> str:
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
 def _log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
@@ -157,7 +162,7 @@ def main(argv=None) -> int:
         save_parameters(fitted, args.out)
         report["fit"] = {"train_metrics": res.train_metrics, "free": res.free,
                          "charge_scale": fitted.charge_scale, "nfev": res.nfev,
-                         "parameters_file": str(Path(args.out).relative_to(ROOT))}
+                         "parameters_file": _rel(args.out)}
         report["scores"]["ionic_dft_fitted"] = {
             "train": score(train, ionic_predictor(fitted)),
             "valid": score(valid, ionic_predictor(fitted)) if valid else None}

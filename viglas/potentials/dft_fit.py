@@ -115,9 +115,16 @@ def calculator_predictor(spec: Any, num_threads: int = 1) -> Predictor:
     return run
 
 
-def _metrics(ref: list[dict], pred: list[dict], comps: list[str]) -> dict[str, Any]:
+def _metrics(ref: list[dict], pred: list[dict], comps: list[str],
+             symbols: list[str] | None = None) -> dict[str, Any]:
     fr = np.concatenate([r["forces"] for r in ref]).ravel()
     fp = np.concatenate([p["forces"] for p in pred]).ravel()
+    by_el = {}
+    if symbols is not None:
+        sym = np.repeat(np.asarray(symbols), 3)
+        for el in sorted(set(symbols)):
+            m = sym == el
+            by_el[el] = float(np.sqrt(np.mean((fp[m] - fr[m]) ** 2)))
     d = fp - fr
     ss_tot = float(np.sum((fr - fr.mean()) ** 2))
     sr = np.array([r["stress"] for r in ref]) * EV_A3_TO_GPA
@@ -143,6 +150,7 @@ def _metrics(ref: list[dict], pred: list[dict], comps: list[str]) -> dict[str, A
         "pressure_bias_GPa": float(np.mean(pp - pr)),
         "energy_diff_rmse_meV_atom": float(1000 * np.sqrt(np.mean(np.square(de))))
         if de else float("nan"),
+        "force_rmse_by_element_eV_A": by_el,
     }
 
 
@@ -154,11 +162,13 @@ def score(frames: Sequence[Atoms], predictor: Predictor) -> dict[str, Any]:
     ref = reference_arrays(frames)
     pred = predictor(frames)
     comps = [str(a.info.get("composition", a.get_chemical_formula())) for a in frames]
-    out: dict[str, Any] = {"all": _metrics(ref, pred, comps), "by_composition": {}}
+    syms = [a.get_chemical_symbols() for a in frames]
+    flat = [s for x in syms for s in x]
+    out: dict[str, Any] = {"all": _metrics(ref, pred, comps, flat), "by_composition": {}}
     for c in dict.fromkeys(comps):
         idx = [i for i, x in enumerate(comps) if x == c]
         out["by_composition"][c] = _metrics([ref[i] for i in idx], [pred[i] for i in idx],
-                                            [c] * len(idx))
+                                            [c] * len(idx), [s for i in idx for s in syms[i]])
     return out
 
 
