@@ -110,6 +110,11 @@ def main(argv=None) -> int:
     p.add_argument("--stress-weight", type=float, default=0.5)
     p.add_argument("--energy-weight", type=float, default=10.0)
     p.add_argument("--no-fit", action="store_true", help="only score the existing sets")
+    p.add_argument("--free-three-body", action="store_true",
+                   help="fit the angle-term strengths too (the shipped set holds Al/Ga at 5 eV)")
+    p.add_argument("--scan-stress-weights", default="",
+                   help="comma-separated stress weights (per GPa): refit with each and "
+                        "tabulate held-out force R2 against pressure bias (the trade-off)")
     args = p.parse_args(argv)
 
     from viglas.potentials import load_parameters, save_parameters
@@ -140,11 +145,30 @@ def main(argv=None) -> int:
         _log(f"{name}: held-out force R2 "
              f"{report['scores'][name]['valid']['all']['force_r2'] if valid else 'n/a'}")
     fitted = None
+    init = load_parameters(args.initial)
+    if args.free_three_body:
+        init = init.model_copy(update={"three_body": {
+            m: t.model_copy(update={"fixed": []}) for m, t in init.three_body.items()}})
+    scan = [float(x) for x in args.scan_stress_weights.split(",") if x]
+    if scan:
+        report["stress_weight_scan"] = []
+        for sw in scan:
+            r = fit_ionic_to_dft(train, init, FitSettings(
+                force_weight=args.force_weight, stress_weight=sw,
+                energy_weight=args.energy_weight, max_nfev=400))
+            row = {"stress_weight_per_GPa": sw, "n_free": len(r.free),
+                   "charge_scale": r.parameters.charge_scale,
+                   "train": score(train, ionic_predictor(r.parameters))["all"],
+                   "valid": score(valid, ionic_predictor(r.parameters)) if valid else None}
+            report["stress_weight_scan"].append(row)
+            v = row["valid"]["all"] if valid else row["train"]
+            _log(f"stress weight {sw:g}: held-out force R2 {v['force_r2']:.3f}, pressure "
+                 f"bias {v['pressure_bias_GPa']:+.2f} GPa")
     if not args.no_fit:
         settings = FitSettings(force_weight=args.force_weight, stress_weight=args.stress_weight,
                                energy_weight=args.energy_weight, max_nfev=300)
         t0 = time.time()
-        res = fit_ionic_to_dft(train, args.initial, settings)
+        res = fit_ionic_to_dft(train, init, settings)
         _log(f"fit: {res.nfev} evaluations, {time.time() - t0:.0f} s, {res.message}")
         fitted = res.parameters
         prov = dict(fitted.provenance)
