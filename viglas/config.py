@@ -29,7 +29,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Optional, Annotated, Any, Literal
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       field_validator, model_validator)
@@ -234,6 +234,12 @@ class ProductionConfig(_Strict):
     duration_ps: Time_ps = 20.0
     save_every_fs: Time_fs = 20.0
     checkpoint_every_ps: Time_ps = 1.0
+    target_d_rel_err: Optional[float] = Field(
+        None, description="run until D's relative error (1 sd / D) is at most this, e.g. "
+        "0.15; the first duration_ps is the minimum; null = fixed duration_ps")
+    max_duration_ps: Optional[Time_ps] = Field(
+        None, description="cap of an adaptive run (required with target_d_rel_err); a run "
+        "that reaches it is reported as such")
 
     @field_validator("temperatures_K")
     @classmethod
@@ -274,6 +280,16 @@ class ProductionConfig(_Strict):
         if self.save_every_fs < self.timestep_fs:
             raise ValueError(f"save_every_fs ({self.save_every_fs:g}) must be >= timestep_fs "
                              f"({self.timestep_fs:g})")
+        if self.target_d_rel_err is not None:
+            if not (0.0 < self.target_d_rel_err < 1.0):
+                raise ValueError(f"target_d_rel_err must be between 0 and 1, e.g. 0.15 "
+                                 f"(got {self.target_d_rel_err:g})")
+            if self.max_duration_ps is None:
+                raise ValueError("target_d_rel_err needs max_duration_ps, the cap of the "
+                                 "adaptive run (e.g. max_duration_ps: 2000)")
+        if self.max_duration_ps is not None and self.max_duration_ps < self.duration_ps:
+            raise ValueError(f"max_duration_ps ({self.max_duration_ps:g}) must be >= "
+                             f"duration_ps ({self.duration_ps:g}), the first run length")
         if self.duration_ps * 1000.0 < 10 * self.save_every_fs:
             raise ValueError("duration_ps must hold at least 10 saved frames "
                              f"(duration {self.duration_ps:g} ps, save_every_fs "
@@ -285,6 +301,13 @@ class ProductionConfig(_Strict):
     def steps(self) -> int:
         """Production steps per run."""
         return int(round(self.duration_ps * 1000.0 / self.timestep_fs))
+
+    @property
+    def max_steps(self) -> int | None:
+        """Step cap of an adaptive run (None: fixed length)."""
+        if self.target_d_rel_err is None or self.max_duration_ps is None:
+            return None
+        return int(round(self.max_duration_ps * 1000.0 / self.timestep_fs))
 
     @property
     def equilibration_steps(self) -> int:

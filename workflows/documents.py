@@ -87,6 +87,10 @@ class ProductionDoc(_Doc):
     mean_temperature_K: float | None = None
     density_g_cm3: float | None = None
     volume_A3: float | None = None
+    adaptive: dict[str, Any] | None = Field(
+        None, description="adaptive run (production.target_d_rel_err): stop_reason "
+        "(target_reached, max_duration_reached, no_estimate_at_cap), message, duration_ps, "
+        "rel_err and the error history; None for a fixed-length run")
 
 
 class DiffusionDoc(_Doc):
@@ -108,6 +112,9 @@ class DiffusionDoc(_Doc):
     transport: dict[str, Any] = Field(default_factory=dict,
                                       description="full TransportResult.to_dict()")
     msd_plot: str | None = None
+    production_ps: float | None = Field(None, description="length of the analysed run")
+    adaptive: dict[str, Any] | None = Field(None, description="the production run's "
+                                            "adaptive record (ProductionDoc.adaptive)")
 
 
 class TemperaturePoint(BaseModel):

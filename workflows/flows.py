@@ -43,8 +43,14 @@ def derive_seed(base: int, *parts: Any) -> int:
     return int(stable_hash([int(base), *[str(p) for p in parts]], 12), 16) % (2 ** 31 - 1)
 
 
+#: maker settings added after runs existed: left out of the job id while unset (None),
+#: so runs made before them keep their ids
+_KEYED_WHEN_SET = {"target_d_rel_err", "max_steps"}
+
+
 def _settings(maker) -> dict[str, Any]:
-    return {k: v for k, v in asdict(maker).items() if k not in _UNKEYED}
+    return {k: v for k, v in asdict(maker).items() if k not in _UNKEYED
+            and not (k in _KEYED_WHEN_SET and v is None)}
 
 
 def _fix(job: Job, stage: str, maker, args: dict[str, Any], parents: list[Job],
@@ -82,7 +88,9 @@ def makers_from_config(config: Config, progress: bool = False,
                                         equilibration_ensemble=prod.equilibration_ensemble,
                                         steps=prod.steps, save_every=prod.save_every,
                                         checkpoint_every=prod.checkpoint_every, progress=progress,
-                                        allow_import=allow_import),
+                                        allow_import=allow_import,
+                                        target_d_rel_err=prod.target_d_rel_err,
+                                        max_steps=prod.max_steps),
         "diffusion": DiffusionAnalysisMaker(species=an.species, skip_ps=an.skip_ps,
                                             haven_ratio=an.haven_ratio, plots=an.plots),
         "summary": CompositionSummaryMaker(report_temperature_K=an.report_temperature_K,

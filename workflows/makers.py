@@ -318,6 +318,10 @@ class ProductionMDMaker(Maker):
     progress: bool = False
     #: the user opted into 'package.module:factory' calculators (not part of job ids)
     allow_import: bool = False
+    #: adaptive length: extend the production run until D's relative error is at most
+    #: this (None: fixed ``steps``); ``max_steps`` caps it (see viglas.md.adaptive)
+    target_d_rel_err: float | None = None
+    max_steps: int | None = None
 
     @job(output_schema=ProductionDoc)
     def make(self, structure: MeltQuenchDoc | StructureDoc | str, t_K: float, replica: int = 0,
@@ -347,10 +351,18 @@ class ProductionMDMaker(Maker):
                 # production at the mean equilibrium volume at this temperature
                 scale = (float(eq.mean_volume_A3) / atoms.get_volume()) ** (1.0 / 3.0)
                 atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
-        prod = run_md(atoms, calc, ensemble=self.ensemble, thermostat=self.thermostat,
-                      temperature_K=float(t_K), pressure_GPa=pressure, timestep_fs=self.timestep_fs,
-                      steps=self.steps, save_every=self.save_every, workdir=here / "prod",
-                      seed=seed + 1, checkpoint_every=self.checkpoint_every, **extra)
+        def production(steps: int):
+            return run_md(atoms, calc, ensemble=self.ensemble, thermostat=self.thermostat,
+                          temperature_K=float(t_K), pressure_GPa=pressure,
+                          timestep_fs=self.timestep_fs, steps=steps, save_every=self.save_every,
+                          workdir=here / "prod", seed=seed + 1,
+                          checkpoint_every=self.checkpoint_every, **extra)
+
+        adaptive = None
+        if self.target_d_rel_err is None:
+            prod = production(self.steps)
+        else:
+            prod, adaptive = self._adaptive(production, formula, float(t_K), here)
         final = prod.atoms.copy()
         final.calc = None
         fpath = _write_atoms(final, here / "final.extxyz")
@@ -360,14 +372,47 @@ class ProductionMDMaker(Maker):
         return ProductionDoc(
             formula=formula, t_K=float(t_K), replica=int(replica), seed=int(seed),
             trajectory=str(traj.resolve()), final_structure_path=fpath, n_atoms=len(final),
-            steps=self.steps, timestep_fs=self.timestep_fs, save_every=self.save_every,
+            steps=int(prod.steps_done), timestep_fs=self.timestep_fs, save_every=self.save_every,
             equilibration_steps=self.equilibration_steps, ensemble=self.ensemble,
             thermostat=self.thermostat,
             mean_temperature_K=_finite(prod.mean_temperature_K),
             density_g_cm3=_finite(prod.mean_density_g_cm3),
             volume_A3=_finite(prod.mean_volume_A3),
+            adaptive=adaptive,
             provenance=_prov(provenance, calculator=_calculator_provenance(calc, self.calculator),
                              seeds={"equilibration": seed, "production": seed + 1}))
+
+    def _adaptive(self, production, formula: str, t_K: float, here: Path):
+        """Run ``production`` to the target relative error of D (or the cap); returns the
+        last MD result and the outcome record (stop reason, length, error history)."""
+        from viglas.analysis import analyze_trajectory
+        from viglas.md.adaptive import run_to_precision
+
+        species = _mobile(_composition(formula))[0] if formula else "Li"
+        last: dict[str, Any] = {}
+
+        def extend(steps: int) -> None:
+            last["md"] = production(steps)
+
+        def estimate() -> tuple[float, float]:
+            traj = Path(last["md"].trajectory)
+            if not traj.is_absolute():
+                traj = here / "prod" / traj
+            res = analyze_trajectory(str(traj), species=species, temperature_K=t_K,
+                                     no_plot=True)
+            res = res[0] if isinstance(res, tuple) else res
+            kind = (res.diffusion or {}).get("d_estimate", "value")
+            if kind not in (None, "value"):
+                raise ValueError(f"no diffusive regime yet (D is an {kind} estimate)")
+            return float(res.d_cm2_s), float(res.d_err_cm2_s)
+
+        cap = self.max_steps if self.max_steps is not None else self.steps
+        outcome = run_to_precision(extend, estimate, initial_steps=self.steps,
+                                   timestep_fs=self.timestep_fs,
+                                   target_rel_err=float(self.target_d_rel_err),
+                                   max_duration_ps=cap * self.timestep_fs / 1000.0,
+                                   state_path=here / "prod" / "adaptive.json")
+        return last["md"], outcome.to_dict()
 
 
 @dataclass
@@ -426,6 +471,8 @@ class DiffusionAnalysisMaker(Maker):
             haven_ratio=_finite(res.haven_ratio),
             haven_ratio_err=_finite(getattr(res, "haven_ratio_err", None)),
             transport=_drop_arrays(d), msd_plot=msd_plot,
+            production_ps=production.steps * production.timestep_fs / 1000.0,
+            adaptive=production.adaptive,
             provenance=_prov(provenance, species=sp))
 
 
@@ -497,10 +544,17 @@ class CompositionSummaryMaker(Maker):
             warn = ((r.transport or {}).get("diffusion") or {}).get("warning")
             if warn:
                 messages.append(f"{r.t_K:g} K replica {r.replica}: {warn}")
+            ad = r.adaptive or {}
+            if ad and ad.get("stop_reason") != "target_reached":  # issue 16: never silent
+                messages.append(f"{r.t_K:g} K replica {r.replica}: adaptive run stopped at the "
+                                f"cap: {ad.get('message')}")
         run_rows = [{"t_K": r.t_K, "replica": r.replica, "seed": r.seed, "d_cm2_s": r.d_cm2_s,
                      "d_err_cm2_s": r.d_err_cm2_s, "sigma_mS_cm": r.sigma_mS_cm,
                      "sigma_err_mS_cm": r.sigma_err_mS_cm, "haven_ratio": r.haven_ratio,
-                     "trajectory": r.trajectory, "msd_plot": r.msd_plot} for r in runs_ok]
+                     "trajectory": r.trajectory, "msd_plot": r.msd_plot,
+                     **({"production_ps": r.production_ps,
+                         "adaptive_stop_reason": (r.adaptive or {}).get("stop_reason")}
+                        if r.adaptive else {})} for r in runs_ok]
         temps: list[TemperaturePoint] = []
         for t in sorted({r.t_K for r in runs_ok}):
             sel = [r for r in runs_ok if r.t_K == t and r.d_cm2_s is not None]

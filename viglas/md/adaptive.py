@@ -103,6 +103,7 @@ def run_to_precision(extend: Callable[[int], Any], estimate: Callable[[], tuple[
     def save(next_steps: int) -> None:
         if state is None:
             return
+        state.parent.mkdir(parents=True, exist_ok=True)
         tmp = state.with_name(state.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"initial_steps": int(initial_steps),
                                    "target_rel_err": target_rel_err, "max_steps": max_steps,
@@ -122,6 +123,7 @@ def run_to_precision(extend: Callable[[int], Any], estimate: Callable[[], tuple[
             msg = f"{type(exc).__name__}: {exc}"
         history.append({"duration_ps": dur, "value": value, "error": error,
                         "rel_err": rel, "message": msg, "steps": int(steps)})
+        save(steps)
         if rel is not None and rel <= target_rel_err:
             return AdaptiveOutcome("target_reached",
                                    f"relative error {rel:.3f} <= target {target_rel_err:g} "
