@@ -28,12 +28,15 @@ from .diffusion import (DiffusionResult, collective_diffusion, diffusion_coeffic
                         diffusive_window, he2018_rsd, random_walk_msd_covariance)
 from .io import MSDTable, TrajectoryData, read_msd_table, read_trajectory
 from .msd import MSDResult, msd_fft, msd_from_table, pool_msd
+from .onsager import OnsagerResult, onsager_from_trajectory, onsager_transport
 from .percolation import PercolationFit, fit_percolation, spanning_summary
+from .tg_rate import TgRateFit, fit_tg_rate
 from .plots import plot_arrhenius, plot_msd, plot_percolation, plot_tg, plot_vft
 from .structure import (GibbsDiMarzioFit, NetworkResult, TgFit, bridging_oxygen,
                         coordination_numbers, fit_gibbs_dimarzio, fit_tg, network_clusters, rdf)
 
 __all__ = [
+    "OnsagerResult", "onsager_from_trajectory", "onsager_transport", "TgRateFit", "fit_tg_rate",
     "ArrheniusFit", "VFTFit", "compare_models", "fit_arrhenius", "fit_vft",
     "ne_density_from_points", "sigma_from_d_fit",
     "TransportResult", "analyze_msd_table", "analyze_positions", "analyze_trajectory",

@@ -392,6 +392,9 @@ def _composition_entry(c: Mapping, i: int, t_ref: float, grid_t_K: Sequence[floa
         "transference_number": 1.0,
         "transference_number_source": "assumption: single-ion conductor (only "
                                       f"{c.get('mobile_species') or 'the alkali ion'} moves)",
+        "transference_number_md": _num(c.get("transference_number")),
+        "transference_number_md_err": _num(c.get("transference_number_err")),
+        "transference_number_md_t_K": [float(t) for t in (c.get("transference_t_K") or [])],
         "measured": [
             {k: _clean(row.get(k)) for k in ("t_K", "sigma_mS_cm", "sigma_err_mS_cm",
                                              "d_cm2_s", "d_err_cm2_s", "haven_ratio")}

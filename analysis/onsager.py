@@ -46,7 +46,11 @@ from viglas.errors import AnalysisError
 _E_C = 1.602176634e-19
 _KB_J_K = 1.380649e-23
 
-__all__ = ["OnsagerResult", "onsager_transport", "collective_msd"]
+__all__ = ["OnsagerResult", "onsager_transport", "collective_msd", "onsager_from_trajectory"]
+
+#: Formal charges (e) used for the Onsager sums of the VIGLAS elements.
+FORMAL_CHARGES: dict[str, float] = {"Li": 1.0, "Na": 1.0, "Al": 3.0, "Ga": 3.0, "In": 3.0,
+                                    "B": 3.0, "Cl": -1.0, "O": -2.0}
 
 
 def _xcorr_msd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -228,3 +232,33 @@ def onsager_transport(runs: Sequence[np.ndarray], dt_ps: float, species: Sequenc
         transference_err={g: err[f"t_{g}"] for g in names}, cation=cation,
         n_blocks=nbk, window_fraction=(float(window[0]), float(window[1])),
         temperature_K=float(temperature_K), volume_A3=float(volume_A3), notes=notes)
+
+
+def onsager_from_trajectory(paths, temperature_K: float, *, cation: str = "Li",
+                            charges: Mapping[str, float] | None = None, n_blocks: int = 5,
+                            start_fs: float = 0.0, window: tuple[float, float] = (0.1, 0.5),
+                            ) -> OnsagerResult:
+    """:func:`onsager_transport` on one trajectory file or several replicas (any format
+    :func:`viglas.analysis.io.read_trajectory` reads); formal charges by default.
+    Positions of all atoms are read unwrapped, without drift correction (the
+    barycentric frame is applied inside)."""
+    from viglas.analysis.io import read_trajectory
+
+    if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__"):
+        paths = [paths]
+    runs, dt, vol, species, masses = [], None, [], None, None
+    for p in paths:
+        tr = read_trajectory(p, species=None, drift="none", start_fs=start_fs)
+        if species is not None and list(tr.symbols) != species:
+            raise AnalysisError("replicas must hold the same atoms in the same order",
+                                field="paths", value=str(p))
+        species, masses = list(tr.symbols), tr.masses
+        dt = tr.dt_fs if dt is None else dt
+        if abs(tr.dt_fs - dt) > 1e-6 * dt:
+            raise AnalysisError("replicas must share the frame spacing", field="paths",
+                                value=str(p))
+        runs.append(tr.positions)
+        vol.append(tr.volume_A3)
+    return onsager_transport(runs, dt / 1000.0, species, charges or FORMAL_CHARGES,
+                             temperature_K, float(np.mean(vol)), masses=masses,
+                             cation=cation, n_blocks=n_blocks, window=window)

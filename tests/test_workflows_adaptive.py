@@ -61,3 +61,8 @@ def test_adaptive_run_stops_at_the_cap_and_says_so(tmp_path):
     state = json.loads(next((tmp_path / "w").rglob("adaptive.json")).read_text())
     assert [h["steps"] for h in state["history"]][-1] == 2000
     assert len(state["history"]) >= 2  # it tried to extend before the cap
+    # the Onsager transference number travels to the composition (issue 16 item 5)
+    t = comp["transference_number"]
+    assert t is not None and comp["transference_number_err"] > 0
+    assert comp["transference_t_K"] == [800.0]
+    assert comp["temperatures"][0]["transference_number"] == pytest.approx(t)

@@ -113,6 +113,10 @@ class DiffusionDoc(_Doc):
                                       description="full TransportResult.to_dict()")
     msd_plot: str | None = None
     production_ps: float | None = Field(None, description="length of the analysed run")
+    transference_number: float | None = Field(None, description="cation t+ (Onsager)")
+    transference_number_err: float | None = None
+    onsager: dict[str, Any] | None = Field(None, description="OnsagerResult.to_dict(): "
+                                           "sigma_ij, full sigma, t_i with jackknife errors")
     adaptive: dict[str, Any] | None = Field(None, description="the production run's "
                                             "adaptive record (ProductionDoc.adaptive)")
 
@@ -129,6 +133,10 @@ class TemperaturePoint(BaseModel):
     sigma_err_mS_cm: float | None
     haven_ratio: float | None = None
     haven_ratio_err: float | None = None
+    transference_number: float | None = Field(
+        None, description="cation transference number from the Onsager coefficients "
+        "(replicas combined)")
+    transference_number_err: float | None = None
 
 
 class CompositionSummaryDoc(_Doc):
@@ -163,6 +171,14 @@ class CompositionSummaryDoc(_Doc):
     haven_ratio_err: float | None = Field(None, description="one sd of haven_ratio")
     haven_ratio_t_K: list[float] = Field(default_factory=list,
                                          description="temperatures the Haven ratio comes from")
+    transference_number: float | None = Field(
+        None, description="cation transference number t+ from the Onsager (cross-"
+        "correlation) coefficients, mean over transference_t_K (replicas combined first); "
+        "formal charges; 1 = single-ion conductor")
+    transference_number_err: float | None = Field(None, description="one sd of "
+                                                  "transference_number (jackknife)")
+    transference_t_K: list[float] = Field(default_factory=list,
+                                          description="temperatures t+ comes from")
     structure: dict[str, Any] = Field(default_factory=dict)
     plots: dict[str, str] = Field(default_factory=dict)
     messages: list[str] = Field(default_factory=list, description="fits that failed and why")

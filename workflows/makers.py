@@ -456,6 +456,18 @@ class DiffusionAnalysisMaker(Maker):
                                              title=title)).resolve())
             except (ImportError, TypeError, ValueError, ViglasError):
                 msd_plot = None
+        # cation transference number from the Onsager coefficients (issue 16 item 5)
+        onsager = None
+        try:
+            from viglas.analysis import onsager_from_trajectory
+
+            onsager = onsager_from_trajectory(production.trajectory, production.t_K,
+                                              cation=str(sp), start_fs=self.skip_ps * 1000.0)
+        except (ViglasError, ValueError) as exc:
+            onsager = None
+            onsager_msg = f"Onsager analysis: {exc}"
+        else:
+            onsager_msg = None
         # Nernst-Einstein sigma uses the configured Haven ratio (1 = uncorrelated hops)
         hr = float(self.haven_ratio)
         sigma = _finite(res.sigma_mS_cm)
@@ -473,6 +485,11 @@ class DiffusionAnalysisMaker(Maker):
             transport=_drop_arrays(d), msd_plot=msd_plot,
             production_ps=production.steps * production.timestep_fs / 1000.0,
             adaptive=production.adaptive,
+            transference_number=_finite(onsager.transference.get(str(sp))) if onsager else None,
+            transference_number_err=_finite(onsager.transference_err.get(str(sp)))
+            if onsager else None,
+            onsager=_clean(onsager.to_dict()) if onsager else
+            ({"error": onsager_msg} if onsager_msg else None),
             provenance=_prov(provenance, species=sp))
 
 
@@ -568,9 +585,15 @@ class CompositionSummaryMaker(Maker):
             h, h_err = (combine_replicas([r.haven_ratio for r in hr],
                                          [getattr(r, "haven_ratio_err", None) for r in hr])
                         if hr else (None, None))
+            tr = [r for r in sel if getattr(r, "transference_number", None) is not None]
+            tn, tn_err = (combine_replicas([r.transference_number for r in tr],
+                                           [r.transference_number_err for r in tr])
+                          if tr else (None, None))
             temps.append(TemperaturePoint(t_K=t, n_replicas=len(sel), d_cm2_s=d, d_err_cm2_s=d_err,
                                           sigma_mS_cm=s, sigma_err_mS_cm=s_err,
-                                          haven_ratio=h, haven_ratio_err=_finite(h_err)))
+                                          haven_ratio=h, haven_ratio_err=_finite(h_err),
+                                          transference_number=_finite(tn),
+                                          transference_number_err=_finite(tn_err)))
         fits: dict[str, Any] = {"d_arrhenius": None, "sigma_arrhenius": None, "d_vft": None,
                                 "sigma_vft": None, "preferred_model": "arrhenius"}
         fit_objs: dict[str, Any] = {}
@@ -627,6 +650,10 @@ class CompositionSummaryMaker(Maker):
         h_all, h_all_err = (combine_replicas([p.haven_ratio for p in hp],
                                              [p.haven_ratio_err for p in hp])
                             if hp else (None, None))
+        tp = [p for p in temps if p.transference_number is not None]
+        t_all, t_all_err = (combine_replicas([p.transference_number for p in tp],
+                                             [p.transference_number_err for p in tp])
+                            if tp else (None, None))
         n_per_cm3 = next((r.number_density_per_cm3 for r in runs_ok
                           if r.number_density_per_cm3 is not None), None)
         struct: dict[str, Any] = {}
@@ -660,7 +687,9 @@ class CompositionSummaryMaker(Maker):
             report_temperature_K=t_rep, sigma_300K_mS_cm=s300, sigma_300K_err_mS_cm=s300_err,
             d_300K_cm2_s=d300, d_300K_err_cm2_s=d300_err, tg_K=glass.tg_K, tg_err_K=glass.tg_err_K,
             haven_ratio=h_all, haven_ratio_err=_finite(h_all_err),
-            haven_ratio_t_K=[p.t_K for p in hp], structure=_clean(struct), plots=plots,
+            haven_ratio_t_K=[p.t_K for p in hp], transference_number=_finite(t_all),
+            transference_number_err=_finite(t_all_err), transference_t_K=[p.t_K for p in tp],
+            structure=_clean(struct), plots=plots,
             messages=messages,
             provenance=_prov(provenance, calculator=(glass.provenance or {}).get("calculator",
                                                                                   calculator)))
