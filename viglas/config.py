@@ -197,6 +197,10 @@ class MeltQuenchConfig(_Strict):
     tg_min_cooling_ps: Time_ps = Field(
         20.0, description="fit Tg only when the cooling stage lasts at least this long; in a "
         "faster quench the volume lags the barostat and the V(T) kink is not Tg")
+    tg_cooling_rates_K_ps: list[Rate_K_ps] = Field(
+        default_factory=list, description="extra continuous NPT quenches from the melt at "
+        "these rates (K/ps) for Tg(q); with the main quench they give Tg extrapolated to "
+        "10 K/min (viglas.analysis.tg_rate); [] = no extra quenches")
 
     @field_validator("t_melt_K", "t_final_K", "cool_rate_K_ps", "timestep_fs")
     @classmethod
@@ -212,6 +216,13 @@ class MeltQuenchConfig(_Strict):
 
     @model_validator(mode="after")
     def _order(self):
+        for r in self.tg_cooling_rates_K_ps:
+            if r <= 0:
+                raise ValueError(f"tg_cooling_rates_K_ps: rate {r:g} K/ps is not > 0")
+        rates = [self.cool_rate_K_ps, *self.tg_cooling_rates_K_ps]
+        if len(set(rates)) != len(rates):
+            raise ValueError("tg_cooling_rates_K_ps must differ from each other and from "
+                             f"cool_rate_K_ps ({self.cool_rate_K_ps:g})")
         if self.t_final_K >= self.t_melt_K:
             raise ValueError(f"t_final_K ({self.t_final_K:g}) must be below t_melt_K "
                              f"({self.t_melt_K:g})")

@@ -171,6 +171,14 @@ class CompositionSummaryDoc(_Doc):
     haven_ratio_err: float | None = Field(None, description="one sd of haven_ratio")
     haven_ratio_t_K: list[float] = Field(default_factory=list,
                                          description="temperatures the Haven ratio comes from")
+    tg_rates: list[dict[str, Any]] = Field(
+        default_factory=list, description="Tg per cooling rate: cool_rate_K_ps, tg_K, "
+        "tg_err_K (the main quench and melt_quench.tg_cooling_rates_K_ps)")
+    tg_lab_K: float | None = Field(None, description="Tg extrapolated to 10 K/min "
+                                   "(viglas.analysis.tg_rate; law in tg_rate_fit)")
+    tg_lab_err_K: float | None = Field(None, description="one sd of tg_lab_K (statistical "
+                                       "band of the extrapolation only)")
+    tg_rate_fit: dict[str, Any] | None = None
     transference_number: float | None = Field(
         None, description="cation transference number t+ from the Onsager (cross-"
         "correlation) coefficients, mean over transference_t_K (replicas combined first); "

@@ -18,6 +18,8 @@ and only those rerun. Seeds are derived from ``config.seed`` the same way.
 
 from __future__ import annotations
 
+import dataclasses
+
 import uuid as _uuid
 from dataclasses import asdict
 from typing import Any
@@ -131,10 +133,24 @@ def composition_flow(config: Config, composition, *, progress: bool = False,
             jobs += [md, an]
             diffusion_outputs.append(an.output)
             diffusion_jobs.append(an)
+    # extra quenches at other cooling rates for Tg(q) (issue 16 item 4)
+    tg_outputs, tg_jobs = [], []
+    for rate in config.melt_quench.tg_cooling_rates_K_ps:
+        maker = dataclasses.replace(m["melt_quench"], name="tg quench",
+                                    cool_rate_K_ps=float(rate))
+        seed_t = derive_seed(config.seed, "tg_quench", f, f"{rate:g}")
+        tq = _fix(maker.make(build.output, seed=seed_t, provenance=prov), "tg_quench", maker,
+                  {"seed": seed_t, "cool_rate_K_ps": float(rate)}, [build],
+                  {**meta, "cool_rate_K_ps": float(rate)}, f"tg quench {f} {rate:g}K/ps")
+        jobs.append(tq)
+        tg_outputs.append(tq.output)
+        tg_jobs.append(tq)
     calc = config.calculator.model_dump(mode="json")
+    extra = {"tg_quenches": tg_outputs} if tg_outputs else {}
     summ = _fix(m["summary"].make(build.output, mq.output, diffusion_outputs, calculator=calc,
-                                  provenance=prov),
-                "summary", m["summary"], {"calculator": calc}, [build, mq, *diffusion_jobs],
+                                  provenance=prov, **extra),
+                "summary", m["summary"], {"calculator": calc}, [build, mq, *diffusion_jobs,
+                                                                *tg_jobs],
                 meta, f"summary {f}")
     # a failed MD run must not sink the summary: its missing output resolves to None
     summ.config.on_missing_references = OnMissing.NONE

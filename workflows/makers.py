@@ -545,10 +545,15 @@ class CompositionSummaryMaker(Maker):
     structure_metrics: bool = True
     plots: bool = True
 
+    @staticmethod
+    def _tg_rates(glass, tg_quenches, messages):
+        return _tg_rates_impl(glass, tg_quenches, messages)
+
     @job(output_schema=CompositionSummaryDoc)
     def make(self, structure: StructureDoc, glass: MeltQuenchDoc, runs: list[DiffusionDoc | None],
              calculator: dict[str, Any], provenance: dict[str, Any] | None = None,
-             workdir_hint: str | None = None) -> CompositionSummaryDoc:
+             workdir_hint: str | None = None,
+             tg_quenches: list[MeltQuenchDoc | None] | None = None) -> CompositionSummaryDoc:
         """Summarise; writes arrhenius_D.png / arrhenius_sigma.png in the job directory."""
         if structure is None or glass is None:
             raise ViglasError("nothing to summarise: the glass model was not built",
@@ -677,6 +682,7 @@ class CompositionSummaryMaker(Maker):
             plots["tg"] = glass.tg_plot
         elif glass.tg_message:
             messages.append(f"Tg not fitted: {glass.tg_message}")
+        tg_rates, tg_lab, tg_lab_err, tg_rate_fit = self._tg_rates(glass, tg_quenches, messages)
         return CompositionSummaryDoc(
             formula=structure.formula, label=structure.label, x=structure.x,
             oxygen_fraction=structure.oxygen_fraction, alkali=structure.alkali,
@@ -686,6 +692,8 @@ class CompositionSummaryMaker(Maker):
             temperatures=temps, fits=_clean(fits), ea_eV=ea, ea_err_eV=ea_err,
             report_temperature_K=t_rep, sigma_300K_mS_cm=s300, sigma_300K_err_mS_cm=s300_err,
             d_300K_cm2_s=d300, d_300K_err_cm2_s=d300_err, tg_K=glass.tg_K, tg_err_K=glass.tg_err_K,
+            tg_rates=tg_rates, tg_lab_K=tg_lab, tg_lab_err_K=tg_lab_err,
+            tg_rate_fit=tg_rate_fit,
             haven_ratio=h_all, haven_ratio_err=_finite(h_all_err),
             haven_ratio_t_K=[p.t_K for p in hp], transference_number=_finite(t_all),
             transference_number_err=_finite(t_all_err), transference_t_K=[p.t_K for p in tp],
@@ -693,6 +701,35 @@ class CompositionSummaryMaker(Maker):
             messages=messages,
             provenance=_prov(provenance, calculator=(glass.provenance or {}).get("calculator",
                                                                                   calculator)))
+
+
+def _tg_rates_impl(glass, tg_quenches, messages: list[str]):
+    """Tg(q) points of the main quench and the extra ones, and Tg at 10 K/min."""
+    from viglas.analysis.tg_rate import fit_tg_rate
+
+    docs = [glass] + [d for d in (tg_quenches or []) if d is not None]
+    if tg_quenches and len(docs) - 1 < len(tg_quenches):
+        messages.append(f"{len(tg_quenches) - len(docs) + 1} of {len(tg_quenches)} Tg "
+                        "quenches failed or missing")
+    rows = [{"cool_rate_K_ps": float(d.cool_rate_K_ps), "tg_K": _finite(d.tg_K),
+             "tg_err_K": _finite(d.tg_err_K), "tg_message": d.tg_message} for d in docs]
+    if not tg_quenches:
+        return rows if glass.tg_K is not None else [], None, None, None
+    ok = [r for r in rows if r["tg_K"] is not None and r["tg_err_K"]]
+    if len(ok) < 2:
+        messages.append(f"Tg at 10 K/min not extrapolated: Tg fitted at {len(ok)} cooling "
+                        "rate(s), need >= 2 (>= 3 advised)")
+        return rows, None, None, None
+    try:
+        fit = fit_tg_rate([r["cool_rate_K_ps"] for r in ok], [r["tg_K"] for r in ok],
+                          [r["tg_err_K"] for r in ok])
+        lab, lab_err = fit.lab(10.0)
+    except ViglasError as exc:
+        messages.append(f"Tg at 10 K/min: {exc.one_line()}")
+        return rows, None, None, None
+    messages.append(f"Tg at 10 K/min extrapolated over ~13 decades of cooling rate with the "
+                    f"{fit.law} law: {lab:.0f} +- {lab_err:.0f} K (statistical band only)")
+    return rows, _finite(lab), _finite(lab_err), _clean(fit.to_dict())
 
 
 def _structure_metrics(path: str, messages: list[str]) -> dict[str, Any]:
