@@ -66,3 +66,17 @@ def test_adaptive_run_stops_at_the_cap_and_says_so(tmp_path):
     assert t is not None and comp["transference_number_err"] > 0
     assert comp["transference_t_K"] == [800.0]
     assert comp["temperatures"][0]["transference_number"] == pytest.approx(t)
+
+
+def test_per_temperature_caps():
+    cfg = parse_config(_with(temperatures_K=[700, 800], target_d_rel_err=0.2,
+                             max_duration_ps=10, max_duration_ps_by_T={700: 40}))
+    assert cfg.production.max_steps_at(700) == 20000
+    assert cfg.production.max_steps_at(800) == 5000
+    flow = build_flow(cfg)
+    caps = {j.metadata["t_K"]: j.function.__self__.max_steps for j, _ in flow.iterflow()
+            if j.metadata.get("viglas_stage") == "production"}
+    assert caps == {700.0: 20000, 800.0: 5000}
+    with pytest.raises(ConfigError, match="max_duration_ps_by_T"):
+        parse_config(_with(target_d_rel_err=0.2, max_duration_ps=10,
+                           max_duration_ps_by_T={650: 40}))

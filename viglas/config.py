@@ -251,6 +251,9 @@ class ProductionConfig(_Strict):
     max_duration_ps: Optional[Time_ps] = Field(
         None, description="cap of an adaptive run (required with target_d_rel_err); a run "
         "that reaches it is reported as such")
+    max_duration_ps_by_T: dict[float, float] = Field(
+        default_factory=dict, description="per-temperature caps (K -> ps) overriding "
+        "max_duration_ps, e.g. {300: 5000, 400: 2000}: slow, cold runs get longer")
 
     @field_validator("temperatures_K")
     @classmethod
@@ -298,6 +301,15 @@ class ProductionConfig(_Strict):
             if self.max_duration_ps is None:
                 raise ValueError("target_d_rel_err needs max_duration_ps, the cap of the "
                                  "adaptive run (e.g. max_duration_ps: 2000)")
+        for t, cap in self.max_duration_ps_by_T.items():
+            if t not in self.temperatures_K:
+                raise ValueError(f"max_duration_ps_by_T: {t:g} K is not one of temperatures_K")
+            if cap < self.duration_ps:
+                raise ValueError(f"max_duration_ps_by_T: cap {cap:g} ps at {t:g} K is shorter "
+                                 f"than duration_ps ({self.duration_ps:g})")
+        if self.max_duration_ps_by_T and self.target_d_rel_err is None:
+            raise ValueError("max_duration_ps_by_T needs target_d_rel_err (it caps adaptive "
+                             "runs)")
         if self.max_duration_ps is not None and self.max_duration_ps < self.duration_ps:
             raise ValueError(f"max_duration_ps ({self.max_duration_ps:g}) must be >= "
                              f"duration_ps ({self.duration_ps:g}), the first run length")
@@ -319,6 +331,15 @@ class ProductionConfig(_Strict):
         if self.target_d_rel_err is None or self.max_duration_ps is None:
             return None
         return int(round(self.max_duration_ps * 1000.0 / self.timestep_fs))
+
+    def max_steps_at(self, t_K: float) -> int | None:
+        """Step cap of the adaptive run at ``t_K`` (per-temperature cap if given)."""
+        if self.target_d_rel_err is None:
+            return None
+        for t, cap in self.max_duration_ps_by_T.items():
+            if abs(float(t) - float(t_K)) < 1e-9:
+                return int(round(cap * 1000.0 / self.timestep_fs))
+        return self.max_steps
 
     @property
     def equilibration_steps(self) -> int:

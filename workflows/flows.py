@@ -124,8 +124,12 @@ def composition_flow(config: Config, composition, *, progress: bool = False,
     for t in config.production.temperatures_K:
         for r in range(config.production.replicas):
             seed = derive_seed(config.seed, "production", f, f"{t:g}", r)
-            md = _fix(m["production"].make(mq.output, t_K=t, replica=r, seed=seed, provenance=prov),
-                      "production", m["production"], {"t_K": t, "replica": r, "seed": seed}, [mq],
+            pm = m["production"]
+            cap_t = config.production.max_steps_at(t)
+            if cap_t != pm.max_steps:  # a per-temperature cap
+                pm = dataclasses.replace(pm, max_steps=cap_t)
+            md = _fix(pm.make(mq.output, t_K=t, replica=r, seed=seed, provenance=prov),
+                      "production", pm, {"t_K": t, "replica": r, "seed": seed}, [mq],
                       {**meta, "t_K": t, "replica": r}, f"md {f} {t:g}K r{r}")
             an = _fix(m["diffusion"].make(md.output, species=species, provenance=prov), "diffusion",
                       m["diffusion"], {"species": species}, [md], {**meta, "t_K": t, "replica": r},
