@@ -66,6 +66,8 @@ def test_adaptive_run_stops_at_the_cap_and_says_so(tmp_path):
     assert t is not None and comp["transference_number_err"] > 0
     assert comp["transference_t_K"] == [800.0]
     assert comp["temperatures"][0]["transference_number"] == pytest.approx(t)
+    # sigma at 303 K from the 800 K data: an extrapolation, and labelled so (item 3)
+    assert comp["sigma_303K_source"] in ("extrapolated", None)
 
 
 def test_per_temperature_caps():

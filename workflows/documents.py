@@ -171,6 +171,12 @@ class CompositionSummaryDoc(_Doc):
     haven_ratio_err: float | None = Field(None, description="one sd of haven_ratio")
     haven_ratio_t_K: list[float] = Field(default_factory=list,
                                          description="temperatures the Haven ratio comes from")
+    sigma_303K_mS_cm: float | None = Field(None, description="sigma at 303.15 K (30 °C)")
+    sigma_303K_err_mS_cm: float | None = None
+    sigma_303K_source: str | None = Field(None, description="simulated (an MD temperature "
+                                          "within 5 K), interpolated or extrapolated")
+    sigma_303K_model: str | None = Field(None, description="the MD point, or the fit used "
+                                         "(arrhenius / vft, Nernst-Einstein on D(T))")
     tg_rates: list[dict[str, Any]] = Field(
         default_factory=list, description="Tg per cooling rate: cool_rate_K_ps, tg_K, "
         "tg_err_K (the main quench and melt_quench.tg_cooling_rates_K_ps)")

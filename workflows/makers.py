@@ -651,6 +651,7 @@ class CompositionSummaryMaker(Maker):
                                             [p.sigma_mS_cm for p in temps])
             if n_h is not None:
                 s300, s300_err = (_finite(v) for v in an.sigma_from_d_fit(src, t_rep, n_h))
+        s303 = _sigma_303K(temps, fit_objs, fits.get("preferred_model"), an)
         hp = [p for p in temps if p.haven_ratio is not None]
         h_all, h_all_err = (combine_replicas([p.haven_ratio for p in hp],
                                              [p.haven_ratio_err for p in hp])
@@ -692,7 +693,7 @@ class CompositionSummaryMaker(Maker):
             temperatures=temps, fits=_clean(fits), ea_eV=ea, ea_err_eV=ea_err,
             report_temperature_K=t_rep, sigma_300K_mS_cm=s300, sigma_300K_err_mS_cm=s300_err,
             d_300K_cm2_s=d300, d_300K_err_cm2_s=d300_err, tg_K=glass.tg_K, tg_err_K=glass.tg_err_K,
-            tg_rates=tg_rates, tg_lab_K=tg_lab, tg_lab_err_K=tg_lab_err,
+            tg_rates=tg_rates, tg_lab_K=tg_lab, tg_lab_err_K=tg_lab_err, **s303,
             tg_rate_fit=tg_rate_fit,
             haven_ratio=h_all, haven_ratio_err=_finite(h_all_err),
             haven_ratio_t_K=[p.t_K for p in hp], transference_number=_finite(t_all),
@@ -701,6 +702,44 @@ class CompositionSummaryMaker(Maker):
             messages=messages,
             provenance=_prov(provenance, calculator=(glass.provenance or {}).get("calculator",
                                                                                   calculator)))
+
+
+#: Room temperature of the laboratory numbers (30 °C).
+T_303 = 303.15
+
+
+def _sigma_303K(temps, fit_objs: dict[str, Any], preferred: str | None, an) -> dict[str, Any]:
+    """sigma at 303.15 K with its source (issue 16 item 3): ``simulated`` when an MD
+    temperature lies within 5 K (that point's replica mean), else from the preferred
+    model's fit of D(T) by Nernst-Einstein (or the sigma fit): ``interpolated`` inside
+    the simulated range, ``extrapolated`` outside it."""
+    out = {"sigma_303K_mS_cm": None, "sigma_303K_err_mS_cm": None, "sigma_303K_source": None,
+           "sigma_303K_model": None}
+    near = [p for p in temps if p.sigma_mS_cm is not None and abs(p.t_K - T_303) <= 5.0]
+    if near:
+        p = min(near, key=lambda q: abs(q.t_K - T_303))
+        out.update(sigma_303K_mS_cm=_finite(p.sigma_mS_cm),
+                   sigma_303K_err_mS_cm=_finite(p.sigma_err_mS_cm),
+                   sigma_303K_source="simulated", sigma_303K_model=f"MD at {p.t_K:g} K")
+        return out
+    model = "vft" if preferred == "vft" and fit_objs.get("d_vft") is not None else "arrhenius"
+    dfit = fit_objs.get(f"d_{model}")
+    val = None
+    if dfit is not None:
+        n_h = an.ne_density_from_points([p.t_K for p in temps], [p.d_cm2_s for p in temps],
+                                        [p.sigma_mS_cm for p in temps])
+        if n_h is not None:
+            val = an.sigma_from_d_fit(dfit, T_303, n_h)
+    if val is None and fit_objs.get(f"sigma_{model}") is not None:
+        val = fit_objs[f"sigma_{model}"].predict(T_303)
+    if val is None:
+        return out
+    ts = [p.t_K for p in temps if p.d_cm2_s is not None]
+    inside = bool(ts) and min(ts) <= T_303 <= max(ts)
+    out.update(sigma_303K_mS_cm=_finite(val[0]), sigma_303K_err_mS_cm=_finite(val[1]),
+               sigma_303K_source="interpolated" if inside else "extrapolated",
+               sigma_303K_model=model)
+    return out
 
 
 def _tg_rates_impl(glass, tg_quenches, messages: list[str]):

@@ -771,6 +771,8 @@ def collect_results(workdir: str | Path, config: Config | None = None,
             "haven_ratio": None, "haven_ratio_err": None, "haven_ratio_t_K": [],
             "transference_number": None, "transference_number_err": None,
             "transference_t_K": [], "tg_rates": [], "tg_lab_K": None, "tg_lab_err_K": None,
+            "sigma_303K_mS_cm": None, "sigma_303K_err_mS_cm": None, "sigma_303K_source": None,
+            "sigma_303K_model": None,
             "tg_rate_fit": None,
             "structure": {}, "plots": {}, "messages": [],
             "provenance": (glass or build or {}).get("provenance"),
@@ -887,7 +889,9 @@ def write_outputs(results: dict[str, Any], workdir: str | Path) -> None:
     write_csv("compositions.csv", comps,
               ["formula", "x", "oxygen_fraction", "n_atoms", "density_g_cm3", "ea_eV", "ea_err_eV",
                "sigma_300K_mS_cm", "sigma_300K_err_mS_cm", "d_300K_cm2_s", "d_300K_err_cm2_s",
-               "tg_K", "tg_err_K", "haven_ratio", "haven_ratio_err", "complete"])
+               "tg_K", "tg_err_K", "haven_ratio", "haven_ratio_err", "complete",
+               "sigma_303K_mS_cm", "sigma_303K_err_mS_cm", "sigma_303K_source", "tg_lab_K",
+               "tg_lab_err_K", "transference_number", "transference_number_err"])
     if results.get("ranking"):
         write_csv("ranking.csv", results["ranking"],
                   ["rank", "formula", "sigma_300K_mS_cm", "sigma_300K_err_mS_cm", "ea_eV",

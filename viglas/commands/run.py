@@ -165,12 +165,17 @@ def _print_summary(res: dict, workdir: Path, written: bool = True,
     con.print(t)
     s = Table(title="Per composition (300 K values extrapolated from the Arrhenius fit, ± 1 sd)")
     for col in ("composition", "p = O/(O+Cl)", "Ea (eV)", "sigma 300 K (mS/cm)",
-                "D 300 K (cm²/s)", "Tg (K)", "status"):
+                "D 300 K (cm²/s)", "sigma 303 K (mS/cm)", "Tg (K)", "status"):
         s.add_column(col, justify="right" if col != "composition" else "left")
     for c in res["compositions"]:
+        s303 = _f(c.get("sigma_303K_mS_cm"), c.get("sigma_303K_err_mS_cm"))
+        if c.get("sigma_303K_source"):
+            s303 += f" ({c['sigma_303K_source'][:6]}.)" if c["sigma_303K_source"] != \
+                "simulated" else " (sim.)"
         s.add_row(c["formula"], f"{c['oxygen_fraction']:.3f}", _f(c["ea_eV"], c["ea_err_eV"]),
                   _f(c["sigma_300K_mS_cm"], c["sigma_300K_err_mS_cm"]),
-                  _f(c["d_300K_cm2_s"], c["d_300K_err_cm2_s"]), _f(c["tg_K"], c["tg_err_K"], ".0f"),
+                  _f(c["d_300K_cm2_s"], c["d_300K_err_cm2_s"]), s303,
+                  _f(c["tg_K"], c["tg_err_K"], ".0f"),
                   "done" if c.get("complete") else "partial")
     con.print(s)
     for c in res["compositions"]:
