@@ -635,6 +635,27 @@ class CompositionSummaryMaker(Maker):
             a_aic, v_aic = _finite(fa.aic), _finite(fv.aic)
             if a_aic is not None and v_aic is not None and v_aic < a_aic - 2.0:
                 fits["preferred_model"] = "vft"
+        # Arrhenius with a kink (e.g. across Tg) when the data show one (issue 16 item 3)
+        dpts = [p for p in temps if p.d_cm2_s is not None and p.d_cm2_s > 0]
+        if len(dpts) >= 5 and fit_objs.get("d_arrhenius") is not None:
+            from viglas.analysis.arrhenius_kink import fit_arrhenius_kink
+
+            try:
+                fk = fit_arrhenius_kink([p.t_K for p in dpts], [p.d_cm2_s for p in dpts],
+                                        [p.d_err_cm2_s or 0.0 for p in dpts]
+                                        if all(p.d_err_cm2_s for p in dpts) else None)
+                fits["d_arrhenius_kink"] = _clean(fk.to_dict())
+                fit_objs["d_arrhenius_kink"] = fk
+                others = [x for x in (fit_objs["d_arrhenius"].aic,
+                                      getattr(fit_objs.get("d_vft"), "aic", None))
+                          if x is not None and np.isfinite(x)]
+                if others and fk.aic < min(others) - 2.0:
+                    fits["preferred_model"] = "arrhenius_kink"
+                    messages.append(f"D(T) has a kink at {fk.tk_K:.0f} +- {fk.tk_err_K:.0f} "
+                                    f"K: Ea {fk.ea_high_eV:.3f} eV above, "
+                                    f"{fk.ea_low_eV:.3f} eV below (AIC-preferred)")
+            except ViglasError as exc:
+                messages.append(f"d kinked Arrhenius: {exc.one_line()}")
         t_rep = self.report_temperature_K
         ea = ea_err = s300 = s300_err = d300 = d300_err = None
         src = fit_objs.get("d_arrhenius")
@@ -722,7 +743,8 @@ def _sigma_303K(temps, fit_objs: dict[str, Any], preferred: str | None, an) -> d
                    sigma_303K_err_mS_cm=_finite(p.sigma_err_mS_cm),
                    sigma_303K_source="simulated", sigma_303K_model=f"MD at {p.t_K:g} K")
         return out
-    model = "vft" if preferred == "vft" and fit_objs.get("d_vft") is not None else "arrhenius"
+    model = preferred if preferred in ("vft", "arrhenius_kink") and fit_objs.get(
+        f"d_{preferred}") is not None else "arrhenius"
     dfit = fit_objs.get(f"d_{model}")
     val = None
     if dfit is not None:
