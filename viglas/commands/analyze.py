@@ -98,6 +98,9 @@ def register(app: typer.Typer) -> None:
         """
         from viglas.analysis.conductivity import (analyze_msd_table, analyze_trajectory,
                                                   write_transport)
+        from viglas.errors import check_writable_dir
+
+        check_writable_dir(outdir, field="--output")  # before computing: nothing is lost
         from viglas.analysis.io import is_msd_table
         from viglas.errors import AnalysisError
 
@@ -169,6 +172,8 @@ def register(app: typer.Typer) -> None:
         outdir: Path = typer.Option(Path("."), "-o", "--output", help="Directory for "
                                     "arrhenius.json and arrhenius.png."),
         no_plot: bool = typer.Option(False, "--no-plot", help="Do not write the PNG plots."),
+        formula: str = typer.Option(None, "--formula", help="Composition to fit when the "
+                                    "table (a sweep's temperatures.csv) holds several."),
     ) -> None:
         """Arrhenius fit of D(T): Ea ± err, D at 300 K with its band, and sigma at 300 K.
 
@@ -187,11 +192,25 @@ def register(app: typer.Typer) -> None:
         from viglas.analysis.conductivity import number_density_per_cm3
         from viglas.errors import AnalysisError
 
+        from viglas.errors import check_writable_dir
+
         if not table.exists():
             raise AnalysisError("table not found", field="table", value=str(table))
+        check_writable_dir(outdir, field="--output")  # before computing: nothing is lost
         with open(table, newline="") as fh:
             rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()}
                     for r in csv.DictReader(fh)]
+        if rows and "formula" in rows[0]:  # a run's temperatures.csv: one composition
+            formulas = sorted({r["formula"] for r in rows})
+            if formula is None and len(formulas) > 1:
+                raise AnalysisError("the table holds several compositions", field="--formula",
+                                    value=", ".join(formulas),
+                                    allowed="one of them, e.g. --formula " + formulas[0])
+            if formula is not None:
+                if formula not in formulas:
+                    raise AnalysisError("composition not in the table", field="--formula",
+                                        value=formula, allowed=", ".join(formulas))
+                rows = [r for r in rows if r["formula"] == formula]
         alias = {"t_K": "T_K", "d_cm2_s": "D_cm2_s", "d_err_cm2_s": "D_err_cm2_s"}
         rows = [{alias.get(k, k): v for k, v in r.items()} for r in rows]
         need = ("T_K", "D_cm2_s", "D_err_cm2_s")
