@@ -152,6 +152,7 @@ def test_gaussian_walk_window_start_is_stable_fast():
 
 
 @pytest.mark.slow
+@pytest.mark.calibration
 @pytest.mark.parametrize("case", list(CASES))
 def test_window_calibration_slow(case):
     """Issue 15 targets over 100 seeded replicas per case."""
