@@ -463,9 +463,9 @@ class DiffusionAnalysisMaker(Maker):
 
             onsager = onsager_from_trajectory(production.trajectory, production.t_K,
                                               cation=str(sp), start_fs=self.skip_ps * 1000.0)
-        except (ViglasError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - an optional analysis never sinks the job
             onsager = None
-            onsager_msg = f"Onsager analysis: {exc}"
+            onsager_msg = f"Onsager analysis: {type(exc).__name__}: {exc}"
         else:
             onsager_msg = None
         # Nernst-Einstein sigma uses the configured Haven ratio (1 = uncorrelated hops)
