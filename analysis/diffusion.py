@@ -638,7 +638,13 @@ def diffusion_coefficient(msd: MSDResult, *, t_start_fs: float | None = None,
                            and n_eff >= min_jumps) else "upper"
         # never a small error bar on an estimate outside the diffusive regime
         if np.isfinite(n_eff):
-            err = max(err, he2018_rsd(n_eff) * abs(dval))
+            floor = he2018_rsd(n_eff) * abs(dval)
+            if np.isfinite(floor):
+                err = max(err, floor)
+        # no jumps at all (n_eff 0: the floor is infinite) or a fit without an error:
+        # at least 100 % of |D|, a finite, honest "not known" rather than inf/None
+        if not np.isfinite(err) or err < abs(dval):
+            err = max(abs(dval), err if np.isfinite(err) else 0.0)
     warning = "" if diffusive else ("no diffusive regime: " + "; ".join(reasons)
                                     + f". D is an {kind} estimate, not a measurement")
     scan_t, scan_d, scan_e = [], [], []
