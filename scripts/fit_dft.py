@@ -200,8 +200,12 @@ def main(argv=None) -> int:
         report["crystals"][label] = {}
         for name in ("LiAlCl4", "NaAlCl4"):
             try:
+                from viglas.provenance import model_identity, stable_hash
+
+                # one folder per parameter set: a checkpoint of another set never blocks
                 report["crystals"][label][name] = crystal_check(
-                    prm, name, npt_ps=args.crystal_ps, workdir=wd / label)
+                    prm, name, npt_ps=args.crystal_ps,
+                    workdir=wd / label / stable_hash(model_identity(prm), length=12))
             except Exception as exc:  # noqa: BLE001 - report, keep going
                 report["crystals"][label][name] = {"error": f"{type(exc).__name__}: {exc}"}
             _log(f"{label} {name}: {report['crystals'][label][name]}")
