@@ -241,6 +241,16 @@ def cmd_convergence_table(args) -> None:
                 by_label.setdefault(r["label"], []).append(r)
         return by_label
 
+    def diff_row(lab: str, setting: str, r: dict, ref: dict) -> None:
+        """One table row: energy, pressure, stress and force differences of r to ref."""
+        df = np.array(r["forces_eV_A"]) - np.array(ref["forces_eV_A"])
+        ds = (np.array(r["stress_eV_A3"]) - np.array(ref["stress_eV_A3"])) * gpa
+        print(f"| {lab} | {setting} | "
+              f"{1000 * (r['energy_eV'] - ref['energy_eV']) / r['n_atoms']:+.2f} | "
+              f"{-ds[:3].mean():+.3f} | {np.abs(ds).max():.3f} | "
+              f"{np.sqrt((df ** 2).mean()):.4f} | {np.abs(df).max():.4f} | "
+              f"{r['cpu_s']:.0f} |")
+
     print("Cutoff (Γ-centred mesh of the label settings; differences to the highest cutoff):\n")
     print("| cell | ecut eV | ΔE meV/atom | ΔP GPa | Δσ max GPa | ΔF RMS eV/Å | ΔF max eV/Å | CPU s |")
     print("|---|---|---|---|---|---|---|---|")
@@ -249,13 +259,7 @@ def cmd_convergence_table(args) -> None:
         rs = sorted(rs, key=lambda r: r["params"]["ecut_eV"])
         ref = rs[-1]
         for r in rs:
-            n = r["n_atoms"]
-            df = np.array(r["forces_eV_A"]) - np.array(ref["forces_eV_A"])
-            ds = (np.array(r["stress_eV_A3"]) - np.array(ref["stress_eV_A3"])) * gpa
-            print(f"| {lab} | {r['params']['ecut_eV']:g} | "
-                  f"{1000 * (r['energy_eV'] - ref['energy_eV']) / n:+.2f} | "
-                  f"{-ds[:3].mean():+.3f} | {np.abs(ds).max():.3f} | "
-                  f"{np.sqrt((df ** 2).mean()):.4f} | {np.abs(df).max():.4f} | {r['cpu_s']:.0f} |")
+            diff_row(lab, f"{r['params']['ecut_eV']:g}", r, ref)
     # energy differences between cells at each cutoff
     labs = list(ec)
     if len(labs) >= 2:
@@ -277,14 +281,7 @@ def cmd_convergence_table(args) -> None:
             rs = sorted(rs, key=lambda r: int(np.prod(r["params"]["kpts"])))
             ref = rs[-1]
             for r in rs:
-                n = r["n_atoms"]
-                df = np.array(r["forces_eV_A"]) - np.array(ref["forces_eV_A"])
-                ds = (np.array(r["stress_eV_A3"]) - np.array(ref["stress_eV_A3"])) * gpa
-                print(f"| {lab} | {'×'.join(map(str, r['params']['kpts']))} | "
-                      f"{1000 * (r['energy_eV'] - ref['energy_eV']) / n:+.2f} | "
-                      f"{-ds[:3].mean():+.3f} | {np.abs(ds).max():.3f} | "
-                      f"{np.sqrt((df ** 2).mean()):.4f} | {np.abs(df).max():.4f} | "
-                      f"{r['cpu_s']:.0f} |")
+                diff_row(lab, "×".join(map(str, r["params"]["kpts"])), r, ref)
 
 
 def main(argv=None) -> int:
