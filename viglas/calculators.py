@@ -192,9 +192,9 @@ def _model_file(name: str, params: dict, required: bool) -> str | None:
 # ------------------------------------------------------------------- builders
 def _ionic(params: dict):
     _check_params("ionic", params, {"parameters", "skin"})
-    from viglas.potentials import IonicPotential
+    from viglas.potentials.delta import make_potential
 
-    return IonicPotential(params.get("parameters"), skin=float(params.get("skin", 1.0)))
+    return make_potential(params.get("parameters"), skin=float(params.get("skin", 1.0)))
 
 
 def _emt(params: dict):
@@ -343,12 +343,9 @@ def supported_elements(spec: CalculatorSpec | dict | str) -> set[str] | None:
         except ImportError:  # pragma: no cover
             return set(EMT_ELEMENTS)
     if name == "ionic":
-        from viglas.potentials import load_parameters
-        from viglas.potentials.parameters import IonicParameters
+        from viglas.potentials.delta import potential_elements
 
-        p = s.params.get("parameters")
-        params = p if isinstance(p, IonicParameters) else load_parameters(p)
-        return set(params.charges)
+        return potential_elements(s.params.get("parameters"))
     if name in _BUILDERS or ":" in name or s.name in registered_calculators():
         return None
     raise CalculatorError("unknown calculator", field="calculator.name", value=s.name,

@@ -1,0 +1,151 @@
+"""The ionic+delta potential: exact derivatives, linear fit, file round trip, registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from viglas.potentials.delta import (
+    DeltaIonicPotential,
+    DeltaModel,
+    default_r3,
+    design_rows,
+    evaluate,
+    make_potential,
+    save_delta_file,
+)
+from viglas.potentials.delta_fit import DeltaFitSettings, delta_predictor, fit_delta, new_model
+
+
+def _oxychloride(seed: int = 0, rattle: float = 0.08):
+    """LiAlCl4 prototype (24 atoms) doubled, 4 Cl -> 2 O (+2 vacancies), rattled."""
+    from viglas.structures import load_prototype
+
+    a = load_prototype("LiAlCl4").repeat((1, 1, 2))
+    a.info = {}
+    cl = [k for k, s in enumerate(a.get_chemical_symbols()) if s == "Cl"]
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(cl, 4, replace=False)
+    a.symbols[pick[:2]] = "O"
+    del a[sorted(pick[2:], reverse=True)]
+    a.rattle(rattle, seed=seed)
+    return a
+
+
+def _model(a, seed=1, scale=0.02):
+    m = new_model([a], DeltaFitSettings(h_A=0.4, lmax=3))
+    m.coef = np.random.default_rng(seed).normal(size=m.n_coef) * scale
+    return m
+
+
+def test_forces_and_stress_are_exact_derivatives():
+    a = _oxychloride()
+    m = _model(a)
+    e, f, s = evaluate(m, a)
+    h = 1e-5
+    rng = np.random.default_rng(3)
+    for i in rng.choice(len(a), 6, replace=False):
+        for k in range(3):
+            b = a.copy()
+            b.positions[i, k] += h
+            ep = evaluate(m, b)[0]
+            b.positions[i, k] -= 2 * h
+            em = evaluate(m, b)[0]
+            assert -(ep - em) / (2 * h) == pytest.approx(f[i, k], abs=1e-7)
+    V = a.get_volume()
+    for p, q, voigt in [(0, 0, 0), (1, 1, 1), (2, 2, 2), (1, 2, 3), (0, 2, 4), (0, 1, 5)]:
+        def strained(eps, p=p, q=q):
+            b = a.copy()
+            E = np.eye(3)
+            E[p, q] += eps / 2
+            E[q, p] += eps / 2
+            b.set_cell(a.cell.array @ E, scale_atoms=True)
+            return evaluate(m, b)[0]
+        assert (strained(h) - strained(-h)) / (2 * h) / V == pytest.approx(s[voigt], abs=1e-9)
+    # momentum: the correction's forces sum to zero
+    assert np.abs(f.sum(axis=0)).max() < 1e-10
+
+
+def test_design_rows_are_the_evaluation():
+    a = _oxychloride(seed=2)
+    m = _model(a, seed=5)
+    e, f, s = evaluate(m, a)
+    ef, ff, sf = design_rows(m, a)
+    assert ef @ m.coef == pytest.approx(e, abs=1e-10)
+    assert np.allclose(ff @ m.coef, f, atol=1e-10)
+    assert np.allclose(sf @ m.coef, s, atol=1e-12)
+
+
+def test_correction_is_off_below_the_data_range():
+    """Below the shortest distance of the training data the pair correction is switched
+    off (only the physical ionic repulsion acts there); above lo + w it is the spline."""
+    from ase import Atoms
+
+    a = _oxychloride()
+    m = _model(a)
+    t_al, t_cl = m.species.index("Al"), m.species.index("Cl")
+    lo = m.pair_lo[t_al, t_cl]
+    assert lo > 1.5
+    only = np.zeros_like(m.coef)
+    o, k = m.pair_off[t_al, t_cl], m.pair_nk[t_al, t_cl]
+    only[o:o + k] = m.coef[o:o + k]
+    m.coef = only
+
+    def pair(r):  # one Al-Cl pair in a 14 A box: no other pair within the cutoff
+        b = Atoms("AlCl", positions=[[1, 1, 1], [1 + r, 1, 1]], cell=[14, 14, 14], pbc=True)
+        return evaluate(m, b)
+
+    e1, f1, _ = pair(lo - 0.4)
+    e2, f2, _ = pair(lo - 0.05)
+    assert e1 == 0.0 and e2 == 0.0 and np.all(f1 == 0.0) and np.all(f2 == 0.0)
+    e3, f3, _ = pair(lo + 0.5)
+    assert e3 != 0.0 and np.abs(f3).max() > 0
+
+
+def test_fit_recovers_a_known_correction(tmp_path):
+    """Synthetic 'DFT' = ionic default + a known correction: the fit reproduces held-out
+    forces and stresses (it cannot reproduce them without the right derivatives)."""
+    frames = [_oxychloride(seed=s, rattle=0.15) for s in range(10)]
+    truth = new_model(frames, DeltaFitSettings(h_A=0.4, lmax=3))
+    truth.coef = np.random.default_rng(7).normal(size=truth.n_coef) * 0.01
+    truth.coef[: len(truth.species)] = [-3.0, -2.0, -1.0, -4.0][: len(truth.species)]
+    base = delta_predictor(DeltaModel.from_dict({**truth.to_dict(),
+                                                 "coef_eV": [0.0] * truth.n_coef}))(frames)
+    for a, b in zip(frames, base):
+        e, f, s = evaluate(truth, a)
+        a.calc = SinglePointCalculator(a, energy=b["energy"] + e, forces=b["forces"] + f,
+                                       stress=b["stress"] + s)
+    train, valid = frames[:8], frames[8:]
+    model, rec = fit_delta(train, None, DeltaFitSettings(h_A=0.4, lmax=3, lambdas=(1e-8,),
+                                                         ridge_eps=1e-6, cv_folds=2),
+                           log=lambda *_: None)
+    pred = delta_predictor(model)(valid)
+    for a, p in zip(valid, pred):
+        ref = a.calc.results
+        assert np.sqrt(np.mean((p["forces"] - ref["forces"]) ** 2)) < 0.01 * np.sqrt(
+            np.mean(ref["forces"] ** 2))
+        assert np.abs(p["stress"] - ref["stress"]).max() < 0.02 * np.abs(ref["stress"]).max()
+    # the file round trip and the registry give the same calculator
+    path = save_delta_file(model, None, tmp_path / "delta.json")
+    from viglas.calculators import get_calculator, supported_elements
+
+    c1 = get_calculator({"name": "ionic", "params": {"parameters": str(path)}})
+    assert isinstance(c1, DeltaIonicPotential)
+    assert {"Li", "Al", "Cl", "O"} <= supported_elements(
+        {"name": "ionic", "params": {"parameters": str(path)}})
+    a = valid[0].copy()
+    a.calc = c1
+    assert np.allclose(a.get_forces(), pred[0]["forces"], atol=1e-9)
+    assert a.get_potential_energy() == pytest.approx(pred[0]["energy"], abs=1e-8)
+    # Verlet list reuse: a small move gives the same result as a fresh calculator
+    a.positions[0] += 0.05
+    b = a.copy()
+    b.calc = make_potential(str(path))
+    assert np.allclose(a.get_forces(), b.get_forces(), atol=1e-9)
+
+
+def test_three_body_cutoffs_are_cation_anion_only():
+    t = default_r3(["Al", "Cl", "Li", "O"])
+    assert t[0, 1] > 2.5 and t[0, 3] > 2.0 and t[2, 1] > 2.9
+    assert t[0, 2] == 0 and t[1, 3] == 0 and t[0, 0] == 0 and t[1, 1] == 0

@@ -1,0 +1,203 @@
+"""Fit the ionic+delta correction (:mod:`viglas.potentials.delta`) to DFT labels.
+
+The correction is linear in its coefficients ``c``, so the fit is one weighted,
+regularised least-squares problem on the residuals of the ionic baseline::
+
+    minimise  sum_frames [ w_E^2 (e_f·c − ΔE_f)^2 / N_f^2 + w_F^2 |F_f c − ΔF_f|^2 / (3 N_f)
+                           + w_S^2 |S_f c − ΔS_f|^2 / 6 ] / n_frames
+              + λ (|D2 a|^2 + ε |c|^2)
+
+with ``ΔX = X_DFT − X_ionic`` per frame, ``w_E = 1/σ_E`` (energy per atom),
+``w_F = 1/σ_F`` (force component), ``w_S = 1/σ_S`` (stress component); every frame
+weighs the same whatever its size. ``D2`` is the second difference of each pair's
+spline coefficients (a smoothness prior, as in ultra-fast force fields) and ``ε`` a
+small ridge on everything. ``λ`` is chosen by K-fold cross-validation over the
+training frames (each frame is its own MD run in the plan, so this is grouped by run)
+on the force RMSE; the held-out split is never seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from viglas.errors import FitError
+from viglas.potentials.delta import DeltaModel, default_r3, design_rows
+
+EV_A3_TO_GPA = 160.21766208
+
+
+@dataclass
+class DeltaFitSettings:
+    """Weights (one standard deviation each) and basis geometry of the fit."""
+
+    sigma_E_eV_atom: float = 0.005
+    sigma_F_eV_A: float = 0.1
+    sigma_S_GPa: float = 0.2
+    rc_A: float = 5.5
+    h_A: float = 0.3
+    w_A: float = 0.3
+    lmax: int = 4
+    lo_margin_A: float = 0.05
+    lambdas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    ridge_eps: float = 1e-3
+    cv_folds: int = 5
+    seed: int = 0
+
+
+def min_pair_distances(frames: Sequence[Atoms], species: list[str], rc: float) -> np.ndarray:
+    """Shortest distance (Å) of each element pair over ``frames`` (0 = not within rc)."""
+    from viglas.potentials.ionic import half_neighbour_list
+
+    n = len(species)
+    idx = {s: k for k, s in enumerate(species)}
+    out = np.full((n, n), np.inf)
+    for a in frames:
+        i, j, S = half_neighbour_list(a.positions, a.cell.array, rc)
+        d = a.positions[j] - a.positions[i] + S @ a.cell.array
+        r = np.linalg.norm(d, axis=1)
+        t = np.array([idx[s] for s in a.get_chemical_symbols()])
+        ti, tj = t[i], t[j]
+        for x in range(n):
+            for y in range(x, n):
+                m = ((ti == x) & (tj == y)) | ((ti == y) & (tj == x))
+                if m.any():
+                    out[x, y] = out[y, x] = min(out[x, y], float(r[m].min()))
+    out[~np.isfinite(out)] = 0.0
+    return out
+
+
+def new_model(frames: Sequence[Atoms], settings: DeltaFitSettings | None = None,
+              species: list[str] | None = None) -> DeltaModel:
+    """The correction's geometry for ``frames``: pair ranges start just below the
+    shortest distance seen in the data (floored to 0.05 Å)."""
+    s = settings or DeltaFitSettings()
+    sp = species or sorted({x for a in frames for x in a.get_chemical_symbols()})
+    dmin = min_pair_distances(frames, sp, s.rc_A)
+    lo = np.where(dmin > 0, np.floor((dmin - s.lo_margin_A) / 0.05) * 0.05, 0.0)
+    lo = np.where((lo > 0) & (lo < s.rc_A - 4 * s.h_A), lo, 0.0)
+    return DeltaModel(species=sp, pair_lo=lo, rc=s.rc_A, h=s.h_A, w=s.w_A,
+                      r3=default_r3(sp), lmax=s.lmax)
+
+
+def _baseline(frames: Sequence[Atoms], baseline: Any) -> list[dict[str, Any]]:
+    from viglas.potentials.dft_fit import ionic_predictor
+
+    return ionic_predictor(baseline)(list(frames))
+
+
+def frame_system(model: DeltaModel, frames: Sequence[Atoms], base: list[dict[str, Any]],
+                 settings: DeltaFitSettings) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Weighted design blocks (A_f, y_f) per frame (rows: energy, forces, stress)."""
+    s = settings
+    As, ys = [], []
+    for a, b in zip(frames, base):
+        r = a.calc.results
+        n = len(a)
+        ef, ff, sf = design_rows(model, a)
+        wE = 1.0 / (s.sigma_E_eV_atom * n)
+        wF = 1.0 / (s.sigma_F_eV_A * np.sqrt(3 * n))
+        wS = 1.0 / (s.sigma_S_GPa / EV_A3_TO_GPA * np.sqrt(6))
+        A = np.vstack([wE * ef[None, :], wF * ff.reshape(3 * n, -1), wS * sf])
+        y = np.concatenate([[wE * (float(r["energy"]) - float(b["energy"]))],
+                            wF * (np.asarray(r["forces"]) - b["forces"]).ravel(),
+                            wS * (np.asarray(r["stress"]) - b["stress"])])
+        As.append(A)
+        ys.append(y)
+    return As, ys
+
+
+def _penalty(model: DeltaModel, eps: float) -> np.ndarray:
+    """Rows of the regulariser: second differences of every pair spline + eps ridge
+    (a much weaker one on the reference energies)."""
+    P = model.n_coef
+    rows = []
+    n = len(model.species)
+    for a in range(n):
+        for b in range(a, n):
+            k, o = int(model.pair_nk[a, b]), int(model.pair_off[a, b])
+            for m in range(k - 2):
+                r = np.zeros(P)
+                r[o + m], r[o + m + 1], r[o + m + 2] = 1.0, -2.0, 1.0
+                rows.append(r)
+    ridge = np.sqrt(eps) * np.eye(P)
+    ridge[:n] *= 1e-4  # reference energies: only enough to stay solvable when an
+    # element is missing from a cross-validation fold
+    return np.vstack(rows + [ridge]) if rows else ridge
+
+
+def _solve(AtA: np.ndarray, Aty: np.ndarray, R: np.ndarray, lam: float) -> np.ndarray:
+    M = AtA + lam * (R.T @ R)
+    try:
+        return np.linalg.solve(M, Aty)
+    except np.linalg.LinAlgError:  # an element absent from a fold and no ridge left
+        return np.linalg.lstsq(M, Aty, rcond=None)[0]
+
+
+def fit_delta(train: Sequence[Atoms], baseline: Any = None,
+              settings: DeltaFitSettings | None = None, log=print) -> tuple[DeltaModel, dict]:
+    """Fit the correction to ``train`` on top of the ionic ``baseline`` (parameter set,
+    path or None = shipped default). Returns the model and a fit record (λ scan)."""
+    s = settings or DeltaFitSettings()
+    train = list(train)
+    if len(train) < 3:
+        raise FitError("too few training frames", field="train", value=len(train),
+                       allowed=">= 3 labelled frames")
+    model = new_model(train, s)
+    log(f"delta model: {len(model.species)} elements, {model.n_coef} coefficients")
+    base = _baseline(train, baseline)
+    As, ys = frame_system(model, train, base, s)
+    nf = len(train)
+    R = _penalty(model, s.ridge_eps)
+    grams = [(A.T @ A, A.T @ y) for A, y in zip(As, ys)]
+    rng = np.random.default_rng(s.seed)
+    fold = rng.permutation(nf) % max(2, min(s.cv_folds, nf))
+    tot_AtA = sum(g[0] for g in grams)
+    tot_Aty = sum(g[1] for g in grams)
+    scan = []
+    for lam in s.lambdas:
+        se, cnt = 0.0, 0
+        for f in np.unique(fold):
+            out = np.flatnonzero(fold == f)
+            AtA = tot_AtA - sum(grams[k][0] for k in out)
+            Aty = tot_Aty - sum(grams[k][1] for k in out)
+            c = _solve(AtA, Aty, R, lam)
+            for k in out:
+                n = len(train[k])
+                ff = As[k][1:1 + 3 * n]
+                yy = ys[k][1:1 + 3 * n]
+                wF = 1.0 / (s.sigma_F_eV_A * np.sqrt(3 * n))
+                se += float(np.sum(((ff @ c - yy) / wF) ** 2))
+                cnt += 3 * n
+        rmse = float(np.sqrt(se / cnt))
+        scan.append({"lambda": lam, "cv_force_rmse_eV_A": round(rmse, 4)})
+        log(f"  lambda {lam:g}: CV force RMSE {rmse:.4f} eV/A")
+    best = min(scan, key=lambda x: x["cv_force_rmse_eV_A"])
+    model.coef = _solve(tot_AtA, tot_Aty, R, best["lambda"])
+    record = {"lambda": best["lambda"], "lambda_scan": scan, "n_train_frames": nf,
+              "n_coefficients": model.n_coef,
+              "weights": {"sigma_E_eV_atom": s.sigma_E_eV_atom,
+                          "sigma_F_eV_A": s.sigma_F_eV_A, "sigma_S_GPa": s.sigma_S_GPa},
+              "geometry": {"rc_A": s.rc_A, "h_A": s.h_A, "w_A": s.w_A, "lmax": s.lmax}}
+    model.meta.update({"fit": record})
+    return model, record
+
+
+def delta_predictor(model: DeltaModel, baseline: Any = None):
+    """Predictor (for :func:`viglas.potentials.dft_fit.score`) of ionic + correction."""
+    from viglas.potentials.delta import evaluate
+
+    def run(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
+        base = _baseline(frames, baseline)
+        out = []
+        for a, b in zip(frames, base):
+            e, f, st = evaluate(model, a)
+            out.append({"energy": float(b["energy"]) + e, "forces": b["forces"] + f,
+                        "stress": np.asarray(b["stress"]) + st})
+        return out
+
+    return run
