@@ -67,7 +67,8 @@ def test_the_checker_sees_lazy_imports(tmp_path):
 
 def test_importing_the_lower_layers_loads_no_jobflow():
     code = ("import sys; import viglas.analysis, viglas.structures, viglas.potentials, "
-            "viglas.md.adaptive, viglas.potentials.dft, viglas.potentials.dft_fit, "
+            "viglas.md.adaptive, viglas.md.engine, viglas.md.quench, viglas.md.walltime, "
+            "viglas.md.observers, viglas.md.checkpoint, viglas.potentials.dft, viglas.potentials.dft_fit, "
             "viglas.trajectory, viglas.config, viglas.calculators; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jobflow', "
             "'jobflow_remote') or m.startswith(('viglas.workflows', 'viglas.cli', "

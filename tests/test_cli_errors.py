@@ -191,7 +191,7 @@ def test_melt_quench_defaults_are_safe_and_long_runs_say_how_long(tmp_path, caps
 
     from viglas.commands import md as md_cmd
     from viglas.config import MeltQuenchConfig
-    from viglas.workflows import md as md_mod
+    from viglas.md import observers as md_mod
 
     assert inspect.signature(md_cmd.melt_quench).parameters["pressure"].default.default == 0.5
     assert MeltQuenchConfig().pressure_GPa == 0.5
@@ -204,8 +204,8 @@ def test_melt_quench_defaults_are_safe_and_long_runs_say_how_long(tmp_path, caps
     assert proc.returncode == 0, proc.stderr
     assert "plan" in proc.stderr and "steps of 1 fs" in proc.stderr and "min" in proc.stderr
     assert "NPT at 0.5 GPa" in proc.stderr
-    monkeypatch.setattr(md_mod._Progress, "PLAIN_EVERY_S", 0.0)
-    bar = md_mod._Progress(True, 1000, 0, "MD nvt")  # stderr is captured: not a terminal
+    monkeypatch.setattr(md_mod.Progress, "PLAIN_EVERY_S", 0.0)
+    bar = md_mod.Progress(True, 1000, 0, "MD nvt")  # stderr is captured: not a terminal
     bar.update(500)
     bar.close()
     err = capsys.readouterr().err

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from viglas import walltime
+from viglas.md import walltime
 from viglas.errors import CheckpointError, ConfigError, MDError
 from viglas.potentials import IonicPotential
 from viglas.trajectory import H5MDTrajectory
-from viglas.workflows.md import melt_quench, run_md
-from viglas.workflows.schedules import Schedule
+from viglas.md import melt_quench, run_md
+from viglas.md import Schedule
 
 from test_potential import LACO_LIKE, random_cell
 
@@ -267,7 +267,7 @@ _SCRIPT = textwrap.dedent("""
     import sys
     from ase.io import read
     from viglas.potentials import IonicPotential
-    from viglas.workflows.md import run_md
+    from viglas.md import run_md
     atoms = read(sys.argv[1])
     run_md(atoms, IonicPotential("trial"), ensemble="nvt", thermostat="langevin",
            temperature_K=900, steps=int(sys.argv[3]), save_every=5, checkpoint_every=20,

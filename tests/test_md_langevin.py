@@ -8,7 +8,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
 from viglas.errors import ConfigError
-from viglas.workflows.md import LangevinBAOAB_NVT, run_md
+from viglas.md import LangevinBAOAB_NVT, run_md
 
 
 class Einstein(Calculator):

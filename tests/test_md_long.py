@@ -84,7 +84,7 @@ def test_chgnet_20_steps_on_laco(tmp_path):
 
     torch.set_num_threads(1)
     from viglas.structures import GlassComposition, build_glass
-    from viglas.workflows.md import run_md
+    from viglas.md import run_md
 
     atoms = build_glass(GlassComposition.from_formula("LiAlCl2.5O0.75"), 50, seed=0)
     res = run_md(atoms, {"name": "chgnet", "params": {"device": "cpu", "threads": 1}},

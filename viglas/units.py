@@ -22,6 +22,9 @@ N_AVOGADRO: float = 6.02214076e23
 #: Coulomb constant e^2/(4 pi eps0) in eV·Å.
 COULOMB_EV_A: float = 14.399645351950548
 
+#: 1 eV/Å^3 in GPa (pressure and stress).
+EV_A3_TO_GPA: float = 160.21766208
+
 #: 1 Å^2/fs in cm^2/s.
 A2_FS_TO_CM2_S: float = 1e-16 / 1e-15
 #: 1 Å^3 in cm^3.

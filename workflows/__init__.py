@@ -1,4 +1,5 @@
-"""What runs where (viglas.workflows): the MD engine, jobflow makers and flows.
+"""What runs where (viglas.workflows): jobflow makers and flows, the local runner, HPC
+submission. The MD engine they call is :mod:`viglas.md`.
 
 Public API (imported lazily, so ``import viglas.workflows`` stays cheap)::
 
@@ -8,8 +9,7 @@ Public API (imported lazily, so ``import viglas.workflows`` stays cheap)::
     flow = build_flow(cfg)                  # jobflow Flow, deterministic job uuids
     results = run_local(cfg, "runs/quick")  # file-backed store, resumable, results.json
 
-Modules: :mod:`~viglas.workflows.md` (``run_md``, ``melt_quench``),
-:mod:`~viglas.workflows.makers` (BuildGlassMaker, MeltQuenchMaker, ProductionMDMaker,
+Modules: :mod:`~viglas.workflows.makers` (BuildGlassMaker, MeltQuenchMaker, ProductionMDMaker,
 DiffusionAnalysisMaker, CompositionSummaryMaker, SeriesSummaryMaker),
 :mod:`~viglas.workflows.documents` (output documents), :mod:`~viglas.workflows.flows`
 (``build_flow``), :mod:`~viglas.workflows.run` (``run_local``, ``collect_results``),

@@ -198,7 +198,7 @@ class BuildGlassMaker(Maker):
 
 @dataclass
 class MeltQuenchMaker(Maker):
-    """Melt, hold and cool a model to a glass (``viglas.workflows.md.melt_quench``).
+    """Melt, hold and cool a model to a glass (``viglas.md.melt_quench``).
 
     NPT at ``pressure_GPa``. The cooling curve V(T), E(T)
     gives Tg through ``viglas.analysis.fit_tg`` when the cooling crosses Tg; otherwise
@@ -238,7 +238,7 @@ class MeltQuenchMaker(Maker):
                                  cool_rate_K_ps=self.cool_rate_K_ps, pressure_GPa=self.pressure_GPa,
                                  density_g_cm3=_density(atoms), volume_A3=float(atoms.get_volume()),
                                  tg_message="melt-quench disabled", provenance=prov)
-        from viglas.workflows.md import melt_quench
+        from viglas.md import melt_quench
 
         calc = _get_calculator(self.calculator, self.allow_import)
         prov["calculator"] = _calculator_provenance(calc, self.calculator)
@@ -327,7 +327,7 @@ class ProductionMDMaker(Maker):
     def make(self, structure: MeltQuenchDoc | StructureDoc | str, t_K: float, replica: int = 0,
              seed: int = 0, provenance: dict[str, Any] | None = None) -> ProductionDoc:
         """Run MD at ``t_K`` kelvin; returns the trajectory path and run averages."""
-        from viglas.workflows.md import run_md
+        from viglas.md import run_md
 
         path = structure if isinstance(structure, str) else structure.structure_path
         formula = "" if isinstance(structure, str) else structure.formula

@@ -18,7 +18,7 @@ MD) or ``analysis`` (everything else):
 * ``segment_walltime_s`` — MD jobs only: after this many seconds of wall time the
   MD job stops and *replaces itself* with a continuation job (jobflow
   ``Response(replace=...)``) that runs in a new allocation, in the same work
-  directory, where :func:`viglas.workflows.md.run_md` resumes from its checkpoint.
+  directory, where :func:`viglas.md.run_md` resumes from its checkpoint.
   Default: 90 % of the time limit minus 2 minutes, when a time limit is set.
 
 Public API::
@@ -49,9 +49,9 @@ from typing import Any, Callable
 
 from jobflow import Flow, Job, Response, job
 
-from viglas import walltime
+from viglas.md import walltime
 from viglas.errors import MissingDependencyError, SubmitError
-from viglas.walltime import WallTimeUp  # re-exported: the stop segments catch
+from viglas.md.walltime import WallTimeUp  # re-exported: the stop segments catch
 
 __all__ = [
     "Submission", "RoleSettings", "submit_config", "submit_flow", "configure_flow",
@@ -206,16 +206,16 @@ def segmented_call(function: Callable, args: list, kwargs: dict, budget_s: float
     The call runs with ``workdir`` as the current directory (the run directory of the
     first segment), so a resumable MD function that writes relative paths or uses the
     current directory finds its checkpoint again. When the budget is spent, a
-    ``SIGALRM`` handler asks the call to stop (:func:`viglas.walltime.request_stop`):
-    :func:`~viglas.workflows.md.run_md` then finishes its current step, writes a
-    checkpoint there and raises :class:`~viglas.walltime.WallTimeUp`. A function that
+    ``SIGALRM`` handler asks the call to stop (:func:`viglas.md.walltime.request_stop`):
+    :func:`~viglas.md.run_md` then finishes its current step, writes a
+    checkpoint there and raises :class:`~viglas.md.walltime.WallTimeUp`. A function that
     does not look at the request is interrupted (:class:`SegmentTimeUp`, raised
     between Python statements) after a grace period of 5 % of the budget (1 to 60 s).
     Either way this job is then replaced by segment ``segment + 1`` with the same
     arguments: jobflow-remote submits it as a new batch job, and the MD resumes from
     the last checkpoint. Its output is then the output of the original job, so later
     jobs see no difference. Only for functions that resume when called again in the
-    same directory (:func:`viglas.workflows.md.run_md` and the viglas MD makers).
+    same directory (:func:`viglas.md.run_md` and the viglas MD makers).
     """
     if budget_s <= 0:
         raise SubmitError("segment wall time must be > 0 s", field="segment_walltime_s",

@@ -27,7 +27,7 @@ def md_job(symbols: list[str], positions: list, cell: list, steps: int) -> dict:
     from ase import Atoms
 
     from viglas.calculators import get_calculator
-    from viglas.workflows.md import run_md
+    from viglas.md import run_md
 
     atoms = Atoms(symbols, positions=positions, cell=cell, pbc=True)
     calc = get_calculator({"name": "ionic", "params": {"parameters": "trial"}})

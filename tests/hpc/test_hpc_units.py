@@ -19,7 +19,7 @@ from jobflow import Flow, Maker, job, run_locally  # noqa: E402
 from jobflow.core.store import JobStore  # noqa: E402
 from maggma.stores import MemoryStore  # noqa: E402
 
-from viglas import walltime  # noqa: E402
+from viglas.md import walltime  # noqa: E402
 from viglas.errors import ConfigError, SubmitError  # noqa: E402
 from viglas.workflows import hpc_templates, submit  # noqa: E402
 
@@ -204,7 +204,7 @@ def test_segmented_md_resumes_across_segments(tmp_path, monkeypatch):
 
 def test_job_that_ignores_the_stop_request_is_interrupted_after_the_grace(tmp_path,
                                                                           monkeypatch):
-    """A function that never looks at viglas.walltime.STOP still gets cut into segments:
+    """A function that never looks at viglas.md.walltime.STOP still gets cut into segments:
     SIGALRM raises SegmentTimeUp in it once the grace period after the budget is over."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(submit, "_hard_stop_grace_s", lambda budget: 0.2)

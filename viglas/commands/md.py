@@ -131,8 +131,8 @@ def md(
     Example: viglas md laco.cif --calculator ionic --ensemble nvt --temperature 1000 --timestep-fs 1 --steps 20000 --save-every 50 -o laco_1000K.h5
     """
     from viglas.calculators import check_elements, get_calculator
-    from viglas.workflows.md import run_md
-    from viglas.workflows.schedules import Schedule
+    from viglas.md import run_md
+    from viglas.md import Schedule
 
     _opt_in(allow_import)
     _require_positive(temperature=temperature, temperature_end=temperature_end,
@@ -202,7 +202,7 @@ def melt_quench(
     Example: viglas melt-quench laco.cif --t-melt 1000 --t-final 300 --hold-ps 20 --cool-rate 10 -o laco_glass.cif
     """
     from viglas.calculators import check_elements, get_calculator
-    from viglas.workflows.md import melt_quench as _mq
+    from viglas.md import melt_quench as _mq
 
     _opt_in(allow_import)
     _require_positive(t_melt=t_melt, t_final=t_final, cool_rate=cool_rate, heat_rate=heat_rate,
@@ -221,7 +221,7 @@ def melt_quench(
     except ImportError:  # pragma: no cover
         pass
     traj = trajectory or output.with_name(output.stem + "_mq.h5")
-    from viglas.workflows.md import melt_quench_schedule
+    from viglas.md import melt_quench_schedule
 
     sched, _, _ = melt_quench_schedule(t_start_K=t_final, t_melt_K=t_melt, t_final_K=t_final,
                                        heat_rate_K_ps=heat_rate, hold_ps=hold_ps,

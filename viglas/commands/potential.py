@@ -39,9 +39,9 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
                      log: Any = print) -> dict[str, Any]:
     """Stability of the ionic potential in MD for each composition.
 
-    For each composition: NVT (Langevin, via :func:`viglas.workflows.md.run_md`) for
+    For each composition: NVT (Langevin, via :func:`viglas.md.run_md`) for
     ``nvt_ps`` ps at ``t_K`` with ``timestep_fs``, then (``melt_quench``) a
-    melt-quench (:func:`viglas.workflows.md.melt_quench`, NPT at 0 GPa: heat to
+    melt-quench (:func:`viglas.md.melt_quench`, NPT at 0 GPa: heat to
     ``mq_t_melt_K``, hold ``mq_hold_ps``, cool to 300 K at ``mq_cool_rate_K_ps``, all at
     ``mq_pressure_GPa``). Start: ``start_frames[composition]`` (e.g. a reference frame) or
     :func:`viglas.structures.build_glass` (substitution model), relaxed with the ionic
@@ -63,8 +63,8 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     from viglas.potentials.validate import mean_coordination
     from viglas.trajectory import H5MDTrajectory
     from viglas.units import density_g_cm3
-    from viglas.workflows.md import BOIL_DENSITY_FRACTION, run_md
-    from viglas.workflows.md import melt_quench as mq
+    from viglas.md import BOIL_DENSITY_FRACTION, run_md
+    from viglas.md import melt_quench as mq
 
     params = load_parameters(params_path)
     out: dict[str, Any] = {}

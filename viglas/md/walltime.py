@@ -2,7 +2,7 @@
 
 A wall-time segment (:func:`viglas.workflows.submit.segmented_call`) asks the running
 MD to stop with :func:`request_stop` (from a ``SIGALRM`` handler). The MD loop in
-:func:`viglas.workflows.md.run_md` reads :data:`STOP` after every step; when it is set,
+:func:`viglas.md.run_md` reads :data:`STOP` after every step; when it is set,
 the loop finishes the step it is on, writes frames, log and a checkpoint at that step,
 and raises :class:`WallTimeUp`. Stopping at a step boundary, rather than raising from
 inside whatever C or numba code the signal happened to interrupt, means the error
