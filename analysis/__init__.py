@@ -16,7 +16,7 @@ Pure functions on arrays and small result dataclasses (``to_dict``/``from_dict``
 * structure: :func:`rdf`, :func:`coordination_numbers`, :func:`bridging_oxygen`,
   :func:`network_clusters`, :func:`fit_tg`, :func:`fit_gibbs_dimarzio`;
 * plots: :func:`plot_msd`, :func:`plot_arrhenius`, :func:`plot_vft`,
-  :func:`plot_percolation`, :func:`plot_tg`.
+  :func:`plot_percolation`, :func:`plot_tg`, :func:`plot_screening`.
 """
 
 from .arrhenius import (ArrheniusFit, VFTFit, compare_models, fit_arrhenius, fit_vft,
@@ -31,7 +31,8 @@ from .msd import MSDResult, msd_fft, msd_from_table, pool_msd
 from .onsager import OnsagerResult, onsager_from_trajectory, onsager_transport
 from .percolation import PercolationFit, fit_percolation, spanning_summary
 from .tg_rate import TgRateFit, fit_tg_rate
-from .plots import plot_arrhenius, plot_msd, plot_percolation, plot_tg, plot_vft
+from .plots import (plot_arrhenius, plot_msd, plot_percolation, plot_screening, plot_tg,
+                    plot_vft)
 from .structure import (GibbsDiMarzioFit, NetworkResult, TgFit, bridging_oxygen,
                         coordination_numbers, fit_gibbs_dimarzio, fit_tg, network_clusters, rdf)
 
@@ -46,7 +47,8 @@ __all__ = [
     "MSDTable", "TrajectoryData", "read_msd_table", "read_trajectory", "MSDResult", "msd_fft",
     "msd_from_table", "pool_msd",
     "PercolationFit", "fit_percolation", "spanning_summary",
-    "plot_arrhenius", "plot_msd", "plot_percolation", "plot_tg", "plot_vft",
+    "plot_arrhenius", "plot_msd", "plot_percolation", "plot_screening", "plot_tg",
+    "plot_vft",
     "GibbsDiMarzioFit", "NetworkResult", "TgFit", "bridging_oxygen", "coordination_numbers",
     "fit_gibbs_dimarzio", "fit_tg", "network_clusters", "rdf",
 ]

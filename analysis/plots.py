@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["plot_msd", "plot_arrhenius", "plot_vft", "plot_percolation", "plot_tg"]
+__all__ = ["plot_msd", "plot_arrhenius", "plot_vft", "plot_percolation", "plot_tg",
+           "plot_screening"]
 
 
 def _plt():
@@ -189,3 +190,37 @@ def plot_tg(temperature_K, y, fit, path: str | Path = "tg.png", ylabel: str = "V
     _title(fig, title)
     return _save(fig, path)
 
+
+
+def plot_screening(ranking: Sequence[dict], outdir: str | Path) -> dict[str, str]:
+    """sigma(300 K) against Ea and against Tg (scatter with error bars, one label per
+    composition) for a ranking table (rows with ``formula``, ``sigma_300K_mS_cm``,
+    ``sigma_300K_err_mS_cm``, ``ea_eV``, ``ea_err_eV``, ``tg_K``, ``tg_err_K``).
+    Writes ``sigma300_vs_ea.png`` and ``sigma300_vs_tg.png`` into ``outdir``; returns
+    ``{"sigma300_vs_ea": path, "sigma300_vs_tg": path}`` (absolute paths)."""
+    plt = _plt()
+    outdir = Path(outdir)
+    out: dict[str, str] = {}
+    for xkey, xerr, xlabel, fname in (("ea_eV", "ea_err_eV", "Ea (eV)", "sigma300_vs_ea.png"),
+                                      ("tg_K", "tg_err_K", "Tg (K)", "sigma300_vs_tg.png")):
+        rows = [r for r in ranking if r.get(xkey) is not None and r.get("sigma_300K_mS_cm")]
+        fig, ax = plt.subplots(figsize=(5.5, 4.2))
+        if rows:
+            x = [r[xkey] for r in rows]
+            y = [r["sigma_300K_mS_cm"] for r in rows]
+            ax.errorbar(x, y, xerr=[r.get(xerr) or 0 for r in rows],
+                        yerr=[r.get("sigma_300K_err_mS_cm") or 0 for r in rows], fmt="o",
+                        capsize=3)
+            for r, xi, yi in zip(rows, x, y):
+                ax.annotate(r["formula"], (xi, yi), textcoords="offset points", xytext=(4, 4),
+                            fontsize=7)
+            ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, f"no composition has both {xkey} and sigma(300 K)",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("sigma(300 K) (mS/cm)")
+        ax.set_title("screening: higher is better")
+        path = _save(fig, outdir / fname)
+        out[fname.removesuffix(".png")] = str(path.resolve())
+    return out

@@ -10,7 +10,8 @@ import pytest
 
 from viglas.units import KB_EV_K
 from viglas.workflows.documents import DiffusionDoc, MeltQuenchDoc, StructureDoc
-from viglas.workflows.makers import COV_PARAMS, CompositionSummaryMaker
+from viglas.analysis.summary import COV_PARAMS
+from viglas.workflows.makers import CompositionSummaryMaker
 
 
 def _runs(haven):

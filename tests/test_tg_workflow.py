@@ -81,7 +81,7 @@ def test_tiny_flow_reports_tg_rates(tmp_path):
 def test_sigma_303K_source_rules():
     from viglas import analysis as an
     from viglas.workflows.documents import TemperaturePoint
-    from viglas.workflows.makers import _sigma_303K
+    from viglas.analysis.summary import sigma_303K
 
     ts = [300.0, 400.0, 500.0, 600.0]
     d = [1e-8 * np.exp(-0.3 / 8.617e-5 * (1 / t - 1 / 300.0)) for t in ts]
@@ -89,10 +89,10 @@ def test_sigma_303K_source_rules():
                             sigma_mS_cm=1e8 * x / t, sigma_err_mS_cm=5e6 * x / t)
            for t, x in zip(ts, d)]
     fit = an.fit_arrhenius(np.array(ts), np.array(d), 0.05 * np.array(d), quantity="D")
-    got = _sigma_303K(pts, {"d_arrhenius": fit}, "arrhenius", an)
+    got = sigma_303K(pts, {"d_arrhenius": fit}, "arrhenius")
     assert got["sigma_303K_source"] == "simulated"  # the 300 K run is within 5 K
     assert got["sigma_303K_mS_cm"] == pytest.approx(pts[0].sigma_mS_cm)
-    got = _sigma_303K(pts[1:], {"d_arrhenius": fit}, "arrhenius", an)
+    got = sigma_303K(pts[1:], {"d_arrhenius": fit}, "arrhenius")
     assert got["sigma_303K_source"] == "extrapolated" and got["sigma_303K_model"] == "arrhenius"
     # NE on the fitted D: sigma/D scales as 1/T between the points
     assert got["sigma_303K_mS_cm"] == pytest.approx(1e8 * fit.predict(303.15)[0] / 303.15,
@@ -100,5 +100,5 @@ def test_sigma_303K_source_rules():
     wide = [TemperaturePoint(t_K=t, n_replicas=1, d_cm2_s=x, d_err_cm2_s=0.05 * x,
                              sigma_mS_cm=1e8 * x / t, sigma_err_mS_cm=5e6 * x / t)
             for t, x in zip([250.0, 500.0], [d[0] / 10, d[2]])]
-    got = _sigma_303K(wide, {"d_arrhenius": fit}, "arrhenius", an)
+    got = sigma_303K(wide, {"d_arrhenius": fit}, "arrhenius")
     assert got["sigma_303K_source"] == "interpolated"

@@ -17,8 +17,8 @@ from viglas.units import KB_EV_K
 from viglas.workflows.documents import (CompositionSummaryDoc, DiffusionDoc, MeltQuenchDoc,
                                         StructureDoc)
 from viglas.workflows.flows import build_flow, derive_seed
-from viglas.workflows.makers import (CompositionSummaryMaker, SeriesSummaryMaker,
-                                     combine_replicas)
+from viglas.analysis.summary import combine_replicas
+from viglas.workflows.makers import CompositionSummaryMaker, SeriesSummaryMaker
 
 TINY = {"name": "tiny", "composition": "LiAlCl2.5O0.75", "structure": {"n_atoms": 42},
         "production": {"temperatures_K": [600, 800], "replicas": 2, "duration_ps": 1,

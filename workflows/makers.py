@@ -18,7 +18,6 @@ and, for sweeps and screenings, :class:`SeriesSummaryMaker` at the end.
 
 from __future__ import annotations
 
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +26,16 @@ from typing import Any
 import numpy as np
 from jobflow import Maker, job
 
+from viglas.analysis.summary import fit_series, temperature_points
 from viglas.errors import ViglasError
+from viglas.serialize import clean as _clean
+from viglas.serialize import finite as _finite
 from viglas.workflows.documents import (CompositionSummaryDoc, DiffusionDoc, MeltQuenchDoc,
                                         ProductionDoc, SeriesSummaryDoc, StructureDoc,
                                         TemperaturePoint)
 
 __all__ = ["BuildGlassMaker", "MeltQuenchMaker", "ProductionMDMaker",
-           "DiffusionAnalysisMaker", "CompositionSummaryMaker", "SeriesSummaryMaker",
-           "combine_replicas"]
+           "DiffusionAnalysisMaker", "CompositionSummaryMaker", "SeriesSummaryMaker"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -60,32 +61,6 @@ def _prov(base: dict | None, **extra: Any) -> dict[str, Any]:
     out.update(base or {})
     out.update(extra)
     return out
-
-
-def _finite(value: Any) -> float | None:
-    """float(value) or None for None/NaN/inf (JSON has no NaN)."""
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _clean(obj: Any) -> Any:
-    """Recursively turn numpy scalars/arrays into lists/floats and NaN into None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _finite(obj)
-    return obj
 
 
 def _to_dict(obj: Any) -> dict[str, Any] | None:
@@ -506,37 +481,15 @@ def _drop_arrays(d: dict[str, Any], max_len: int = 64) -> dict[str, Any]:
     return out
 
 
-#: Which parameter each row/column of a fit's ``cov`` matrix is (results.json ``cov_params``).
-COV_PARAMS = {"arrhenius": ("ln_prefactor", "ea_eV"), "vft": ("ln_a", "b_K", "t0_K")}
-
-
-def combine_replicas(values: list[float], errors: list[float | None]) -> tuple[float, float]:
-    """Mean over replicas and its one-sigma error.
-
-    The error is the larger of (a) the standard error of the mean between replicas
-    (sample std / sqrt(n), n >= 2) and (b) the propagated per-run fit errors
-    sqrt(sum err_i^2)/n. Taking the larger is conservative: with two replicas the
-    between-replica scatter alone is a poor estimate.
-    """
-    v = np.asarray(values, float)
-    n = len(v)
-    mean = float(v.mean())
-    errs = np.asarray([e if e is not None else 0.0 for e in errors], float)
-    fit_err = float(np.sqrt(np.sum(errs ** 2)) / n)
-    sem = float(v.std(ddof=1) / np.sqrt(n)) if n >= 2 else 0.0
-    return mean, max(sem, fit_err)
-
-
 @dataclass
 class CompositionSummaryMaker(Maker):
     """Collect one composition: D(T), sigma(T), Arrhenius and VFT fits, sigma(300 K)
     with its one-sigma band, Tg, structure metrics of the glass, and plots.
 
-    Replicas at one temperature are averaged (:func:`combine_replicas`). VFT is fitted
-    when there are >= 4 temperatures; the preferred model is the one with the lower
-    AIC by more than 2, else Arrhenius. Extrapolation to ``report_temperature_K`` uses
-    the Arrhenius fit (VFT extrapolations below the data are unreliable), and the band
-    is the fit's covariance propagated to that temperature.
+    The numbers (replica pooling, fits, model choice, extrapolation to
+    ``report_temperature_K``, sigma at 303 K) come from :mod:`viglas.analysis.summary`,
+    the one implementation that results of partial runs use too; this job adds the
+    structure metrics, Tg(q) and the plots.
     """
 
     name: str = "composition summary"
@@ -577,110 +530,13 @@ class CompositionSummaryMaker(Maker):
                      **({"production_ps": r.production_ps,
                          "adaptive_stop_reason": (r.adaptive or {}).get("stop_reason")}
                         if r.adaptive else {})} for r in runs_ok]
-        temps: list[TemperaturePoint] = []
-        for t in sorted({r.t_K for r in runs_ok}):
-            sel = [r for r in runs_ok if r.t_K == t and r.d_cm2_s is not None]
-            if not sel:
-                continue
-            d, d_err = combine_replicas([r.d_cm2_s for r in sel], [r.d_err_cm2_s for r in sel])
-            sig = [r for r in sel if r.sigma_mS_cm is not None]
-            s, s_err = (combine_replicas([r.sigma_mS_cm for r in sig], [r.sigma_err_mS_cm for r in sig])
-                        if sig else (None, None))
-            hr = [r for r in sel if r.haven_ratio is not None]
-            h, h_err = (combine_replicas([r.haven_ratio for r in hr],
-                                         [getattr(r, "haven_ratio_err", None) for r in hr])
-                        if hr else (None, None))
-            tr = [r for r in sel if getattr(r, "transference_number", None) is not None]
-            tn, tn_err = (combine_replicas([r.transference_number for r in tr],
-                                           [r.transference_number_err for r in tr])
-                          if tr else (None, None))
-            temps.append(TemperaturePoint(t_K=t, n_replicas=len(sel), d_cm2_s=d, d_err_cm2_s=d_err,
-                                          sigma_mS_cm=s, sigma_err_mS_cm=s_err,
-                                          haven_ratio=h, haven_ratio_err=_finite(h_err),
-                                          transference_number=_finite(tn),
-                                          transference_number_err=_finite(tn_err)))
-        fits: dict[str, Any] = {"d_arrhenius": None, "sigma_arrhenius": None, "d_vft": None,
-                                "sigma_vft": None, "preferred_model": "arrhenius"}
-        fit_objs: dict[str, Any] = {}
-        from viglas import analysis as an
-
-        for qty, key, ekey in (("D", "d_cm2_s", "d_err_cm2_s"), ("sigma", "sigma_mS_cm", "sigma_err_mS_cm")):
-            pts = [p for p in temps if getattr(p, key) is not None and getattr(p, key) > 0]
-            name = "d" if qty == "D" else "sigma"
-            if len(pts) < 2:
-                messages.append(f"{name} Arrhenius: need >= 2 temperatures with positive {key}, "
-                                f"have {len(pts)}")
-                continue
-            t_arr = np.array([p.t_K for p in pts])
-            y = np.array([getattr(p, key) for p in pts])
-            ye = np.array([getattr(p, ekey) or 0.0 for p in pts])
-            try:
-                fa = an.fit_arrhenius(t_arr, y, ye, quantity=qty)
-                fits[f"{name}_arrhenius"] = {**_to_dict(fa), "cov_params": list(COV_PARAMS["arrhenius"])}
-                fit_objs[f"{name}_arrhenius"] = fa
-            except ViglasError as exc:
-                messages.append(f"{name} Arrhenius: {exc.one_line()}")
-            if self.vft and len(pts) >= 4:
-                try:
-                    fv = an.fit_vft(t_arr, y, ye, quantity=qty)
-                    fits[f"{name}_vft"] = {**_to_dict(fv), "cov_params": list(COV_PARAMS["vft"])}
-                    fit_objs[f"{name}_vft"] = fv
-                except ViglasError as exc:
-                    messages.append(f"{name} VFT: {exc.one_line()}")
-            elif self.vft:
-                messages.append(f"{name} VFT: needs >= 4 temperatures (3 parameters), have {len(pts)}")
-        fa, fv = fit_objs.get("sigma_arrhenius") or fit_objs.get("d_arrhenius"), \
-            fit_objs.get("sigma_vft") or fit_objs.get("d_vft")
-        if fa is not None and fv is not None:
-            a_aic, v_aic = _finite(fa.aic), _finite(fv.aic)
-            if a_aic is not None and v_aic is not None and v_aic < a_aic - 2.0:
-                fits["preferred_model"] = "vft"
-        # Arrhenius with a kink (e.g. across Tg) when the data show one (issue 16 item 3)
-        dpts = [p for p in temps if p.d_cm2_s is not None and p.d_cm2_s > 0]
-        if len(dpts) >= 5 and fit_objs.get("d_arrhenius") is not None:
-            from viglas.analysis.arrhenius_kink import fit_arrhenius_kink
-
-            try:
-                fk = fit_arrhenius_kink([p.t_K for p in dpts], [p.d_cm2_s for p in dpts],
-                                        [p.d_err_cm2_s or 0.0 for p in dpts]
-                                        if all(p.d_err_cm2_s for p in dpts) else None)
-                fits["d_arrhenius_kink"] = _clean(fk.to_dict())
-                fit_objs["d_arrhenius_kink"] = fk
-                others = [x for x in (fit_objs["d_arrhenius"].aic,
-                                      getattr(fit_objs.get("d_vft"), "aic", None))
-                          if x is not None and np.isfinite(x)]
-                if others and fk.aic < min(others) - 2.0:
-                    fits["preferred_model"] = "arrhenius_kink"
-                    messages.append(f"D(T) has a kink at {fk.tk_K:.0f} +- {fk.tk_err_K:.0f} "
-                                    f"K: Ea {fk.ea_high_eV:.3f} eV above, "
-                                    f"{fk.ea_low_eV:.3f} eV below (AIC-preferred)")
-            except ViglasError as exc:
-                messages.append(f"d kinked Arrhenius: {exc.one_line()}")
+        points = temperature_points(runs_ok)  # one rule for every caller (analysis.summary)
+        temps = [TemperaturePoint(**p) for p in points]
+        series = fit_series(points, report_temperature_K=self.report_temperature_K,
+                            vft=self.vft)
+        messages += series.messages
+        fit_objs = series.fit_objects
         t_rep = self.report_temperature_K
-        ea = ea_err = s300 = s300_err = d300 = d300_err = None
-        src = fit_objs.get("d_arrhenius")
-        if src is not None:
-            ea, ea_err = _finite(src.ea_eV), _finite(src.ea_err_eV)
-            d300, d300_err = (_finite(v) for v in src.predict(t_rep))
-        if fit_objs.get("sigma_arrhenius") is not None:
-            fs = fit_objs["sigma_arrhenius"]
-            s300, s300_err = (_finite(v) for v in fs.predict(t_rep))
-            if ea is None:
-                ea, ea_err = _finite(fs.ea_eV), _finite(fs.ea_err_eV)
-        if src is not None:  # sigma(t_rep): Nernst-Einstein on the extrapolated D (issue 15)
-            n_h = an.ne_density_from_points([p.t_K for p in temps], [p.d_cm2_s for p in temps],
-                                            [p.sigma_mS_cm for p in temps])
-            if n_h is not None:
-                s300, s300_err = (_finite(v) for v in an.sigma_from_d_fit(src, t_rep, n_h))
-        s303 = _sigma_303K(temps, fit_objs, fits.get("preferred_model"), an)
-        hp = [p for p in temps if p.haven_ratio is not None]
-        h_all, h_all_err = (combine_replicas([p.haven_ratio for p in hp],
-                                             [p.haven_ratio_err for p in hp])
-                            if hp else (None, None))
-        tp = [p for p in temps if p.transference_number is not None]
-        t_all, t_all_err = (combine_replicas([p.transference_number for p in tp],
-                                             [p.transference_number_err for p in tp])
-                            if tp else (None, None))
         n_per_cm3 = next((r.number_density_per_cm3 for r in runs_ok
                           if r.number_density_per_cm3 is not None), None)
         struct: dict[str, Any] = {}
@@ -711,57 +567,14 @@ class CompositionSummaryMaker(Maker):
             former=structure.former, mobile_species=structure.mobile_species[0],
             n_atoms=structure.n_atoms, density_g_cm3=glass.density_g_cm3,
             number_density_per_cm3=n_per_cm3, calculator=calculator, runs=_clean(run_rows),
-            temperatures=temps, fits=_clean(fits), ea_eV=ea, ea_err_eV=ea_err,
-            report_temperature_K=t_rep, sigma_300K_mS_cm=s300, sigma_300K_err_mS_cm=s300_err,
-            d_300K_cm2_s=d300, d_300K_err_cm2_s=d300_err, tg_K=glass.tg_K, tg_err_K=glass.tg_err_K,
-            tg_rates=tg_rates, tg_lab_K=tg_lab, tg_lab_err_K=tg_lab_err, **s303,
+            temperatures=temps, fits=series.fits, **series.values,
+            tg_K=glass.tg_K, tg_err_K=glass.tg_err_K,
+            tg_rates=tg_rates, tg_lab_K=tg_lab, tg_lab_err_K=tg_lab_err,
             tg_rate_fit=tg_rate_fit,
-            haven_ratio=h_all, haven_ratio_err=_finite(h_all_err),
-            haven_ratio_t_K=[p.t_K for p in hp], transference_number=_finite(t_all),
-            transference_number_err=_finite(t_all_err), transference_t_K=[p.t_K for p in tp],
             structure=_clean(struct), plots=plots,
             messages=messages,
             provenance=_prov(provenance, calculator=(glass.provenance or {}).get("calculator",
                                                                                   calculator)))
-
-
-#: Room temperature of the laboratory numbers (30 °C).
-T_303 = 303.15
-
-
-def _sigma_303K(temps, fit_objs: dict[str, Any], preferred: str | None, an) -> dict[str, Any]:
-    """sigma at 303.15 K with its source (issue 16 item 3): ``simulated`` when an MD
-    temperature lies within 5 K (that point's replica mean), else from the preferred
-    model's fit of D(T) by Nernst-Einstein (or the sigma fit): ``interpolated`` inside
-    the simulated range, ``extrapolated`` outside it."""
-    out = {"sigma_303K_mS_cm": None, "sigma_303K_err_mS_cm": None, "sigma_303K_source": None,
-           "sigma_303K_model": None}
-    near = [p for p in temps if p.sigma_mS_cm is not None and abs(p.t_K - T_303) <= 5.0]
-    if near:
-        p = min(near, key=lambda q: abs(q.t_K - T_303))
-        out.update(sigma_303K_mS_cm=_finite(p.sigma_mS_cm),
-                   sigma_303K_err_mS_cm=_finite(p.sigma_err_mS_cm),
-                   sigma_303K_source="simulated", sigma_303K_model=f"MD at {p.t_K:g} K")
-        return out
-    model = preferred if preferred in ("vft", "arrhenius_kink") and fit_objs.get(
-        f"d_{preferred}") is not None else "arrhenius"
-    dfit = fit_objs.get(f"d_{model}")
-    val = None
-    if dfit is not None:
-        n_h = an.ne_density_from_points([p.t_K for p in temps], [p.d_cm2_s for p in temps],
-                                        [p.sigma_mS_cm for p in temps])
-        if n_h is not None:
-            val = an.sigma_from_d_fit(dfit, T_303, n_h)
-    if val is None and fit_objs.get(f"sigma_{model}") is not None:
-        val = fit_objs[f"sigma_{model}"].predict(T_303)
-    if val is None:
-        return out
-    ts = [p.t_K for p in temps if p.d_cm2_s is not None]
-    inside = bool(ts) and min(ts) <= T_303 <= max(ts)
-    out.update(sigma_303K_mS_cm=_finite(val[0]), sigma_303K_err_mS_cm=_finite(val[1]),
-               sigma_303K_source="interpolated" if inside else "extrapolated",
-               sigma_303K_model=model)
-    return out
 
 
 def _tg_rates_impl(glass, tg_quenches, messages: list[str]):
@@ -921,42 +734,10 @@ class SeriesSummaryMaker(Maker):
                 percolation = {"error": exc.one_line()}
                 messages.append(f"percolation: {exc.one_line()}")
         if self.plots and ok:
-            plots.update(_screening_plots(ranking, Path.cwd()))
+            from viglas.analysis import plot_screening
+
+            plots.update(plot_screening(ranking, Path.cwd()))
         return SeriesSummaryDoc(kind=self.kind, formulas=[s.formula for s in ok],
                                 percolation=_clean(percolation), structural_percolation=_clean(structural),
                                 ranking=_clean(ranking), plots=plots, messages=messages,
                                 provenance=_prov(provenance))
-
-
-def _screening_plots(ranking: list[dict[str, Any]], outdir: Path) -> dict[str, str]:
-    """sigma(300 K) vs Ea and sigma(300 K) vs Tg scatter plots with labels and error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out: dict[str, str] = {}
-    for xkey, xerr, xlabel, fname in (("ea_eV", "ea_err_eV", "Ea (eV)", "sigma300_vs_ea.png"),
-                                      ("tg_K", "tg_err_K", "Tg (K)", "sigma300_vs_tg.png")):
-        rows = [r for r in ranking if r.get(xkey) is not None and r.get("sigma_300K_mS_cm")]
-        fig, ax = plt.subplots(figsize=(5.5, 4.2))
-        if rows:
-            x = [r[xkey] for r in rows]
-            y = [r["sigma_300K_mS_cm"] for r in rows]
-            ax.errorbar(x, y, xerr=[r.get(xerr) or 0 for r in rows],
-                        yerr=[r.get("sigma_300K_err_mS_cm") or 0 for r in rows], fmt="o", capsize=3)
-            for r, xi, yi in zip(rows, x, y):
-                ax.annotate(r["formula"], (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
-            ax.set_yscale("log")
-        else:
-            ax.text(0.5, 0.5, f"no composition has both {xkey} and sigma(300 K)",
-                    ha="center", va="center", transform=ax.transAxes, fontsize=8)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("sigma(300 K) (mS/cm)")
-        ax.set_title("screening: higher is better")
-        fig.tight_layout()
-        path = outdir / fname
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        out[fname.removesuffix(".png")] = str(path.resolve())
-    return out

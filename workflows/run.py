@@ -255,8 +255,8 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _rel(path: str | None, workdir: Path) -> str | None:
-    if not path:
+def _rel(path: str | None, workdir: Path | None) -> str | None:
+    if not path or workdir is None:
         return path
     try:
         return os.path.relpath(path, workdir) if Path(path).is_absolute() and \
@@ -695,11 +695,16 @@ def _schedule(pool, bars, waiting, running, n_workers, store, done, failed, bloc
 
 
 # ----------------------------------------------------------------------------- results
-def collect_results(workdir: str | Path, config: Config | None = None,
+def collect_results(workdir: str | Path | None, config: Config | None = None,
                     failed: dict[str, str] | None = None,
                     expected: list[str] | None = None,
-                    parents: dict[str, list[str]] | None = None) -> dict[str, Any]:
+                    parents: dict[str, list[str]] | None = None, *,
+                    docs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Build the results.json dict from whatever the job store holds (partial runs too).
+
+    ``docs``: the job documents (plain dicts), e.g. read from a remote job store; by
+    default those of the run directory's store. Without a ``workdir`` (remote results)
+    ``config`` is needed and paths stay as stored.
 
     ``expected`` are the job uuids of the config's flow and ``parents`` their parent
     uuids (both derived from the config when not given). Outputs of jobs whose inputs
@@ -708,15 +713,16 @@ def collect_results(workdir: str | Path, config: Config | None = None,
     """
     from viglas.provenance import provenance, stable_hash
 
-    workdir = Path(workdir).resolve()
+    workdir = Path(workdir).resolve() if workdir is not None else None
     if config is None:
-        cfg_path = workdir / "config.json"
-        if not cfg_path.exists():
+        cfg_path = workdir / "config.json" if workdir is not None else None
+        if cfg_path is None or not cfg_path.exists():
             raise ConfigError("not a viglas run directory (no config.json)", field="workdir",
                               value=str(workdir))
         config = Config.model_validate(json.loads(cfg_path.read_text()))
     cfg = config.to_dict()
-    docs = _store_docs(workdir)
+    if docs is None:
+        docs = _store_docs(workdir)
     if expected is None:  # e.g. `viglas results DIR`: the jobs this config needs
         try:
             from viglas.workflows.flows import build_flow
@@ -792,7 +798,10 @@ def collect_results(workdir: str | Path, config: Config | None = None,
                               "haven_ratio": d.get("haven_ratio"),
                               "trajectory": d.get("trajectory"), "msd_plot": d.get("msd_plot")}
                              for d in diffs]
-            entry["temperatures"] = _temperature_points(entry["runs"])
+            # replica averages by the summary's own rule (viglas.analysis.summary)
+            from viglas.analysis.summary import temperature_points
+
+            entry["temperatures"] = temperature_points(entry["runs"])
             entry["number_density_per_cm3"] = next(
                 (d.get("number_density_per_cm3") for d in diffs if d.get("number_density_per_cm3")),
                 None)
@@ -835,24 +844,6 @@ def collect_results(workdir: str | Path, config: Config | None = None,
                    "failed": [{"uuid": u, "error": e} for u, e in failed.items()]},
     }
     return _plain(out)
-
-
-def _temperature_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Replica averages per temperature for a partial run (same rule as the summary)."""
-    from viglas.workflows.makers import combine_replicas
-
-    out = []
-    for t in sorted({r["t_K"] for r in runs}):
-        sel = [r for r in runs if r["t_K"] == t and r.get("d_cm2_s") is not None]
-        if not sel:
-            continue
-        d, de = combine_replicas([r["d_cm2_s"] for r in sel], [r.get("d_err_cm2_s") for r in sel])
-        sg = [r for r in sel if r.get("sigma_mS_cm") is not None]
-        s, se = (combine_replicas([r["sigma_mS_cm"] for r in sg], [r.get("sigma_err_mS_cm") for r in sg])
-                 if sg else (None, None))
-        out.append({"t_K": t, "n_replicas": len(sel), "d_cm2_s": d, "d_err_cm2_s": de,
-                    "sigma_mS_cm": s, "sigma_err_mS_cm": se, "haven_ratio": None})
-    return out
 
 
 def _fmt(v: Any, err: Any = None, spec: str = ".3g") -> str:

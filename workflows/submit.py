@@ -648,18 +648,13 @@ def remote_results(project: str | None, flow_id: str) -> dict[str, Any]:
 def _collect(cfg: dict[str, Any], docs: list[dict[str, Any]], failed: dict[str, str],
              expected: list[str]) -> dict[str, Any]:
     """results.json from store documents, through ``viglas.workflows.run.collect_results``
-    (it reads a run directory, so the documents are laid out in a temporary one)."""
-    import json
-    import tempfile
-
+    (the code ``viglas run`` uses; paths stay as stored on the cluster)."""
     from viglas.config import Config
-    from viglas.workflows.run import STORE_FILE, collect_results
+    from viglas.workflows.run import collect_results
 
     config = Config.model_validate(cfg)
-    with tempfile.TemporaryDirectory(prefix="viglas-remote-") as tmp:
-        Path(tmp, "config.json").write_text(json.dumps(cfg))
-        Path(tmp, STORE_FILE).write_text(json.dumps(_json_safe(docs), default=str))
-        return collect_results(tmp, config=config, failed=failed, expected=expected)
+    return collect_results(None, config=config, failed=failed, expected=expected,
+                           docs=_json_safe(docs))
 
 
 def _json_safe(obj: Any) -> Any:
