@@ -4,6 +4,7 @@
     python scripts/dft_labels.py plan                 # sample candidates (ionic MD, ~1 min)
     python scripts/dft_labels.py plan-next --round 1 --params FITTED.yaml
                                                       # sample with a refitted set at 0 GPa
+    python scripts/dft_labels.py plan-small --round 2 # ~21-atom training cells (cheap)
     python scripts/dft_labels.py label [--hours 2]    # label them, resumable; run in the
                                                       # background, several at once is fine
     python scripts/dft_labels.py status               # what is labelled, per composition
@@ -52,6 +53,21 @@ def cmd_plan(args) -> None:
     frames = plan_round0(seeds_per_recipe=args.seeds, existing=existing, log=_log)
     write_frames(frames, PLAN)
     _log(f"{len(frames)} candidates in {PLAN.relative_to(ROOT)}")
+
+
+def cmd_plan_small(args) -> None:
+    """Small (~21-atom) cells of every composition: cheap training labels."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from viglas.potentials.dft_sampling import plan_small, read_frames, write_frames
+
+    rnd = int(args.round)
+    path = DATA / f"candidates_round{rnd}.extxyz.gz"
+    existing = {a.info["label"]: a for a in read_frames(path)} if path.exists() else {}
+    comps = args.compositions.split(",") if args.compositions else None
+    frames = plan_small(rnd, n_atoms=args.n_atoms, compositions=comps,
+                        priority_base=int(args.priority_base), existing=existing, log=_log)
+    write_frames(frames, path)
+    _log(f"{len(frames)} round-{rnd} small-cell candidates in {path.relative_to(ROOT)}")
 
 
 def cmd_plan_next(args) -> None:
@@ -299,6 +315,13 @@ def main(argv=None) -> int:
     a.add_argument("--priority-base", type=int, default=1000, help="labelling priority of "
                    "the first new frame (lower = earlier; round 0 uses 0-87)")
     a.set_defaults(fn=cmd_plan_next)
+    a = sub.add_parser("plan-small", help="small (~21-atom) training cells of every "
+                       "composition (cheap labels)")
+    a.add_argument("--round", type=int, default=2)
+    a.add_argument("--n-atoms", type=int, default=21)
+    a.add_argument("--compositions", default=None)
+    a.add_argument("--priority-base", type=int, default=10000)
+    a.set_defaults(fn=cmd_plan_small)
     a = sub.add_parser("label")
     a.add_argument("--hours", type=float, default=None, help="stop starting new frames "
                    "after this much wall time")

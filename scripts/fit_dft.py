@@ -40,6 +40,12 @@ def _log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
 
+try:  # the MD engine moves from workflows/ to viglas/md/ (issue 13)
+    from viglas.md import melt_quench, run_md
+except ImportError:  # pragma: no cover - older tree
+    from viglas.workflows.md import melt_quench, run_md
+
+
 def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int = 0):
     """Relax + NPT(300 K, 0 GPa) of a prototype crystal with the ionic set ``params``."""
     from ase.filters import FrechetCellFilter
@@ -47,7 +53,7 @@ def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int 
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from viglas.potentials import IonicPotential
+    from viglas.potentials.delta import make_potential
     from viglas.structures import load_prototype
 
     proto = load_prototype(name)
@@ -61,7 +67,7 @@ def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int 
     ref = AseAtomsAdaptor.get_structure(proto)
     out = {"prototype_density_g_cm3": round(rho(proto), 4)}
     a = proto.copy()
-    a.calc = IonicPotential(params)
+    a.calc = make_potential(params)
     e0 = a.get_potential_energy() / len(a)
     opt = FIRE(FrechetCellFilter(a), logfile=None)
     opt.run(fmax=0.01, steps=3000)
@@ -73,10 +79,8 @@ def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int 
         "steps": int(opt.nsteps),
     }
     if npt_ps > 0:
-        from viglas.workflows.md import run_md
-
         sc = proto.repeat((2, 2, 2))
-        calc = IonicPotential(params)
+        calc = make_potential(params)
         kw = dict(ensemble="npt", thermostat="langevin", temperature_K=300.0,
                   pressure_GPa=0.0, timestep_fs=2.0, save_every=50, seed=seed,
                   progress=False)
@@ -97,6 +101,63 @@ def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int 
     return out
 
 
+def glass_check(params, comp: str, *, workdir: Path, seed: int = 0, n_atoms: int = 64,
+                t_melt_K: float = 1000.0, hold_ps: float = 5.0,
+                cool_rate_K_ps: float = 100.0) -> dict:
+    """Melt-quench of ``comp`` at 0 GPa (NPT from ``t_melt_K`` to 300 K): does the melt
+    hold together, and at which density does the glass end?"""
+    from viglas.errors import ViglasError
+    from viglas.potentials.delta import make_potential
+    from viglas.structures import build_glass
+
+    start = build_glass(comp, n_atoms, method="substitution", seed=seed)
+    start.info = {}
+    rho0 = float(start.get_masses().sum()) / start.get_volume() * 1.66053907
+    try:
+        mq = melt_quench(start, make_potential(params), t_melt_K=t_melt_K, t_final_K=300.0,
+                         hold_ps=hold_ps, cool_rate_K_ps=cool_rate_K_ps, pressure_GPa=0.0,
+                         timestep_fs=2.0, workdir=workdir / comp, seed=seed, progress=False)
+    except ViglasError as exc:
+        return {"boiled_or_failed": True, "error": str(exc), "start_density_g_cm3": rho0}
+    a = mq.atoms
+    rho = float(a.get_masses().sum()) / a.get_volume() * 1.66053907
+    return {"boiled_or_failed": False, "start_density_g_cm3": round(rho0, 4),
+            "glass_density_g_cm3": round(rho, 4), "t_melt_K": t_melt_K,
+            "cool_rate_K_ps": cool_rate_K_ps, "n_atoms": len(a),
+            "glass": str(Path(workdir / comp).relative_to(ROOT)) if Path(workdir).is_relative_to(ROOT) else str(workdir / comp)}
+
+
+def fit_delta_form(args, train, valid, report: dict) -> None:
+    """Fit the ionic+delta form (issue 12: a new form when rigid ions cannot get there),
+    score it like the others and write the model file."""
+    from viglas.potentials import load_parameters
+    from viglas.potentials.delta import save_delta_file
+    from viglas.potentials.delta_fit import DeltaFitSettings, delta_predictor, fit_delta
+    from viglas.potentials.dft_fit import score
+
+    base = load_parameters(args.initial)
+    st = DeltaFitSettings(h_A=args.delta_h, lmax=args.delta_lmax, rc_A=args.delta_rc,
+                          sigma_E_eV_atom=args.delta_sigma_e, sigma_F_eV_A=args.delta_sigma_f,
+                          sigma_S_GPa=args.delta_sigma_s)
+    t0 = time.time()
+    model, rec = fit_delta(train, base, st, log=_log)
+    rec.update(reference="gpaw-pbe-d3bj", settings_hash=report["settings_hash"],
+               n_valid_frames=len(valid), baseline=str(args.initial or "default"),
+               command="python scripts/fit_dft.py " + " ".join(sys.argv[1:]),
+               date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               fit_seconds=round(time.time() - t0, 1))
+    model.meta["fit"] = rec
+    save_delta_file(model, base.to_yaml_dict(), args.delta_out)
+    report["delta_fit"] = {**rec, "model_file": _rel(args.delta_out)}
+    pred = delta_predictor(model, base)
+    report["scores"]["ionic_delta"] = {"train": score(train, pred),
+                                       "valid": score(valid, pred) if valid else None}
+    v = report["scores"]["ionic_delta"]["valid"]
+    _log(f"ionic+delta: {model.n_coef} coefficients, lambda {rec['lambda']:g}, held-out force "
+         f"R2 {v['all']['force_r2'] if v else 'n/a'}, pressure bias "
+         f"{v['all']['pressure_bias_GPa'] if v else 'n/a'} GPa")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,7 +176,22 @@ def main(argv=None) -> int:
     p.add_argument("--scan-stress-weights", default="",
                    help="comma-separated stress weights (per GPa): refit with each and "
                         "tabulate held-out force R2 against pressure bias (the trade-off)")
+    p.add_argument("--form", choices=("ionic", "delta"), default="ionic",
+                   help="ionic: refit the rigid-ion set; delta: fit the linear many-body "
+                        "correction on the ionic baseline (--initial)")
+    p.add_argument("--delta-out", default=str(ROOT / "viglas/potentials/data/dft_delta.json"))
+    p.add_argument("--delta-h", type=float, default=0.4, help="spline knot spacing (A)")
+    p.add_argument("--delta-rc", type=float, default=5.5, help="pair cutoff (A)")
+    p.add_argument("--delta-lmax", type=int, default=4)
+    p.add_argument("--delta-sigma-e", type=float, default=0.01, help="eV/atom")
+    p.add_argument("--delta-sigma-f", type=float, default=0.1, help="eV/A")
+    p.add_argument("--delta-sigma-s", type=float, default=0.5, help="GPa")
+    p.add_argument("--glass-check", default="",
+                   help="comma-separated compositions to melt-quench at 0 GPa with each set "
+                        "(e.g. the six required ones)")
     args = p.parse_args(argv)
+    if args.form == "delta" and args.report == str(ROOT / "viglas/potentials/data/dft/fit_report.json"):
+        args.report = str(ROOT / "viglas/potentials/data/dft/fit_report_delta.json")
 
     from viglas.potentials import load_parameters, save_parameters
     from viglas.potentials.dft_fit import (calculator_predictor, fit_ionic_to_dft,
@@ -164,7 +240,9 @@ def main(argv=None) -> int:
             v = row["valid"]["all"] if valid else row["train"]
             _log(f"stress weight {sw:g}: held-out force R2 {v['force_r2']:.3f}, pressure "
                  f"bias {v['pressure_bias_GPa']:+.2f} GPa")
-    if not args.no_fit:
+    if args.form == "delta" and not args.no_fit:
+        fit_delta_form(args, train, valid, report)
+    if args.form == "ionic" and not args.no_fit:
         settings = FitSettings(force_weight=args.force_weight, stress_weight=args.stress_weight,
                                energy_weight=args.energy_weight, max_nfev=300)
         t0 = time.time()
@@ -194,7 +272,10 @@ def main(argv=None) -> int:
         _log(f"fitted: charge scale {fitted.charge_scale:.3f}, held-out force R2 "
              f"{v['all']['force_r2'] if v else 'n/a'}")
     wd = Path(args.workdir)
-    for label, prm in (("ionic_default_chgnet_fitted", default), ("ionic_dft_fitted", fitted)):
+    sets = [("ionic_default_chgnet_fitted", default), ("ionic_dft_fitted", fitted)]
+    if "delta_fit" in report:
+        sets.append(("ionic_delta", args.delta_out))
+    for label, prm in sets:
         if prm is None:
             continue
         report["crystals"][label] = {}
@@ -203,12 +284,26 @@ def main(argv=None) -> int:
                 from viglas.provenance import model_identity, stable_hash
 
                 # one folder per parameter set: a checkpoint of another set never blocks
+                ident = (stable_hash(Path(prm).read_text(), length=12)
+                         if isinstance(prm, (str, Path)) else
+                         stable_hash(model_identity(prm), length=12))
                 report["crystals"][label][name] = crystal_check(
-                    prm, name, npt_ps=args.crystal_ps,
-                    workdir=wd / label / stable_hash(model_identity(prm), length=12))
+                    prm, name, npt_ps=args.crystal_ps, workdir=wd / label / ident)
             except Exception as exc:  # noqa: BLE001 - report, keep going
                 report["crystals"][label][name] = {"error": f"{type(exc).__name__}: {exc}"}
             _log(f"{label} {name}: {report['crystals'][label][name]}")
+        comps = [c for c in args.glass_check.split(",") if c]
+        if comps:
+            report.setdefault("glasses_0GPa", {})[label] = {}
+        for comp in comps:
+            from viglas.provenance import stable_hash
+
+            ident = (stable_hash(Path(prm).read_text(), length=12)
+                     if isinstance(prm, (str, Path)) else
+                     stable_hash(model_identity(prm), length=12))
+            r = glass_check(prm, comp, workdir=wd / label / ident / "glass")
+            report["glasses_0GPa"][label][comp] = r
+            _log(f"{label} {comp} melt-quench at 0 GPa: {r}")
     Path(args.report).write_text(json.dumps(report, indent=1))
     _log(f"report -> {args.report}")
     return 0

@@ -74,6 +74,9 @@ class DeltaModel:
     lmax: int = 4
     coef: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    emb_rc: float = 0.0
+    emb_nk: int = 0
+    emb_hi: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.species)
@@ -81,6 +84,8 @@ class DeltaModel:
         if self.r3 is None:
             self.r3 = default_r3(self.species)
         self.r3 = np.asarray(self.r3, float).reshape(n, n)
+        self.emb_hi = (np.zeros(n) if self.emb_hi is None
+                       else np.asarray(self.emb_hi, float).reshape(n))
         if self.rc <= 0 or self.h <= 0 or self.w < 0 or self.lmax < 0:
             raise FitError("bad delta geometry", field="rc/h/w/lmax",
                            value=(self.rc, self.h, self.w, self.lmax),
@@ -117,6 +122,14 @@ class DeltaModel:
                     toff[c, u, v] = toff[c, v, u] = col
                     col += nl
         self.tb_off = toff
+        # embedding F_t(rho_i): emb_nk splines per centre element (if emb_hi > 0)
+        eoff = -np.ones(n, np.int64)
+        if self.emb_rc > 0 and self.emb_nk > 0:
+            for t in range(n):
+                if self.emb_hi[t] > 0:
+                    eoff[t] = col
+                    col += self.emb_nk
+        self.emb_off = eoff
         self.n_coef = col
 
     def labels(self) -> list[str]:
@@ -132,11 +145,14 @@ class DeltaModel:
             for x, u in enumerate(nb):
                 for v in nb[x:]:
                     out += [f"3b[{sp[u]}-{sp[c]}-{sp[v]}][P{l}]" for l in range(self.lmax + 1)]
+        for t in range(n):
+            if self.emb_off[t] >= 0:
+                out += [f"emb[{sp[t]}][{k}]" for k in range(self.emb_nk)]
         return out
 
     @property
     def cutoff(self) -> float:
-        return max(self.rc, float(self.r3.max(initial=0.0)))
+        return max(self.rc, float(self.r3.max(initial=0.0)), self.emb_rc)
 
     def types_of(self, symbols) -> np.ndarray:
         idx = {s: k for k, s in enumerate(self.species)}
@@ -159,6 +175,8 @@ class DeltaModel:
                           for a in range(n) for b in range(a, n) if self.pair_lo[a, b] > 0},
             "r3_A": {f"{sp[a]}-{sp[b]}": float(self.r3[a, b])
                      for a in range(n) for b in range(a, n) if self.r3[a, b] > 0},
+            "emb_rc_A": self.emb_rc, "emb_nk": self.emb_nk,
+            "emb_hi": {sp[t]: float(self.emb_hi[t]) for t in range(n) if self.emb_hi[t] > 0},
             "coef_eV": None if self.coef is None else [float(x) for x in self.coef],
             "meta": self.meta,
         }
@@ -181,17 +199,19 @@ class DeltaModel:
 
         return cls(species=sp, pair_lo=table("pair_lo_A"), rc=float(d["rc_A"]),
                    h=float(d["h_A"]), w=float(d["w_A"]), r3=table("r3_A"),
-                   lmax=int(d["lmax"]), coef=d.get("coef_eV"), meta=d.get("meta", {}))
+                   lmax=int(d["lmax"]), coef=d.get("coef_eV"), meta=d.get("meta", {}),
+                   emb_rc=float(d.get("emb_rc_A", 0.0)), emb_nk=int(d.get("emb_nk", 0)),
+                   emb_hi=[float(d.get("emb_hi", {}).get(x, 0.0)) for x in sp])
 
 
-def default_r3(species: list[str]) -> np.ndarray:
+def default_r3(species: list[str], margin: float = R3_MARGIN) -> np.ndarray:
     """First-shell cutoffs (Å): cation–anion pairs only (sum of radii + margin)."""
     n = len(species)
     t = np.zeros((n, n))
     for a, sa in enumerate(species):
         for b, sb in enumerate(species):
             if (sa in ANIONS) != (sb in ANIONS) and sa in SHELL_RADII and sb in SHELL_RADII:
-                t[a, b] = SHELL_RADII[sa] + SHELL_RADII[sb] + R3_MARGIN
+                t[a, b] = SHELL_RADII[sa] + SHELL_RADII[sb] + margin
     return t
 
 
@@ -218,7 +238,8 @@ def _build_kernel():
 
     @numba.njit(cache=True, nogil=True)
     def kernel(pos, cell, ii, jj, SS, types, pair_lo, pair_nk, pair_off, rc, h, w,
-               r3, tb_off, lmax, coef, fit, efeat, ffeat, vfeat, forces, virial):
+               r3, tb_off, lmax, emb_rc, emb_nk, emb_hi, emb_off,
+               coef, fit, efeat, ffeat, vfeat, forces, virial):
         """fit=True: add design rows (efeat[P], ffeat[N,3,P] = -dE/dx, vfeat[6,P]);
         fit=False: add energy (returned), forces and virial (3x3) with ``coef``."""
         n = pos.shape[0]
@@ -235,7 +256,11 @@ def _build_kernel():
         nb_d = np.empty((n, maxnb, 3))
         overflow = False
         rc2 = rc * rc
-        for p in range(ii.shape[0]):
+        rho = np.zeros(n)
+        use_emb = emb_rc > 0.0 and emb_nk > 0
+        npair = ii.shape[0]
+        pd = np.empty((npair, 4)) if use_emb else np.empty((0, 4))
+        for p in range(npair):
             i = ii[p]
             j = jj[p]
             d0 = pos[j, 0] - pos[i, 0] + SS[p, 0] * cell[0, 0] + SS[p, 1] * cell[1, 0] + SS[p, 2] * cell[2, 0]
@@ -245,6 +270,15 @@ def _build_kernel():
             ti = types[i]
             tj = types[j]
             r = math.sqrt(r2)
+            if use_emb:
+                pd[p, 0] = d0
+                pd[p, 1] = d1
+                pd[p, 2] = d2
+                pd[p, 3] = r
+                if r < emb_rc:
+                    q = 1.0 - r / emb_rc
+                    rho[i] += q * q * q
+                    rho[j] += q * q * q
             if r3[ti, tj] > 0.0 and r < r3[ti, tj]:
                 if nb_cnt[i] < maxnb and nb_cnt[j] < maxnb:
                     c = nb_cnt[i]
@@ -323,6 +357,84 @@ def _build_kernel():
                     virial[2, 0] += a * d2 * g0
                     virial[2, 1] += a * d2 * g1
                     virial[2, 2] += a * d2 * g2
+        # embedding: E = sum_i F_t(rho_i), F = sum_m c_m B_m(rho / he), he = hi / nk
+        if use_emb:
+            m0 = np.zeros(n, np.int64)
+            dB = np.zeros((n, 4))  # dF/drho per unit coefficient of the 4 live splines
+            for i in range(n):
+                ti = types[i]
+                if emb_off[ti] < 0:
+                    continue
+                he = emb_hi[ti] / emb_nk
+                u = rho[i] / he
+                k0 = int(math.floor(u))
+                m0[i] = k0
+                for q in range(4):
+                    k = k0 + q
+                    if k < 0 or k >= emb_nk:
+                        continue
+                    b, db = bspline(u - (k - 3))
+                    dB[i, q] = db / he
+                    col = emb_off[ti] + k
+                    if fit:
+                        efeat[col] += b
+                    else:
+                        energy += coef[col] * b
+            for p in range(npair):
+                r = pd[p, 3]
+                if r >= emb_rc:
+                    continue
+                i = ii[p]
+                j = jj[p]
+                q1 = 1.0 - r / emb_rc
+                dphi = -3.0 * q1 * q1 / emb_rc
+                d0 = pd[p, 0]
+                d1 = pd[p, 1]
+                d2 = pd[p, 2]
+                for side in range(2):
+                    a_ = i if side == 0 else j
+                    ta = types[a_]
+                    if emb_off[ta] < 0:
+                        continue
+                    for q in range(4):
+                        k = m0[a_] + q
+                        if k < 0 or k >= emb_nk or dB[a_, q] == 0.0:
+                            continue
+                        dval = dB[a_, q] * dphi
+                        g0 = dval * d0 / r
+                        g1 = dval * d1 / r
+                        g2 = dval * d2 / r
+                        col = emb_off[ta] + k
+                        if fit:
+                            ffeat[i, 0, col] += g0
+                            ffeat[i, 1, col] += g1
+                            ffeat[i, 2, col] += g2
+                            ffeat[j, 0, col] -= g0
+                            ffeat[j, 1, col] -= g1
+                            ffeat[j, 2, col] -= g2
+                            vfeat[0, col] += d0 * g0
+                            vfeat[1, col] += d1 * g1
+                            vfeat[2, col] += d2 * g2
+                            vfeat[3, col] += d1 * g2
+                            vfeat[4, col] += d0 * g2
+                            vfeat[5, col] += d0 * g1
+                        else:
+                            a = coef[col]
+                            forces[i, 0] += a * g0
+                            forces[i, 1] += a * g1
+                            forces[i, 2] += a * g2
+                            forces[j, 0] -= a * g0
+                            forces[j, 1] -= a * g1
+                            forces[j, 2] -= a * g2
+                            virial[0, 0] += a * d0 * g0
+                            virial[0, 1] += a * d0 * g1
+                            virial[0, 2] += a * d0 * g2
+                            virial[1, 0] += a * d1 * g0
+                            virial[1, 1] += a * d1 * g1
+                            virial[1, 2] += a * d1 * g2
+                            virial[2, 0] += a * d2 * g0
+                            virial[2, 1] += a * d2 * g1
+                            virial[2, 2] += a * d2 * g2
         # 3-body
         nl = lmax + 1
         P = np.empty(nl)
@@ -459,7 +571,8 @@ def _call(model: DeltaModel, atoms, fit: bool, nl=None):
         coef = model.coef
     e, overflow = _kernel()(pos, cell, i, j, np.ascontiguousarray(S, dtype=np.int64), types,
                             model.pair_lo, model.pair_nk, model.pair_off, model.rc, model.h,
-                            model.w, model.r3, model.tb_off, model.lmax, coef, fit,
+                            model.w, model.r3, model.tb_off, model.lmax, float(model.emb_rc),
+                            int(model.emb_nk), model.emb_hi, model.emb_off, coef, fit,
                             ef, ff, vf, f, v)
     if overflow:
         raise CalculatorError("more than 64 first-shell neighbours on one atom",
@@ -513,6 +626,9 @@ class DeltaIonicPotential(Calculator):
             baseline = d.meta.get("baseline")
         self.model: DeltaModel = d
         self.baseline = IonicPotential(baseline, skin=skin)
+        self.params = _Identity({"schema": DELTA_SCHEMA,
+                                 "baseline": self.baseline.params.model_dump(mode="json"),
+                                 "delta": d.to_dict()})
         self.skin = float(skin)
         self._nl = None
         self.delta_energy = 0.0
@@ -543,6 +659,22 @@ class DeltaIonicPotential(Calculator):
         self.results = {"energy": energy, "free_energy": energy,
                         "forces": np.asarray(rb["forces"]) + f,
                         "stress": np.asarray(rb["stress"]) + s}
+
+
+class _Identity:
+    """What the workflow provenance reads of a calculator's parameters (``model_dump``,
+    ``identity_dict``: the whole model, so its hash changes with any coefficient)."""
+
+    def __init__(self, d: dict[str, Any]):
+        self._d = d
+        fit = (d["delta"].get("meta") or {}).get("fit") or {}
+        self._d.setdefault("provenance", {"reference": fit.get("reference"),
+                                          "date": fit.get("date")})
+
+    def model_dump(self, mode: str = "json") -> dict[str, Any]:
+        return self._d
+
+    identity_dict = model_dump
 
 
 def load_delta_file(path: str | Path) -> dict[str, Any]:

@@ -43,6 +43,11 @@ class DeltaFitSettings:
     w_A: float = 0.3
     lmax: int = 4
     lo_margin_A: float = 0.05
+    three_body: bool = True
+    r3_margin_A: float = 0.6
+    emb_rc_A: float = 5.0
+    emb_nk: int = 8
+    emb_headroom: float = 1.4
     lambdas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
     ridge_eps: float = 1e-3
     cv_folds: int = 5
@@ -80,8 +85,30 @@ def new_model(frames: Sequence[Atoms], settings: DeltaFitSettings | None = None,
     dmin = min_pair_distances(frames, sp, s.rc_A)
     lo = np.where(dmin > 0, np.floor((dmin - s.lo_margin_A) / 0.05) * 0.05, 0.0)
     lo = np.where((lo > 0) & (lo < s.rc_A - 4 * s.h_A), lo, 0.0)
-    return DeltaModel(species=sp, pair_lo=lo, rc=s.rc_A, h=s.h_A, w=s.w_A,
-                      r3=default_r3(sp), lmax=s.lmax)
+    r3 = default_r3(sp, s.r3_margin_A) if s.three_body else np.zeros((len(sp), len(sp)))
+    hi = (s.emb_headroom * max_local_density(frames, sp, s.emb_rc_A)
+          if s.emb_rc_A > 0 and s.emb_nk > 0 else None)
+    return DeltaModel(species=sp, pair_lo=lo, rc=s.rc_A, h=s.h_A, w=s.w_A, r3=r3,
+                      lmax=s.lmax, emb_rc=s.emb_rc_A if hi is not None else 0.0,
+                      emb_nk=s.emb_nk if hi is not None else 0, emb_hi=hi)
+
+
+def max_local_density(frames: Sequence[Atoms], species: list[str], rc: float) -> np.ndarray:
+    """Largest embedding density rho_i = sum_j (1 - r_ij/rc)^3 of each element."""
+    from viglas.potentials.ionic import half_neighbour_list
+
+    idx = {s: k for k, s in enumerate(species)}
+    out = np.zeros(len(species))
+    for a in frames:
+        i, j, S = half_neighbour_list(a.positions, a.cell.array, rc)
+        r = np.linalg.norm(a.positions[j] - a.positions[i] + S @ a.cell.array, axis=1)
+        phi = (1.0 - r / rc) ** 3
+        rho = np.bincount(i, phi, len(a)) + np.bincount(j, phi, len(a))
+        t = np.array([idx[x] for x in a.get_chemical_symbols()])
+        for k in range(len(species)):
+            if np.any(t == k):
+                out[k] = max(out[k], float(rho[t == k].max()))
+    return out
 
 
 def _baseline(frames: Sequence[Atoms], baseline: Any) -> list[dict[str, Any]]:
