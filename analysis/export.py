@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from viglas.analysis.pybamm_params import ExtrapolationWarning, kernel_source, ln_and_sd
+from viglas.analysis.pybamm_kernel import ExtrapolationWarning, kernel_source, ln_and_sd
 from viglas.errors import ExportError
 from viglas.units import T_STANDARD_K
 

@@ -70,7 +70,8 @@ def check_memory(n_atoms: int, *, field: str = "n_atoms",
             hint="use fewer atoms or a machine with more memory")
 
 
-def _check_density(density: float | None) -> float | None:
+def check_density(density: float | None) -> float | None:
+    """The requested glass density (g/cm³) validated, or None (the default estimate)."""
     if density is None:
         return None
     try:
@@ -120,7 +121,7 @@ def build_glass(comp: GlassComposition | str, n_atoms: int, method: str = "subst
                              allowed=" or ".join(METHODS))
     if isinstance(n_atoms, (int, np.integer)) and not isinstance(n_atoms, bool):
         check_memory(int(n_atoms))
-    rho = _check_density(density)
+    rho = check_density(density)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise StructureError("seed must be a non-negative integer", field="seed", value=seed,
                              allowed="an integer >= 0")

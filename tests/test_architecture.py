@@ -75,3 +75,45 @@ def test_importing_the_lower_layers_loads_no_jobflow():
             "'viglas.commands'))); print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _module_graph(folder: str, package: str) -> dict[str, set[str]]:
+    """Module -> modules of the same package it imports (absolute and relative,
+    also lazy imports; the package __init__ is left out: it re-exports everything)."""
+    graph: dict[str, set[str]] = {}
+    files = {f.stem: f for f in (ROOT / folder).glob("*.py") if f.stem != "__init__"}
+    for name, f in files.items():
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text(), filename=str(f))):
+            if isinstance(node, ast.ImportFrom):
+                mod = node.module or ""
+                if node.level == 1:
+                    mod = f"{package}.{mod}" if mod else package
+                names = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for m in names:
+                if m.startswith(package + ".") and m.split(".")[2] in files:
+                    deps.add(m.split(".")[2])
+        graph[name] = deps - {name}
+    return graph
+
+
+@pytest.mark.parametrize("folder,package", [("analysis", "viglas.analysis"),
+                                            ("viglas/md", "viglas.md")])
+def test_no_import_cycles_between_modules(folder, package):
+    graph = _module_graph(folder, package)
+    cycles = []
+
+    def visit(node, path):
+        for nxt in sorted(graph[node]):
+            if nxt in path:
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif len(path) < len(graph):
+                visit(nxt, path + [nxt])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert cycles == []

@@ -20,6 +20,28 @@ def test_units_roundtrip():
     assert density_g_cm3(100.0, v) == pytest.approx(2.0)
 
 
+def test_one_duration_to_steps_rule():
+    """viglas.units.md_steps: nearest for configured durations, up to cover a schedule,
+    down (with slack for float noise) for a cap."""
+    from viglas.units import md_steps
+
+    assert md_steps(20 * 1000.0, 2.0) == 10000
+    assert md_steps(2583.3, 1.0) == 2583 and md_steps(2583.3, 1.0, "up") == 2584
+    assert md_steps(5166.67, 2.0, "up") == 2584 and md_steps(5166.67, 2.0, "down") == 2583
+    assert md_steps((0.1 + 0.2) * 1000.0, 0.3, "down") == 1000  # 999.9999999999999 steps
+    with pytest.raises(ValueError):
+        md_steps(10.0, 1.0, "ceil")
+
+
+def test_atomic_write_replaces_whole_files(tmp_path):
+    from viglas.files import atomic_write_bytes, atomic_write_text
+
+    f = tmp_path / "a.json"
+    atomic_write_text(f, "old")
+    atomic_write_bytes(f, lambda fh: fh.write(b"new"))
+    assert f.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
 def test_h5md_roundtrip_unwrap_and_resume(tmp_path):
     rng = np.random.default_rng(0)
     n, frames = 5, 12

@@ -112,7 +112,8 @@ class CalculatorSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-def _as_spec(spec: CalculatorSpec | dict | str) -> CalculatorSpec:
+def as_spec(spec: CalculatorSpec | dict | str) -> CalculatorSpec:
+    """A :class:`CalculatorSpec` from a spec, a name or a ``{"name", "params"}`` dict."""
     if isinstance(spec, CalculatorSpec):
         return spec
     if isinstance(spec, str):
@@ -316,7 +317,7 @@ def get_calculator(spec: CalculatorSpec | dict | str, *, allow_import: bool | No
     ``$VIGLAS_ALLOW_IMPORT``) allows it; names registered in the ``viglas.calculators``
     entry-point group are always allowed.
     """
-    s = _as_spec(spec)
+    s = as_spec(spec)
     name = _normal_name(s.name)
     if ":" in name:
         check_import_allowed(name, allow_import)
@@ -333,7 +334,7 @@ def get_calculator(spec: CalculatorSpec | dict | str, *, allow_import: bool | No
 
 def supported_elements(spec: CalculatorSpec | dict | str) -> set[str] | None:
     """Elements the calculator can handle, or None when it is not restricted/known."""
-    s = _as_spec(spec)
+    s = as_spec(spec)
     name = _normal_name(s.name)
     if name == "emt":
         try:
@@ -364,7 +365,7 @@ def check_elements(spec: CalculatorSpec | dict | str, symbols) -> None:
         return
     missing = sorted(set(symbols) - known)
     if missing:
-        name = _normal_name(_as_spec(spec).name)
+        name = _normal_name(as_spec(spec).name)
         raise CalculatorError(f"calculator '{name}' has no parameters for "
                               f"{', '.join(missing)}", field="calculator.name", value=name,
                               allowed=f"structures made of {' '.join(sorted(known))}",

@@ -35,6 +35,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationE
                       field_validator, model_validator)
 
 from viglas.errors import ConfigError, ViglasError
+from viglas.units import md_steps
 
 __all__ = [
     "Config", "CalculatorConfig", "StructureConfig", "MeltQuenchConfig",
@@ -323,14 +324,14 @@ class ProductionConfig(_Strict):
     @property
     def steps(self) -> int:
         """Production steps per run."""
-        return int(round(self.duration_ps * 1000.0 / self.timestep_fs))
+        return md_steps(self.duration_ps * 1000.0, self.timestep_fs)
 
     @property
     def max_steps(self) -> int | None:
         """Step cap of an adaptive run (None: fixed length)."""
         if self.target_d_rel_err is None or self.max_duration_ps is None:
             return None
-        return int(round(self.max_duration_ps * 1000.0 / self.timestep_fs))
+        return md_steps(self.max_duration_ps * 1000.0, self.timestep_fs)
 
     def max_steps_at(self, t_K: float) -> int | None:
         """Step cap of the adaptive run at ``t_K`` (per-temperature cap if given)."""
@@ -338,23 +339,23 @@ class ProductionConfig(_Strict):
             return None
         for t, cap in self.max_duration_ps_by_T.items():
             if abs(float(t) - float(t_K)) < 1e-9:
-                return int(round(cap * 1000.0 / self.timestep_fs))
+                return md_steps(cap * 1000.0, self.timestep_fs)
         return self.max_steps
 
     @property
     def equilibration_steps(self) -> int:
         """Equilibration steps per run (not analysed)."""
-        return int(round(self.equilibration_ps * 1000.0 / self.timestep_fs))
+        return md_steps(self.equilibration_ps * 1000.0, self.timestep_fs)
 
     @property
     def save_every(self) -> int:
         """Steps between saved frames."""
-        return max(1, int(round(self.save_every_fs / self.timestep_fs)))
+        return max(1, md_steps(self.save_every_fs, self.timestep_fs))
 
     @property
     def checkpoint_every(self) -> int:
         """Steps between checkpoints."""
-        return max(1, int(round(self.checkpoint_every_ps * 1000.0 / self.timestep_fs)))
+        return max(1, md_steps(self.checkpoint_every_ps * 1000.0, self.timestep_fs))
 
 
 class AnalysisConfig(_Strict):

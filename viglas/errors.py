@@ -125,10 +125,3 @@ def check_writable_dir(path: str | os.PathLike, *, field: str, create: bool = Tr
                           hint="choose another location or fix its permissions") from exc
     return p
 
-
-def require(condition: bool, message: str, *, field: str, value: Any = _MISSING,
-            allowed: str | None = None, error: type[ViglasError] = ViglasError,
-            hint: str | None = None) -> None:
-    """Raise ``error`` with the given details unless ``condition`` holds."""
-    if not condition:
-        raise error(message, field=field, value=value, allowed=allowed, hint=hint)

@@ -1,13 +1,17 @@
 """Numbers and containers made JSON-ready: the one cleaning rule of viglas outputs.
 
 :func:`finite` turns a value into a float or None (JSON has no NaN or infinity);
-:func:`clean` applies it through dicts, lists, tuples and numpy arrays and turns numpy
-integers into ints.
+:func:`clean` applies it through dicts, lists, tuples and numpy arrays, turns numpy
+integers into ints, datetimes into ISO strings and pydantic models into dicts; with
+``drop_meta`` it leaves out monty's ``@module``/``@class`` keys, with ``default`` it
+maps any other object (e.g. ``str`` for documents read from a database).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -26,16 +30,32 @@ def finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def clean(obj: Any) -> Any:
-    """Recursively turn numpy scalars/arrays into lists/floats and NaN into None."""
+def clean(obj: Any, *, drop_meta: bool = False,
+          default: Callable[[Any], Any] | None = None) -> Any:
+    """Recursively turn numpy scalars/arrays into lists/floats and NaN into None.
+
+    ``drop_meta``: leave out dict keys starting with ``@`` (monty's class markers).
+    ``default``: applied to objects that are not None, str, int, bool, float, numpy
+    numbers, containers, datetimes or pydantic models (kept as they are without it).
+    """
+    def rec(v: Any) -> Any:
+        return clean(v, drop_meta=drop_meta, default=default)
+
     if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
+        return {str(k): rec(v) for k, v in obj.items()
+                if not (drop_meta and str(k).startswith("@"))}
     if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
+        return [rec(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return clean(obj.tolist())
+        return rec(obj.tolist())
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
         return finite(obj)
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if hasattr(obj, "model_dump"):
+        return rec(obj.model_dump(mode="json"))
+    if default is not None and not (obj is None or isinstance(obj, (str, int, bool))):
+        return default(obj)
     return obj

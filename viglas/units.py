@@ -7,7 +7,7 @@ eV, amu, elementary charge. Outputs carry the unit in the field name
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 #: Boltzmann constant in eV/K (CODATA 2018).
 KB_EV_K: float = 8.617333262e-5
@@ -37,16 +37,6 @@ T_ROOM_K: float = 300.0
 T_STANDARD_K: float = 298.15
 
 
-def d_a2fs_to_cm2s(d: float | np.ndarray) -> float | np.ndarray:
-    """Convert a diffusion coefficient from Å²/fs to cm²/s."""
-    return d * A2_FS_TO_CM2_S
-
-
-def d_cm2s_to_a2fs(d: float | np.ndarray) -> float | np.ndarray:
-    """Convert a diffusion coefficient from cm²/s to Å²/fs."""
-    return d / A2_FS_TO_CM2_S
-
-
 def density_g_cm3(total_mass_amu: float, volume_a3: float) -> float:
     """Mass density in g/cm³ from a mass in amu and a volume in Å³."""
     return total_mass_amu * AMU_G / (volume_a3 * A3_TO_CM3)
@@ -55,3 +45,26 @@ def density_g_cm3(total_mass_amu: float, volume_a3: float) -> float:
 def volume_a3_for_density(total_mass_amu: float, density: float) -> float:
     """Volume in Å³ that gives ``density`` (g/cm³) for a mass in amu."""
     return total_mass_amu * AMU_G / density / A3_TO_CM3
+
+
+#: How :func:`md_steps` rounds a duration to whole time steps.
+STEP_ROUNDING = ("nearest", "up", "down")
+
+
+def md_steps(duration_fs: float, timestep_fs: float, rounding: str = "nearest") -> int:
+    """Number of MD steps of ``timestep_fs`` (fs) in ``duration_fs`` (fs): the one
+    duration -> steps rule of viglas.
+
+    ``rounding``: ``"nearest"`` for a configured duration (``duration_ps``,
+    ``equilibration_ps``, ``save_every_fs`` ...), ``"up"`` for the fewest steps that
+    cover a schedule to its end (melt-quench), ``"down"`` for the most steps within a
+    cap (adaptive runs; 1e-9 steps of slack absorb float noise such as 0.1 + 0.2).
+    """
+    q = duration_fs / timestep_fs
+    if rounding == "nearest":
+        return int(round(q))
+    if rounding == "up":
+        return int(math.ceil(q))
+    if rounding == "down":
+        return int(math.floor(q + 1e-9))
+    raise ValueError(f"rounding must be one of {STEP_ROUNDING}, not {rounding!r}")

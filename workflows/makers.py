@@ -505,7 +505,6 @@ class CompositionSummaryMaker(Maker):
     @job(output_schema=CompositionSummaryDoc)
     def make(self, structure: StructureDoc, glass: MeltQuenchDoc, runs: list[DiffusionDoc | None],
              calculator: dict[str, Any], provenance: dict[str, Any] | None = None,
-             workdir_hint: str | None = None,
              tg_quenches: list[MeltQuenchDoc | None] | None = None) -> CompositionSummaryDoc:
         """Summarise; writes arrhenius_D.png / arrhenius_sigma.png in the job directory."""
         if structure is None or glass is None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import math
 import os
 import shutil
 import time
@@ -32,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from viglas.config import Config, load_config
+from viglas.analysis.export import RESULTS_SCHEMA
 from viglas.errors import ConfigError, ViglasError, check_writable_dir
+from viglas.files import atomic_write_text
+from viglas.serialize import clean
 
 __all__ = ["run_local", "default_workers", "open_store", "collect_results", "write_outputs", "RESULTS_SCHEMA"]
 
-RESULTS_SCHEMA = "viglas-results/1"
 STORE_FILE = "jobstore.json"
 
 
@@ -51,14 +52,13 @@ def _atomic_json_store_cls():
         def update_json_file(self) -> None:  # noqa: D401
             import orjson
 
-            target = Path(self.paths[0])
-            tmp = target.with_suffix(target.suffix + ".tmp")
+            from viglas.files import atomic_write_bytes
+
             data = list(self.query())
             for d in data:
                 d.pop("_id", None)
-            tmp.write_bytes(orjson.dumps(data, option=self.serialization_option,
-                                         default=self.serialization_default))
-            os.replace(tmp, target)
+            atomic_write_bytes(self.paths[0], orjson.dumps(
+                data, option=self.serialization_option, default=self.serialization_default))
 
     return AtomicJSONStore
 
@@ -245,14 +245,8 @@ def _slug(text: str) -> str:
 
 
 def _plain(obj: Any) -> Any:
-    """Strip monty @module/@class keys; NaN/inf -> None."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items() if not k.startswith("@")}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    """Job outputs as results.json wants them: monty ``@`` keys dropped, NaN/inf -> None."""
+    return clean(obj, drop_meta=True)
 
 
 def _rel(path: str | None, workdir: Path | None) -> str | None:
@@ -580,10 +574,14 @@ def _md_progress(job, jobdir: Path) -> tuple[int, int] | None:
         prod = _last_step(jobdir / "prod" / "traj.log.csv")
         return min(eq, m.equilibration_steps) + prod, m.equilibration_steps + m.steps
     if stage == "melt_quench" and m.enabled:
+        from viglas.md.quench import HEAT_RATE_K_PS, melt_quench_schedule
+        from viglas.units import md_steps
+
         t_final = job.function_kwargs.get("t_final_K", m.t_final_K)
-        dur_fs = 1000.0 * ((m.t_melt_K - t_final) / 1000.0 + m.hold_ps
-                           + (m.t_melt_K - m.t_final_K) / m.cool_rate_K_ps)
-        total = int(dur_fs / m.timestep_fs)
+        sched, _, _ = melt_quench_schedule(t_start_K=t_final, t_melt_K=m.t_melt_K,
+                                           t_final_K=t_final, heat_rate_K_ps=HEAT_RATE_K_PS,
+                                           hold_ps=m.hold_ps, cool_rate_K_ps=m.cool_rate_K_ps)
+        total = md_steps(sched.duration_fs, m.timestep_fs, "up")  # as melt_quench runs
         return min(_last_step(jobdir / "melt_quench" / "melt_quench.log.csv"), total), total
     return None
 
@@ -858,9 +856,7 @@ def _fmt(v: Any, err: Any = None, spec: str = ".3g") -> str:
 def write_outputs(results: dict[str, Any], workdir: str | Path) -> None:
     """Write results.json, CSV tables, copies of the plots and report.md into workdir."""
     workdir = Path(workdir)
-    tmp = workdir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2, allow_nan=False))
-    os.replace(tmp, workdir / "results.json")
+    atomic_write_text(workdir / "results.json", json.dumps(results, indent=2, allow_nan=False))
     comps = results["compositions"]
 
     def write_csv(name: str, rows: list[dict[str, Any]], fields: list[str]) -> None:

@@ -51,6 +51,7 @@ from jobflow import Flow, Job, Response, job
 
 from viglas.md import walltime
 from viglas.errors import MissingDependencyError, SubmitError
+from viglas.files import atomic_write_text
 from viglas.md.walltime import WallTimeUp  # re-exported: the stop segments catch
 
 __all__ = [
@@ -631,7 +632,7 @@ def remote_results(project: str | None, flow_id: str) -> dict[str, Any]:
     if cfg is not None:
         results = _collect(cfg, list(latest.values()), failed, uuids)
     else:
-        from viglas.workflows.run import RESULTS_SCHEMA
+        from viglas.analysis.export import RESULTS_SCHEMA
 
         results = {"schema": RESULTS_SCHEMA,
                    "outputs": {u: _json_safe(d.get("output")) for u, d in latest.items()},
@@ -658,23 +659,11 @@ def _collect(cfg: dict[str, Any], docs: list[dict[str, Any]], failed: dict[str, 
 
 
 def _json_safe(obj: Any) -> Any:
-    """Plain JSON types: datetimes as ISO strings, NaN/inf as None, tuples as lists."""
-    import math
-    from datetime import datetime
+    """Plain JSON types: datetimes as ISO strings, NaN/inf as None, tuples as lists,
+    anything else unknown as its string."""
+    from viglas.serialize import clean
 
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if hasattr(obj, "model_dump"):
-        return _json_safe(obj.model_dump(mode="json"))
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return str(obj)
+    return clean(obj, default=str)
 
 
 # --------------------------------------------------------------------------- probe
@@ -724,9 +713,7 @@ def probe_resume(n_steps: int = 6, step_s: float = 1.0) -> dict[str, Any]:
     while state["step"] < n_steps:
         time.sleep(float(step_s))
         state["step"] += 1
-        tmp = ck.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, ck)
+        atomic_write_text(ck, json.dumps(state))
         if walltime.STOP and state["step"] < n_steps:  # as run_md: stop at a checkpoint
             raise walltime.WallTimeUp(f"stopped at step {state['step']}")
     ck.write_text(json.dumps(state))

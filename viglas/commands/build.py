@@ -38,7 +38,7 @@ def build(
     Example: viglas build LiAlCl2.5O0.75 --atoms 200 -o laco.cif
     """
     from viglas.structures import GlassComposition, build_glass, write_structure
-    from viglas.structures.builder import METHODS, _check_density
+    from viglas.structures.builder import METHODS, check_density
     from viglas.structures.composition import supercell_size
     from viglas.structures.io import check_output_path
     from viglas.errors import StructureError
@@ -49,7 +49,7 @@ def build(
     if method not in METHODS:
         raise StructureError("unknown build method", field="method", value=method,
                              allowed=" or ".join(METHODS))
-    _check_density(density)
+    check_density(density)
     supercell_size(comp, atoms)
     check_output_path(output)
 

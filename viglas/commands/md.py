@@ -226,7 +226,9 @@ def melt_quench(
     sched, _, _ = melt_quench_schedule(t_start_K=t_final, t_melt_K=t_melt, t_final_K=t_final,
                                        heat_rate_K_ps=heat_rate, hold_ps=hold_ps,
                                        cool_rate_K_ps=cool_rate)
-    n_steps = int(-(-sched.duration_fs // timestep_fs))
+    from viglas.units import md_steps
+
+    n_steps = md_steps(sched.duration_fs, timestep_fs, "up")  # as melt_quench runs
     ms = len(atoms) * 0.04
     typer.echo(f"plan         heat to {t_melt:g} K, hold {hold_ps:g} ps, cool at {cool_rate:g} K/ps "
                f"to {t_final:g} K, NPT at {pressure:g} GPa: {sched.duration_fs / 1000:.1f} ps = "

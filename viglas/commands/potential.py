@@ -62,7 +62,7 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     from viglas.potentials.parameters import load_parameters, pair_key
     from viglas.potentials.validate import mean_coordination
     from viglas.trajectory import H5MDTrajectory
-    from viglas.units import density_g_cm3
+    from viglas.units import density_g_cm3, md_steps
     from viglas.md import BOIL_DENSITY_FRACTION, run_md
     from viglas.md import melt_quench as mq
 
@@ -127,7 +127,7 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
             atoms.calc = IonicPotential(params)
             FIRE(atoms, logfile=None).run(fmax=0.05, steps=300)
             atoms.calc = None
-            steps = int(round(nvt_ps * 1000.0 / timestep_fs))
+            steps = md_steps(nvt_ps * 1000.0, timestep_fs)
             per = max(1, steps // segments)
             d = cdir / "nvt"
             done = 0

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from viglas.errors import ConfigError
+from viglas.files import atomic_write_text
+from viglas.units import md_steps
 
 #: Values of :attr:`AdaptiveOutcome.stop_reason`.
 STOP_REASONS = ("target_reached", "max_duration_reached", "no_estimate_at_cap")
@@ -81,7 +82,7 @@ def run_to_precision(extend: Callable[[int], Any], estimate: Callable[[], tuple[
     if timestep_fs <= 0:
         raise ConfigError("time step must be > 0", field="production.timestep_fs",
                           value=timestep_fs)
-    max_steps = int(math.floor(max_duration_ps * 1000.0 / timestep_fs + 1e-9))
+    max_steps = md_steps(max_duration_ps * 1000.0, timestep_fs, "down")
     if max_steps < initial_steps:
         raise ConfigError("the cap is shorter than the first production run",
                           field="production.max_duration_ps", value=max_duration_ps,
@@ -104,11 +105,10 @@ def run_to_precision(extend: Callable[[int], Any], estimate: Callable[[], tuple[
         if state is None:
             return
         state.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state.with_name(state.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"initial_steps": int(initial_steps),
-                                   "target_rel_err": target_rel_err, "max_steps": max_steps,
-                                   "history": history, "next_steps": int(next_steps)}))
-        tmp.replace(state)
+        atomic_write_text(state, json.dumps({"initial_steps": int(initial_steps),
+                                             "target_rel_err": target_rel_err,
+                                             "max_steps": max_steps, "history": history,
+                                             "next_steps": int(next_steps)}))
 
     save(steps)
     while True:

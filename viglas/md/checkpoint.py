@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from viglas.errors import CheckpointError
+from viglas.files import atomic_write_bytes, temporary_name
 
 LOG_COLUMNS = ("step", "time_fs", "temperature_K", "target_temperature_K",
                "potential_energy_eV", "kinetic_energy_eV", "total_energy_eV",
@@ -42,16 +43,6 @@ def run_paths(workdir: Path, trajectory: str | Path) -> dict[str, Path]:
 
 
 
-def atomic_write_bytes(path: Path, writer) -> None:
-    """Write ``path`` with ``writer(fh)`` via a temporary file, fsync and ``os.replace``."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        writer(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_part(path: Path, frames: dict[str, list], velocities: bool) -> None:
     """Write one segment's frames to ``path`` (.npz, atomically)."""
     arrays = {"step": np.asarray(frames["step"], dtype=np.int64),
@@ -73,7 +64,7 @@ def merge_parts(dest: Path, old: tuple[Path, int] | None, parts: list[Path], num
 
     from viglas.trajectory import H5MDWriter, read_errors
 
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    tmp = temporary_name(dest)
     dt = float(timestep_fs)
     total = 0
     with H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,

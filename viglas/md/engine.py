@@ -45,8 +45,8 @@ import numpy as np
 
 from viglas.errors import CheckpointError, ConfigError
 from viglas.md import walltime as _walltime
-from viglas.md.checkpoint import (LOG_COLUMNS, OBSERVABLES, atomic_write_bytes,
-                                  load_checkpoint, merge_parts, part_index, read_log,
+from viglas.files import atomic_write_bytes
+from viglas.md.checkpoint import (LOG_COLUMNS, OBSERVABLES, load_checkpoint, merge_parts, part_index, read_log,
                                   run_paths, save_checkpoint, write_part)
 from viglas.md.integrators import Integrator
 from viglas.md.observers import Observer, Progress
@@ -91,9 +91,9 @@ class MDResult:
 
 def _calculator_id(calc, spec) -> dict[str, Any]:
     if spec is not None:
-        from viglas.calculators import _as_spec
+        from viglas.calculators import as_spec
 
-        s = _as_spec(spec)
+        s = as_spec(spec)
         return {"name": s.name, "params_hash": stable_hash(s.params)}
     params = getattr(calc, "params", None)
     if hasattr(params, "model_dump"):

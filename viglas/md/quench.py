@@ -6,15 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import math
-
 import numpy as np
 
 from viglas.errors import ConfigError, MDError
 from viglas.md.checkpoint import read_log
 from viglas.md.engine import MDResult, run_md
 from viglas.md.schedules import Schedule
-from viglas.units import density_g_cm3
+from viglas.units import density_g_cm3, md_steps
+
+#: Default heating rate of a melt-quench, K/ps.
+HEAT_RATE_K_PS = 1000.0
 
 
 @dataclass
@@ -78,7 +79,7 @@ def melt_quench(atoms, calculator, *, t_melt_K: float, t_final_K: float = 300.0,
                 hold_ps: float = 10.0, cool_rate_K_ps: float = 10.0,
                 pressure_GPa: float = 0.0, timestep_fs: float = 1.0,
                 workdir: str | Path = ".", seed: int = 0, t_start_K: float | None = None,
-                heat_rate_K_ps: float = 1000.0, final_hold_ps: float = 0.0,
+                heat_rate_K_ps: float = HEAT_RATE_K_PS, final_hold_ps: float = 0.0,
                 thermostat: str = "langevin", save_every: int = 100,
                 trajectory: str = "melt_quench.h5", progress: bool = True,
                 **md_kwargs) -> MeltQuenchResult:
@@ -97,7 +98,7 @@ def melt_quench(atoms, calculator, *, t_melt_K: float, t_final_K: float = 300.0,
                                          t_final_K=t_final_K, heat_rate_K_ps=heat_rate_K_ps,
                                          hold_ps=hold_ps, cool_rate_K_ps=cool_rate_K_ps,
                                          final_hold_ps=final_hold_ps)
-    steps = int(math.ceil(sched.duration_fs / timestep_fs))
+    steps = md_steps(sched.duration_fs, timestep_fs, "up")  # the whole schedule
     md_kwargs.setdefault("log_every", max(1, save_every // 10))
     res = run_md(atoms, calculator, ensemble="npt", thermostat=thermostat, temperature_K=sched,
                  pressure_GPa=pressure_GPa, timestep_fs=timestep_fs, steps=steps,
