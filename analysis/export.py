@@ -43,6 +43,7 @@ import numpy as np
 
 from viglas.analysis.pybamm_kernel import ExtrapolationWarning, kernel_source, ln_and_sd
 from viglas.errors import ExportError
+from viglas.serialize import clean
 from viglas.units import T_STANDARD_K
 
 __all__ = [
@@ -127,24 +128,10 @@ def validate_export(export: Mapping) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _clean(obj: Any, where: str = "") -> Any:
-    """Plain JSON types: numpy -> python, tuples -> lists, NaN/inf -> None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _clean(v, f"{where}.{k}") for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist(), where)
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
+def _clean(obj: Any) -> Any:
+    """Plain JSON types: numpy -> python, tuples -> lists, NaN/inf -> None, anything
+    else unknown as its string (:func:`viglas.serialize.clean`)."""
+    return clean(obj, default=str)
 
 
 def _num(x: Any) -> float | None:

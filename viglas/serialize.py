@@ -1,8 +1,8 @@
 """Numbers and containers made JSON-ready: the one cleaning rule of viglas outputs.
 
 :func:`finite` turns a value into a float or None (JSON has no NaN or infinity);
-:func:`clean` applies it through dicts, lists, tuples and numpy arrays, turns numpy
-integers into ints, datetimes into ISO strings and pydantic models into dicts; with
+:func:`clean` applies it through mappings, lists, tuples and numpy arrays, turns numpy
+booleans and integers into bools and ints, datetimes into ISO strings and pydantic models into dicts; with
 ``drop_meta`` it leaves out monty's ``@module``/``@class`` keys, with ``default`` it
 maps any other object (e.g. ``str`` for documents read from a database).
 """
@@ -10,7 +10,7 @@ maps any other object (e.g. ``str`` for documents read from a database).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,13 +41,15 @@ def clean(obj: Any, *, drop_meta: bool = False,
     def rec(v: Any) -> Any:
         return clean(v, drop_meta=drop_meta, default=default)
 
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {str(k): rec(v) for k, v in obj.items()
                 if not (drop_meta and str(k).startswith("@"))}
     if isinstance(obj, (list, tuple)):
         return [rec(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return rec(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
