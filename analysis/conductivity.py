@@ -27,7 +27,8 @@ from .diffusion import DiffusionResult, collective_diffusion, diffusion_coeffici
 from .msd import MSDResult, msd_fft, pool_msd
 
 __all__ = ["nernst_einstein_sigma_mS_cm", "number_density_per_cm3", "TransportResult",
-           "analyze_trajectory", "analyze_positions", "analyze_msd_table", "write_transport"]
+           "analyze_trajectory", "analyze_positions", "analyze_msd_table", "write_transport",
+           "read_structure", "species_in_structure"]
 
 
 def nernst_einstein_sigma_mS_cm(d_cm2_s: float | np.ndarray, n_per_cm3: float,
@@ -300,13 +301,7 @@ def analyze_msd_table(path: str | Path, species: str = "Li", temperature_K: floa
     vol = volume_A3
     n_vol = n
     if structure is not None:
-        atoms = _read_structure(structure)
-        syms = atoms.get_chemical_symbols()
-        n_vol = syms.count(species)
-        if n_vol == 0:
-            raise AnalysisError("species not in the structure", field="species", value=species,
-                                allowed=", ".join(sorted(set(syms))))
-        vol = float(atoms.get_volume())
+        n_vol, vol = species_in_structure(structure, species)
     sig = sig_err = n_cm3 = None
     if vol is not None and n_vol:
         if temperature_K is None:
@@ -330,7 +325,7 @@ def analyze_msd_table(path: str | Path, species: str = "Li", temperature_K: floa
     return (res, msd) if return_msd else res
 
 
-def _read_structure(path: str | Path):
+def read_structure(path: str | Path):
     """ASE Atoms from a structure file (CIF/POSCAR/extxyz/traj) or the last H5MD frame."""
     path = Path(path)
     if not path.exists():
@@ -347,3 +342,16 @@ def _read_structure(path: str | Path):
     except Exception as exc:
         raise AnalysisError(f"cannot read the structure ({exc})", field="structure",
                             value=str(path), allowed="CIF, POSCAR, extxyz, ASE traj, H5MD") from exc
+
+
+def species_in_structure(path: str | Path, species: str) -> tuple[int, float]:
+    """(number of ``species`` atoms, cell volume in Å³) of a structure file
+    (:func:`read_structure`), for the number density behind Nernst-Einstein sigma.
+    Raises :class:`AnalysisError` when the species is not in the structure."""
+    atoms = read_structure(path)
+    syms = atoms.get_chemical_symbols()
+    n = syms.count(species)
+    if n == 0:
+        raise AnalysisError("species not in the structure", field="species", value=species,
+                            allowed=", ".join(sorted(set(syms))))
+    return n, float(atoms.get_volume())

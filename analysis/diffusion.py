@@ -387,6 +387,36 @@ def _model_covariance(msd: MSDResult, lags: np.ndarray, sigma2: float, kappa: fl
     return cov
 
 
+def _thin_lags(t: np.ndarray, idx: np.ndarray, max_lags: int,
+               keep_times: np.ndarray | None = None) -> np.ndarray:
+    """``idx`` (indices into the sample times ``t``, fs) thinned to ~``max_lags``
+    log-spaced lags (GLS gains nothing from more), keeping the lags nearest to
+    ``keep_times``; unchanged when it holds at most ``max_lags``."""
+    if len(idx) <= max_lags:
+        return idx
+    want = np.geomspace(t[idx[0]], t[idx[-1]], max_lags)
+    keep = np.searchsorted(t[idx], want).clip(0, len(idx) - 1)
+    if keep_times is not None:
+        keep = np.union1d(keep, np.searchsorted(t[idx], keep_times).clip(0, len(idx) - 1))
+    return idx[np.unique(keep)]
+
+
+def _window_data(msd: MSDResult, rows: np.ndarray, end: float):
+    """The MSD data at the lags ``rows`` (mask or indices of the sample lags): times
+    (fs), lags, per-particle MSDs, their mean, independent samples, variance and mean
+    of the squared displacements. Raises when a lag has < 2 independent samples."""
+    ts, lags = msd.sample_time_fs[rows], msd.sample_lag[rows]
+    pp = msd.per_particle_A2[:, rows]
+    y = pp.mean(axis=0)
+    n = msd.n_independent[rows]
+    var = msd.var_sq_A4[rows]
+    mu = msd.mean_sq_A2[rows]
+    if np.any(~np.isfinite(var)) or np.any(n < 2):
+        raise AnalysisError("too few frames for the chosen window", field="t_end_fs", value=end,
+                            allowed="a window end with >= 2 independent displacements per lag")
+    return ts, lags, pp, y, n, var, mu
+
+
 def _fit_window(msd: MSDResult, start: float, end: float, n_iter: int = 3, max_lags: int = 40):
     """GLS fit on the window; returns
     (beta, err_particles, err_model, sel, chi2, kappa, intercept_err); errors of D in Å²/fs."""
@@ -396,21 +426,10 @@ def _fit_window(msd: MSDResult, start: float, end: float, n_iter: int = 3, max_l
         raise AnalysisError("too few frames in the fit window", field="t_start_fs", value=start,
                             allowed=f"a window holding >= 3 sampled lags (end {end:g} fs)")
     idx = np.where(sel)[0]
-    if len(idx) > max_lags:  # thin to ~max_lags log-spaced lags (GLS gains nothing more)
-        want = np.geomspace(t[idx[0]], t[idx[-1]], max_lags)
-        pick = np.unique(np.searchsorted(t[idx], want).clip(0, len(idx) - 1))
+    if len(idx) > max_lags:
         sel = np.zeros_like(sel)
-        sel[idx[pick]] = True
-    ts = t[sel]
-    lags = msd.sample_lag[sel]
-    pp = msd.per_particle_A2[:, sel]
-    y = pp.mean(axis=0)
-    n = msd.n_independent[sel]
-    var = msd.var_sq_A4[sel]
-    mu = msd.mean_sq_A2[sel]
-    if np.any(~np.isfinite(var)) or np.any(n < 2):
-        raise AnalysisError("too few frames for the chosen window", field="t_end_fs", value=end,
-                            allowed="a window end with >= 2 independent displacements per lag")
+        sel[_thin_lags(t, idx, max_lags)] = True
+    ts, lags, pp, y, n, var, mu = _window_data(msd, sel, end)
     d = msd.dimension
     # start: kinisi's covariance form with the measured variances
     beta, bcov, w = gls_line(ts, y, _kinisi_covariance(var / n, n))
@@ -466,22 +485,9 @@ def _nested_fits(msd: MSDResult, starts: np.ndarray, end: float, min_particles: 
     """
     t = msd.sample_time_fs
     idx = np.where((t >= starts[0] - 1e-9) & (t <= end + 1e-9))[0]
-    if len(idx) > max_lags:
-        want = np.geomspace(t[idx[0]], t[idx[-1]], max_lags)
-        keep = np.searchsorted(t[idx], want).clip(0, len(idx) - 1)
-        # every candidate start must be a fitted lag
-        keep = np.union1d(keep, np.searchsorted(t[idx], starts).clip(0, len(idx) - 1))
-        idx = idx[np.unique(keep)]
-    ts, lags = t[idx], msd.sample_lag[idx]
-    pp = msd.per_particle_A2[:, idx]
-    y = pp.mean(axis=0)
+    idx = _thin_lags(t, idx, max_lags, keep_times=starts)  # every start is a fitted lag
+    ts, lags, pp, y, n, var, mu = _window_data(msd, idx, end)
     d = msd.dimension
-    n = msd.n_independent[idx]
-    var = msd.var_sq_A4[idx]
-    mu = msd.mean_sq_A2[idx]
-    if np.any(~np.isfinite(var)) or np.any(n < 2):
-        raise AnalysisError("too few frames for the chosen window", field="t_end_fs", value=end,
-                            allowed="a window end with >= 2 independent displacements per lag")
     beta, _, _ = gls_line(ts, y, _kinisi_covariance(var / n, n))
     kappa = float(np.sum(n * (var - (2.0 / d) * mu**2) / lags) / np.sum(n))
     sigma2 = max(beta[0], 1e-30) * msd.dt_fs

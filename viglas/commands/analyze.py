@@ -24,25 +24,6 @@ def _provenance(extra: dict) -> dict:
         return {"viglas": __version__, **extra}
 
 
-def _structure_atoms(path: Path):
-    from viglas.errors import AnalysisError
-
-    if not path.exists():
-        raise AnalysisError("structure file not found", field="structure", value=str(path))
-    if path.suffix.lower() in (".h5", ".h5md", ".hdf5"):
-        from viglas.trajectory import H5MDTrajectory
-
-        with H5MDTrajectory(path) as tr:
-            return tr.atoms(-1)
-    import ase.io
-
-    try:
-        return ase.io.read(str(path))
-    except Exception as exc:
-        raise AnalysisError(f"cannot read the structure ({exc})", field="structure",
-                            value=str(path), allowed="CIF, POSCAR, extxyz, ASE traj, H5MD") from exc
-
-
 def register(app: typer.Typer) -> None:
     """Add ``analyze`` and ``arrhenius`` to the CLI."""
 
@@ -189,7 +170,7 @@ def register(app: typer.Typer) -> None:
         from viglas.analysis import (compare_models, fit_arrhenius, fit_vft,
                                      nernst_einstein_sigma_mS_cm, plot_arrhenius, plot_vft)
         from viglas.analysis.arrhenius import sigma_from_d_fit
-        from viglas.analysis.conductivity import number_density_per_cm3
+        from viglas.analysis.conductivity import number_density_per_cm3, species_in_structure
         from viglas.errors import AnalysisError
 
         from viglas.errors import check_writable_dir
@@ -241,14 +222,9 @@ def register(app: typer.Typer) -> None:
                    f"{fit.t_min_K:g}-{fit.t_max_K:g} K, chi2_red {fit.chi2_red:.2f})")
         typer.echo(f"D({t_extrapolate:g} K) = {dx:.3g} ± {dx_err:.2g} cm^2/s")
         n = n_per_cm3
-        if structure is not None:
-            atoms = _structure_atoms(structure)
-            syms = atoms.get_chemical_symbols()
-            n_ions = syms.count(species)
-            if n_ions == 0:
-                raise AnalysisError("species not in the structure", field="species",
-                                    value=species, allowed=", ".join(sorted(set(syms))))
-            n = number_density_per_cm3(n_ions, atoms.get_volume())
+        if structure is not None:  # the same reader and check as analyze_msd_table
+            n_ions, volume_A3 = species_in_structure(structure, species)
+            n = number_density_per_cm3(n_ions, volume_A3)
         if n is not None:
             sig = nernst_einstein_sigma_mS_cm(d, n, t, charge, haven)
             sig_err = nernst_einstein_sigma_mS_cm(e, n, t, charge, haven)
