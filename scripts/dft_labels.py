@@ -78,32 +78,38 @@ def cmd_plan_next(args) -> None:
     from ase import Atoms
 
     from viglas.errors import ViglasError
-    from viglas.potentials import IonicPotential, load_parameters
+    from viglas.potentials.delta import make_potential
     from viglas.potentials.dft_sampling import (REQUIRED_COMPOSITIONS, read_frames,
                                                 write_frames)
     from viglas.potentials.reference import DEFAULT_COMPOSITIONS
     from viglas.structures import build_glass
-    from viglas.workflows.md import melt_quench, run_md
+
+    try:  # the MD engine moves from workflows/ to viglas/md/ (issue 13)
+        from viglas.md import melt_quench, run_md
+    except ImportError:  # pragma: no cover - older tree
+        from viglas.workflows.md import melt_quench, run_md
 
     rnd = int(args.round)
     path = DATA / f"candidates_round{rnd}.extxyz.gz"
-    params = load_parameters(args.params)
     existing = {a.info["label"]: a for a in read_frames(path)} if path.exists() else {}
     comps = list(REQUIRED_COMPOSITIONS) + [c for c in DEFAULT_COMPOSITIONS
                                            if c not in REQUIRED_COMPOSITIONS]
     if args.compositions:
         comps = args.compositions.split(",")
-    work = ROOT / "runs" / f"dft-round{rnd}"
+    n_atoms = int(args.n_atoms)
+    temps = [int(t) for t in str(args.temperatures).split(",")]
+    tag = "" if n_atoms == 64 else f"n{n_atoms}/"
+    work = ROOT / "runs" / f"dft-round{rnd}" / tag
     out = []
     base = int(args.priority_base)
     for ci, comp in enumerate(comps):
-        seed = 10000 * rnd + ci
-        labels = {t: f"r{rnd}/{comp}/npt{t}_0GPa/s{seed}" for t in (300, 600)}
+        seed = 10000 * rnd + ci + (0 if n_atoms == 64 else 500)
+        labels = {t: f"r{rnd}/{comp}/{tag}npt{t}_0GPa/s{seed}" for t in temps}
         if all(lab in existing for lab in labels.values()):
             out += [existing[lab] for lab in labels.values()]
             continue
-        calc = IonicPotential(params)
-        start = build_glass(comp, 64, method="substitution", seed=seed)
+        calc = make_potential(args.params)
+        start = build_glass(comp, n_atoms, method="substitution", seed=seed)
         start.info = {}
         try:
             mq = melt_quench(start, calc, t_melt_K=1000.0, t_final_K=300.0, hold_ps=5.0,
@@ -113,7 +119,7 @@ def cmd_plan_next(args) -> None:
             _log(f"{comp}: melt-quench at 0 GPa failed ({exc}); no round-{rnd} frames")
             continue
         glass = mq.atoms
-        for t_K, pri in ((300, 0), (600, 1)):
+        for pri, t_K in enumerate(temps):
             res = run_md(glass, calc, ensemble="npt", thermostat="langevin",
                          temperature_K=float(t_K), pressure_GPa=0.0, timestep_fs=2.0,
                          steps=2500, save_every=500, workdir=work / comp / f"npt{t_K}",
@@ -125,7 +131,7 @@ def cmd_plan_next(args) -> None:
                           else "melt", t_K=float(t_K), density_factor=1.0, seed=seed,
                           round=rnd, sampler=f"ionic:{Path(args.params).name}@0GPa",
                           split="valid" if comp in ("LiAlCl2.5O0.75", "NaAlCl2.5O0.75")
-                          and t_K == 300 else "train",
+                          and t_K == 300 and n_atoms == 64 else "train",
                           priority=base + pri * len(comps) + ci,
                           npt_density_g_cm3=round(float(res.mean_density_g_cm3), 4))
             _log(f"sampled {labels[t_K]}: {len(f)} atoms, "
@@ -309,7 +315,12 @@ def main(argv=None) -> int:
     a.set_defaults(fn=cmd_plan)
     a = sub.add_parser("plan-next", help="sample round n with a refitted parameter set")
     a.add_argument("--round", type=int, required=True)
-    a.add_argument("--params", required=True, help="refitted ionic parameter file")
+    a.add_argument("--params", required=True,
+                   help="refitted parameter file (ionic YAML or ionic+delta JSON)")
+    a.add_argument("--n-atoms", type=int, default=64,
+                   help="cell size (64: the loop-closing glasses; smaller cells are "
+                        "training frames only)")
+    a.add_argument("--temperatures", default="300,600", help="K, comma-separated")
     a.add_argument("--compositions", default=None, help="comma-separated (default: the "
                    "ten fit compositions)")
     a.add_argument("--priority-base", type=int, default=1000, help="labelling priority of "

@@ -148,6 +148,25 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
                fit_seconds=round(time.time() - t0, 1))
     model.meta["fit"] = rec
     save_delta_file(model, base.to_yaml_dict(), args.delta_out)
+    if args.learning_curve and valid:
+        # held-out accuracy against the number of training frames (random subsets of
+        # whole runs, same settings and lambda selection): how much more data would buy
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        curve = []
+        for frac in (0.25, 0.5, 0.75, 1.0):
+            k = max(3, int(round(frac * len(train))))
+            sub = [train[i] for i in sorted(rng.permutation(len(train))[:k])]
+            m, r = (model, rec) if k == len(train) else fit_delta(sub, base, st,
+                                                                  log=lambda *_: None)
+            sc = score(valid, delta_predictor(m, base))["all"]
+            curve.append({"n_train_frames": k, "lambda": r["lambda"],
+                          "valid_force_r2": round(sc["force_r2"], 4),
+                          "valid_force_rmse_eV_A": round(sc["force_rmse_eV_A"], 4),
+                          "valid_pressure_bias_GPa": round(sc["pressure_bias_GPa"], 3)})
+            _log(f"learning curve: {curve[-1]}")
+        report["delta_learning_curve"] = curve
     report["delta_fit"] = {**rec, "model_file": _rel(args.delta_out)}
     pred = delta_predictor(model, base)
     report["scores"]["ionic_delta"] = {"train": score(train, pred),
@@ -186,6 +205,8 @@ def main(argv=None) -> int:
     p.add_argument("--delta-sigma-e", type=float, default=0.01, help="eV/atom")
     p.add_argument("--delta-sigma-f", type=float, default=0.1, help="eV/A")
     p.add_argument("--delta-sigma-s", type=float, default=0.5, help="GPa")
+    p.add_argument("--learning-curve", action="store_true",
+                   help="delta: refit on 25/50/75 %% of the training frames and score each")
     p.add_argument("--glass-check", default="",
                    help="comma-separated compositions to melt-quench at 0 GPa with each set "
                         "(e.g. the six required ones)")

@@ -149,3 +149,16 @@ def test_three_body_cutoffs_are_cation_anion_only():
     t = default_r3(["Al", "Cl", "Li", "O"])
     assert t[0, 1] > 2.5 and t[0, 3] > 2.0 and t[2, 1] > 2.9
     assert t[0, 2] == 0 and t[1, 3] == 0 and t[0, 0] == 0 and t[1, 1] == 0
+
+
+def test_shipped_delta_set_by_name_if_present():
+    from viglas.potentials.delta import SHIPPED_DELTA, is_delta_file
+
+    if not SHIPPED_DELTA["dft-delta"].exists():
+        pytest.skip("no shipped dft-delta set in this checkout")
+    assert is_delta_file("dft-delta")
+    c = make_potential("dft-delta")
+    assert isinstance(c, DeltaIonicPotential)
+    a = _oxychloride()
+    a.calc = c
+    assert np.isfinite(a.get_potential_energy()) and a.get_forces().shape == (len(a), 3)

@@ -678,8 +678,9 @@ class _Identity:
 
 
 def load_delta_file(path: str | Path) -> dict[str, Any]:
-    """Read a ``viglas-ionic-delta/1`` JSON file (``{"baseline": ..., "delta": ...}``)."""
-    p = Path(path)
+    """Read a ``viglas-ionic-delta/1`` JSON file (``{"baseline": ..., "delta": ...}``) or a
+    shipped one by name (:data:`SHIPPED_DELTA`)."""
+    p = SHIPPED_DELTA.get(str(path), Path(path))
     if not p.exists():
         raise CalculatorError("delta model file not found", field="parameters", value=str(p))
     d = json.loads(p.read_text())
@@ -689,11 +690,15 @@ def load_delta_file(path: str | Path) -> dict[str, Any]:
     return d
 
 
+#: Shipped ionic+delta sets by name (``parameters: dft-delta`` in a config).
+SHIPPED_DELTA = {"dft-delta": Path(__file__).resolve().parent / "data" / "dft_delta.json"}
+
+
 def is_delta_file(path: Any) -> bool:
-    """True when ``path`` names a ``viglas-ionic-delta/1`` JSON file."""
+    """True when ``path`` names a ``viglas-ionic-delta/1`` JSON file (or a shipped one)."""
     if not isinstance(path, (str, Path)):
         return isinstance(path, dict) and path.get("schema") == DELTA_SCHEMA
-    p = Path(path)
+    p = SHIPPED_DELTA.get(str(path), Path(path))
     if p.suffix != ".json" or not p.exists():
         return False
     try:
