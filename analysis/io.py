@@ -211,7 +211,7 @@ def _com(pos: np.ndarray, w: np.ndarray) -> np.ndarray:
 def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryData:
     import h5py
 
-    from viglas.trajectory import H5MDTrajectory, read_errors
+    from viglas.trajectory import ChunkedFrames, H5MDTrajectory, read_errors
 
     with H5MDTrajectory(path) as tr:  # metadata, times, species, masses
         syms = tr.symbols
@@ -238,13 +238,40 @@ def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryDat
         wfull = np.zeros(len(need))
         wfull[np.searchsorted(need, ref)] = w / w.sum()
     out = np.empty((len(frames), len(sel), 3))
-    com0 = None
+    com0 = np.full(3, np.nan)
+    kern = _unwrap_kernel()
+    sel_i = np.ascontiguousarray(sel, dtype=np.int64)
+    ref_i = np.zeros(0, dtype=np.int64) if ref is None else np.ascontiguousarray(ref, np.int64)
+    w_n = np.zeros(0) if ref is None else np.ascontiguousarray(w / w.sum(), dtype=np.float64)
     k = 0
     # layout documented in viglas.trajectory: unwrapped = position + image @ cell
     with read_errors(path), h5py.File(path, "r") as f:  # a failed checksum: named error
         p = f["particles/all"]
         dpos, dimg, dbox = p["position/value"], p["image/value"], p["box/edges/value"]
-        for s in range(0, n_frames, chunk):
+        rpos, rimg = ChunkedFrames(dpos, path), ChunkedFrames(dimg, path)
+        if kern is not None:
+            # all atoms, stored chunk by stored chunk (checksums verified, decoded in
+            # cache-sized pieces); one compiled pass unwraps the species and removes the
+            # drift of the reference centre of mass
+            cells_all = np.ascontiguousarray(dbox[()], dtype=np.float64)
+            if rpos.fast and rimg.fast and rpos.chunk_frames == rimg.chunk_frames:
+                pieces = zip(rpos.chunks(0, n_frames), rimg.chunks(0, n_frames))
+            else:
+                pieces = (((s, e, rpos.read(s, e)), (s, e, rimg.read(s, e)))
+                          for s in range(0, n_frames, chunk)
+                          for e in [min(n_frames, s + chunk)])
+            for (a, b, bpos), (_, _, bimg) in pieces:
+                rows = np.arange(a, b)
+                rows = rows[(rows % every) == 0] - a
+                if len(rows) == 0:
+                    continue
+                if bpos.dtype != np.float64:
+                    bpos = bpos.astype(np.float64)
+                if bimg.dtype.kind != "i":
+                    bimg = bimg.astype(np.int64)
+                kern(bpos, bimg, cells_all[a:b], rows, sel_i, ref_i, w_n, com0, out, k)
+                k += len(rows)
+        for s in range(0, n_frames, chunk) if kern is None else ():  # numpy fallback
             e = min(n_frames, s + chunk)
             idx = np.arange(s, e)
             idx = idx[(idx % every) == 0] - s
@@ -262,21 +289,15 @@ def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryDat
             if every > 1:
                 pos, img, cells = pos[idx], img[idx], cells[idx]
             # unwrap only what is used: the species and the reference centre of mass
-            ps, ims = pos[:, lsel], img[:, lsel].astype(np.float64)
-            if np.allclose(cells, cells[:1]):
-                c0 = cells[0]
-                ps += ims @ c0
-                if ref is not None:
-                    com = np.matmul(wfull, pos) + np.matmul(wfull, img.astype(np.float64)) @ c0
-            else:
-                ps += np.matmul(ims, cells)
-                if ref is not None:
-                    com = np.matmul(wfull, pos) + np.einsum(
-                        "fi,fij->fj", np.matmul(wfull, img.astype(np.float64)), cells)
+            # (a new array: the reference group may include the species)
+            ims = img[:, lsel].astype(np.float64)
+            ps = pos[:, lsel] + np.matmul(ims, cells)
             if ref is None:
                 out[k:k + len(idx)] = ps
             else:
-                if com0 is None:
+                com = np.matmul(wfull, pos) + np.einsum(
+                    "fi,fij->fj", np.matmul(wfull, img.astype(np.float64)), cells)
+                if np.isnan(com0[0]):
                     com0 = com[0].copy()
                 out[k:k + len(idx)] = ps - (com - com0)[:, None, :]
             k += len(idx)
@@ -287,6 +308,61 @@ def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryDat
                           counts=counts, volume_A3=vol, cell=np.array(cells[0]),
                           n_atoms_total=len(syms), masses=np.asarray(masses)[sel],
                           drift=drift, meta=meta)
+
+
+def _unwrap_kernel():
+    """The compiled unwrap + drift pass of the H5MD reader (None without numba)."""
+    from viglas.trajectory import _lazy_kernel
+
+    global _UNWRAP
+    if _UNWRAP is None:
+        _UNWRAP = _lazy_kernel(_build_unwrap)
+    return _UNWRAP()
+
+
+_UNWRAP = None
+
+
+def _build_unwrap(numba):
+    @numba.njit(cache=True, nogil=True)
+    def unwrap(pos, img, cells, rows, sel, ref, w, com0, out, k0):
+        """out[k0 + a, q] = pos[f, sel[q]] + img[f, sel[q]] @ cells[f] - (com(f) - com0)
+        for the kept frames ``f = rows[a]`` of a block, ``com`` the ``w``-weighted centre
+        of the unwrapped ``ref`` atoms; ``com0`` (nan until set) is that of the first
+        kept frame of the trajectory."""
+        for a in range(rows.shape[0]):
+            f = rows[a]
+            c00, c01, c02 = cells[f, 0, 0], cells[f, 0, 1], cells[f, 0, 2]
+            c10, c11, c12 = cells[f, 1, 0], cells[f, 1, 1], cells[f, 1, 2]
+            c20, c21, c22 = cells[f, 2, 0], cells[f, 2, 1], cells[f, 2, 2]
+            dx = 0.0
+            dy = 0.0
+            dz = 0.0
+            if ref.shape[0] > 0:
+                cx = 0.0
+                cy = 0.0
+                cz = 0.0
+                for r in range(ref.shape[0]):
+                    j = ref[r]
+                    i0, i1, i2 = float(img[f, j, 0]), float(img[f, j, 1]), float(img[f, j, 2])
+                    cx += w[r] * (pos[f, j, 0] + (i0 * c00 + i1 * c10 + i2 * c20))
+                    cy += w[r] * (pos[f, j, 1] + (i0 * c01 + i1 * c11 + i2 * c21))
+                    cz += w[r] * (pos[f, j, 2] + (i0 * c02 + i1 * c12 + i2 * c22))
+                if np.isnan(com0[0]):
+                    com0[0] = cx
+                    com0[1] = cy
+                    com0[2] = cz
+                dx = cx - com0[0]
+                dy = cy - com0[1]
+                dz = cz - com0[2]
+            for q in range(sel.shape[0]):
+                j = sel[q]
+                i0, i1, i2 = float(img[f, j, 0]), float(img[f, j, 1]), float(img[f, j, 2])
+                out[k0 + a, q, 0] = pos[f, j, 0] + (i0 * c00 + i1 * c10 + i2 * c20) - dx
+                out[k0 + a, q, 1] = pos[f, j, 1] + (i0 * c01 + i1 * c11 + i2 * c21) - dy
+                out[k0 + a, q, 2] = pos[f, j, 2] + (i0 * c02 + i1 * c12 + i2 * c22) - dz
+
+    return unwrap
 
 
 def _masses(symbols: list[str]) -> np.ndarray:
