@@ -161,38 +161,44 @@ def _rw_cov_basis(lags: tuple, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     k = len(lags)
     m = np.repeat(lags, k)
     mp = np.tile(lags, k)
+    # both bases at once (leading axis: A, B): p = c*(kappa*o + b*o*o) is c*o for
+    # (kappa, b) = (1, 0) and c*(o*o) for (0, 1), the same floating-point values
+
+    def p(delta):
+        c = np.maximum(np.minimum(t - m - 1, t - mp - 1 - delta) - np.maximum(0.0, -delta) + 1,
+                       0.0)
+        o = np.minimum(m, delta + mp) - np.maximum(0.0, delta)
+        return np.stack([c * o, c * (o * o)])
+
+    x1 = np.minimum(0.0, m - mp)
+    x2 = np.maximum(0.0, m - mp)
+    total = np.zeros((2, len(m)))
+    for lo, hi in ((-mp + 1, x1), (x1, x2), (x2, m)):
+        n = hi - lo
+        pts = [p(lo + j) for j in range(4)]
+        direct = sum(np.where(j < n, pts[j], 0.0) for j in range(4))
+        d1 = [pts[1] - pts[0], pts[2] - pts[1], pts[3] - pts[2]]
+        d2 = [d1[1] - d1[0], d1[2] - d1[1]]
+        d3 = d2[1] - d2[0]
+        nn = np.maximum(n, 0.0)
+        formula = (nn * pts[0] + nn * (nn - 1) / 2 * d1[0]
+                   + nn * (nn - 1) * (nn - 2) / 6 * d2[0]
+                   + nn * (nn - 1) * (nn - 2) * (nn - 3) / 24 * d3)
+        total += np.where(n >= 4, formula, np.where(n > 0, direct, 0.0))
+    covs = (total / ((t - m) * (t - mp))).reshape(2, k, k)
+    # windows longer than half the run: the count c(delta) is clipped, not polynomial
+    bad = np.where(lags[:, None] + lags[None, :] > t - 1)
+    for i, j in zip(*bad):
+        mi, mj = int(lags[i]), int(lags[j])
+        delta = np.arange(-mj + 1, mi, dtype=float)
+        c = np.minimum(t - mi - 1, t - mj - 1 - delta) - np.maximum(0.0, -delta) + 1
+        o = np.minimum(mi, delta + mj) - np.maximum(0.0, delta)
+        cm = np.maximum(c, 0)
+        norm = (t - mi) * (t - mj)
+        covs[0, i, j] = np.sum(cm * o) / norm
+        covs[1, i, j] = np.sum(cm * (o * o)) / norm
     out = []
-    for kappa, b in ((1.0, 0.0), (0.0, 1.0)):
-
-        def p(delta):
-            c = np.minimum(t - m - 1, t - mp - 1 - delta) - np.maximum(0.0, -delta) + 1
-            o = np.minimum(m, delta + mp) - np.maximum(0.0, delta)
-            return np.maximum(c, 0.0) * (kappa * o + b * o * o)
-
-        x1 = np.minimum(0.0, m - mp)
-        x2 = np.maximum(0.0, m - mp)
-        total = np.zeros_like(m)
-        for lo, hi in ((-mp + 1, x1), (x1, x2), (x2, m)):
-            n = hi - lo
-            pts = [p(lo + j) for j in range(4)]
-            direct = sum(np.where(j < n, pts[j], 0.0) for j in range(4))
-            d1 = [pts[1] - pts[0], pts[2] - pts[1], pts[3] - pts[2]]
-            d2 = [d1[1] - d1[0], d1[2] - d1[1]]
-            d3 = d2[1] - d2[0]
-            nn = np.maximum(n, 0.0)
-            formula = (nn * pts[0] + nn * (nn - 1) / 2 * d1[0]
-                       + nn * (nn - 1) * (nn - 2) / 6 * d2[0]
-                       + nn * (nn - 1) * (nn - 2) * (nn - 3) / 24 * d3)
-            total += np.where(n >= 4, formula, np.where(n > 0, direct, 0.0))
-        cov = (total / ((t - m) * (t - mp))).reshape(k, k)
-        # windows longer than half the run: the count c(delta) is clipped, not polynomial
-        bad = np.where(lags[:, None] + lags[None, :] > t - 1)
-        for i, j in zip(*bad):
-            mi, mj = int(lags[i]), int(lags[j])
-            delta = np.arange(-mj + 1, mi, dtype=float)
-            c = np.minimum(t - mi - 1, t - mj - 1 - delta) - np.maximum(0.0, -delta) + 1
-            o = np.minimum(mi, delta + mj) - np.maximum(0.0, delta)
-            cov[i, j] = np.sum(np.maximum(c, 0) * (kappa * o + b * o * o)) / ((t - mi) * (t - mj))
+    for cov in (covs[0].copy(), covs[1].copy()):
         cov.setflags(write=False)
         out.append(cov)
     return out[0], out[1]
@@ -204,24 +210,28 @@ def gls_line(t: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray,
     Returns ``(beta=[a, b], beta_cov (2x2), w)`` with ``w`` (2, K) the rows such that
     ``beta = w @ y``.
     """
-    x = np.column_stack([t, np.ones_like(t)])
-    c = np.array(cov, dtype=float)
+    x = np.empty((len(t), 2))
+    x[:, 0] = t
+    x[:, 1] = 1.0
+    c = np.asarray(cov, dtype=float)
     scale = np.mean(np.diag(c))
     if not np.isfinite(scale) or scale <= 0:
         raise AnalysisError("MSD covariance is degenerate (zero variance)", field="msd",
                             value="zero variance", hint="is the species moving at all?")
     c = c / scale
+    diag = np.diag_indices(len(c))
+    base = c[diag].copy()
     jitter = 1e-10
-    eye = np.eye(len(c))
     for _ in range(8):  # numpy, not scipy.linalg: its wrappers cost more than these tiny solves
+        c[diag] = base + jitter  # = c + jitter * I, the same values
         try:
-            np.linalg.cholesky(c + jitter * eye)
+            np.linalg.cholesky(c)
             break
         except np.linalg.LinAlgError:
             jitter *= 100
     else:  # pragma: no cover - pathological input
         raise AnalysisError("MSD covariance is not positive definite", field="msd", value="cov")
-    cix = np.linalg.solve(c + jitter * eye, x)
+    cix = np.linalg.solve(c, x)
     a = x.T @ cix
     ainv = np.linalg.inv(a)
     w = ainv @ cix.T

@@ -193,11 +193,22 @@ def _lzf_kernel(numba):
                 if op + ln > n_out or ref < 0:
                     return -1
                 if dist == 1:  # a run of one byte
-                    b = dst[ref]
-                    for k in range(ln):
-                        dst[op + k] = b
-                elif dist >= ln:  # no overlap
-                    dst[op:op + ln] = dst[ref:ref + ln]
+                    dst[op:op + ln] = dst[ref]
+                elif dist >= 8:  # 8 bytes at a time: source and destination >= 8 apart
+                    k = 0
+                    while k + 8 <= ln:
+                        b0, b1 = dst[ref + k], dst[ref + k + 1]
+                        b2, b3 = dst[ref + k + 2], dst[ref + k + 3]
+                        b4, b5 = dst[ref + k + 4], dst[ref + k + 5]
+                        b6, b7 = dst[ref + k + 6], dst[ref + k + 7]
+                        dst[op + k], dst[op + k + 1] = b0, b1
+                        dst[op + k + 2], dst[op + k + 3] = b2, b3
+                        dst[op + k + 4], dst[op + k + 5] = b4, b5
+                        dst[op + k + 6], dst[op + k + 7] = b6, b7
+                        k += 8
+                    while k < ln:
+                        dst[op + k] = dst[ref + k]
+                        k += 1
                 else:  # overlapping: byte by byte, the pattern repeats
                     for k in range(ln):
                         dst[op + k] = dst[ref + k]
