@@ -306,7 +306,7 @@ def diffusive_window(msd: MSDResult, *, slope_tol: float = 0.15, end_fraction: f
                 # judged statistically by _settled_start (the local slope at long lags
                 # is too noisy for a fixed tolerance)
                 rest = cand[(cand >= k) & (tw[cand] <= span * tw[k] + 1e-9)]
-                if np.all(ok[rest]):
+                if ok[rest].all():
                     start = float(tw[k]) if start is None else min(start, float(tw[k]))
                     break
         diffusive = start is not None and start <= end / 3.0

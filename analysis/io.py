@@ -209,16 +209,23 @@ def _com(pos: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryData:
-    import h5py
+    from viglas.trajectory import H5MDTrajectory
 
-    from viglas.trajectory import ChunkedFrames, H5MDTrajectory, read_errors
+    tr = H5MDTrajectory(path)  # metadata, times, species, masses; its file is read below
+    try:
+        return _read_h5md_open(tr, path, species, drift, com_weights, every, chunk)
+    finally:
+        tr.close()
 
-    with H5MDTrajectory(path) as tr:  # metadata, times, species, masses
-        syms = tr.symbols
-        n_frames = tr.n_frames
-        time_all = tr.time_fs
-        masses = tr.masses if tr.masses is not None else _masses(syms)
-        meta = dict(tr.metadata)
+
+def _read_h5md_open(tr, path, species, drift, com_weights, every, chunk) -> TrajectoryData:
+    from viglas.trajectory import ChunkedFrames, read_errors
+
+    syms = tr.symbols
+    n_frames = tr.n_frames
+    time_all = tr.time_fs
+    masses = tr.masses if tr.masses is not None else _masses(syms)
+    meta = dict(tr.metadata)
     sel = _select(syms, species)
     ref = _reference(syms, sel, drift)
     frames = np.arange(0, n_frames, every)
@@ -245,8 +252,8 @@ def _read_h5md(path, species, drift, com_weights, every, chunk) -> TrajectoryDat
     w_n = np.zeros(0) if ref is None else np.ascontiguousarray(w / w.sum(), dtype=np.float64)
     k = 0
     # layout documented in viglas.trajectory: unwrapped = position + image @ cell
-    with read_errors(path), h5py.File(path, "r") as f:  # a failed checksum: named error
-        p = f["particles/all"]
+    with read_errors(path):  # a failed checksum: named error
+        p = tr._f["particles/all"]
         dpos, dimg, dbox = p["position/value"], p["image/value"], p["box/edges/value"]
         rpos, rimg = ChunkedFrames(dpos, path), ChunkedFrames(dimg, path)
         if kern is not None:
