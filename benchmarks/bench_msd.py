@@ -169,7 +169,32 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(mode: str, h5: str) -> None:
+def _warm_up(tools: list[str]) -> dict:
+    """Run every tool of the comparison once on a small separate file (300 frames,
+    another size than the measured one, so no result cache applies) before the timed
+    runs: imports, numba loading viglas' compiled kernels from its on-disk cache, and
+    any first-call set-up of the peers stay out of the timed numbers for every tool.
+    Returns the CPU seconds of each warm-up (viglas' includes ``import numba``)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench_msd_warm_") as tmp:
+        h5 = str(Path(tmp) / "warm.h5")
+        pos, symbols = make_positions(300, 40, seed=1)
+        write_h5md(Path(h5), pos, symbols)
+        for tool in tools:
+            c0 = time.process_time()
+            if tool == "viglas":
+                import numba  # noqa: F401
+
+                run_viglas(h5)
+            elif tool == "pmg":
+                run_pmg(h5)
+            elif tool == "kinisi":
+                run_kinisi(h5, 20)
+            out[tool] = time.process_time() - c0
+    return out
+
+
+def _child(mode: str, h5: str, warm: bool = True) -> None:
     """mode: 'viglas-mem' | 'compare-pmg' | 'compare-kinisi' | 'compare-kinisi200'."""
     import ase.data  # noqa: F401  (imports outside the timing, for every tool)
     import h5py  # noqa: F401
@@ -181,16 +206,19 @@ def _child(mode: str, h5: str) -> None:
 
     out: dict = {}
     if mode == "viglas-mem":
+        out["warm_up_cpu_s"] = _warm_up(["viglas"]) if warm else {}
         out["viglas"] = run_viglas(h5)
         out["viglas"]["peak_rss_MiB"] = _peak_rss_mib()
     elif mode == "compare-pmg":
         import pymatgen.analysis.diffusion.analyzer  # noqa: F401
 
+        out["warm_up_cpu_s"] = _warm_up(["viglas", "pmg"]) if warm else {}
         out["viglas"] = run_viglas(h5)
         out["pmg"] = run_pmg(h5)
     else:
         import kinisi.analyze  # noqa: F401
 
+        out["warm_up_cpu_s"] = _warm_up(["viglas", "kinisi"]) if warm else {}
         out["viglas"] = run_viglas(h5)
         out["kinisi"] = run_kinisi(h5, 200 if mode == "compare-kinisi200" else None)
     print(json.dumps(out))
@@ -201,10 +229,11 @@ def _generate(n_frames: int, n_li: int, path: str) -> None:
     write_h5md(Path(path), pos, symbols)
 
 
-def measure(mode: str, h5: Path, timeout: float) -> dict:
+def measure(mode: str, h5: Path, timeout: float, warm: bool = True) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
-        cp = subprocess.run([sys.executable, __file__, "--child", mode, str(h5)],
+        cp = subprocess.run([sys.executable, __file__, "--child", mode, str(h5)]
+                            + ([] if warm else ["--no-warm-up"]),
                             capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s (wall)"}
@@ -223,11 +252,20 @@ def main() -> None:
     ap.add_argument("--kinisi-default-timeout", type=float, default=600.0,
                     help="for kinisi with its default (all) lags, s (wall)")
     ap.add_argument("--out", default="benchmarks/bench_msd.json")
+    ap.add_argument("--data-dir", default=None,
+                    help="keep the generated trajectories here and reuse them (generate "
+                         "with --only-generate before a quiet-machine run)")
+    ap.add_argument("--only-generate", action="store_true",
+                    help="write the trajectories into --data-dir and stop")
+    ap.add_argument("--modes", default="viglas-mem,compare-pmg,compare-kinisi,compare-kinisi200",
+                    help="which measurements to run")
+    ap.add_argument("--no-warm-up", action="store_true",
+                    help="time first calls too (imports excepted): no warm-up run per tool")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        _child(*a.child)
+        _child(*a.child, warm=not a.no_warm_up)
         return
     if a.generate:
         _generate(int(a.generate[0]), int(a.generate[1]), a.generate[2])
@@ -235,24 +273,38 @@ def main() -> None:
     results = []
     mobile = [int(x) for x in a.mobile.split(",") if x]
     kin = [int(x) for x in a.kinisi_frames.split(",") if x]
+    wanted = set(a.modes.split(","))
+    t_start = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="bench_msd_") as tmp:
+        data = Path(a.data_dir) if a.data_dir else Path(tmp)
+        data.mkdir(parents=True, exist_ok=True)
         for n_li in mobile:
             for n in sorted(set(kin) | {a.frames}):
-                h5 = Path(tmp) / f"traj_{n}_{n_li}.h5"
-                subprocess.run([sys.executable, __file__, "--generate", str(n), str(n_li), str(h5)],
-                               check=True)
+                h5 = data / f"traj_{n}_{n_li}.h5"
+                if not h5.exists():
+                    subprocess.run([sys.executable, __file__, "--generate", str(n), str(n_li),
+                                    str(h5)], check=True)
+                if a.only_generate:
+                    continue
                 modes = (["viglas-mem", "compare-pmg"] if n == a.frames else []) + \
                     (["compare-kinisi", "compare-kinisi200"] if n in kin else [])
-                for mode in modes:
+                for mode in [m for m in modes if m in wanted]:
                     r = {"mode": mode, "n_frames": n, "n_li": n_li, "n_atoms": N_ATOMS,
                          **measure(mode, h5, a.kinisi_default_timeout
-                                   if mode == "compare-kinisi" else a.timeout)}
+                                   if mode == "compare-kinisi" else a.timeout,
+                                   warm=not a.no_warm_up)}
                     print(json.dumps(r), flush=True)
                     results.append(r)
-                h5.unlink()
+                if not a.data_dir:
+                    h5.unlink()
+    if a.only_generate:
+        return
     load = os.getloadavg()
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"command": " ".join(sys.argv), "loadavg_at_end": load,
+    Path(a.out).write_text(json.dumps({"command": " ".join(sys.argv), "started": t_start,
+                                       "ended": time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                                              time.gmtime()),
+                                       "loadavg_at_end": load, "warm_up": not a.no_warm_up,
                                        "results": results}, indent=1) + "\n")
     print("\n| frames | Li | comparison | viglas CPU s | peer CPU s | ratio | viglas peak MiB |")
     print("|---:|---:|---|---:|---:|---:|---:|")
