@@ -3,7 +3,7 @@ extrapolation to the report temperature and sigma at 303.15 K.
 
 One implementation for every caller: the summary job
 (:class:`viglas.workflows.makers.CompositionSummaryMaker`) and the results of runs
-whose summary job has not run (:func:`viglas.workflows.run.collect_results`, also for
+whose summary job has not run (:func:`viglas.workflows.results.collect_results`, also for
 HPC results). Inputs are plain rows (mappings or objects with the attributes
 ``t_K``, ``d_cm2_s``, ``d_err_cm2_s``, ``sigma_mS_cm``, ``sigma_err_mS_cm``,
 ``haven_ratio``, ``haven_ratio_err``, ``transference_number``,

@@ -50,7 +50,8 @@ def test_rerun_recomputes_a_summary_that_missed_a_failed_run(tmp_path):
     """The 600 K MD fails in the first run (something in its way), the summary is made
     from 700-800 K. The rerun finishes 600 K; the summary must be made again from all
     three temperatures, and 'complete' must mean every run was used."""
-    from viglas.workflows.run import collect_results, run_local
+    from viglas.workflows.results import collect_results
+    from viglas.workflows.run import run_local
 
     cfg = parse_config(FAST)
     wd = tmp_path / "w"
@@ -107,7 +108,7 @@ def test_freshness_of_stores_written_before_inputs_were_recorded():
     """Stores of older versions have no record of a job's inputs: a parent that
     finished after its child makes the child outdated (the stale-summary case), a
     parent without output makes it partial, and outdated outputs propagate."""
-    from viglas.workflows.run import job_freshness
+    from viglas.workflows.store import job_freshness
 
     jobs = [("md1", []), ("md2", []), ("an1", ["md1"]), ("an2", ["md2"]),
             ("summ", ["an1", "an2"]), ("series", ["summ"])]

@@ -12,7 +12,9 @@ Public API (imported lazily, so ``import viglas.workflows`` stays cheap)::
 Modules: :mod:`~viglas.workflows.makers` (BuildGlassMaker, MeltQuenchMaker, ProductionMDMaker,
 DiffusionAnalysisMaker, CompositionSummaryMaker, SeriesSummaryMaker),
 :mod:`~viglas.workflows.documents` (output documents), :mod:`~viglas.workflows.flows`
-(``build_flow``), :mod:`~viglas.workflows.run` (``run_local``, ``collect_results``),
+(``build_flow``), :mod:`~viglas.workflows.run` (``run_local``), :mod:`~viglas.workflows.results`
+(``collect_results``, results.json, CSV, report.md), :mod:`~viglas.workflows.store`
+(the job store),
 :mod:`~viglas.workflows.submit` (jobflow-remote).
 """
 
@@ -25,7 +27,7 @@ _LAZY = {
     "build_flow": "viglas.workflows.flows",
     "composition_flow": "viglas.workflows.flows",
     "run_local": "viglas.workflows.run",
-    "collect_results": "viglas.workflows.run",
+    "collect_results": "viglas.workflows.results",
     "BuildGlassMaker": "viglas.workflows.makers",
     "MeltQuenchMaker": "viglas.workflows.makers",
     "ProductionMDMaker": "viglas.workflows.makers",

@@ -194,3 +194,21 @@ def build_flow(config: Config, *, progress: bool = False, allow_import: bool = F
     return Flow([*subflows, series], output={"series": series.output,
                                              "compositions": [s.output for s in summaries]},
                 name=f"viglas {config.name}")
+
+
+def flat_jobs(flow) -> list:
+    out = []
+    for item in flow.jobs:
+        out.extend(flat_jobs(item) if hasattr(item, "jobs") else [item])
+    return out
+
+
+def ordered_jobs(flow) -> list[tuple[Any, list[str]]]:
+    """(job, parent uuids) in the order the jobs were added (a valid topological order
+    for viglas flows: each MD run is followed by its analysis)."""
+    parents = {job.uuid: list(p) for job, p in flow.iterflow()}
+    order = [j for j in flat_jobs(flow) if j.uuid in parents]
+    pos = {j.uuid: i for i, j in enumerate(order)}
+    if any(pos[p] > pos[j.uuid] for j in order for p in parents[j.uuid] if p in pos):
+        return list(flow.iterflow())  # not topological: fall back to jobflow's order
+    return [(j, parents[j.uuid]) for j in order]

@@ -602,7 +602,7 @@ def remote_results(project: str | None, flow_id: str) -> dict[str, Any]:
 
     Returns the ``results.json`` dict (``schema: viglas-results/1``) assembled from the
     job outputs by the same code ``viglas run`` uses
-    (:func:`viglas.workflows.run.collect_results`), plus a ``"remote"`` section:
+    (:func:`viglas.workflows.results.collect_results`), plus a ``"remote"`` section:
     project, flow id, flow state, and one row per job (db_id, name, kind, state,
     worker, run_dir, error). Works on partial flows: failed jobs are listed under
     ``status.failed`` (one-line error) and ``remote.jobs`` (full traceback); the
@@ -648,10 +648,10 @@ def remote_results(project: str | None, flow_id: str) -> dict[str, Any]:
 
 def _collect(cfg: dict[str, Any], docs: list[dict[str, Any]], failed: dict[str, str],
              expected: list[str]) -> dict[str, Any]:
-    """results.json from store documents, through ``viglas.workflows.run.collect_results``
+    """results.json from store documents, through ``viglas.workflows.results.collect_results``
     (the code ``viglas run`` uses; paths stay as stored on the cluster)."""
     from viglas.config import Config
-    from viglas.workflows.run import collect_results
+    from viglas.workflows.results import collect_results
 
     config = Config.model_validate(cfg)
     return collect_results(None, config=config, failed=failed, expected=expected,

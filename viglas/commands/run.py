@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         import json
 
         from viglas.errors import ConfigError
-        from viglas.workflows.run import collect_results
+        from viglas.workflows.results import collect_results
 
         if project is not None or not workdir.exists():
             if workdir.suffix or "/" in str(workdir):
