@@ -177,6 +177,40 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
          f"{v['all']['pressure_bias_GPa'] if v else 'n/a'} GPa")
 
 
+def print_tables(report_path: str | Path) -> None:
+    """Markdown tables of a fit report: held-out force R² / RMSE and pressure bias per
+    composition for every scored model, then the crystal and 0 GPa glass checks."""
+    rep = json.loads(Path(report_path).read_text())
+    models = [m for m, v in rep["scores"].items() if v.get("valid")]
+    comps = list(dict.fromkeys(c for m in models
+                               for c in rep["scores"][m]["valid"]["by_composition"]))
+    print(f"Held-out frames: {rep['n_valid']} (training {rep['n_train']}); force R² "
+          "(RMSE eV/Å) | pressure bias GPa\n")
+    print("| composition | " + " | ".join(models) + " |")
+    print("|---" * (len(models) + 1) + "|")
+    for c in comps + ["all"]:
+        row = []
+        for m in models:
+            v = rep["scores"][m]["valid"]
+            x = v["all"] if c == "all" else v["by_composition"].get(c)
+            row.append("—" if x is None else f"{x['force_r2']:.2f} ({x['force_rmse_eV_A']:.2f})"
+                       f" \\| {x['pressure_bias_GPa']:+.1f}")
+        print(f"| {c} (n={'' if c == 'all' else rep['scores'][models[0]]['valid']['by_composition'].get(c, {}).get('n_frames', '')}) | "
+              + " | ".join(row) + " |")
+    for label, cr in rep.get("crystals", {}).items():
+        for name, r in cr.items():
+            rl = r.get("relaxed", {})
+            npt = r.get("npt_300K", {})
+            print(f"- {label} {name}: relaxed {rl.get('density_change_pct')} % "
+                  f"(same structure: {rl.get('same_structure')}); NPT 300 K "
+                  f"{npt.get('density_change_pct', 'n/a')} %")
+    for label, gl in rep.get("glasses_0GPa", {}).items():
+        for comp, r in gl.items():
+            print(f"- {label} {comp} melt-quench at 0 GPa: "
+                  + ("boiled/failed" if r.get("boiled_or_failed") else
+                     f"{r['glass_density_g_cm3']} g/cm3 (start {r['start_density_g_cm3']})"))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,7 +244,12 @@ def main(argv=None) -> int:
     p.add_argument("--glass-check", default="",
                    help="comma-separated compositions to melt-quench at 0 GPa with each set "
                         "(e.g. the six required ones)")
+    p.add_argument("--print-tables", default=None, metavar="REPORT",
+                   help="print the Markdown tables of a fit report and exit")
     args = p.parse_args(argv)
+    if args.print_tables:
+        print_tables(args.print_tables)
+        return 0
     if args.form == "delta" and args.report == str(ROOT / "viglas/potentials/data/dft/fit_report.json"):
         args.report = str(ROOT / "viglas/potentials/data/dft/fit_report_delta.json")
 
