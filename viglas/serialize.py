@@ -31,15 +31,16 @@ def finite(value: Any) -> float | None:
 
 
 def clean(obj: Any, *, drop_meta: bool = False,
-          default: Callable[[Any], Any] | None = None) -> Any:
+          default: Callable[[Any], Any] | None = None, digits: int | None = None) -> Any:
     """Recursively turn numpy scalars/arrays into lists/floats and NaN into None.
 
     ``drop_meta``: leave out dict keys starting with ``@`` (monty's class markers).
     ``default``: applied to objects that are not None, str, int, bool, float, numpy
     numbers, containers, datetimes or pydantic models (kept as they are without it).
+    ``digits``: round floats to this many decimals (``round``; None keeps them).
     """
     def rec(v: Any) -> Any:
-        return clean(v, drop_meta=drop_meta, default=default)
+        return clean(v, drop_meta=drop_meta, default=default, digits=digits)
 
     if isinstance(obj, Mapping):
         return {str(k): rec(v) for k, v in obj.items()
@@ -53,7 +54,8 @@ def clean(obj: Any, *, drop_meta: bool = False,
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        return finite(obj)
+        v = finite(obj)
+        return v if v is None or digits is None else round(v, digits)
     if isinstance(obj, datetime):
         return obj.isoformat()
     if hasattr(obj, "model_dump"):

@@ -1,4 +1,5 @@
-"""The classical ionic potential (Buckingham + B/r^12 wall + DSF Coulomb) and its parameters.
+"""The classical ionic potential (Buckingham + B/r^12 wall + DSF Coulomb, optional
+three-body angle term around network formers) and its parameters.
 
 - :class:`IonicPotential` — ASE calculator (energy, forces, stress).
 - :func:`load_parameters` / :func:`save_parameters` — ``viglas-ionic/1`` YAML files;

@@ -41,10 +41,7 @@ from scipy.special import erfc
 from viglas.errors import FitError
 from viglas.potentials.parameters import (PAIR_FIELDS, THREE_BODY_FIELDS, IonicParameters,
                                           PairParameters, ThreeBodyParameters, pair_key)
-from viglas.units import COULOMB_EV_A
-
-#: eV/Å^3 -> GPa.
-EV_A3_TO_GPA = 160.21766208
+from viglas.units import COULOMB_EV_A, EV_A3_TO_GPA
 
 FORMAL_CHARGES: dict[str, float] = {"Li": 1, "Na": 1, "Al": 3, "Ga": 3, "In": 3, "B": 3,
                                     "Cl": -1, "O": -2}
@@ -194,7 +191,10 @@ def initial_parameters(elements: Sequence[str] = tuple(FORMAL_CHARGES),
 # prepared data
 
 
-def _labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
+def reference_labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Reference energy (eV), forces (eV/Å, shape (n, 3)) and stress (eV/Å³, Voigt
+    xx yy zz yz xz xy, or None) of a labelled configuration (its calculator's results).
+    Raises :class:`FitError` when ``atoms`` carries no labels."""
     calc = atoms.calc
     if calc is None:
         raise FitError("configuration has no reference labels", field="frames",
@@ -314,10 +314,10 @@ class PairData:
         sums it is made of: ``E3 = k (S2 - 2 cos0 S1 + cos0^2 S0)`` with
         ``Sn = sum cos^n f f`` (gamma and cutoff fixed). Each basis is exact: the kernel
         with k = 1 at cos0 = 0, 1, -1 gives S2, S2 - 2 S1 + S0, S2 + 2 S1 + S0."""
-        from viglas.potentials.ionic import (_numba_three_body, half_neighbour_list,
-                                             three_body_numpy, three_body_tables)
+        from viglas.potentials.ionic import (half_neighbour_list, three_body_kernel,
+                                             three_body_tables)
 
-        kern = _numba_three_body() or three_body_numpy
+        kern = three_body_kernel()
         tb = params.three_body[centre]
         out = {"f": np.zeros((3, self.n_total, 3)), "s": np.zeros((3, self.n_frames, 6)),
                "e": np.zeros((3, self.n_frames))}
@@ -540,7 +540,7 @@ def fit_parameters(frames: Sequence[Atoms], initial: IonicParameters | None = No
         els = sorted({s for a in frames for s in a.get_chemical_symbols()})
         initial = initial_parameters(els)
     data = PairData(frames, initial)
-    ee, ef, es = zip(*(_labels(a) for a in frames))
+    ee, ef, es = zip(*(reference_labels(a) for a in frames))
     f_ref = np.concatenate(ef)
     has_s = np.array([s is not None for s in es])
     s_ref = np.array([s if s is not None else np.zeros(6) for s in es])
@@ -864,7 +864,7 @@ def fit_to_reference(compositions: Sequence[str], reference: Any = None, *,
     def valid_rmse(p: IonicParameters) -> float:
         data = PairData(valid, p)
         f, _, _ = data.evaluate(p)
-        fr = np.concatenate([_labels(a)[1] for a in valid])
+        fr = np.concatenate([reference_labels(a)[1] for a in valid])
         return force_metrics(f, fr)["force_rmse_eV_A"]
 
     history = []

@@ -1,4 +1,4 @@
-"""Classical ionic pair potential as an ASE calculator (vectorised numpy).
+"""The classical ionic potential as an ASE calculator, and its LAMMPS bridge.
 
 Energy (eV) of a periodic cell::
 
@@ -6,16 +6,31 @@ Energy (eV) of a periodic cell::
       + sum_{i<j, r<r_c} k q_i q_j [erfc(a r)/r - erfc(a r_c)/r_c
                                      + (erfc(a r_c)/r_c^2 + 2a/sqrt(pi) exp(-a^2 r_c^2)/r_c)(r - r_c)]
       - k sum_i q_i^2 [erfc(a r_c)/(2 r_c) + a/sqrt(pi)]                        DSF self term
+      + sum_M sum_{X<Y} k_M (cos theta_XMY - cos0_M)^2
+            exp(gamma_M/(r_MX - rc_M)) exp(gamma_M/(r_MY - rc_M))              three body
 
 with ``k = COULOMB_EV_A`` (e^2/4 pi eps0 in eV Å), ``q_i = charge_scale * formal``,
 damped-shifted-force Coulomb of Fennell & Gezelter, J. Chem. Phys. 124, 234104 (2006)
-(the same form as LAMMPS ``coul/dsf``). Forces and the stress tensor are the exact
-derivatives of this energy (tested against finite differences).
+(the same form as LAMMPS ``coul/dsf``). The optional three-body term (the angle part of
+Stillinger-Weber, LAMMPS ``pair_style sw``) acts on angles X-M-Y at a network former M
+with r_MX, r_MY < rc_M (:mod:`viglas.potentials.parameters`). Forces and the stress
+tensor are the exact derivatives of this energy (tested against finite differences).
 
-Neighbours come from :func:`matscipy.neighbours.neighbour_list` with a Verlet skin:
-the half list (i < j) built at ``cutoff + skin`` is reused until an atom (measured in
-the fractional frame, so cell changes in NPT are accounted for) has moved far enough
-that a pair outside the list could have come inside the cutoff.
+Contents:
+
+* numba kernels, compiled on first use and cached on disk (None without numba): the
+  fused pair loop (``_numba_kernel``), the three-body loop (:func:`three_body_kernel`;
+  :func:`three_body_numpy` is the numpy version) and a cell-list half neighbour list
+  (:func:`half_neighbour_list`; matscipy's ``neighbour_list`` without numba);
+* :class:`IonicPotential` — the ASE calculator (``backend`` "numba" or vectorised
+  "numpy", same numbers to ~1e-12). The half list (i < j) built at
+  ``cutoff + skin`` is reused until an atom (measured in the fractional frame, so cell
+  changes in NPT are accounted for) has moved far enough that a pair outside the list
+  could have come inside the cutoff; pairs are summed in a canonical order, so results
+  do not depend on the rebuild history;
+* :func:`lammps_pair_commands`, :func:`lammps_sw_file_lines`, :class:`LammpsIonic` —
+  the same potential in LAMMPS (``born/coul/dsf`` + ``lj/cut`` + ``sw``) for cross-checks and
+  benchmarks.
 """
 
 from __future__ import annotations
@@ -272,6 +287,13 @@ def _pair_vectors(pos, cell, i, j, S) -> np.ndarray:
     broadcasting: a BLAS matmul with inner size 3 is slow under load."""
     return (np.take(pos, j, axis=0) - np.take(pos, i, axis=0)
             + S[:, 0:1] * cell[0] + S[:, 1:2] * cell[1] + S[:, 2:3] * cell[2])
+
+
+def three_body_kernel():
+    """The three-body (angle) loop ``kernel(pos, cell, i, j, S, types, nbr, tk, tcos0,
+    tgam, trc, forces, virial) -> energy``: the compiled numba kernel, or
+    :func:`three_body_numpy` when numba is not installed (same arguments, same sums)."""
+    return _numba_three_body() or three_body_numpy
 
 
 def three_body_tables(three_body: dict, elements: list[str]) -> dict[str, np.ndarray]:

@@ -336,15 +336,14 @@ def parameters_from_dict(data: dict[str, Any], source: str = "<dict>") -> IonicP
 
 
 def save_parameters(params: IonicParameters, path: str | Path) -> Path:
-    """Write ``params`` as YAML (atomically: temp file then rename). Returns the path."""
-    import os
-
+    """Write ``params`` as YAML, atomically (:func:`viglas.files.atomic_write_text`).
+    Returns the path."""
     import yaml
+
+    from viglas.files import atomic_write_text
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(params.to_yaml_dict(), sort_keys=False,
-                                  default_flow_style=None, width=100))
-    os.replace(tmp, p)
+    atomic_write_text(p, yaml.safe_dump(params.to_yaml_dict(), sort_keys=False,
+                                        default_flow_style=None, width=100))
     return p

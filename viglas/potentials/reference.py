@@ -22,6 +22,7 @@ temperatures, plus small random strains (for the stress) and rattled copies.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +34,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from viglas.errors import CompositionError, ConfigError
+from viglas.files import atomic_write_text
 from viglas.provenance import stable_hash
 
 #: Elements the default ionic parameter set covers.
@@ -230,7 +232,7 @@ class LabelCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "spec.json"
         if not meta.exists():
-            meta.write_text(json.dumps(self.spec, indent=1))
+            atomic_write_text(meta, json.dumps(self.spec, indent=1))
 
     def path(self, atoms: Atoms) -> Path:
         """Cache file of ``atoms``."""
@@ -260,10 +262,9 @@ class LabelCache:
                 s = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
             results["stress"] = s
         out.calc = SinglePointCalculator(out, **results)
-        p = self.path(atoms)
-        tmp = p.with_suffix(".tmp")
-        write(tmp, out, format="extxyz")
-        tmp.replace(p)
+        buf = io.StringIO()
+        write(buf, out, format="extxyz")
+        atomic_write_text(self.path(atoms), buf.getvalue())
         return out
 
     def all(self) -> list[Atoms]:
@@ -448,20 +449,6 @@ def sample_composition(formula: str, spec: Any, cache_dir: str | Path, *,
     frames += label(extra, spec, cache_dir, calculator=calculator, progress=False)
     log(f"{formula}: {len(frames)} labelled frames, {time.time() - t0:.0f} s")
     keep_keys = ("composition", "seed", "round", "kind", "t_K", "split")
-    marker.write_text(json.dumps([[structure_hash(a), {k: a.info[k] for k in keep_keys}]
-                                  for a in frames]))
+    atomic_write_text(marker, json.dumps([[structure_hash(a), {k: a.info[k] for k in keep_keys}]
+                                          for a in frames]))
     return frames
-
-
-def load_reference(cache_dir: str | Path, spec: Any) -> list[Atoms]:
-    """Every labelled frame listed by the ``done_*.json`` markers of ``spec``'s cache."""
-    from ase.io import read
-
-    cache = LabelCache(cache_dir, spec)
-    out: list[Atoms] = []
-    for marker in sorted(cache.dir.glob("done_*.json")):
-        for name, info in json.loads(marker.read_text()):
-            a = read(cache.dir / f"{name}.extxyz", format="extxyz")
-            a.info.update(info)
-            out.append(a)
-    return out

@@ -42,6 +42,7 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     import numpy as np
     from ase.optimize import FIRE
 
+    from viglas.files import atomic_write_text
     from viglas.potentials.fit import CONTACT_A
     from viglas.potentials.ionic import IonicPotential
     from viglas.potentials.parameters import load_parameters, pair_key
@@ -98,7 +99,7 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
         status = cdir / "stability.json"
 
         def save() -> None:
-            status.write_text(json.dumps(entry, indent=1, default=float))
+            atomic_write_text(status, json.dumps(entry, indent=1, default=float))
 
         try:
             if start_frames and comp in start_frames:

@@ -25,9 +25,11 @@ import numpy as np
 from ase import Atoms
 
 from viglas.errors import AnalysisError
-from viglas.potentials.fit import (CONTACT_A, EV_A3_TO_GPA, _labels, force_metrics,
-                                   predict)
+from viglas.files import atomic_write_text
+from viglas.potentials.fit import CONTACT_A, force_metrics, predict, reference_labels
 from viglas.potentials.parameters import IonicParameters, pair_key
+from viglas.serialize import clean
+from viglas.units import EV_A3_TO_GPA
 
 #: Pairs whose first RDF peak the report compares.
 RDF_PAIRS: tuple[str, ...] = ("Al-O", "Al-Cl", "Li-Cl", "Na-Cl", "Ga-O", "Ga-Cl",
@@ -54,7 +56,7 @@ def force_report(frames: Sequence[Atoms], params: IonicParameters) -> dict[str, 
     preds = predict(frames, params)
 
     def block(idx: list[int]) -> dict[str, Any]:
-        fr = np.concatenate([_labels(frames[i])[1] for i in idx])
+        fr = np.concatenate([reference_labels(frames[i])[1] for i in idx])
         fp = np.concatenate([preds[i]["forces"] for i in idx])
         sym = np.concatenate([frames[i].get_chemical_symbols() for i in idx])
         out = force_metrics(fp, fr)
@@ -65,7 +67,7 @@ def force_report(frames: Sequence[Atoms], params: IonicParameters) -> dict[str, 
             pe = force_metrics(fp[m], fr[m])
             out["per_element"][el] = {"force_rmse_eV_A": pe["force_rmse_eV_A"],
                                       "force_r2": pe["force_r2"], "n_atoms": int(m.sum())}
-        sr = [(_labels(frames[i])[2], preds[i]["stress"]) for i in idx]
+        sr = [(reference_labels(frames[i])[2], preds[i]["stress"]) for i in idx]
         sr = [(a, b) for a, b in sr if a is not None]
         if sr:
             d = np.array([(b - a) * EV_A3_TO_GPA for a, b in sr])
@@ -80,7 +82,7 @@ def force_report(frames: Sequence[Atoms], params: IonicParameters) -> dict[str, 
         for members in by_formula.values():
             if len(members) < 2:
                 continue
-            er = np.array([_labels(frames[i])[0] for i in members])
+            er = np.array([reference_labels(frames[i])[0] for i in members])
             ep = np.array([preds[i]["energy"] for i in members])
             n = np.array([len(frames[i]) for i in members])
             de.append(((ep - ep.mean()) - (er - er.mean())) / n)
@@ -222,7 +224,7 @@ def plot_parity(frames: Sequence[Atoms], params: IonicParameters, path: str | Pa
     nrow = int(np.ceil(n / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.2 * nrow), squeeze=False)
     for ax, (comp, idx) in zip(axes.ravel(), groups.items()):
-        fr = np.concatenate([_labels(frames[i])[1] for i in idx])
+        fr = np.concatenate([reference_labels(frames[i])[1] for i in idx])
         fp = np.concatenate([preds[i]["forces"] for i in idx])
         sym = np.concatenate([frames[i].get_chemical_symbols() for i in idx])
         for el in sorted(set(sym)):
@@ -265,26 +267,12 @@ def plot_rdf_overlay(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
     return _finish_grid(fig, axes, n, title, path)
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return None if not np.isfinite(v) else round(v, 6)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    return obj
-
-
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
-    """Write ``report`` as indented JSON (NaN/inf -> null, floats to 6 decimals)."""
+    """Write ``report`` as indented JSON (:func:`viglas.serialize.clean`: NaN/inf ->
+    null, floats to 6 decimals), atomically (:func:`viglas.files.atomic_write_text`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(report), indent=1) + "\n")
+    atomic_write_text(path, json.dumps(clean(report, digits=6), indent=1) + "\n")
     return path
 
 
