@@ -17,13 +17,21 @@ Protocol (issue 15 item 4):
   compared is **CPU time** (``time.process_time``), which a shared machine disturbs far
   less than wall time; wall time is recorded too;
 * peak memory of viglas (``VmHWM``) is measured in a separate process that runs viglas
-  only, so the peers' arrays do not count.
+  only, so the peers' arrays do not count;
+* before the timed runs, each child runs every compared tool once on a separate
+  300-frame file (imports, numba loading viglas' compiled kernels from its cache, the
+  peers' first-call set-up stay out of the timing for every tool); the CPU time of
+  that warm-up is recorded per tool (``warm_up_cpu_s``); ``--no-warm-up`` times first
+  calls instead; ``--repeats`` runs each comparison in several fresh processes.
 
 Usage (the command behind benchmarks/RESULTS.md)::
 
     python benchmarks/bench_msd.py --frames 100000 --mobile 40,150 \
-        --kinisi-frames 1000,10000 --timeout 900 --kinisi-default-timeout 600 \
-        --out benchmarks/bench_msd.json
+        --kinisi-frames 1000,10000 --data-dir /tmp/bm/data --only-generate
+    python benchmarks/bench_msd.py --frames 100000 --mobile 40,150 \
+        --kinisi-frames 1000,10000 --timeout 300 --kinisi-default-timeout 120 \
+        --data-dir /tmp/bm/data --out benchmarks/bench_msd.json
+    python benchmarks/bench_msd.py ... --modes compare-kinisi200,compare-pmg --repeats 3
 """
 
 from __future__ import annotations
