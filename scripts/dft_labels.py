@@ -84,10 +84,7 @@ def cmd_plan_next(args) -> None:
     from viglas.potentials.reference import DEFAULT_COMPOSITIONS
     from viglas.structures import build_glass
 
-    try:  # the MD engine moves from workflows/ to viglas/md/ (issue 13)
-        from viglas.md import melt_quench, run_md
-    except ImportError:  # pragma: no cover - older tree
-        from viglas.workflows.md import melt_quench, run_md
+    from viglas.md import melt_quench, run_md
 
     rnd = int(args.round)
     path = DATA / f"candidates_round{rnd}.extxyz.gz"

@@ -40,10 +40,7 @@ def _log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
 
-try:  # the MD engine moves from workflows/ to viglas/md/ (issue 13)
-    from viglas.md import melt_quench, run_md
-except ImportError:  # pragma: no cover - older tree
-    from viglas.workflows.md import melt_quench, run_md
+from viglas.md import melt_quench, run_md  # noqa: E402
 
 
 def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int = 0):
@@ -125,6 +122,24 @@ def glass_check(params, comp: str, *, workdir: Path, seed: int = 0, n_atoms: int
             "glass_density_g_cm3": round(rho, 4), "t_melt_K": t_melt_K,
             "cool_rate_K_ps": cool_rate_K_ps, "n_atoms": len(a),
             "glass": str(Path(workdir / comp).relative_to(ROOT)) if Path(workdir).is_relative_to(ROOT) else str(workdir / comp)}
+
+
+def score_delta_file(path, train, valid, report: dict) -> None:
+    """Score an existing ionic+delta file (no refit) on the current labels."""
+    from viglas.potentials.delta import DeltaModel, load_delta_file
+    from viglas.potentials.delta_fit import delta_predictor
+    from viglas.potentials.dft_fit import score
+
+    d = load_delta_file(path)
+    model = DeltaModel.from_dict(d["delta"])
+    pred = delta_predictor(model, d["baseline"])
+    fit = dict(model.meta.get("fit", {}))
+    fit.pop("lambda_scan", None)
+    report["delta_fit"] = {**fit, "model_file": _rel(path), "scored_without_refit": True}
+    report["scores"]["ionic_delta"] = {"train": score(train, pred),
+                                       "valid": score(valid, pred) if valid else None}
+    v = report["scores"]["ionic_delta"]["valid"]
+    _log(f"ionic+delta {path}: held-out force R2 {v['all']['force_r2'] if v else 'n/a'}")
 
 
 def fit_delta_form(args, train, valid, report: dict) -> None:
@@ -233,6 +248,10 @@ def main(argv=None) -> int:
                    help="ionic: refit the rigid-ion set; delta: fit the linear many-body "
                         "correction on the ionic baseline (--initial)")
     p.add_argument("--delta-out", default=str(ROOT / "viglas/potentials/data/dft_delta.json"))
+    p.add_argument("--train-labels-from", default=None, metavar="MODEL.json",
+                   help="train on exactly the frames a shipped ionic+delta fit used")
+    p.add_argument("--delta-in", default=None,
+                   help="score this ionic+delta file instead of fitting one")
     p.add_argument("--delta-h", type=float, default=0.4, help="spline knot spacing (A)")
     p.add_argument("--delta-rc", type=float, default=5.5, help="pair cutoff (A)")
     p.add_argument("--delta-lmax", type=int, default=4)
@@ -260,6 +279,15 @@ def main(argv=None) -> int:
 
     frames = load_dataset()
     train, valid = split(frames)
+    if args.train_labels_from:
+        # redo a shipped fit exactly: its training set is recorded in the model file
+        keep = set(json.loads(Path(args.train_labels_from).read_text())["delta"]["meta"]
+                   ["fit"]["train_labels"])
+        missing = keep - {a.info.get("label") for a in train}
+        if missing:
+            raise SystemExit(f"--train-labels-from: {len(missing)} training labels are not in "
+                             f"the dataset (e.g. {sorted(missing)[0]})")
+        train = [a for a in train if a.info.get("label") in keep]
     _log(f"{len(frames)} DFT frames: {len(train)} train, {len(valid)} held out")
     report: dict = {"n_frames": len(frames), "n_train": len(train), "n_valid": len(valid),
                     "settings_hash": frames[0].info.get("dft_settings_hash"),
@@ -300,7 +328,10 @@ def main(argv=None) -> int:
             v = row["valid"]["all"] if valid else row["train"]
             _log(f"stress weight {sw:g}: held-out force R2 {v['force_r2']:.3f}, pressure "
                  f"bias {v['pressure_bias_GPa']:+.2f} GPa")
-    if args.form == "delta" and not args.no_fit:
+    if args.form == "delta" and args.delta_in:
+        score_delta_file(args.delta_in, train, valid, report)
+        args.delta_out = args.delta_in
+    elif args.form == "delta" and not args.no_fit:
         fit_delta_form(args, train, valid, report)
     if args.form == "ionic" and not args.no_fit:
         settings = FitSettings(force_weight=args.force_weight, stress_weight=args.stress_weight,

@@ -210,7 +210,11 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
               "n_coefficients": model.n_coef,
               "weights": {"sigma_E_eV_atom": s.sigma_E_eV_atom,
                           "sigma_F_eV_A": s.sigma_F_eV_A, "sigma_S_GPa": s.sigma_S_GPa},
-              "geometry": {"rc_A": s.rc_A, "h_A": s.h_A, "w_A": s.w_A, "lmax": s.lmax}}
+              "geometry": {"rc_A": s.rc_A, "h_A": s.h_A, "w_A": s.w_A, "lmax": s.lmax,
+                           "emb_rc_A": s.emb_rc_A, "emb_nk": s.emb_nk,
+                           "three_body": s.three_body, "r3_margin_A": s.r3_margin_A},
+              # the exact training set (labels of the plan), so the fit can be redone
+              "train_labels": [str(a.info.get("label", "")) for a in train]}
     model.meta.update({"fit": record})
     return model, record
 

@@ -88,6 +88,10 @@ def ionic_predictor(params: Any) -> Predictor:
     from viglas.potentials.fit import predict
     from viglas.potentials.parameters import IonicParameters
 
+    if isinstance(params, dict):
+        from viglas.potentials.parameters import parameters_from_dict
+
+        params = parameters_from_dict(params)
     p = params if isinstance(params, IonicParameters) else load_parameters(params)
 
     def run(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
