@@ -2,6 +2,8 @@
 
 * :func:`rdf` — partial radial distribution functions g_AB(r) averaged over frames.
 * :func:`coordination_numbers` — mean number of B within a cutoff of A.
+  (Both are :mod:`viglas.local_structure`, the one implementation, which the fit
+  report of :mod:`viglas.potentials.validate` uses too.)
 * :func:`bridging_oxygen` — fractions of O bonded to 0, 1, >= 2 network formers
   (free, non-bridging, bridging).
 * :func:`network_clusters` — the M–O–M network (bonds by a cutoff per pair) as
@@ -28,6 +30,8 @@ import numpy as np
 
 from viglas.analysis._records import DictRecord
 from viglas.errors import AnalysisError, FitError
+from viglas.local_structure import as_frames as _frames
+from viglas.local_structure import coordination_numbers, rdf
 from viglas.units import R_J_MOLK
 
 __all__ = ["rdf", "coordination_numbers", "bridging_oxygen", "network_clusters", "NetworkResult",
@@ -39,12 +43,6 @@ DEFAULT_BOND_CUTOFFS: dict[str, float] = {"Al-O": 2.3, "Ga-O": 2.4, "In-O": 2.7,
 FORMERS = ("Al", "Ga", "In", "B")
 
 
-def _frames(atoms) -> list:
-    if isinstance(atoms, (list, tuple)):
-        return list(atoms)
-    return [atoms]
-
-
 def _pair_key(a: str, b: str) -> str:
     return f"{a}-{b}"
 
@@ -54,56 +52,6 @@ def _cutoff(cutoffs: Mapping[str, float] | None, a: str, b: str) -> float | None
     if cutoffs:
         c.update(cutoffs)
     return c.get(_pair_key(a, b), c.get(_pair_key(b, a)))
-
-
-def rdf(atoms, a: str, b: str, r_max: float = 8.0, n_bins: int = 160) -> tuple[np.ndarray, np.ndarray]:
-    """Partial RDF g_ab(r) averaged over frames (``atoms`` an Atoms or a list).
-
-    Returns ``(r_A, g)`` at bin centres. Normalised so g -> 1 for an ideal gas.
-    """
-    from ase.neighborlist import neighbor_list
-
-    frames = _frames(atoms)
-    edges = np.linspace(0.0, r_max, n_bins + 1)
-    hist = np.zeros(n_bins)
-    norm = 0.0
-    for at in frames:
-        syms = np.array(at.get_chemical_symbols())
-        ia = np.where(syms == a)[0]
-        ib = np.where(syms == b)[0]
-        if len(ia) == 0 or len(ib) == 0:
-            raise AnalysisError("element not present for the RDF", field="species",
-                                value=(a, b), allowed=", ".join(sorted(set(syms))))
-        i, j, d = neighbor_list("ijd", at, r_max)
-        m = (syms[i] == a) & (syms[j] == b)
-        hist += np.histogram(d[m], bins=edges)[0]
-        nb = len(ib) - (1 if a == b else 0)
-        norm += len(ia) * nb / at.get_volume()
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    g = hist / (norm * shell)
-    return 0.5 * (edges[1:] + edges[:-1]), g
-
-
-def coordination_numbers(atoms, center: str, neighbor: str, cutoff: float) -> dict[str, Any]:
-    """Mean, std and histogram of the number of ``neighbor`` atoms within ``cutoff`` Å
-    of each ``center`` atom, over all frames."""
-    from ase.neighborlist import neighbor_list
-
-    counts = []
-    for at in _frames(atoms):
-        syms = np.array(at.get_chemical_symbols())
-        ic = np.where(syms == center)[0]
-        if len(ic) == 0:
-            raise AnalysisError("element not present", field="center", value=center,
-                                allowed=", ".join(sorted(set(syms))))
-        i, j = neighbor_list("ij", at, cutoff)
-        m = (syms[i] == center) & (syms[j] == neighbor)
-        cn = np.bincount(i[m], minlength=len(at))[ic]
-        counts.append(cn)
-    c = np.concatenate(counts)
-    hist = np.bincount(c)
-    return {"center": center, "neighbor": neighbor, "cutoff_A": cutoff, "mean": float(c.mean()),
-            "std": float(c.std()), "histogram": {int(k): int(v) for k, v in enumerate(hist) if v}}
 
 
 def bridging_oxygen(atoms, formers: Iterable[str] = FORMERS,

@@ -26,6 +26,7 @@ from ase import Atoms
 
 from viglas.errors import AnalysisError
 from viglas.files import atomic_write_text
+from viglas.local_structure import coordination_numbers, rdf
 from viglas.potentials.fit import CONTACT_A, force_metrics, predict, reference_labels
 from viglas.potentials.parameters import IonicParameters, pair_key
 from viglas.serialize import clean
@@ -101,30 +102,13 @@ def force_report(frames: Sequence[Atoms], params: IonicParameters) -> dict[str, 
 
 def partial_rdf(frames: Sequence[Atoms], a: str, b: str, r_max: float = 6.0,
                 dr: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
-    """Partial g_ab(r) averaged over ``frames`` (bin centres in Å, g dimensionless).
+    """Partial g_ab(r) averaged over ``frames`` (bin centres in Å, g dimensionless):
+    :func:`viglas.local_structure.rdf` on the bins ``np.arange(0, r_max + dr, dr)``.
 
     Normalised by the ideal-gas pair density ``N_a N_b / V`` (``N_a (N_a - 1) / V``
     for a = b). Raises :class:`AnalysisError` if a species is absent.
     """
-    from matscipy.neighbours import neighbour_list
-
-    edges = np.arange(0.0, r_max + dr, dr)
-    hist = np.zeros(len(edges) - 1)
-    norm = 0.0
-    for atoms in frames:
-        sym = np.array(atoms.get_chemical_symbols())
-        na, nb = int(np.sum(sym == a)), int(np.sum(sym == b))
-        if na == 0 or nb == 0:
-            raise AnalysisError("species absent from the frames", field="pair",
-                                value=f"{a}-{b}", allowed=", ".join(sorted(set(sym))))
-        i, j, d = neighbour_list("ijd", atoms, r_max)
-        m = (sym[i] == a) & (sym[j] == b)
-        hist += np.histogram(d[m], bins=edges)[0]
-        npairs = na * (nb - 1) if a == b else na * nb
-        norm += npairs / atoms.get_volume()
-    r = 0.5 * (edges[1:] + edges[:-1])
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    return r, hist / (shell * norm)
+    return rdf(list(frames), a, b, r_max=r_max, edges=np.arange(0.0, r_max + dr, dr))
 
 
 def first_peak_A(r: np.ndarray, g: np.ndarray, smooth: int = 5) -> float:
@@ -144,32 +128,20 @@ def first_peak_A(r: np.ndarray, g: np.ndarray, smooth: int = 5) -> float:
 def mean_coordination(frames: Sequence[Atoms], center: str = "Al",
                       ligands: Sequence[str] = ("O", "Cl"),
                       cutoffs: dict[str, float] | None = None) -> dict[str, Any]:
-    """Mean number of ligands around ``center`` atoms and the coordination histogram.
+    """Mean number of ligands around ``center`` atoms and the coordination histogram
+    (:func:`viglas.local_structure.coordination_numbers`).
 
     ``cutoffs`` (Å) per ligand default to 1.3 × the typical contact distance
-    (Al–O 2.29, Al–Cl 2.77 Å). Returns ``mean``, ``fraction`` {n: share of centres}
-    and ``cutoffs_A``.
+    (:data:`viglas.potentials.fit.CONTACT_A`: Al–O 2.29, Al–Cl 2.77 Å; 2.5 Å for an
+    unlisted pair); a species only in ``cutoffs`` counts as a ligand too. Returns
+    ``mean``, ``fraction`` {n: share of centres} and ``cutoffs_A``.
     """
-    from matscipy.neighbours import neighbour_list
-
     cut = {lig: 1.3 * CONTACT_A.get(pair_key(center, lig), 2.5) for lig in ligands}
     cut.update(cutoffs or {})
-    counts: list[np.ndarray] = []
-    for atoms in frames:
-        sym = np.array(atoms.get_chemical_symbols())
-        if not np.any(sym == center):
-            raise AnalysisError("centre species absent", field="center", value=center)
-        i, j, d = neighbour_list("ijd", atoms, max(cut.values()))
-        ok = np.zeros(len(i), bool)
-        for lig, rc in cut.items():
-            ok |= (sym[j] == lig) & (d < rc)
-        m = ok & (sym[i] == center)
-        cn = np.bincount(i[m], minlength=len(atoms))[sym == center]
-        counts.append(cn)
-    cn = np.concatenate(counts)
-    values, n = np.unique(cn, return_counts=True)
-    return {"mean": float(cn.mean()),
-            "fraction": {int(v): float(c / len(cn)) for v, c in zip(values, n)},
+    c = coordination_numbers(list(frames), center, list(cut), cut)
+    total = sum(c["histogram"].values())
+    return {"mean": c["mean"],
+            "fraction": {n: k / total for n, k in c["histogram"].items()},
             "cutoffs_A": {k: round(v, 3) for k, v in cut.items()}}
 
 
