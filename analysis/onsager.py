@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from viglas.chemistry import FORMAL_CHARGES
 from viglas.errors import AnalysisError
 
 #: e²/(k_B) with Å²/ps, Å³ -> mS/cm: e² [C²] · (1e-20 m²)/(1e-12 s) / (1e-30 m³ · k_B T [J])
@@ -48,9 +49,6 @@ _KB_J_K = 1.380649e-23
 
 __all__ = ["OnsagerResult", "onsager_transport", "collective_msd", "onsager_from_trajectory"]
 
-#: Formal charges (e) used for the Onsager sums of the VIGLAS elements.
-FORMAL_CHARGES: dict[str, float] = {"Li": 1.0, "Na": 1.0, "Al": 3.0, "Ga": 3.0, "In": 3.0,
-                                    "B": 3.0, "Cl": -1.0, "O": -2.0}
 
 
 def _xcorr_msd(a: np.ndarray, b: np.ndarray) -> np.ndarray:

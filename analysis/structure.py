@@ -29,6 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from viglas.analysis._records import DictRecord
+from viglas.chemistry import FORMERS
 from viglas.errors import AnalysisError, FitError
 from viglas.local_structure import as_frames as _frames
 from viglas.local_structure import coordination_numbers, rdf
@@ -40,7 +41,6 @@ __all__ = ["rdf", "coordination_numbers", "bridging_oxygen", "network_clusters",
 #: M–O bond cutoffs (Å), roughly the first minimum of g_MO in oxide/oxychloride glasses.
 DEFAULT_BOND_CUTOFFS: dict[str, float] = {"Al-O": 2.3, "Ga-O": 2.4, "In-O": 2.7, "B-O": 1.9,
                                           "Al-Cl": 2.6, "Ga-Cl": 2.7, "In-Cl": 2.9, "B-Cl": 2.1}
-FORMERS = ("Al", "Ga", "In", "B")
 
 
 def _pair_key(a: str, b: str) -> str:

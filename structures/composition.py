@@ -24,17 +24,11 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from viglas.chemistry import ALKALI, ANIONS, FORMAL_CHARGES, FORMERS
 from viglas.errors import CompositionError, StructureError
 
-#: Alkali (mobile) ions allowed on the A site, in formula order.
-ALKALI: tuple[str, ...] = ("Li", "Na")
-#: Network formers allowed on the M site, in formula order.
-FORMERS: tuple[str, ...] = ("Al", "Ga", "In", "B")
-#: Anions.
-ANIONS: tuple[str, ...] = ("Cl", "O")
-#: Formal charges (e) used for the charge balance.
-FORMAL_CHARGES: dict[str, int] = {"Li": 1, "Na": 1, "Al": 3, "Ga": 3, "In": 3, "B": 3,
-                                  "Cl": -1, "O": -2}
+#: Alkali ions (A site), network formers (M site), anions and the formal charges (e) of
+#: the charge balance: :mod:`viglas.chemistry` (ALKALI, FORMERS, ANIONS, FORMAL_CHARGES).
 #: Every element a VIGLAS composition may contain.
 ALLOWED_ELEMENTS: tuple[str, ...] = ALKALI + FORMERS + ANIONS
 

@@ -23,14 +23,13 @@ from collections.abc import Mapping
 import numpy as np
 from ase import Atoms
 
+from viglas.chemistry import ANIONS, CATIONS
 from viglas.errors import StructureError
 
 #: Shannon (1976) effective ionic radii in Å at the coordination of these glasses:
 #: Li+ (IV), Na+ (VI), Al3+/Ga3+/In3+/B3+ (IV), Cl- (VI), O2- (II).
 SHANNON_RADII: dict[str, float] = {"Li": 0.59, "Na": 1.02, "Al": 0.39, "Ga": 0.47, "In": 0.62,
                                    "B": 0.11, "Cl": 1.81, "O": 1.35}
-CATIONS = ("Li", "Na", "Al", "Ga", "In", "B")
-ANIONS = ("Cl", "O")
 _BOND_DELTA = {"Cl": 0.07, "O": 0.0}
 CATION_CATION_MIN_A = 2.40
 

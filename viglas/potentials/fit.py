@@ -38,25 +38,12 @@ import numpy as np
 from ase import Atoms
 from scipy.special import erfc
 
+from viglas.chemistry import ANIONS, CATIONS, CONTACT_A, FORMAL_CHARGES
 from viglas.errors import FitError
 from viglas.potentials.parameters import (PAIR_FIELDS, THREE_BODY_FIELDS, IonicParameters,
                                           PairParameters, ThreeBodyParameters, pair_key)
 from viglas.units import COULOMB_EV_A, EV_A3_TO_GPA
 
-FORMAL_CHARGES: dict[str, float] = {"Li": 1, "Na": 1, "Al": 3, "Ga": 3, "In": 3, "B": 3,
-                                    "Cl": -1, "O": -2}
-CATIONS = ("Li", "Na", "Al", "Ga", "In", "B")
-ANIONS = ("Cl", "O")
-
-#: Typical nearest-neighbour distances (Å) used for starting values, wall positions
-#: and the "close contact" count: crystal/molecular bond lengths (LiCl, NaCl, AlCl4-,
-#: GaCl4-, InCl4-/InCl6 3-, BCl3, Al2O3, Ga2O3, In2O3, B2O3) and anion contacts.
-CONTACT_A: dict[str, float] = {
-    "Cl-Li": 2.45, "Li-O": 1.98, "Cl-Na": 2.80, "Na-O": 2.35,
-    "Al-Cl": 2.13, "Al-O": 1.76, "Cl-Ga": 2.17, "Ga-O": 1.86,
-    "Cl-In": 2.40, "In-O": 2.12, "B-Cl": 1.75, "B-O": 1.37,
-    "Cl-Cl": 3.50, "Cl-O": 3.10, "O-O": 2.70,
-}
 
 
 def is_cation_anion(key: str) -> bool:

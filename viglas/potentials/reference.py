@@ -33,6 +33,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from viglas.chemistry import ANIONS, CATIONS
 from viglas.errors import CompositionError, ConfigError
 from viglas.files import atomic_write_text
 from viglas.provenance import stable_hash
@@ -63,8 +64,8 @@ CHGNET_SPEC: dict[str, Any] = {"name": "chgnet", "params": {"model": "0.3.0"}}
 # module is not used: fitted by eye to LiCl, NaCl, AlCl3 and Al2O3 molar volumes.
 _ION_VOLUME_A3 = {"Li": 2.0, "Na": 6.0, "Al": 2.0, "Ga": 2.5, "In": 4.0, "B": 1.0,
                   "Cl": 33.0, "O": 16.0}
-_CATIONS = {"Li", "Na", "Al", "Ga", "In", "B"}
-_ANIONS = {"Cl", "O"}
+_CATIONS = frozenset(CATIONS)
+_ANIONS = frozenset(ANIONS)
 
 
 def parse_formula(formula: str) -> dict[str, float]:

@@ -43,7 +43,7 @@ def stability_checks(params_path: str | Path, compositions: list[str], workdir: 
     from ase.optimize import FIRE
 
     from viglas.files import atomic_write_text
-    from viglas.potentials.fit import CONTACT_A
+    from viglas.chemistry import CONTACT_A
     from viglas.potentials.ionic import IonicPotential
     from viglas.potentials.parameters import load_parameters, pair_key
     from viglas.potentials.validate import mean_coordination

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from viglas.chemistry import CONTACT_A
 from viglas.errors import AnalysisError
 from viglas.files import atomic_write_text
 from viglas.local_structure import coordination_numbers, rdf
-from viglas.potentials.fit import CONTACT_A, force_metrics, predict, reference_labels
+from viglas.potentials.fit import force_metrics, predict, reference_labels
 from viglas.potentials.parameters import IonicParameters, pair_key
 from viglas.serialize import clean
 from viglas.units import EV_A3_TO_GPA
@@ -132,7 +133,7 @@ def mean_coordination(frames: Sequence[Atoms], center: str = "Al",
     (:func:`viglas.local_structure.coordination_numbers`).
 
     ``cutoffs`` (Å) per ligand default to 1.3 × the typical contact distance
-    (:data:`viglas.potentials.fit.CONTACT_A`: Al–O 2.29, Al–Cl 2.77 Å; 2.5 Å for an
+    (:data:`viglas.chemistry.CONTACT_A`: Al–O 2.29, Al–Cl 2.77 Å; 2.5 Å for an
     unlisted pair); a species only in ``cutoffs`` counts as a ligand too. Returns
     ``mean``, ``fraction`` {n: share of centres} and ``cutoffs_A``.
     """
