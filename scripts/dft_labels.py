@@ -251,7 +251,7 @@ def cmd_convergence_table(args) -> None:
     runs = []
     for f in sorted(DATA.glob("convergence*.json")):
         runs += json.loads(f.read_text())["runs"]
-    gpa = 160.21766208
+    from viglas.units import EV_A3_TO_GPA as gpa
 
     def rows(param):
         by_label: dict = {}

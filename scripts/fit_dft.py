@@ -153,7 +153,9 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
     base = load_parameters(args.initial)
     st = DeltaFitSettings(h_A=args.delta_h, lmax=args.delta_lmax, rc_A=args.delta_rc,
                           sigma_E_eV_atom=args.delta_sigma_e, sigma_F_eV_A=args.delta_sigma_f,
-                          sigma_S_GPa=args.delta_sigma_s)
+                          sigma_S_GPa=args.delta_sigma_s, emb_kmin=args.delta_emb_kmin,
+                          **({"lambdas": tuple(float(x) for x in args.delta_lambdas.split(","))}
+                             if args.delta_lambdas else {}))
     t0 = time.time()
     model, rec = fit_delta(train, base, st, log=_log)
     rec.update(reference="gpaw-pbe-d3bj", settings_hash=report["settings_hash"],
@@ -173,8 +175,8 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
         for frac in (0.25, 0.5, 0.75, 1.0):
             k = max(3, int(round(frac * len(train))))
             sub = [train[i] for i in sorted(rng.permutation(len(train))[:k])]
-            m, r = (model, rec) if k == len(train) else fit_delta(sub, base, st,
-                                                                  log=lambda *_: None)
+            m, r = (model, rec) if k == len(train) else fit_delta(
+                sub, base, st, log=lambda *_: None, species=model.species)
             sc = score(valid, delta_predictor(m, base))["all"]
             curve.append({"n_train_frames": k, "lambda": r["lambda"],
                           "valid_force_r2": round(sc["force_r2"], 4),
@@ -219,6 +221,14 @@ def print_tables(report_path: str | Path) -> None:
             print(f"- {label} {name}: relaxed {rl.get('density_change_pct')} % "
                   f"(same structure: {rl.get('same_structure')}); NPT 300 K "
                   f"{npt.get('density_change_pct', 'n/a')} %")
+    loop = rep.get("loop_0GPa")
+    if loop:
+        print(f"\nDFT pressure on the cells `{loop['sampler']}` made itself at 0 GPa:\n")
+        print("| composition | T (K) | density g/cm³ | PBE-D3 pressure GPa |")
+        print("|---|---|---|---|")
+        for r in loop["cells"]:
+            print(f"| {r['composition']} | {r['t_K']:.0f} | {r['npt_density_g_cm3']:.3f} | "
+                  f"{r['dft_pressure_GPa']:+.2f} |")
     for label, gl in rep.get("glasses_0GPa", {}).items():
         for comp, r in gl.items():
             print(f"- {label} {comp} melt-quench at 0 GPa: "
@@ -252,6 +262,14 @@ def main(argv=None) -> int:
                    help="train on exactly the frames a shipped ionic+delta fit used")
     p.add_argument("--delta-in", default=None,
                    help="score this ionic+delta file instead of fitting one")
+    p.add_argument("--loop-sampler", default=None, metavar="FILE_NAME",
+                   help="report the DFT pressure on the labelled cells this parameter file "
+                        "(its file name in the plan's sampler field) made at 0 GPa")
+    p.add_argument("--delta-emb-kmin", type=int, default=3,
+                   help="first embedding spline kept (3: F(0) = 0, no constant part; 0: the "
+                        "form of the shipped dft_delta.json)")
+    p.add_argument("--delta-lambdas", default=None,
+                   help="comma-separated regularisation strengths to cross-validate")
     p.add_argument("--delta-h", type=float, default=0.4, help="spline knot spacing (A)")
     p.add_argument("--delta-rc", type=float, default=5.5, help="pair cutoff (A)")
     p.add_argument("--delta-lmax", type=int, default=4)
@@ -328,6 +346,20 @@ def main(argv=None) -> int:
             v = row["valid"]["all"] if valid else row["train"]
             _log(f"stress weight {sw:g}: held-out force R2 {v['force_r2']:.3f}, pressure "
                  f"bias {v['pressure_bias_GPa']:+.2f} GPa")
+    if args.loop_sampler:
+        # closing the loop: DFT pressure on the cells the set made itself at 0 GPa
+        from viglas.units import EV_A3_TO_GPA as _G
+
+        rows = []
+        for a in frames:
+            if a.info.get("sampler") == f"ionic:{args.loop_sampler}@0GPa":
+                st = a.calc.results["stress"]
+                rows.append({"label": a.info["label"], "composition": a.info["composition"],
+                             "t_K": float(a.info["t_K"]), "split": a.info.get("split"),
+                             "npt_density_g_cm3": float(a.info.get("npt_density_g_cm3", 0)),
+                             "dft_pressure_GPa": round(float(-st[:3].mean() * _G), 2)})
+                _log(f"loop: {rows[-1]}")
+        report["loop_0GPa"] = {"sampler": args.loop_sampler, "cells": rows}
     if args.form == "delta" and args.delta_in:
         score_delta_file(args.delta_in, train, valid, report)
         args.delta_out = args.delta_in

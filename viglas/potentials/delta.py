@@ -9,6 +9,7 @@ of linear ACE/SNAP), and evaluated by two short numba loops::
 
     E = E_ionic + sum_s n_s mu_s
       + sum_{i<j} s(r_ij) sum_k a_{t_i t_j, k} B_k(r_ij)                        (2-body)
+      + sum_i F_{t_i}(rho_i)                                                    (embedding)
       + sum_i sum_{j<k in N(i)} g_ij g_ik sum_l b_{t_i, {t_j, t_k}, l} P_l(cos th_jik)  (3-body)
 
 - ``mu_s``: one reference energy per element (DFT energies are absolute).
@@ -18,6 +19,10 @@ of linear ACE/SNAP), and evaluated by two short numba loops::
   ``rc`` are kept, and ``s(r)`` (a C² smoothstep over ``[r_lo, r_lo + w]``) turns the
   correction off below ``r_lo``, so where there are no data only the physical ionic
   repulsion acts.
+- embedding: ``F_t(rho_i)`` of the local density ``rho_i = sum_j (1 - r_ij/rc_e)^3``
+  (EAM-like: pressure without pair forces), cubic B-splines that vanish with two
+  derivatives at ``rho = 0`` (``emb_kmin = 3``: no constant part, so it cannot trade a
+  constant with ``mu``) and 40 % above the largest density of the training data.
 - 3-body: Legendre polynomials ``P_0 .. P_lmax`` of the bond angle at atom ``i`` between
   its first-shell neighbours (cation centre with anion neighbours, anion centre with
   cation neighbours) with the radial weight ``g(r) = (1 - r/r3)^3`` (C² at the cutoff
@@ -77,6 +82,7 @@ class DeltaModel:
     emb_rc: float = 0.0
     emb_nk: int = 0
     emb_hi: np.ndarray | None = None
+    emb_kmin: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.species)
@@ -175,7 +181,7 @@ class DeltaModel:
                           for a in range(n) for b in range(a, n) if self.pair_lo[a, b] > 0},
             "r3_A": {f"{sp[a]}-{sp[b]}": float(self.r3[a, b])
                      for a in range(n) for b in range(a, n) if self.r3[a, b] > 0},
-            "emb_rc_A": self.emb_rc, "emb_nk": self.emb_nk,
+            "emb_rc_A": self.emb_rc, "emb_nk": self.emb_nk, "emb_kmin": self.emb_kmin,
             "emb_hi": {sp[t]: float(self.emb_hi[t]) for t in range(n) if self.emb_hi[t] > 0},
             "coef_eV": None if self.coef is None else [float(x) for x in self.coef],
             "meta": self.meta,
@@ -201,7 +207,8 @@ class DeltaModel:
                    h=float(d["h_A"]), w=float(d["w_A"]), r3=table("r3_A"),
                    lmax=int(d["lmax"]), coef=d.get("coef_eV"), meta=d.get("meta", {}),
                    emb_rc=float(d.get("emb_rc_A", 0.0)), emb_nk=int(d.get("emb_nk", 0)),
-                   emb_hi=[float(d.get("emb_hi", {}).get(x, 0.0)) for x in sp])
+                   emb_hi=[float(d.get("emb_hi", {}).get(x, 0.0)) for x in sp],
+                   emb_kmin=int(d.get("emb_kmin", 0)))
 
 
 def default_r3(species: list[str], margin: float = R3_MARGIN) -> np.ndarray:
@@ -238,7 +245,7 @@ def _build_kernel():
 
     @numba.njit(cache=True, nogil=True)
     def kernel(pos, cell, ii, jj, SS, types, pair_lo, pair_nk, pair_off, rc, h, w,
-               r3, tb_off, lmax, emb_rc, emb_nk, emb_hi, emb_off,
+               r3, tb_off, lmax, emb_rc, emb_nk, emb_hi, emb_off, emb_kmin,
                coef, fit, efeat, ffeat, vfeat, forces, virial):
         """fit=True: add design rows (efeat[P], ffeat[N,3,P] = -dE/dx, vfeat[6,P]);
         fit=False: add energy (returned), forces and virial (3x3) with ``coef``."""
@@ -371,7 +378,7 @@ def _build_kernel():
                 m0[i] = k0
                 for q in range(4):
                     k = k0 + q
-                    if k < 0 or k >= emb_nk:
+                    if k < emb_kmin or k >= emb_nk:
                         continue
                     b, db = bspline(u - (k - 3))
                     dB[i, q] = db / he
@@ -398,7 +405,7 @@ def _build_kernel():
                         continue
                     for q in range(4):
                         k = m0[a_] + q
-                        if k < 0 or k >= emb_nk or dB[a_, q] == 0.0:
+                        if k < emb_kmin or k >= emb_nk or dB[a_, q] == 0.0:
                             continue
                         dval = dB[a_, q] * dphi
                         g0 = dval * d0 / r
@@ -572,7 +579,8 @@ def _call(model: DeltaModel, atoms, fit: bool, nl=None):
     e, overflow = _kernel()(pos, cell, i, j, np.ascontiguousarray(S, dtype=np.int64), types,
                             model.pair_lo, model.pair_nk, model.pair_off, model.rc, model.h,
                             model.w, model.r3, model.tb_off, model.lmax, float(model.emb_rc),
-                            int(model.emb_nk), model.emb_hi, model.emb_off, coef, fit,
+                            int(model.emb_nk), model.emb_hi, model.emb_off,
+                            int(model.emb_kmin), coef, fit,
                             ef, ff, vf, f, v)
     if overflow:
         raise CalculatorError("more than 64 first-shell neighbours on one atom",

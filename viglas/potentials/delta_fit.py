@@ -28,7 +28,7 @@ from ase import Atoms
 from viglas.errors import FitError
 from viglas.potentials.delta import DeltaModel, default_r3, design_rows
 
-EV_A3_TO_GPA = 160.21766208
+from viglas.units import EV_A3_TO_GPA  # noqa: E402  (eV/Å³ -> GPa)
 
 
 @dataclass
@@ -48,6 +48,7 @@ class DeltaFitSettings:
     emb_rc_A: float = 5.0
     emb_nk: int = 8
     emb_headroom: float = 1.4
+    emb_kmin: int = 3
     lambdas: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
     ridge_eps: float = 1e-3
     cv_folds: int = 5
@@ -90,7 +91,8 @@ def new_model(frames: Sequence[Atoms], settings: DeltaFitSettings | None = None,
           if s.emb_rc_A > 0 and s.emb_nk > 0 else None)
     return DeltaModel(species=sp, pair_lo=lo, rc=s.rc_A, h=s.h_A, w=s.w_A, r3=r3,
                       lmax=s.lmax, emb_rc=s.emb_rc_A if hi is not None else 0.0,
-                      emb_nk=s.emb_nk if hi is not None else 0, emb_hi=hi)
+                      emb_nk=s.emb_nk if hi is not None else 0, emb_hi=hi,
+                      emb_kmin=s.emb_kmin)
 
 
 def max_local_density(frames: Sequence[Atoms], species: list[str], rc: float) -> np.ndarray:
@@ -166,15 +168,17 @@ def _solve(AtA: np.ndarray, Aty: np.ndarray, R: np.ndarray, lam: float) -> np.nd
 
 
 def fit_delta(train: Sequence[Atoms], baseline: Any = None,
-              settings: DeltaFitSettings | None = None, log=print) -> tuple[DeltaModel, dict]:
+              settings: DeltaFitSettings | None = None, log=print,
+              species: list[str] | None = None) -> tuple[DeltaModel, dict]:
     """Fit the correction to ``train`` on top of the ionic ``baseline`` (parameter set,
-    path or None = shipped default). Returns the model and a fit record (λ scan)."""
+    path or None = shipped default; ``species``: elements to cover, default those in
+    ``train``). Returns the model and a fit record (λ scan)."""
     s = settings or DeltaFitSettings()
     train = list(train)
     if len(train) < 3:
         raise FitError("too few training frames", field="train", value=len(train),
                        allowed=">= 3 labelled frames")
-    model = new_model(train, s)
+    model = new_model(train, s, species)
     log(f"delta model: {len(model.species)} elements, {model.n_coef} coefficients")
     base = _baseline(train, baseline)
     As, ys = frame_system(model, train, base, s)
@@ -211,7 +215,7 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
               "weights": {"sigma_E_eV_atom": s.sigma_E_eV_atom,
                           "sigma_F_eV_A": s.sigma_F_eV_A, "sigma_S_GPa": s.sigma_S_GPa},
               "geometry": {"rc_A": s.rc_A, "h_A": s.h_A, "w_A": s.w_A, "lmax": s.lmax,
-                           "emb_rc_A": s.emb_rc_A, "emb_nk": s.emb_nk,
+                           "emb_rc_A": s.emb_rc_A, "emb_nk": s.emb_nk, "emb_kmin": s.emb_kmin,
                            "three_body": s.three_body, "r3_margin_A": s.r3_margin_A},
               # the exact training set (labels of the plan), so the fit can be redone
               "train_labels": [str(a.info.get("label", "")) for a in train]}

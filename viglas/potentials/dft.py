@@ -54,6 +54,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from viglas.errors import CalculatorError, MissingDependencyError
 from viglas.provenance import stable_hash
+from viglas.units import EV_A3_TO_GPA
 
 #: The install line named in every "missing" error.
 DFT_INSTALL = ("apt-get install -y libxc-dev libopenblas-dev libfftw3-dev && "
@@ -400,7 +401,7 @@ def label_atoms(frames: Iterable[Atoms], store: DFTLabelStore, *, log=print,
             where = f"[{i + 1}/{len(frames)}] " if len(frames) > 1 else ""
             log(f"{where}{atoms.info.get('label', '')} "
                 f"{atoms.get_chemical_formula()} ({len(atoms)} atoms, k {res.kpts}): "
-                f"E={res.energy:.3f} eV, P={-res.stress[:3].mean() * 160.21766:.2f} GPa, "
+                f"E={res.energy:.3f} eV, P={-res.stress[:3].mean() * EV_A3_TO_GPA:.2f} GPa, "
                 f"{time.time() - t0:.0f} s")
             yield lab
         finally:

@@ -27,8 +27,7 @@ from viglas.errors import FitError
 #: Shipped DFT data folder.
 DFT_DATA = Path(__file__).resolve().parent / "data" / "dft"
 
-#: eV/Å³ -> GPa.
-EV_A3_TO_GPA = 160.21766208
+from viglas.units import EV_A3_TO_GPA  # noqa: E402  (eV/Å³ -> GPa)
 
 Predictor = Callable[[Sequence[Atoms]], list[dict[str, Any]]]
 
