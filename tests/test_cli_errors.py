@@ -210,3 +210,30 @@ def test_melt_quench_defaults_are_safe_and_long_runs_say_how_long(tmp_path, caps
     bar.close()
     err = capsys.readouterr().err
     assert "MD nvt: 1000 steps" in err and "step 500 of 1000 (50 %" in err and "left" in err
+
+
+def test_ctrl_c_works_when_the_parent_ignores_sigint(tmp_path):
+    """A script's background job (or a test runner) may start viglas with SIGINT
+    ignored, which exec inherits; Ctrl-C must still stop the MD at a resumable point."""
+    import signal
+    import time
+
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "s.extxyz", bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2))
+    args = [VIGLAS, "md", str(tmp_path / "s.extxyz"), "-c", "emt", "--temperature", "300",
+            "--steps", "4000", "--save-every", "10", "--checkpoint-every", "100",
+            "-o", str(tmp_path / "traj.h5")]
+    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    ckpt = tmp_path / "traj.ckpt.npz"
+    deadline = time.time() + 120
+    while time.time() < deadline and not ckpt.exists() and proc.poll() is None:
+        time.sleep(0.1)
+    assert ckpt.exists(), proc.communicate()[1]
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: rerun the same command" in err

@@ -110,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     """
     usage_errors, exits, aborts = _cli_exception_classes()
     args = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:
+        # Ctrl-C must stop viglas at a resumable point even when it was started by a
+        # process that ignores SIGINT (a script's background job, a test runner): an
+        # ignored SIGINT is inherited across exec, and the MD would then run on.
+        import signal
+
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         rc = app(args=args, standalone_mode=False, prog_name="viglas")
         if rc == 130:  # typer >= 0.26 turns KeyboardInterrupt into Exit(130) and returns it
