@@ -153,9 +153,9 @@ def test_small_cli_frictions_of_item_10(tmp_path):
                             "--t-melt", "-5", "-o", str(tmp_path / "g.extxyz")), "--t-melt", "-5")
 
 
-def test_ctrl_c_prints_the_interrupted_line_and_the_rerun_says_it_resumed(tmp_path):
-    """Ctrl-C (SIGINT) during `viglas md`: exit 130 with "interrupted: rerun ..." and no
-    traceback; the rerun says it resumed from the checkpoint and finishes."""
+def _interrupted_md(tmp_path, preexec_fn=None):
+    """Start `viglas md` (EMT, 4000 steps), send SIGINT once its first checkpoint exists;
+    return (args, returncode, stderr)."""
     import signal
     import time
 
@@ -167,15 +167,22 @@ def test_ctrl_c_prints_the_interrupted_line_and_the_rerun_says_it_resumed(tmp_pa
             "--steps", "4000", "--save-every", "10", "--checkpoint-every", "100",
             "-o", str(tmp_path / "traj.h5")]
     proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=preexec_fn)
     ckpt = tmp_path / "traj.ckpt.npz"
     deadline = time.time() + 120
     while time.time() < deadline and not ckpt.exists() and proc.poll() is None:
         time.sleep(0.1)
     assert ckpt.exists(), proc.communicate()[1]
     os.kill(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    _, err = proc.communicate(timeout=60)
+    return args, proc.returncode, err
+
+
+def test_ctrl_c_prints_the_interrupted_line_and_the_rerun_says_it_resumed(tmp_path):
+    """Ctrl-C (SIGINT) during `viglas md`: exit 130 with "interrupted: rerun ..." and no
+    traceback; the rerun says it resumed from the checkpoint and finishes."""
+    args, rc, err = _interrupted_md(tmp_path)
+    assert rc == 130, err
     assert "interrupted: rerun the same command" in err and "Traceback" not in err
     again = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
@@ -216,24 +223,8 @@ def test_ctrl_c_works_when_the_parent_ignores_sigint(tmp_path):
     """A script's background job (or a test runner) may start viglas with SIGINT
     ignored, which exec inherits; Ctrl-C must still stop the MD at a resumable point."""
     import signal
-    import time
 
-    from ase.build import bulk
-    from ase.io import write
-
-    write(tmp_path / "s.extxyz", bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2))
-    args = [VIGLAS, "md", str(tmp_path / "s.extxyz"), "-c", "emt", "--temperature", "300",
-            "--steps", "4000", "--save-every", "10", "--checkpoint-every", "100",
-            "-o", str(tmp_path / "traj.h5")]
-    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    ckpt = tmp_path / "traj.ckpt.npz"
-    deadline = time.time() + 120
-    while time.time() < deadline and not ckpt.exists() and proc.poll() is None:
-        time.sleep(0.1)
-    assert ckpt.exists(), proc.communicate()[1]
-    os.kill(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    _, rc, err = _interrupted_md(
+        tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert rc == 130, err
     assert "interrupted: rerun the same command" in err
