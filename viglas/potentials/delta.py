@@ -243,6 +243,42 @@ def _build_kernel():
         y = 4.0 - x
         return y * y * y / 6.0, -0.5 * y * y
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def pair_add(fit, col, coef, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat, forces,
+                 virial):
+        """Add a pair term's force (g = dE/dd per unit coefficient along d = x_j - x_i:
+        +g on i, -g on j) and virial d (x) g: as design rows (fit) or times coef[col]."""
+        if fit:
+            ffeat[i, 0, col] += g0
+            ffeat[i, 1, col] += g1
+            ffeat[i, 2, col] += g2
+            ffeat[j, 0, col] -= g0
+            ffeat[j, 1, col] -= g1
+            ffeat[j, 2, col] -= g2
+            vfeat[0, col] += d0 * g0
+            vfeat[1, col] += d1 * g1
+            vfeat[2, col] += d2 * g2
+            vfeat[3, col] += d1 * g2
+            vfeat[4, col] += d0 * g2
+            vfeat[5, col] += d0 * g1
+        else:
+            a = coef[col]
+            forces[i, 0] += a * g0
+            forces[i, 1] += a * g1
+            forces[i, 2] += a * g2
+            forces[j, 0] -= a * g0
+            forces[j, 1] -= a * g1
+            forces[j, 2] -= a * g2
+            virial[0, 0] += a * d0 * g0
+            virial[0, 1] += a * d0 * g1
+            virial[0, 2] += a * d0 * g2
+            virial[1, 0] += a * d1 * g0
+            virial[1, 1] += a * d1 * g1
+            virial[1, 2] += a * d1 * g2
+            virial[2, 0] += a * d2 * g0
+            virial[2, 1] += a * d2 * g1
+            virial[2, 2] += a * d2 * g2
+
     @numba.njit(cache=True, nogil=True)
     def kernel(pos, cell, ii, jj, SS, types, pair_lo, pair_nk, pair_off, rc, h, w,
                r3, tb_off, lmax, emb_rc, emb_nk, emb_hi, emb_off, emb_kmin,
@@ -334,36 +370,10 @@ def _build_kernel():
                 col = base + k
                 if fit:
                     efeat[col] += val
-                    ffeat[i, 0, col] += g0
-                    ffeat[i, 1, col] += g1
-                    ffeat[i, 2, col] += g2
-                    ffeat[j, 0, col] -= g0
-                    ffeat[j, 1, col] -= g1
-                    ffeat[j, 2, col] -= g2
-                    vfeat[0, col] += d0 * g0
-                    vfeat[1, col] += d1 * g1
-                    vfeat[2, col] += d2 * g2
-                    vfeat[3, col] += d1 * g2
-                    vfeat[4, col] += d0 * g2
-                    vfeat[5, col] += d0 * g1
                 else:
-                    a = coef[col]
-                    energy += a * val
-                    forces[i, 0] += a * g0
-                    forces[i, 1] += a * g1
-                    forces[i, 2] += a * g2
-                    forces[j, 0] -= a * g0
-                    forces[j, 1] -= a * g1
-                    forces[j, 2] -= a * g2
-                    virial[0, 0] += a * d0 * g0
-                    virial[0, 1] += a * d0 * g1
-                    virial[0, 2] += a * d0 * g2
-                    virial[1, 0] += a * d1 * g0
-                    virial[1, 1] += a * d1 * g1
-                    virial[1, 2] += a * d1 * g2
-                    virial[2, 0] += a * d2 * g0
-                    virial[2, 1] += a * d2 * g1
-                    virial[2, 2] += a * d2 * g2
+                    energy += coef[col] * val
+                pair_add(fit, col, coef, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat,
+                         forces, virial)
         # embedding: E = sum_i F_t(rho_i), F = sum_m c_m B_m(rho / he), he = hi / nk
         if use_emb:
             m0 = np.zeros(n, np.int64)
@@ -412,36 +422,8 @@ def _build_kernel():
                         g1 = dval * d1 / r
                         g2 = dval * d2 / r
                         col = emb_off[ta] + k
-                        if fit:
-                            ffeat[i, 0, col] += g0
-                            ffeat[i, 1, col] += g1
-                            ffeat[i, 2, col] += g2
-                            ffeat[j, 0, col] -= g0
-                            ffeat[j, 1, col] -= g1
-                            ffeat[j, 2, col] -= g2
-                            vfeat[0, col] += d0 * g0
-                            vfeat[1, col] += d1 * g1
-                            vfeat[2, col] += d2 * g2
-                            vfeat[3, col] += d1 * g2
-                            vfeat[4, col] += d0 * g2
-                            vfeat[5, col] += d0 * g1
-                        else:
-                            a = coef[col]
-                            forces[i, 0] += a * g0
-                            forces[i, 1] += a * g1
-                            forces[i, 2] += a * g2
-                            forces[j, 0] -= a * g0
-                            forces[j, 1] -= a * g1
-                            forces[j, 2] -= a * g2
-                            virial[0, 0] += a * d0 * g0
-                            virial[0, 1] += a * d0 * g1
-                            virial[0, 2] += a * d0 * g2
-                            virial[1, 0] += a * d1 * g0
-                            virial[1, 1] += a * d1 * g1
-                            virial[1, 2] += a * d1 * g2
-                            virial[2, 0] += a * d2 * g0
-                            virial[2, 1] += a * d2 * g1
-                            virial[2, 2] += a * d2 * g2
+                        pair_add(fit, col, coef, i, j, g0, g1, g2, d0, d1, d2, ffeat,
+                                 vfeat, forces, virial)
         # 3-body
         nl = lmax + 1
         P = np.empty(nl)
@@ -561,10 +543,11 @@ def _pairs(model: DeltaModel, pos: np.ndarray, cell: np.ndarray, cutoff: float |
     return half_neighbour_list(pos, cell, cutoff or model.cutoff)
 
 
-def _call(model: DeltaModel, atoms, fit: bool, nl=None):
+def _call(model: DeltaModel, atoms, fit: bool, nl=None, types=None):
     pos = np.ascontiguousarray(atoms.positions, dtype=np.float64)
     cell = np.ascontiguousarray(atoms.cell.array, dtype=np.float64)
-    types = model.types_of(atoms.get_chemical_symbols())
+    if types is None:
+        types = model.types_of(atoms.get_chemical_symbols())
     i, j, S = nl if nl is not None else _pairs(model, pos, cell)
     n = len(atoms)
     P = model.n_coef
@@ -596,12 +579,15 @@ def design_rows(model: DeltaModel, atoms) -> tuple[np.ndarray, np.ndarray, np.nd
     return ef, ff, vf / atoms.get_volume()
 
 
-def evaluate(model: DeltaModel, atoms, nl=None) -> tuple[float, np.ndarray, np.ndarray]:
-    """Correction energy (eV), forces (eV/Å) and stress (Voigt, eV/Å³) of ``atoms``."""
+def evaluate(model: DeltaModel, atoms, nl=None, types=None
+             ) -> tuple[float, np.ndarray, np.ndarray]:
+    """Correction energy (eV), forces (eV/Å) and stress (Voigt, eV/Å³) of ``atoms``
+    (``nl``: a half list ``(i, j, S)``, ``types``: :meth:`DeltaModel.types_of`, both
+    computed here when not given)."""
     if model.coef is None:
         raise FitError("the delta model has no coefficients", field="coef", value=None,
                        allowed="a fitted model (scripts/fit_dft.py --form delta)")
-    e, (f, v) = _call(model, atoms, False, nl)
+    e, (f, v) = _call(model, atoms, False, nl, types)
     vol = atoms.get_volume()
     s = v / vol
     stress = np.array([s[0, 0], s[1, 1], s[2, 2], 0.5 * (s[1, 2] + s[2, 1]),
@@ -639,6 +625,7 @@ class DeltaIonicPotential(Calculator):
                                  "delta": d.to_dict()})
         self.skin = float(skin)
         self._nl = None
+        self._types: tuple[np.ndarray, np.ndarray] | None = None  # (numbers, types)
         self.delta_energy = 0.0
 
     def _list(self, pos, cell):
@@ -661,7 +648,9 @@ class DeltaIonicPotential(Calculator):
         rb = self.baseline.results
         pos = np.ascontiguousarray(a.positions, dtype=np.float64)
         cell = np.ascontiguousarray(a.cell.array, dtype=np.float64)
-        e, f, s = evaluate(self.model, a, self._list(pos, cell))
+        if self._types is None or not np.array_equal(self._types[0], a.numbers):
+            self._types = (a.numbers.copy(), self.model.types_of(a.get_chemical_symbols()))
+        e, f, s = evaluate(self.model, a, self._list(pos, cell), self._types[1])
         self.delta_energy = e
         energy = float(rb["energy"]) + e
         self.results = {"energy": energy, "free_energy": energy,
