@@ -79,9 +79,7 @@ def cmd_plan_next(args) -> None:
 
     from viglas.errors import ViglasError
     from viglas.potentials.delta import make_potential
-    from viglas.potentials.dft_sampling import (REQUIRED_COMPOSITIONS, read_frames,
-                                                write_frames)
-    from viglas.potentials.reference import DEFAULT_COMPOSITIONS
+    from viglas.potentials.dft_sampling import plan_compositions, read_frames, write_frames
     from viglas.structures import build_glass
 
     from viglas.md import melt_quench, run_md
@@ -89,10 +87,7 @@ def cmd_plan_next(args) -> None:
     rnd = int(args.round)
     path = DATA / f"candidates_round{rnd}.extxyz.gz"
     existing = {a.info["label"]: a for a in read_frames(path)} if path.exists() else {}
-    comps = list(REQUIRED_COMPOSITIONS) + [c for c in DEFAULT_COMPOSITIONS
-                                           if c not in REQUIRED_COMPOSITIONS]
-    if args.compositions:
-        comps = args.compositions.split(",")
+    comps = plan_compositions(args.compositions.split(",") if args.compositions else None)
     n_atoms = int(args.n_atoms)
     temps = [int(t) for t in str(args.temperatures).split(",")]
     tag = "" if n_atoms == 64 else f"n{n_atoms}/"

@@ -145,6 +145,27 @@ def disordered_frame(formula: str, kind: str, t_K: float, density_factor: float,
     return out
 
 
+def plan_compositions(compositions: Sequence[str] | None = None) -> list[str]:
+    """``compositions``, or the fit's compositions with the required ones first."""
+    return list(compositions or (list(REQUIRED_COMPOSITIONS) + [
+        c for c in DEFAULT_COMPOSITIONS if c not in REQUIRED_COMPOSITIONS]))
+
+
+def _planned_frame(label: str, existing: dict[str, Atoms], comp: str, kind: str,
+                   t_K: float, df: float, seed: int, calc, n_atoms: int,
+                   log: Callable[[str], None]) -> Atoms:
+    """The frame ``label`` of a plan: the existing one, or sampled now with
+    :func:`disordered_frame`; its recipe metadata set in ``info``."""
+    if label in existing:
+        a = existing[label]
+    else:
+        a = disordered_frame(comp, kind, t_K, df, seed, calculator=calc, n_atoms=n_atoms)
+        log(f"sampled {label} ({len(a)} atoms)")
+    a.info.update(label=label, composition=comp, kind=kind, t_K=t_K, density_factor=df,
+                  seed=seed)
+    return a
+
+
 def plan_round0(*, seeds_per_recipe: int = 1, compositions: Sequence[str] | None = None,
                 n_atoms: int = 64, calculator=None, log: Callable[[str], None] = print,
                 existing: dict[str, Atoms] | None = None) -> list[Atoms]:
@@ -158,8 +179,7 @@ def plan_round0(*, seeds_per_recipe: int = 1, compositions: Sequence[str] | None
     """
     from viglas.potentials import IonicPotential
 
-    comps = list(compositions or (list(REQUIRED_COMPOSITIONS) + [
-        c for c in DEFAULT_COMPOSITIONS if c not in REQUIRED_COMPOSITIONS]))
+    comps = plan_compositions(compositions)
     existing = dict(existing or {})
     calc = calculator or IonicPotential(None)
     out = crystal_frames()
@@ -170,14 +190,9 @@ def plan_round0(*, seeds_per_recipe: int = 1, compositions: Sequence[str] | None
             for ci, comp in enumerate(comps):
                 seed = 1000 * rep + 100 * ri + ci
                 label = f"r0/{comp}/{kind}{int(t_K)}/d{df:.2f}/s{seed}"
-                if label in existing:
-                    a = existing[label]
-                else:
-                    a = disordered_frame(comp, kind, t_K, df, seed, calculator=calc,
-                                         n_atoms=n_atoms)
-                    log(f"sampled {label} ({len(a)} atoms)")
-                a.info.update(label=label, composition=comp, kind=kind, t_K=t_K,
-                              density_factor=df, seed=seed, round=0,
+                a = _planned_frame(label, existing, comp, kind, t_K, df, seed, calc,
+                                   n_atoms, log)
+                a.info.update(round=0,
                               sampler="ionic:default(CHGNet-fitted)",
                               split="valid" if ri == ROUND0_VALID else "train",
                               priority=base + (rep * n_rec + ROUND0_ORDER.index(ri))
@@ -236,8 +251,7 @@ def plan_small(rnd: int, *, n_atoms: int = 21, compositions: Sequence[str] | Non
     ``priority_base``; plus :func:`compressed_crystals`."""
     from viglas.potentials import IonicPotential
 
-    comps = list(compositions or (list(REQUIRED_COMPOSITIONS) + [
-        c for c in DEFAULT_COMPOSITIONS if c not in REQUIRED_COMPOSITIONS]))
+    comps = plan_compositions(compositions)
     existing = dict(existing or {})
     calc = calculator or IonicPotential(None)
     out = compressed_crystals(rnd)
@@ -245,14 +259,9 @@ def plan_small(rnd: int, *, n_atoms: int = 21, compositions: Sequence[str] | Non
         for ci, comp in enumerate(comps):
             seed = 10000 * rnd + 100 * ri + ci
             label = f"r{rnd}/{comp}/small/{kind}{int(t_K)}/d{df:.2f}/s{seed}"
-            if label in existing:
-                a = existing[label]
-            else:
-                a = disordered_frame(comp, kind, t_K, df, seed, calculator=calc,
-                                     n_atoms=n_atoms)
-                log(f"sampled {label} ({len(a)} atoms)")
-            a.info.update(label=label, composition=comp, kind=kind, t_K=t_K,
-                          density_factor=df, seed=seed, round=rnd, sampler=sampler,
+            a = _planned_frame(label, existing, comp, kind, t_K, df, seed, calc, n_atoms,
+                               log)
+            a.info.update(round=rnd, sampler=sampler,
                           split="train", priority=priority_base + ri * len(comps) + ci)
             out.append(a)
     return out
