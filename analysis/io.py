@@ -319,11 +319,11 @@ def _read_h5md_open(tr, path, species, drift, com_weights, every, chunk) -> Traj
 
 def _unwrap_kernel():
     """The compiled unwrap + drift pass of the H5MD reader (None without numba)."""
-    from viglas.trajectory import _lazy_kernel
+    from viglas.trajectory import lazy_kernel
 
     global _UNWRAP
     if _UNWRAP is None:
-        _UNWRAP = _lazy_kernel(_build_unwrap)
+        _UNWRAP = lazy_kernel(_build_unwrap)
     return _UNWRAP()
 
 

@@ -92,9 +92,10 @@ def read_errors(path: str | Path):
 _FILTER_DEFLATE, _FILTER_FLETCHER32, _FILTER_LZF = 1, 3, 32000
 
 
-def _lazy_kernel(build):
+def lazy_kernel(build):
     """``build(numba) -> jitted function``, compiled once (cached on disk by numba) on
-    first use; None without numba (callers then fall back to h5py/numpy)."""
+    first use; None without numba (callers then fall back to h5py/numpy). Public: the
+    trajectory readers of ``viglas.analysis`` build their kernels with it too."""
     import functools
 
     done: list = []
@@ -113,7 +114,7 @@ def _lazy_kernel(build):
     return get
 
 
-@_lazy_kernel
+@lazy_kernel
 def _fletcher32_kernel(numba):
     @numba.njit(cache=True, nogil=True)
     def fletcher32(data):
@@ -155,7 +156,7 @@ def _fletcher32_kernel(numba):
     return fletcher32
 
 
-@_lazy_kernel
+@lazy_kernel
 def _lzf_kernel(numba):
     @numba.njit(cache=True, nogil=True)
     def lzf_decompress(src, dst):
