@@ -15,7 +15,10 @@ DiffusionAnalysisMaker, CompositionSummaryMaker, SeriesSummaryMaker),
 (``build_flow``), :mod:`~viglas.workflows.run` (``run_local``), :mod:`~viglas.workflows.results`
 (``collect_results``, results.json, CSV, report.md), :mod:`~viglas.workflows.store`
 (the job store),
-:mod:`~viglas.workflows.submit` (jobflow-remote).
+HPC with jobflow-remote: :mod:`~viglas.workflows.hpc_settings` (per-kind settings),
+:mod:`~viglas.workflows.hpc_segments` (wall-time segments), :mod:`~viglas.workflows.hpc_submit`
+(submission), :mod:`~viglas.workflows.hpc_status` (status, results),
+:mod:`~viglas.workflows.hpc_probe` (probe jobs); :mod:`~viglas.workflows.submit` re-exports them.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ stay as H5MD files in the job's run directory on the cluster's file system and o
 their paths are stored in the documents — never the frames themselves.
 
 ``metadata.viglas`` holds per-job-kind settings read by ``viglas submit``
-(:mod:`viglas.workflows.submit`): for each worker, what ``md`` jobs (melt-quench and
+(:mod:`viglas.workflows.hpc_settings`): for each worker, what ``md`` jobs (melt-quench and
 production MD) and ``analysis`` jobs (structure building, diffusion fits, summaries)
 ask of the scheduler, an optional execution config (e.g. ``gpu``), and the wall time
 after which a long MD job stops at a checkpoint and continues in a new allocation.

@@ -21,7 +21,7 @@ from maggma.stores import MemoryStore  # noqa: E402
 
 from viglas.md import walltime  # noqa: E402
 from viglas.errors import ConfigError, SubmitError  # noqa: E402
-from viglas.workflows import hpc_templates, submit  # noqa: E402
+from viglas.workflows import hpc_segments, hpc_templates, submit  # noqa: E402
 
 
 @pytest.fixture
@@ -207,7 +207,8 @@ def test_job_that_ignores_the_stop_request_is_interrupted_after_the_grace(tmp_pa
     """A function that never looks at viglas.md.walltime.STOP still gets cut into segments:
     SIGALRM raises SegmentTimeUp in it once the grace period after the budget is over."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(submit, "_hard_stop_grace_s", lambda budget: 0.2)
+    # segmented_call reads the grace where it lives (hpc_segments; submit re-exports it)
+    monkeypatch.setattr(hpc_segments, "_hard_stop_grace_s", lambda budget: 0.2)
     md = resumable_job(10, 0.1, cooperative=False)
     submit._segment(md, 0.3)
     out = run_locally(md, store=JobStore(MemoryStore()), create_folders=True,

@@ -67,7 +67,7 @@ def submit(
     Prints the flow id and the commands to follow it. Jobs start once a runner is
     active: 'jf runner start --single'.
     """
-    from viglas.workflows.submit import submit_config
+    from viglas.workflows.hpc_submit import submit_config
 
     sub = submit_config(config, worker=worker, project=project, priority=priority,
                         md_segment_s=md_segment, allow_import=allow_import)
@@ -138,7 +138,9 @@ def check(
     test of a new project before submitting real work. Needs a running runner.
     """
     from viglas.errors import SubmitError
-    from viglas.workflows.submit import probe_flow, remote_results, submit_flow, wait_for_flow
+    from viglas.workflows.hpc_probe import probe_flow
+    from viglas.workflows.hpc_status import remote_results, wait_for_flow
+    from viglas.workflows.hpc_submit import submit_flow
 
     sub = submit_flow(probe_flow(resume_steps=resume), worker=worker, project=project,
                       md_segment_s=md_segment)
@@ -165,7 +167,7 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
-    from viglas.workflows.submit import flow_status, wait_for_flow
+    from viglas.workflows.hpc_status import flow_status, wait_for_flow
 
     st = (wait_for_flow(flow_id, project, timeout_s=timeout) if wait
           else flow_status(flow_id, project))
@@ -197,7 +199,7 @@ def results(
 
     Works on partial flows: failed jobs are listed with their error under 'remote.jobs'.
     """
-    from viglas.workflows.submit import remote_results
+    from viglas.workflows.hpc_status import remote_results
 
     res = remote_results(project, flow_id)
     text = json.dumps(res, indent=2, default=str, allow_nan=False)

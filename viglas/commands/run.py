@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("no such run directory", field="workdir",
                                   value=str(workdir),
                                   allowed="a 'viglas run' directory or a submitted flow id")
-            from viglas.workflows.submit import remote_results
+            from viglas.workflows.hpc_status import remote_results
 
             res = remote_results(project, str(workdir))
         elif (workdir / "jobstore.json").exists() or not (workdir / "results.json").is_file():

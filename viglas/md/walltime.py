@@ -1,7 +1,7 @@
 """Cooperative wall-time stops for long MD runs.
 
-A wall-time segment (:func:`viglas.workflows.submit.segmented_call`) asks the running
-MD to stop with :func:`request_stop` (from a ``SIGALRM`` handler). The MD loop in
+A wall-time segment (:func:`viglas.workflows.hpc_segments.segmented_call`) asks the
+running MD to stop with :func:`request_stop` (from a ``SIGALRM`` handler). The MD loop in
 :func:`viglas.md.run_md` reads :data:`STOP` after every step; when it is set,
 the loop finishes the step it is on, writes frames, log and a checkpoint at that step,
 and raises :class:`WallTimeUp`. Stopping at a step boundary, rather than raising from
