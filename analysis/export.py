@@ -21,27 +21,30 @@ gradient of ln y in the fit parameters, and a band ``[y exp(-s), y exp(+s)]``
 (s = that standard deviation of ln y). MD fits are usually made at high T, so
 298.15 K is often an extrapolation: it is flagged (``*_in_fitted_range``) and
 warned about (:class:`ExtrapolationWarning`), never silent.
+
+This module builds the document and reads/writes it in each format; the schema
+identifiers and validation live in :mod:`viglas.analysis.export_schema`, the CSV form
+in :mod:`viglas.analysis.export_csv`, the PyBaMM module form in
+:mod:`viglas.analysis.export_pybamm` (their public names are importable from here too).
 """
 
 from __future__ import annotations
 
-import ast
 import copy
-import csv
-import io
 import json
 import math
-import re
 import warnings
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from viglas.analysis.pybamm_kernel import ExtrapolationWarning, kernel_source, ln_and_sd
+from viglas.analysis.export_csv import read_parameters_csv, write_csv_export, write_grid_csv
+from viglas.analysis.export_pybamm import pybamm_module_text, read_pybamm_module
+from viglas.analysis.export_schema import (CONTINUUM_SCHEMA, RESULTS_SCHEMA, SCHEMA_VERSION,
+                                           load_schema, validate_export)
+from viglas.analysis.pybamm_kernel import ExtrapolationWarning, ln_and_sd
 from viglas.errors import ExportError
 from viglas.serialize import clean
 from viglas.units import T_STANDARD_K
@@ -53,12 +56,6 @@ __all__ = [
     "select_composition", "as_export", "grid_table", "write_grid_csv", "predict",
 ]
 
-#: Identifier of the export document this module writes.
-CONTINUUM_SCHEMA = "viglas-continuum/1"
-#: Version of the schema file (bumped on compatible additions).
-SCHEMA_VERSION = "1.1.0"
-#: Identifier of the results.json this module reads.
-RESULTS_SCHEMA = "viglas-results/1"
 #: Output formats.
 FORMATS = ("json", "yaml", "csv", "pybamm")
 #: Default interpolation grid, K: -40 degC to 100 degC in 5 K steps (includes 298.15 K).
@@ -99,32 +96,6 @@ class IncompleteResultsWarning(UserWarning):
     """The results are unfinished: some compositions have no fits and were left out of
     the export, or the fits come from part of the planned MD runs (failed or missing
     runs). The export says so (``complete: false``, ``incomplete_reasons``)."""
-
-
-# ----------------------------------------------------------------------------- schema
-@lru_cache(maxsize=1)
-def _schema_text() -> str:
-    return resources.files("viglas.analysis").joinpath("data/continuum-schema.json").read_text(
-        encoding="utf-8")
-
-
-def load_schema() -> dict:
-    """The shipped JSON Schema of the export (draft 2020-12) as a dict."""
-    return json.loads(_schema_text())
-
-
-def validate_export(export: Mapping) -> None:
-    """Check ``export`` against the shipped JSON Schema; raise ExportError if invalid."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(export), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = "/".join(str(p) for p in err.absolute_path) or "(document)"
-        raise ExportError(f"export does not match {CONTINUUM_SCHEMA}: {err.message}",
-                          field=where, allowed="see viglas/analysis/data/continuum-schema.json",
-                          hint=f"{len(errors)} schema error(s) in all")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -553,203 +524,6 @@ def select_composition(export: Mapping, composition: str | None = None) -> dict:
                       allowed=names)
 
 
-# ----------------------------------------------------------------------------- CSV
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_TOKEN = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
-
-
-def _key_path(parts: Sequence[str | int]) -> str:
-    text = ""
-    for p in parts:
-        if isinstance(p, int):
-            text += f"[{p}]"
-        elif _IDENT.match(p):
-            text += f".{p}" if text else p
-        else:
-            text += f"[{json.dumps(p)}]"
-    return text
-
-
-def _parse_key(key: str) -> list[str | int]:
-    parts: list[str | int] = []
-    pos = 0
-    while pos < len(key):
-        m = _TOKEN.match(key, pos)
-        if not m or (pos == 0 and key.startswith(".")):
-            raise ExportError("bad key in parameters.csv", field="key", value=key,
-                              allowed="dotted path with [index] / [\"quoted key\"] parts")
-        if m.group(1) is not None:
-            parts.append(m.group(1))
-        elif m.group(2) is not None:
-            parts.append(int(m.group(2)))
-        else:
-            parts.append(json.loads(m.group(3)))
-        pos = m.end()
-    return parts
-
-
-def _flatten(obj: Any, parts: list, rows: list) -> None:
-    if isinstance(obj, dict) and obj:
-        for k, v in obj.items():
-            _flatten(v, [*parts, k], rows)
-    elif isinstance(obj, list) and obj:
-        for i, v in enumerate(obj):
-            _flatten(v, [*parts, i], rows)
-    else:
-        rows.append((_key_path(parts), json.dumps(obj, allow_nan=False, ensure_ascii=False)))
-
-
-def _unflatten(rows: Sequence[tuple[str, str]]) -> dict:
-    root: dict = {}
-    for key, value in rows:
-        parts = _parse_key(key)
-        node: Any = root
-        for here, nxt in zip(parts[:-1], parts[1:]):
-            child_type = list if isinstance(nxt, int) else dict
-            node = _child(node, here, child_type, key)
-        _set(node, parts[-1], json.loads(value), key)
-    return root
-
-
-def _child(node: Any, part: str | int, kind: type, key: str) -> Any:
-    if isinstance(part, int):
-        if not isinstance(node, list) or part > len(node):
-            raise ExportError("rows out of order in parameters.csv", field="key", value=key)
-        if part == len(node):
-            node.append(kind())
-        return node[part]
-    return node.setdefault(part, kind())
-
-
-def _set(node: Any, part: str | int, value: Any, key: str) -> None:
-    if isinstance(part, int):
-        if not isinstance(node, list) or part != len(node):
-            raise ExportError("rows out of order in parameters.csv", field="key", value=key)
-        node.append(value)
-    else:
-        node[part] = value
-
-
-def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def _safe(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", label)
-
-
-def write_grid_csv(comp: Mapping, path: str | Path) -> Path:
-    """Write a composition's grid (see :func:`grid_table`) as CSV; empty cell = undefined."""
-    grid = {k: v for k, v in comp["grid"].items() if isinstance(v, list)}
-    names = list(grid)
-    rows = [names]
-    for i in range(len(grid["t_K"])):
-        row = []
-        for n in names:
-            v = grid[n][i]
-            row.append("" if v is None else (int(v) if isinstance(v, bool) else repr(v)))
-        rows.append(row)
-    path = Path(path)
-    path.write_text(_csv_text(rows), encoding="utf-8")
-    return path
-
-
-def _csv_paths(out: Path) -> tuple[Path, Path, str]:
-    """(parameters file, folder for grids, grid file prefix) for a CSV export."""
-    if out.suffix.lower() == ".csv":
-        return out, out.parent, f"{out.stem}_grid_"
-    return out / "parameters.csv", out, "grid_"
-
-
-# ----------------------------------------------------------------------------- PyBaMM module
-_PYBAMM_TEMPLATE = '''"""PyBaMM electrolyte parameters for {formula}, exported by viglas.
-
-Generated by ``viglas export --format pybamm`` from {source}.
-Schema {schema}; data embedded below (EXPORT_JSON, exact).
-
-Usage::
-
-    import pybamm
-    import {module} as glass
-    pv = pybamm.ParameterValues("Chen2020")
-    pv.update(glass.get_parameter_values())
-    sim = pybamm.Simulation(pybamm.lithium_ion.DFN(), parameter_values=pv)
-    sim.solve([0, 600])
-
-Prefer the DFN: with t+ = 1 it keeps c_e uniform as it should; PyBaMM's SPMe does not
-conserve c_e exactly when t+ = 1 (its reduced electrolyte equations).
-
-Functions take c_e in mol/m^3 (ignored: single-ion conductor) and T in K and return
-S/m (conductivity) and m^2/s (diffusivity). Temperatures outside the fitted range
-({t_range}) give an ExtrapolationWarning. Cation transference number = 1 is an
-assumption (single-ion conductor). Needs numpy and pybamm only.
-"""
-
-from __future__ import annotations
-
-import json
-from typing import Any, Callable
-
-try:  # the viglas warning class when viglas is installed
-    from viglas.analysis.pybamm_params import ExtrapolationWarning
-except ImportError:  # pragma: no cover
-    class ExtrapolationWarning(UserWarning):
-        """A fit is evaluated outside its fitted temperature range."""
-
-
-def _fail(message: str, field: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{{field}}: {{message}} (got {{value!r}}; allowed: {{allowed}})")
-
-
-EXPORT_JSON = {export_json}
-EXPORT = json.loads(EXPORT_JSON)
-COMPOSITION = EXPORT["compositions"][0]
-
-{kernel}
-
-electrolyte_conductivity = make_property(COMPOSITION["conductivity"], "conductivity",
-                                         label=COMPOSITION["label"])
-electrolyte_diffusivity = make_property(COMPOSITION["diffusivity"], "diffusivity",
-                                        label=COMPOSITION["label"])
-
-
-def get_parameter_values(model: str | None = None, n_sigma: float = 0.0) -> dict:
-    """PyBaMM parameter names -> values (conductivity, diffusivity, t+ = 1)."""
-    return {{
-        "Electrolyte conductivity [S.m-1]": make_property(
-            COMPOSITION["conductivity"], "conductivity", model, n_sigma, COMPOSITION["label"]),
-        "Electrolyte diffusivity [m2.s-1]": make_property(
-            COMPOSITION["diffusivity"], "diffusivity", model, n_sigma, COMPOSITION["label"]),
-        "Cation transference number": float(COMPOSITION["transference_number"]),
-        "Thermodynamic factor": 1.0,
-    }}
-'''
-
-
-def _pybamm_module_text(export: dict, source: str | None, module: str) -> str:
-    comp = export["compositions"][0]
-    fit = comp["conductivity"][comp["conductivity"]["preferred_model"]]
-    text = json.dumps(export, allow_nan=False, ensure_ascii=False, indent=1)
-    return _PYBAMM_TEMPLATE.format(
-        formula=comp["formula"], source=source or "a results dict", schema=CONTINUUM_SCHEMA,
-        module=module, t_range=f"{fit['t_min_K']:g}-{fit['t_max_K']:g} K",
-        export_json=(f"r'''{text}'''" if "'''" not in text else repr(text)),
-        kernel=kernel_source())
-
-
-def _read_pybamm_module(path: Path) -> dict:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "EXPORT_JSON"):
-            return json.loads(ast.literal_eval(node.value))
-    raise ExportError("no EXPORT_JSON in the module", field="path", value=str(path),
-                      allowed="a module written by 'viglas export --format pybamm'")
-
-
 # ----------------------------------------------------------------------------- API
 def export_parameters(results: Any, format: str = "json", out: str | Path | None = None, *,
                       composition: str | None = None,
@@ -783,17 +557,12 @@ def export_parameters(results: Any, format: str = "json", out: str | Path | None
         import yaml
         _write(out, yaml.safe_dump(export, sort_keys=False, allow_unicode=True, width=100))
     elif fmt == "csv":
-        params, folder, prefix = _csv_paths(out)
-        rows: list = []
-        _flatten(export, [], rows)
-        _write(params, _csv_text([("key", "value"), *rows]))
-        for comp in export["compositions"]:
-            write_grid_csv(comp, folder / f"{prefix}{_safe(comp['label'])}.csv")
+        write_csv_export(export, out)
     else:
         if out.suffix != ".py":
             raise ExportError("the pybamm module must end in .py", field="out", value=str(out),
                               allowed="a file name such as laco_pybamm.py")
-        _write(out, _pybamm_module_text(export, source, out.stem))
+        _write(out, pybamm_module_text(export, source, out.stem))
     return export
 
 
@@ -822,14 +591,9 @@ def load_export(path: str | Path) -> dict:
         import yaml
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-        if not rows or rows[0] != ["key", "value"]:
-            raise ExportError("not a parameters CSV (header must be key,value)", field="path",
-                              value=str(path), allowed="parameters.csv of a CSV export")
-        data = _unflatten([(r[0], r[1]) for r in rows[1:] if r])
+        data = read_parameters_csv(path)
     elif suffix == ".py":
-        data = _read_pybamm_module(path)
+        data = read_pybamm_module(path)
     else:
         raise ExportError("unknown export file type", field="path", value=str(path),
                           allowed=".json, .yaml, .yml, .csv, .py or a CSV export folder")

@@ -164,7 +164,7 @@ def remote_results(project: str | None, flow_id: str) -> dict[str, Any]:
     if cfg is not None:
         results = _collect(cfg, list(latest.values()), failed, uuids)
     else:
-        from viglas.analysis.export import RESULTS_SCHEMA
+        from viglas.analysis.export_schema import RESULTS_SCHEMA
 
         results = {"schema": RESULTS_SCHEMA,
                    "outputs": {u: _json_safe(d.get("output")) for u, d in latest.items()},

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from viglas.analysis.export import RESULTS_SCHEMA
+from viglas.analysis.export_schema import RESULTS_SCHEMA
 from viglas.config import Config
 from viglas.errors import ConfigError, ViglasError
 from viglas.files import atomic_write_text
