@@ -28,7 +28,8 @@ from viglas.chemistry import CONTACT_A
 from viglas.errors import AnalysisError
 from viglas.files import atomic_write_text
 from viglas.local_structure import coordination_numbers, rdf
-from viglas.potentials.fit import force_metrics, predict, reference_labels
+from viglas.potentials.fit import force_metrics
+from viglas.potentials.fit_data import predict, reference_labels
 from viglas.potentials.parameters import IonicParameters, pair_key
 from viglas.serialize import clean
 from viglas.units import EV_A3_TO_GPA
@@ -263,7 +264,7 @@ def validation_report(params: IonicParameters, valid: Sequence[Atoms], *,
     started from the first reference frame of that composition. Plots (parity,
     RDF overlays) go to ``plots_dir`` when given.
     """
-    from viglas.potentials.fit import ionic_md_snapshots
+    from viglas.potentials.fit_md import ionic_md_snapshots
 
     report: dict[str, Any] = {"held_out": force_report(valid, params)}
     if train:
