@@ -121,19 +121,19 @@ def composition_flow(config: Config, composition, *, progress: bool = False,
     diffusion_outputs, diffusion_jobs = [], []
     mobile = composition.mobile_species
     species = mobile if isinstance(mobile, str) else mobile[0]
-    for t in config.production.temperatures_K:
+    for t_K in config.production.temperatures_K:
         for r in range(config.production.replicas):
-            seed = derive_seed(config.seed, "production", f, f"{t:g}", r)
+            seed = derive_seed(config.seed, "production", f, f"{t_K:g}", r)
             pm = m["production"]
-            cap_t = config.production.max_steps_at(t)
+            cap_t = config.production.max_steps_at(t_K)
             if cap_t != pm.max_steps:  # a per-temperature cap
                 pm = dataclasses.replace(pm, max_steps=cap_t)
-            md = _fix(pm.make(mq.output, t_K=t, replica=r, seed=seed, provenance=prov),
-                      "production", pm, {"t_K": t, "replica": r, "seed": seed}, [mq],
-                      {**meta, "t_K": t, "replica": r}, f"md {f} {t:g}K r{r}")
+            md = _fix(pm.make(mq.output, t_K=t_K, replica=r, seed=seed, provenance=prov),
+                      "production", pm, {"t_K": t_K, "replica": r, "seed": seed}, [mq],
+                      {**meta, "t_K": t_K, "replica": r}, f"md {f} {t_K:g}K r{r}")
             an = _fix(m["diffusion"].make(md.output, species=species, provenance=prov), "diffusion",
-                      m["diffusion"], {"species": species}, [md], {**meta, "t_K": t, "replica": r},
-                      f"diffusion {f} {t:g}K r{r}")
+                      m["diffusion"], {"species": species}, [md],
+                      {**meta, "t_K": t_K, "replica": r}, f"diffusion {f} {t_K:g}K r{r}")
             jobs += [md, an]
             diffusion_outputs.append(an.output)
             diffusion_jobs.append(an)

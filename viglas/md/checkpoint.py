@@ -65,7 +65,6 @@ def merge_parts(dest: Path, old: tuple[Path, int] | None, parts: list[Path], num
     from viglas.trajectory import H5MDWriter, read_errors
 
     tmp = temporary_name(dest)
-    dt = float(timestep_fs)
     total = 0
     with H5MDWriter(tmp, numbers, masses, timestep_fs=timestep_fs, velocities=velocities,
                     observables=OBSERVABLES, metadata=metadata, compression=compression) as w:
@@ -81,7 +80,7 @@ def merge_parts(dest: Path, old: tuple[Path, int] | None, parts: list[Path], num
                 for start in range(0, n, 1000):
                     stop = min(n, start + 1000)
                     steps = f["particles/all/position/step"][start:stop]
-                    w.append_series(steps, steps * dt,
+                    w.append_series(steps, steps * float(timestep_fs),
                                     {g: f[g]["value"][start:stop] for g in groups})
                 total += n
         # batch parts so that each HDF5 append moves ~64 MB
@@ -94,8 +93,9 @@ def merge_parts(dest: Path, old: tuple[Path, int] | None, parts: list[Path], num
             nonlocal batch, size
             if batch:
                 b = {k: np.concatenate([part[k] for part in batch]) for k in keys}
-                w.append_frames(b["step"], b["step"] * dt, b["positions"], b["cell"],
-                                b.get("velocities"), {name: b[name] for name in OBSERVABLES})
+                w.append_frames(b["step"], b["step"] * float(timestep_fs), b["positions"],
+                                b["cell"], b.get("velocities"),
+                                {name: b[name] for name in OBSERVABLES})
             batch, size = [], 0
 
         for part in parts:

@@ -185,18 +185,19 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
     if not (0 < timestep_fs <= 10):
         raise ConfigError("time step out of range", field="timestep_fs", value=timestep_fs,
                           allowed="0 < timestep_fs <= 10 fs")
-    t_sched = Schedule.coerce(temperature_K, "temperature_K")
-    p_sched = Schedule.coerce(pressure_GPa, "pressure_GPa")
-    if t_sched is None and (ensemble != "nve" or not np.any(atoms.get_momenta())):
+    # from here on the targets are Schedules (K, GPa) of the time in fs
+    temperature_K = Schedule.coerce(temperature_K, "temperature_K")
+    pressure_GPa = Schedule.coerce(pressure_GPa, "pressure_GPa")
+    if temperature_K is None and (ensemble != "nve" or not np.any(atoms.get_momenta())):
         raise ConfigError("a temperature is needed", field="temperature_K", value=None)
-    if t_sched is not None and t_sched.min <= 0 and ensemble != "nve":
+    if temperature_K is not None and temperature_K.min <= 0 and ensemble != "nve":
         raise ConfigError("target temperature must be > 0 K", field="temperature_K",
-                          value=t_sched.min)
-    if ensemble == "npt" and p_sched is None:
+                          value=temperature_K.min)
+    if ensemble == "npt" and pressure_GPa is None:
         raise ConfigError("NPT needs a pressure", field="pressure_GPa", value=None,
                           allowed="a number in GPa or a schedule")
     if ensemble != "npt":
-        p_sched = None
+        pressure_GPa = None
     if thermostat == "langevin" and not friction_per_fs > 0:
         raise ConfigError("Langevin friction must be > 0", field="friction_per_fs",
                           value=friction_per_fs, allowed="> 0 (1/fs), e.g. 0.01")
@@ -218,7 +219,7 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
         raise ConfigError("log_every must be >= 1", field="log_every", value=log_every)
     tdamp_fs = float(tdamp_fs or 100.0 * timestep_fs)
     pdamp_fs = float(pdamp_fs or 1000.0 * timestep_fs)
-    t_max = t_sched.max if t_sched is not None else 1000.0
+    t_max = temperature_K.max if temperature_K is not None else 1000.0
     max_temperature_K = float(max_temperature_K or max(5.0 * t_max, 5000.0))
 
     # ------------------------------------------------------------ calculator
@@ -240,8 +241,8 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
         "n_atoms": len(atoms), "numbers_hash": stable_hash(numbers.tolist()),
         "ensemble": ensemble, "thermostat": thermostat, "timestep_fs": float(timestep_fs),
         "save_every": save_every, "seed": int(seed),
-        "temperature": t_sched.to_dict() if t_sched else None,
-        "pressure": p_sched.to_dict() if p_sched else None,
+        "temperature": temperature_K.to_dict() if temperature_K else None,
+        "pressure": pressure_GPa.to_dict() if pressure_GPa else None,
         "calculator": _calculator_id(calc, spec), "store_velocities": bool(store_velocities),
     }
     if ensemble == "nvt" and thermostat == "langevin":
@@ -298,8 +299,7 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
         if not np.any(work.get_momenta()):
             from ase.md.velocitydistribution import Stationary
 
-            t0 = t_sched(0.0)
-            _thermalize(work, t0, np.random.default_rng([int(seed), 0]))
+            _thermalize(work, temperature_K(0.0), np.random.default_rng([int(seed), 0]))
             Stationary(work)
         header = ",".join(LOG_COLUMNS) + "\n"
         atomic_write_bytes(paths["log"], lambda fh: fh.write(header.encode()))
@@ -316,8 +316,9 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
             seg_end = min(steps, (step // checkpoint_every + 1) * checkpoint_every)
             # identical restart path for fresh, continued and resumed segments (the ionic
             # potential sums pairs in a canonical order, so its neighbour list may persist)
-            integ = Integrator(work, ensemble, thermostat, timestep_fs, t_sched, p_sched, rng,
-                                friction_per_fs, tdamp_fs, pdamp_fs, step, dyn_state)
+            integ = Integrator(work, ensemble, thermostat, timestep_fs, temperature_K,
+                               pressure_GPa, rng, friction_per_fs, tdamp_fs, pdamp_fs, step,
+                               dyn_state)
             frames: dict[str, list] = {k: [] for k in ("step", "cell", "positions", "velocities",
                                                        *OBSERVABLES)}
             rows: list[str] = []
@@ -327,8 +328,8 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
                 obs.guard(0)
                 obs.record(0, frames, rows, save=True, log=True)
             dyn = integ.dyn
-            schedule_active = (t_sched is not None and not t_sched.is_constant) or \
-                (p_sched is not None and not p_sched.is_constant)
+            schedule_active = (temperature_K is not None and not temperature_K.is_constant) or \
+                (pressure_GPa is not None and not pressure_GPa.is_constant)
             for s in range(step + 1, seg_end + 1):
                 if schedule_active:
                     integ.set_targets(s)  # target of the step that ends at s
@@ -396,19 +397,19 @@ def run_md(atoms, calculator, *, ensemble: str = "nvt", thermostat: str | None =
     return result
 
 
-def _thermalize(atoms, t_K: float, rng: np.random.Generator) -> None:
+def _thermalize(atoms, temperature_K: float, rng: np.random.Generator) -> None:
     try:
         from ase.md.velocitydistribution import thermalize_momenta
 
-        thermalize_momenta(atoms, temperature_K=t_K, rng=rng)
+        thermalize_momenta(atoms, temperature_K=temperature_K, rng=rng)
     except ImportError:  # older ASE
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-        MaxwellBoltzmannDistribution(atoms, temperature_K=t_K, rng=rng)
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
 
 
-def _summarise(paths, atoms, step, n_frames, dt_fs, ensemble, thermostat, resumed,
+def _summarise(paths, atoms, step, n_frames, timestep_fs, ensemble, thermostat, resumed,
                wall) -> MDResult:
     log = read_log(paths["log"])
     sel = log["step"] > 0 if len(log["step"]) > 1 else np.ones(len(log["step"]), bool)
@@ -431,7 +432,8 @@ def _summarise(paths, atoms, step, n_frames, dt_fs, ensemble, thermostat, resume
     out_atoms.calc = None
     return MDResult(workdir=str(paths["traj"].parent), trajectory=str(paths["traj"]),
                     log=str(paths["log"]), checkpoint=str(paths["ckpt"]), steps_done=int(step),
-                    n_frames=int(n_frames), time_fs=float(step * dt_fs), timestep_fs=float(dt_fs),
+                    n_frames=int(n_frames), time_fs=float(step * timestep_fs),
+                    timestep_fs=float(timestep_fs),
                     n_atoms=len(atoms), mean_temperature_K=mean("temperature_K"),
                     mean_pressure_GPa=None if not math.isfinite(p) else p,
                     mean_volume_A3=mean("volume_A3"), mean_density_g_cm3=mean("density_g_cm3"),

@@ -27,6 +27,10 @@ class LangevinBAOAB_NVT:
     so the step costs a few numpy operations on top of the single force call: it is what
     keeps the loop overhead of ``run_md`` small (benchmarks/bench_md_overhead.py). The
     forces are those of ``atoms.calc``, constraints on ``atoms`` are not applied.
+
+    Arguments follow ASE's integrators (it stands in for ``ase.md.Langevin``):
+    ``timestep`` and ``friction`` in ASE units (``timestep_fs * ase.units.fs``,
+    ``friction_per_fs / ase.units.fs``), the step kept as ``dt`` like ASE's ``dyn.dt``.
     """
 
     def __init__(self, atoms, timestep: float, *, temperature_K: float, friction: float,
@@ -90,41 +94,44 @@ class LangevinBAOAB_NVT:
 class Integrator:
     """Wraps one ASE integrator: builds it from state, sets targets, saves state."""
 
-    def __init__(self, atoms, ensemble: str, thermostat: str | None, dt_fs: float,
-                 t_sched: Schedule | None, p_sched: Schedule | None, rng: np.random.Generator,
-                 friction_per_fs: float, tdamp_fs: float, pdamp_fs: float, step: int,
-                 state: dict[str, np.ndarray]):
+    def __init__(self, atoms, ensemble: str, thermostat: str | None, timestep_fs: float,
+                 temperature_K: Schedule | None, pressure_GPa: Schedule | None,
+                 rng: np.random.Generator, friction_per_fs: float, tdamp_fs: float,
+                 pdamp_fs: float, step: int, state: dict[str, np.ndarray]):
+        """``timestep_fs`` in fs; ``temperature_K`` / ``pressure_GPa``: the target
+        schedules of :func:`viglas.md.run_md` (K, GPa; None: none). The ASE integrators
+        take the step in ASE time units (``dt_ase``; ASE calls it ``timestep``/``dt``)."""
         from ase import units
 
         self.atoms, self.ensemble, self.thermostat = atoms, ensemble, thermostat
-        self.t_sched, self.p_sched = t_sched, p_sched
-        self.dt_fs = dt_fs
-        dt = dt_fs * units.fs
-        t_now = t_sched(step * dt_fs) if t_sched is not None else None
-        t_ref = t_sched.max if t_sched is not None else None
+        self.temperature_K, self.pressure_GPa = temperature_K, pressure_GPa
+        self.timestep_fs = timestep_fs
+        dt_ase = timestep_fs * units.fs
+        t_now = temperature_K(step * timestep_fs) if temperature_K is not None else None
+        t_ref = temperature_K.max if temperature_K is not None else None
         self._last_t = t_now
         self._last_p = None
         if ensemble == "nve":
             from ase.md.verlet import VelocityVerlet
 
-            self.dyn = VelocityVerlet(atoms, dt)
+            self.dyn = VelocityVerlet(atoms, dt_ase)
         elif ensemble == "nvt" and thermostat == "langevin":
             from ase.constraints import FixCom
 
             # the constraint only tells the observers that 3 DOF are removed; the fused
             # integrator keeps the centre of mass fixed itself
             atoms.set_constraint(FixCom())
-            self.dyn = LangevinBAOAB_NVT(atoms, dt, temperature_K=t_now,
+            self.dyn = LangevinBAOAB_NVT(atoms, dt_ase, temperature_K=t_now,
                                          friction=friction_per_fs / units.fs, rng=rng)
         elif ensemble == "nvt" and thermostat == "bussi":
             from ase.md.bussi import Bussi
 
-            self.dyn = Bussi(atoms, dt, temperature_K=t_now, taut=tdamp_fs * units.fs, rng=rng)
+            self.dyn = Bussi(atoms, dt_ase, temperature_K=t_now, taut=tdamp_fs * units.fs, rng=rng)
             self.dyn.transferred_energy = float(state.get("transferred_energy", 0.0))
         elif ensemble == "nvt" and thermostat == "nose-hoover":
             from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
-            self.dyn = NoseHooverChainNVT(atoms, dt, temperature_K=t_ref,
+            self.dyn = NoseHooverChainNVT(atoms, dt_ase, temperature_K=t_ref,
                                           tdamp=tdamp_fs * units.fs, tchain=3)
             th = self.dyn._thermostat
             if "eta" in state:
@@ -134,8 +141,8 @@ class Integrator:
         elif ensemble == "npt" and thermostat == "nose-hoover":
             from ase.md.nose_hoover_chain import IsotropicMTKNPT
 
-            p_now = p_sched(step * dt_fs)
-            self.dyn = IsotropicMTKNPT(atoms, dt, temperature_K=t_ref,
+            p_now = pressure_GPa(step * timestep_fs)
+            self.dyn = IsotropicMTKNPT(atoms, dt_ase, temperature_K=t_ref,
                                        pressure_au=p_now / EV_A3_TO_GPA,
                                        tdamp=tdamp_fs * units.fs, pdamp=pdamp_fs * units.fs)
             d = self.dyn
@@ -155,10 +162,10 @@ class Integrator:
 
             import warnings
 
-            p_now = p_sched(step * dt_fs)
+            p_now = pressure_GPa(step * timestep_fs)
             with warnings.catch_warnings():  # "Using heuristic P_mass ..." is expected
                 warnings.simplefilter("ignore", UserWarning)
-                self.dyn = LangevinBAOAB(atoms, dt, temperature_K=t_now,
+                self.dyn = LangevinBAOAB(atoms, dt_ase, temperature_K=t_now,
                                          externalstress=-p_now / EV_A3_TO_GPA, hydrostatic=True,
                                          T_tau=1.0 / friction_per_fs * units.fs,
                                          P_tau=pdamp_fs * units.fs, rng=rng)
@@ -195,9 +202,10 @@ class Integrator:
 
     def set_targets(self, step: int) -> None:
         """Apply the scheduled temperature/pressure at ``step``."""
-        t_fs = step * self.dt_fs
-        if self.t_sched is not None and self.ensemble != "nve" and not self.t_sched.is_constant:
-            t = self.t_sched(t_fs)
+        t_fs = step * self.timestep_fs
+        if (self.temperature_K is not None and self.ensemble != "nve"
+                and not self.temperature_K.is_constant):
+            t = self.temperature_K(t_fs)
             if t != self._last_t:
                 self._last_t = t
                 from ase import units
@@ -210,8 +218,8 @@ class Integrator:
                     d.target_kinetic_energy = 0.5 * d.temp * d.ndof
                 else:
                     self._set_nhc_temperature(t)
-        if self.p_sched is not None and not self.p_sched.is_constant:
-            p = self.p_sched(t_fs)
+        if self.pressure_GPa is not None and not self.pressure_GPa.is_constant:
+            p = self.pressure_GPa(t_fs)
             if p != self._last_p:
                 self._last_p = p
                 if self.thermostat == "nose-hoover":
@@ -230,7 +238,8 @@ class Integrator:
         if self.thermostat == "bussi":
             return float(atoms.get_potential_energy() + atoms.get_kinetic_energy()
                          - self.dyn.transferred_energy)
-        if self.thermostat == "nose-hoover" and self.t_sched is not None and self.t_sched.is_constant:
+        if (self.thermostat == "nose-hoover" and self.temperature_K is not None
+                and self.temperature_K.is_constant):
             return float(self.dyn.get_conserved_energy())
         return float("nan")
 

@@ -17,12 +17,15 @@ from viglas.units import EV_A3_TO_GPA, density_g_cm3
 class Observer:
     """Guards and thermo/frame recording with per-segment cached masses and DOF."""
 
-    def __init__(self, atoms, calc, integ: Integrator, dt_fs: float, paths: dict[str, Path],
-                 t_max: float, d_min: float, store_velocities: bool):
+    def __init__(self, atoms, calc, integ: Integrator, timestep_fs: float,
+                 paths: dict[str, Path], max_temperature_K: float, min_distance_A: float,
+                 store_velocities: bool):
         from ase import units
 
-        self.atoms, self.calc, self.integ, self.dt_fs = atoms, calc, integ, dt_fs
-        self.paths, self.t_max, self.d_min = paths, t_max, d_min
+        self.atoms, self.calc, self.integ = atoms, calc, integ
+        self.timestep_fs = timestep_fs
+        self.paths = paths
+        self.max_temperature_K, self.min_distance_A = max_temperature_K, min_distance_A
         self.store_velocities = store_velocities
         m = atoms.get_masses()
         self.inv_m = (1.0 / m)[:, None]
@@ -56,21 +59,22 @@ class Observer:
             raise MDError(f"non-finite energy or forces at step {step}", field="energy",
                           value=float(e), hint=self._hint())
         t = self._ekin_temp()[1]
-        if not math.isfinite(t) or t > self.t_max:
+        if not math.isfinite(t) or t > self.max_temperature_K:
             raise MDError(f"runaway temperature at step {step}", field="temperature_K",
                           value=round(float(t), 1),
-                          allowed=f"<= {self.t_max:g} K (max_temperature_K)", hint=self._hint())
-        if self.d_min > 0:
+                          allowed=f"<= {self.max_temperature_K:g} K (max_temperature_K)",
+                          hint=self._hint())
+        if self.min_distance_A > 0:
             if self.is_ionic:
                 dmin = float(calc.min_distance)
             else:
                 from matscipy.neighbours import neighbour_list
 
-                d = neighbour_list("d", atoms, self.d_min)
+                d = neighbour_list("d", atoms, self.min_distance_A)
                 dmin = float(d.min()) if len(d) else float("inf")
-            if dmin < self.d_min:
+            if dmin < self.min_distance_A:
                 raise MDError(f"atoms too close at step {step}", field="min_distance_A",
-                              value=round(dmin, 4), allowed=f">= {self.d_min} A",
+                              value=round(dmin, 4), allowed=f">= {self.min_distance_A} A",
                               hint=self._hint())
 
     def record(self, step: int, frames: dict, rows: list, *, save: bool, log: bool) -> None:
@@ -101,7 +105,7 @@ class Observer:
         if log:
             integ = self.integ
             cons = integ.conserved_energy()
-            rows.append(f"{step},{step * self.dt_fs:.6f},{temp:.6f},"
+            rows.append(f"{step},{step * self.timestep_fs:.6f},{temp:.6f},"
                         f"{integ.target_temperature():.6f},{epot:.10f},{ekin:.10f},"
                         f"{epot + ekin:.10f},{cons:.10f},{pres:.8f},{vol:.8f},{dens:.8f}\n")
 
