@@ -154,6 +154,9 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
     st = DeltaFitSettings(h_A=args.delta_h, lmax=args.delta_lmax, rc_A=args.delta_rc,
                           sigma_E_eV_atom=args.delta_sigma_e, sigma_F_eV_A=args.delta_sigma_f,
                           sigma_S_GPa=args.delta_sigma_s, emb_kmin=args.delta_emb_kmin,
+                          ace_rc_A=args.delta_ace_rc, ace_nr=args.delta_ace_nr,
+                          ace_pmax=args.delta_ace_pmax, ace_pairs=args.delta_ace_pairs,
+                          ace_ridge=args.delta_ace_ridge,
                           **({"lambdas": tuple(float(x) for x in args.delta_lambdas.split(","))}
                              if args.delta_lambdas else {}))
     t0 = time.time()
@@ -276,6 +279,14 @@ def main(argv=None) -> int:
     p.add_argument("--delta-sigma-e", type=float, default=0.01, help="eV/atom")
     p.add_argument("--delta-sigma-f", type=float, default=0.1, help="eV/A")
     p.add_argument("--delta-sigma-s", type=float, default=0.5, help="GPa")
+    p.add_argument("--delta-ace-rc", type=float, default=0.0,
+                   help="cutoff (A) of the body-order-3 ACE term (delta_ace); 0 = off")
+    p.add_argument("--delta-ace-nr", type=int, default=4, help="ACE radial functions")
+    p.add_argument("--delta-ace-pmax", type=int, default=3, help="ACE highest cos power")
+    p.add_argument("--delta-ace-pairs", choices=("opposite", "all"), default="opposite",
+                   help="ACE neighbour channels: opposite-class only, or all species")
+    p.add_argument("--delta-ace-ridge", type=float, default=1.0,
+                   help="ACE ridge relative to each column's own data scale (times lambda)")
     p.add_argument("--learning-curve", action="store_true",
                    help="delta: refit on 25/50/75 %% of the training frames and score each")
     p.add_argument("--glass-check", default="",

@@ -162,3 +162,64 @@ def test_shipped_delta_set_by_name_if_present():
     a = _oxychloride()
     a.calc = c
     assert np.isfinite(a.get_potential_energy()) and a.get_forces().shape == (len(a), 3)
+
+
+def _ace_model(a, pairs="opposite", seed=1, scale=0.02):
+    m = new_model([a], DeltaFitSettings(h_A=0.4, lmax=3, ace_rc_A=5.0, ace_nr=3,
+                                        ace_pmax=3, ace_pairs=pairs))
+    m.coef = np.random.default_rng(seed).normal(size=m.n_coef) * scale
+    return m
+
+
+@pytest.mark.parametrize("pairs", ["opposite", "all"])
+def test_ace_term_forces_stress_and_design_rows_are_exact(pairs):
+    """The body-order-3 ACE block: forces and stress are the derivatives of its energy,
+    the design rows give the evaluation, and the energy is rotation invariant."""
+    from scipy.spatial.transform import Rotation
+
+    a = _oxychloride(seed=4)
+    m = _ace_model(a, pairs)
+    assert m.use_ace and len(m.ace_blocks) > 0
+    n_plain = new_model([a], DeltaFitSettings(h_A=0.4, lmax=3)).n_coef
+    assert m.n_coef > n_plain
+    e, f, s = evaluate(m, a)
+    h = 1e-5
+    for i in (0, 7, 19):
+        for k in range(3):
+            b = a.copy()
+            b.positions[i, k] += h
+            ep = evaluate(m, b)[0]
+            b.positions[i, k] -= 2 * h
+            em = evaluate(m, b)[0]
+            assert -(ep - em) / (2 * h) == pytest.approx(f[i, k], abs=1e-7)
+    V = a.get_volume()
+    for p, q, voigt in [(0, 0, 0), (1, 2, 3), (0, 1, 5)]:
+        def strained(eps, p=p, q=q):
+            b = a.copy()
+            E = np.eye(3)
+            E[p, q] += eps / 2
+            E[q, p] += eps / 2
+            b.set_cell(a.cell.array @ E, scale_atoms=True)
+            return evaluate(m, b)[0]
+        assert (strained(h) - strained(-h)) / (2 * h) / V == pytest.approx(s[voigt], abs=1e-9)
+    ef, ff, sf = design_rows(m, a)
+    assert ef @ m.coef == pytest.approx(e, abs=1e-9)
+    assert np.allclose(ff @ m.coef, f, atol=1e-10)
+    assert np.allclose(sf @ m.coef, s, atol=1e-12)
+    b = a.copy()
+    b.set_cell(a.cell.array @ Rotation.random(random_state=3).as_matrix().T, scale_atoms=True)
+    assert evaluate(m, b)[0] == pytest.approx(e, abs=1e-9)
+    # ACE columns alone are not zero (the term acts) and vanish beyond their cutoff
+    ace_cols = np.arange(m.n_coef) >= int(m.ace_off[m.ace_off >= 0].min())
+    assert np.abs(ef[ace_cols]).max() > 0
+
+
+def test_ace_model_file_round_trip(tmp_path):
+    a = _oxychloride(seed=6)
+    m = _ace_model(a)
+    p = save_delta_file(m, None, tmp_path / "ace.json")
+    calc = DeltaIonicPotential(p)
+    assert calc.model.use_ace and calc.model.n_coef == m.n_coef
+    assert calc.model.ace_blocks == m.ace_blocks
+    e0 = evaluate(m, a)[0]
+    assert evaluate(calc.model, a)[0] == pytest.approx(e0, abs=1e-12)

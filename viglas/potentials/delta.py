@@ -83,6 +83,12 @@ class DeltaModel:
     emb_nk: int = 0
     emb_hi: np.ndarray | None = None
     emb_kmin: int = 0
+    ace_rc: float = 0.0
+    ace_r0: float = 1.0
+    ace_nr: int = 4
+    ace_pmax: int = 3
+    ace_pairs: str = "opposite"
+    ace_blocks: list | None = None
 
     def __post_init__(self) -> None:
         n = len(self.species)
@@ -136,6 +142,16 @@ class DeltaModel:
                     eoff[t] = col
                     col += self.emb_nk
         self.emb_off = eoff
+        # body-order-3 ACE block (delta_ace): (centre, s1 <= s2) blocks present in data
+        from viglas.potentials import delta_ace
+
+        self.ace_blocks = sorted(tuple(int(x) for x in b) for b in (self.ace_blocks or []))
+        self.ace_mask = delta_ace.neighbour_mask(self.species, ANIONS, self.ace_pairs)
+        if self.ace_rc > 0 and self.ace_blocks:
+            self.ace_off, col = delta_ace.layout(self.ace_blocks, n, self.ace_nr,
+                                                 self.ace_pmax, col)
+        else:
+            self.ace_off = -np.ones((n, n, n), np.int64)
         self.n_coef = col
 
     def labels(self) -> list[str]:
@@ -154,11 +170,19 @@ class DeltaModel:
         for t in range(n):
             if self.emb_off[t] >= 0:
                 out += [f"emb[{sp[t]}][{k}]" for k in range(self.emb_nk)]
+        if self.use_ace:
+            from viglas.potentials.delta_ace import block_labels
+
+            out += block_labels(sp, self.ace_blocks, self.ace_nr, self.ace_pmax)
         return out
 
     @property
+    def use_ace(self) -> bool:
+        return self.ace_rc > 0 and bool(self.ace_blocks)
+
+    @property
     def cutoff(self) -> float:
-        return max(self.rc, float(self.r3.max(initial=0.0)), self.emb_rc)
+        return max(self.rc, float(self.r3.max(initial=0.0)), self.emb_rc, self.ace_rc)
 
     def types_of(self, symbols) -> np.ndarray:
         idx = {s: k for k, s in enumerate(self.species)}
@@ -183,6 +207,10 @@ class DeltaModel:
                      for a in range(n) for b in range(a, n) if self.r3[a, b] > 0},
             "emb_rc_A": self.emb_rc, "emb_nk": self.emb_nk, "emb_kmin": self.emb_kmin,
             "emb_hi": {sp[t]: float(self.emb_hi[t]) for t in range(n) if self.emb_hi[t] > 0},
+            **({"ace": {"rc_A": self.ace_rc, "r0_A": self.ace_r0, "nr": self.ace_nr,
+                        "pmax": self.ace_pmax, "pairs": self.ace_pairs,
+                        "blocks": [[sp[c], sp[a], sp[b]] for c, a, b in self.ace_blocks]}}
+               if self.use_ace else {}),
             "coef_eV": None if self.coef is None else [float(x) for x in self.coef],
             "meta": self.meta,
         }
@@ -208,7 +236,12 @@ class DeltaModel:
                    lmax=int(d["lmax"]), coef=d.get("coef_eV"), meta=d.get("meta", {}),
                    emb_rc=float(d.get("emb_rc_A", 0.0)), emb_nk=int(d.get("emb_nk", 0)),
                    emb_hi=[float(d.get("emb_hi", {}).get(x, 0.0)) for x in sp],
-                   emb_kmin=int(d.get("emb_kmin", 0)))
+                   emb_kmin=int(d.get("emb_kmin", 0)),
+                   **({"ace_rc": float(d["ace"]["rc_A"]), "ace_r0": float(d["ace"]["r0_A"]),
+                       "ace_nr": int(d["ace"]["nr"]), "ace_pmax": int(d["ace"]["pmax"]),
+                       "ace_pairs": str(d["ace"]["pairs"]),
+                       "ace_blocks": [[idx[c], idx[a], idx[b]] for c, a, b in d["ace"]["blocks"]]}
+                      if d.get("ace") else {}))
 
 
 def default_r3(species: list[str], margin: float = R3_MARGIN) -> np.ndarray:
@@ -537,6 +570,9 @@ def _kernel():
     return _KERNEL[0]
 
 
+_MONO: dict = {}
+
+
 def _pairs(model: DeltaModel, pos: np.ndarray, cell: np.ndarray, cutoff: float | None = None):
     from viglas.potentials.ionic import half_neighbour_list
 
@@ -565,6 +601,14 @@ def _call(model: DeltaModel, atoms, fit: bool, nl=None, types=None):
                             int(model.emb_nk), model.emb_hi, model.emb_off,
                             int(model.emb_kmin), coef, fit,
                             ef, ff, vf, f, v)
+    if model.use_ace:
+        from viglas.potentials.delta_ace import kernel as ace_kernel, monomials
+
+        ex, deg, wm = _MONO.setdefault(model.ace_pmax, monomials(model.ace_pmax))
+        e += ace_kernel()(pos, cell, i, j, np.ascontiguousarray(S, dtype=np.int64), types,
+                          len(model.species), model.ace_mask, model.ace_off,
+                          float(model.ace_r0), float(model.ace_rc), int(model.ace_nr),
+                          int(model.ace_pmax), ex, deg, wm, coef, fit, ef, ff, vf, f, v)
     if overflow:
         raise CalculatorError("more than 64 first-shell neighbours on one atom",
                               field="positions", value=len(atoms),

@@ -49,8 +49,15 @@ class DeltaFitSettings:
     emb_nk: int = 8
     emb_headroom: float = 1.4
     emb_kmin: int = 3
+    ace_rc_A: float = 0.0
+    ace_r0_A: float = 1.0
+    ace_nr: int = 4
+    ace_pmax: int = 3
+    ace_pairs: str = "opposite"
+    ace_min_support: int = 1
     lambdas: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
     ridge_eps: float = 1e-3
+    ace_ridge: float = 1.0
     cv_folds: int = 5
     seed: int = 0
 
@@ -89,10 +96,19 @@ def new_model(frames: Sequence[Atoms], settings: DeltaFitSettings | None = None,
     r3 = default_r3(sp, s.r3_margin_A) if s.three_body else np.zeros((len(sp), len(sp)))
     hi = (s.emb_headroom * max_local_density(frames, sp, s.emb_rc_A)
           if s.emb_rc_A > 0 and s.emb_nk > 0 else None)
+    blocks = None
+    if s.ace_rc_A > 0:
+        from viglas.potentials.delta import ANIONS
+        from viglas.potentials.delta_ace import blocks_in, neighbour_mask
+
+        blocks = blocks_in(frames, sp, neighbour_mask(sp, ANIONS, s.ace_pairs), s.ace_r0_A,
+                           s.ace_rc_A, s.ace_min_support)
     return DeltaModel(species=sp, pair_lo=lo, rc=s.rc_A, h=s.h_A, w=s.w_A, r3=r3,
                       lmax=s.lmax, emb_rc=s.emb_rc_A if hi is not None else 0.0,
                       emb_nk=s.emb_nk if hi is not None else 0, emb_hi=hi,
-                      emb_kmin=s.emb_kmin)
+                      emb_kmin=s.emb_kmin, ace_rc=s.ace_rc_A, ace_r0=s.ace_r0_A,
+                      ace_nr=s.ace_nr, ace_pmax=s.ace_pmax, ace_pairs=s.ace_pairs,
+                      ace_blocks=blocks)
 
 
 def max_local_density(frames: Sequence[Atoms], species: list[str], rc: float) -> np.ndarray:
@@ -140,9 +156,13 @@ def frame_system(model: DeltaModel, frames: Sequence[Atoms], base: list[dict[str
     return As, ys
 
 
-def _penalty(model: DeltaModel, eps: float) -> np.ndarray:
-    """Rows of the regulariser: second differences of every pair spline + eps ridge
-    (a much weaker one on the reference energies)."""
+def _penalty(model: DeltaModel, eps: float, diag: np.ndarray | None = None,
+             ace_ridge: float = 1.0) -> np.ndarray:
+    """The regulariser as a (P, P) matrix: second differences of every pair spline
+    (squared) + an ``eps`` ridge (a much weaker one on the reference energies). The ACE
+    columns (:mod:`viglas.potentials.delta_ace`, products of neighbour sums whose scales
+    differ by orders of magnitude) get a ridge relative to their own data scale instead:
+    ``ace_ridge * diag_k`` with ``diag`` the mean squared design column per frame."""
     P = model.n_coef
     rows = []
     n = len(model.species)
@@ -153,14 +173,30 @@ def _penalty(model: DeltaModel, eps: float) -> np.ndarray:
                 r = np.zeros(P)
                 r[o + m], r[o + m + 1], r[o + m + 2] = 1.0, -2.0, 1.0
                 rows.append(r)
-    ridge = np.sqrt(eps) * np.eye(P)
-    ridge[:n] *= 1e-4  # reference energies: only enough to stay solvable when an
+    M = np.zeros((P, P))
+    if rows:
+        R = np.vstack(rows)
+        M += R.T @ R
+    ridge = np.full(P, eps)
+    ridge[:n] *= 1e-8  # reference energies: only enough to stay solvable when an
     # element is missing from a cross-validation fold
-    return np.vstack(rows + [ridge]) if rows else ridge
+    if model.use_ace and diag is not None:
+        cols = np.flatnonzero(_ace_columns(model))
+        ridge[cols] = ace_ridge * np.maximum(diag[cols], 1e-12)
+    M[np.diag_indices(P)] += ridge
+    return M
 
 
-def _solve(AtA: np.ndarray, Aty: np.ndarray, R: np.ndarray, lam: float) -> np.ndarray:
-    M = AtA + lam * (R.T @ R)
+def _ace_columns(model: DeltaModel) -> np.ndarray:
+    mask = np.zeros(model.n_coef, bool)
+    if model.use_ace:
+        start = int(model.ace_off[model.ace_off >= 0].min())
+        mask[start:] = True
+    return mask
+
+
+def _solve(AtA: np.ndarray, Aty: np.ndarray, Pm: np.ndarray, lam: float) -> np.ndarray:
+    M = AtA + lam * Pm
     try:
         return np.linalg.solve(M, Aty)
     except np.linalg.LinAlgError:  # an element absent from a fold and no ridge left
@@ -183,20 +219,25 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
     base = _baseline(train, baseline)
     As, ys = frame_system(model, train, base, s)
     nf = len(train)
-    R = _penalty(model, s.ridge_eps)
-    grams = [(A.T @ A, A.T @ y) for A, y in zip(As, ys)]
     rng = np.random.default_rng(s.seed)
     fold = rng.permutation(nf) % max(2, min(s.cv_folds, nf))
-    tot_AtA = sum(g[0] for g in grams)
-    tot_Aty = sum(g[1] for g in grams)
+    folds = np.unique(fold)
+    # normal equations per fold (P x P each, not per frame: the ACE block makes P large)
+    P = model.n_coef
+    fAtA = {f: np.zeros((P, P)) for f in folds}
+    fAty = {f: np.zeros(P) for f in folds}
+    for k, (A, y) in enumerate(zip(As, ys)):
+        fAtA[fold[k]] += A.T @ A
+        fAty[fold[k]] += A.T @ y
+    tot_AtA = sum(fAtA.values())
+    tot_Aty = sum(fAty.values())
+    R = _penalty(model, s.ridge_eps, np.diag(tot_AtA) / nf, s.ace_ridge)
     scan = []
     for lam in s.lambdas:
         se, sl, cnt = 0.0, 0.0, 0
-        for f in np.unique(fold):
+        for f in folds:
             out = np.flatnonzero(fold == f)
-            AtA = tot_AtA - sum(grams[k][0] for k in out)
-            Aty = tot_Aty - sum(grams[k][1] for k in out)
-            c = _solve(AtA, Aty, R, lam)
+            c = _solve(tot_AtA - fAtA[f], tot_Aty - fAty[f], R, lam)
             for k in out:
                 n = len(train[k])
                 res = As[k] @ c - ys[k]
@@ -216,7 +257,10 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
                           "sigma_F_eV_A": s.sigma_F_eV_A, "sigma_S_GPa": s.sigma_S_GPa},
               "geometry": {"rc_A": s.rc_A, "h_A": s.h_A, "w_A": s.w_A, "lmax": s.lmax,
                            "emb_rc_A": s.emb_rc_A, "emb_nk": s.emb_nk, "emb_kmin": s.emb_kmin,
-                           "three_body": s.three_body, "r3_margin_A": s.r3_margin_A},
+                           "three_body": s.three_body, "r3_margin_A": s.r3_margin_A,
+                           "ace_rc_A": s.ace_rc_A, "ace_r0_A": s.ace_r0_A, "ace_nr": s.ace_nr,
+                           "ace_pmax": s.ace_pmax, "ace_pairs": s.ace_pairs,
+                           "ace_ridge": s.ace_ridge, "ace_min_support": s.ace_min_support},
               # the exact training set (labels of the plan), so the fit can be redone
               "train_labels": [str(a.info.get("label", "")) for a in train]}
     model.meta.update({"fit": record})

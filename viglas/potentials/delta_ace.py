@@ -1,0 +1,372 @@
+"""Body-order-3 atomic-cluster-expansion term of the ionic+delta correction.
+
+The first-shell Legendre term of :mod:`viglas.potentials.delta` sees only the bond
+angles of nearest neighbours with one fixed radial weight. Rigid ions miss more than
+that: a chloride (or oxide) ion is polarised by the field of the cations around it, and
+the polarisation energy ``-alpha |E_i|^2 / 2`` with ``E_i = sum_j q_j r_ij / r_ij^3`` is
+a sum over *pairs* of neighbours weighted by the cosine of their angle at ``i`` -- a
+body-order-3 invariant with a radial dependence that is not the first-shell one. This
+term is the linear atomic cluster expansion (Drautz, PRB 99, 014104 (2019)) truncated at
+body order 3 (the "power spectrum"), with element-resolved neighbour channels::
+
+    A_i[s, n, m] = sum_{j in N(i), species s} R_n(r_ij) u_m(r̂_ij)
+    B_i[s1 n1, s2 n2, p] = sum_{|m| = p} w_m A_i[s1, n1, m] A_i[s2, n2, m]
+                         = sum_{j (s1), k (s2)} R_n1(r_ij) R_n2(r_ik) (r̂_ij · r̂_ik)^p
+    E = sum_i sum c[t_i, s1 n1, s2 n2, p] B_i[s1 n1, s2 n2, p]
+
+- ``u_m``: the Cartesian monomials ``x^a y^b z^c`` of the unit vector with
+  ``a + b + c = p`` and ``w_m = p! / (a! b! c!)`` (so the contraction is the power of the
+  cosine; powers 0..pmax span the same functions as Legendre P_0..P_pmax).
+- ``R_n``: ``nr`` uniform cubic B-splines with supports inside ``[r0, rc]`` (so the term
+  and its first two derivatives vanish at both ends: nothing acts below ``r0``, where
+  the ionic walls alone hold atoms apart).
+- Neighbour channels: by default only neighbours of the opposite class (anions around a
+  cation, cations around an anion): the polyhedra and the bridges, and the field that
+  polarises an anion. ``pairs = "all"`` adds same-class neighbours.
+- Only (centre, s1, s2) blocks present in the training data get coefficients.
+
+Forces and virial are exact derivatives; the same kernel gives the design rows of the
+fit (energy, ``-dE/dx`` per atom, virial) and the MD evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations_with_replacement
+
+import numpy as np
+
+
+def monomials(pmax: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exponents (M, 3), degree (M,) and multinomial weights (M,) of all monomials of
+    a unit vector up to degree ``pmax``, sorted by degree."""
+    ex, deg, w = [], [], []
+    for p in range(pmax + 1):
+        for a in range(p, -1, -1):
+            for b in range(p - a, -1, -1):
+                c = p - a - b
+                ex.append((a, b, c))
+                deg.append(p)
+                w.append(math.factorial(p) / (math.factorial(a) * math.factorial(b)
+                                              * math.factorial(c)))
+    return np.array(ex, np.int64), np.array(deg, np.int64), np.array(w, float)
+
+
+def neighbour_mask(species: list[str], anions, pairs: str = "opposite") -> np.ndarray:
+    """``mask[c, s]`` = 1 when atoms of species ``s`` are neighbour channels of a centre
+    of species ``c``."""
+    n = len(species)
+    m = np.zeros((n, n), np.int64)
+    for c, sc in enumerate(species):
+        for s, ss in enumerate(species):
+            if pairs == "all" or (sc in anions) != (ss in anions):
+                m[c, s] = 1
+    return m
+
+
+def block_size(nr: int, pmax: int, same: bool) -> int:
+    return (nr * (nr + 1) // 2 if same else nr * nr) * (pmax + 1)
+
+
+def layout(blocks, n_species: int, nr: int, pmax: int, start: int) -> tuple[np.ndarray, int]:
+    """Column offsets ``off[c, s1, s2]`` (symmetric in s1, s2; -1 = no block) for the
+    (centre, s1 <= s2) ``blocks``, starting at column ``start``; returns (off, next)."""
+    off = -np.ones((n_species, n_species, n_species), np.int64)
+    col = start
+    for c, s1, s2 in sorted(blocks):
+        off[c, s1, s2] = off[c, s2, s1] = col
+        col += block_size(nr, pmax, s1 == s2)
+    return off, col
+
+
+def blocks_in(frames, species: list[str], mask: np.ndarray, r0: float, rc: float,
+              min_support: int = 1) -> list[tuple[int, int, int]]:
+    """(centre, s1 <= s2) triples that occur within ``[r0, rc]`` in ``frames`` around at
+    least ``min_support`` centre atoms (a block seen around a handful of atoms only is
+    fitted to their noise: leave it out and let the pair and embedding terms act)."""
+    return sorted(b for b, k in block_support(frames, species, mask, r0, rc).items()
+                  if k >= min_support)
+
+
+def block_support(frames, species: list[str], mask: np.ndarray, r0: float, rc: float
+                  ) -> dict[tuple[int, int, int], int]:
+    """How many centre atoms in ``frames`` have neighbours of both s1 and s2 (channels
+    allowed by ``mask``) within ``[r0, rc]``, per (centre, s1 <= s2) block."""
+    from viglas.potentials.ionic import half_neighbour_list
+
+    idx = {s: k for k, s in enumerate(species)}
+    found: dict[tuple[int, int, int], int] = {}
+    for a in frames:
+        i, j, S = half_neighbour_list(a.positions, a.cell.array, rc)
+        r = np.linalg.norm(a.positions[j] - a.positions[i] + S @ a.cell.array, axis=1)
+        keep = r > r0
+        i, j = i[keep], j[keep]
+        t = np.array([idx[x] for x in a.get_chemical_symbols()])
+        nb: dict[int, set[int]] = {}
+        for x, y in zip(i, j):
+            if mask[t[x], t[y]]:
+                nb.setdefault(int(x), set()).add(int(t[y]))
+            if mask[t[y], t[x]]:
+                nb.setdefault(int(y), set()).add(int(t[x]))
+        for c_atom, ss in nb.items():
+            c = int(t[c_atom])
+            for s1, s2 in combinations_with_replacement(sorted(ss), 2):
+                found[(c, s1, s2)] = found.get((c, s1, s2), 0) + 1
+    return found
+
+
+def block_labels(species: list[str], blocks, nr: int, pmax: int) -> list[str]:
+    out = []
+    for c, s1, s2 in sorted(blocks):
+        for n1 in range(nr):
+            for n2 in range(n1 if s1 == s2 else 0, nr):
+                out += [f"ace[{species[c]}|{species[s1]}{n1},{species[s2]}{n2}][p{p}]"
+                        for p in range(pmax + 1)]
+    return out
+
+
+# ---------------------------------------------------------------- numba kernel
+def _build():
+    import numba
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def bspline(x):
+        if x < 0.0 or x >= 4.0:
+            return 0.0, 0.0
+        if x < 1.0:
+            return x * x * x / 6.0, 0.5 * x * x
+        if x < 2.0:
+            y = x - 1.0
+            return (1.0 + 3.0 * y + 3.0 * y * y - 3.0 * y * y * y) / 6.0, \
+                (3.0 + 6.0 * y - 9.0 * y * y) / 6.0
+        if x < 3.0:
+            y = x - 2.0
+            return (4.0 - 6.0 * y * y + 3.0 * y * y * y) / 6.0, (-12.0 * y + 9.0 * y * y) / 6.0
+        y = 4.0 - x
+        return y * y * y / 6.0, -0.5 * y * y
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(pos, cell, ii, jj, SS, types, nsp, mask, off, r0, rc, nr, pmax, ex, deg,
+               wm, coef, fit, efeat, ffeat, vfeat, forces, virial):
+        n = pos.shape[0]
+        nm = ex.shape[0]
+        h = (rc - r0) / (nr + 3)
+        # ---- full neighbour lists (CSR) of the allowed channels, r0 < r < rc
+        npair = ii.shape[0]
+        dv = np.empty((npair, 4))
+        cnt = np.zeros(n + 1, np.int64)
+        for p in range(npair):
+            i = ii[p]
+            j = jj[p]
+            d0 = pos[j, 0] - pos[i, 0] + SS[p, 0] * cell[0, 0] + SS[p, 1] * cell[1, 0] + SS[p, 2] * cell[2, 0]
+            d1 = pos[j, 1] - pos[i, 1] + SS[p, 0] * cell[0, 1] + SS[p, 1] * cell[1, 1] + SS[p, 2] * cell[2, 1]
+            d2 = pos[j, 2] - pos[i, 2] + SS[p, 0] * cell[0, 2] + SS[p, 1] * cell[1, 2] + SS[p, 2] * cell[2, 2]
+            r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+            dv[p, 0] = d0
+            dv[p, 1] = d1
+            dv[p, 2] = d2
+            dv[p, 3] = r
+            if r <= r0 or r >= rc:
+                continue
+            if mask[types[i], types[j]]:
+                cnt[i + 1] += 1
+            if mask[types[j], types[i]]:
+                cnt[j + 1] += 1
+        for i in range(n):
+            cnt[i + 1] += cnt[i]
+        tot = cnt[n]
+        nbj = np.empty(tot, np.int64)
+        nbd = np.empty((tot, 4))
+        fill = cnt[:n].copy()
+        for p in range(npair):
+            r = dv[p, 3]
+            if r <= r0 or r >= rc:
+                continue
+            i = ii[p]
+            j = jj[p]
+            if mask[types[i], types[j]]:
+                q = fill[i]
+                nbj[q] = j
+                nbd[q, 0] = dv[p, 0]
+                nbd[q, 1] = dv[p, 1]
+                nbd[q, 2] = dv[p, 2]
+                nbd[q, 3] = r
+                fill[i] = q + 1
+            if mask[types[j], types[i]]:
+                q = fill[j]
+                nbj[q] = i
+                nbd[q, 0] = -dv[p, 0]
+                nbd[q, 1] = -dv[p, 1]
+                nbd[q, 2] = -dv[p, 2]
+                nbd[q, 3] = r
+                fill[j] = q + 1
+        # degree ranges of the monomials
+        mstart = np.zeros(pmax + 2, np.int64)
+        for m in range(nm):
+            mstart[deg[m] + 1] = m + 1
+        A = np.zeros((nsp, nr, nm))
+        gA = np.zeros((nsp, nr, nm))
+        energy = 0.0
+        maxnb = 0
+        for i in range(n):
+            if cnt[i + 1] - cnt[i] > maxnb:
+                maxnb = cnt[i + 1] - cnt[i]
+        # per-neighbour radial x monomial values and derivatives (wrt d = x_j - x_i)
+        V = np.zeros((maxnb, nr, nm))
+        D = np.zeros((maxnb, nr, nm, 3))
+        present = np.zeros(nsp, np.int64)
+        for i in range(n):
+            c = types[i]
+            lo = cnt[i]
+            hi = cnt[i + 1]
+            if hi == lo:
+                continue
+            for s in range(nsp):
+                present[s] = 0
+            A[:, :, :] = 0.0
+            for x in range(hi - lo):
+                q = lo + x
+                s = types[nbj[q]]
+                present[s] = 1
+                r = nbd[q, 3]
+                u0 = nbd[q, 0] / r
+                u1 = nbd[q, 1] / r
+                u2 = nbd[q, 2] / r
+                t = (r - r0) / h
+                for m in range(nm):
+                    a = ex[m, 0]
+                    b = ex[m, 1]
+                    cc = ex[m, 2]
+                    mv = (u0 ** a) * (u1 ** b) * (u2 ** cc)
+                    g0 = a * (u0 ** (a - 1)) * (u1 ** b) * (u2 ** cc) if a > 0 else 0.0
+                    g1 = b * (u0 ** a) * (u1 ** (b - 1)) * (u2 ** cc) if b > 0 else 0.0
+                    g2 = cc * (u0 ** a) * (u1 ** b) * (u2 ** (cc - 1)) if cc > 0 else 0.0
+                    pd = deg[m] * mv
+                    # d mono / d d = (grad_u - deg mono u) / r
+                    e0 = (g0 - pd * u0) / r
+                    e1 = (g1 - pd * u1) / r
+                    e2 = (g2 - pd * u2) / r
+                    for k in range(nr):
+                        bv, db = bspline(t - k)
+                        db /= h
+                        V[x, k, m] = bv * mv
+                        D[x, k, m, 0] = db * u0 * mv + bv * e0
+                        D[x, k, m, 1] = db * u1 * mv + bv * e1
+                        D[x, k, m, 2] = db * u2 * mv + bv * e2
+                        A[s, k, m] += bv * mv
+            # ---- invariants, energy (and dE/dA for the evaluation)
+            if not fit:
+                gA[:, :, :] = 0.0
+            for s1 in range(nsp):
+                if present[s1] == 0:
+                    continue
+                for s2 in range(s1, nsp):
+                    if present[s2] == 0:
+                        continue
+                    o = off[c, s1, s2]
+                    if o < 0:
+                        continue
+                    col = o
+                    for n1 in range(nr):
+                        for n2 in range(n1 if s1 == s2 else 0, nr):
+                            for p in range(pmax + 1):
+                                Bv = 0.0
+                                for m in range(mstart[p], mstart[p + 1]):
+                                    Bv += wm[m] * A[s1, n1, m] * A[s2, n2, m]
+                                if fit:
+                                    efeat[col] += Bv
+                                else:
+                                    cf = coef[col]
+                                    energy += cf * Bv
+                                    for m in range(mstart[p], mstart[p + 1]):
+                                        gA[s1, n1, m] += cf * wm[m] * A[s2, n2, m]
+                                        gA[s2, n2, m] += cf * wm[m] * A[s1, n1, m]
+                                col += 1
+            # ---- forces and virial: E depends on d = x_j - x_i (F_i += g, F_j -= g)
+            for x in range(hi - lo):
+                q = lo + x
+                j = nbj[q]
+                s = types[j]
+                d0 = nbd[q, 0]
+                d1 = nbd[q, 1]
+                d2 = nbd[q, 2]
+                if not fit:
+                    g0 = 0.0
+                    g1 = 0.0
+                    g2 = 0.0
+                    for k in range(nr):
+                        for m in range(nm):
+                            gv = gA[s, k, m]
+                            if gv != 0.0:
+                                g0 += gv * D[x, k, m, 0]
+                                g1 += gv * D[x, k, m, 1]
+                                g2 += gv * D[x, k, m, 2]
+                    forces[i, 0] += g0
+                    forces[i, 1] += g1
+                    forces[i, 2] += g2
+                    forces[j, 0] -= g0
+                    forces[j, 1] -= g1
+                    forces[j, 2] -= g2
+                    virial[0, 0] += d0 * g0
+                    virial[0, 1] += d0 * g1
+                    virial[0, 2] += d0 * g2
+                    virial[1, 0] += d1 * g0
+                    virial[1, 1] += d1 * g1
+                    virial[1, 2] += d1 * g2
+                    virial[2, 0] += d2 * g0
+                    virial[2, 1] += d2 * g1
+                    virial[2, 2] += d2 * g2
+                    continue
+                # design rows: blocks that contain species s
+                for so in range(nsp):
+                    if present[so] == 0:
+                        continue
+                    s1 = s if s <= so else so
+                    s2 = so if s <= so else s
+                    o = off[c, s1, s2]
+                    if o < 0:
+                        continue
+                    col = o
+                    for n1 in range(nr):
+                        for n2 in range(n1 if s1 == s2 else 0, nr):
+                            for p in range(pmax + 1):
+                                g0 = 0.0
+                                g1 = 0.0
+                                g2 = 0.0
+                                for m in range(mstart[p], mstart[p + 1]):
+                                    w = wm[m]
+                                    if s1 == s:
+                                        a2 = w * A[s2, n2, m]
+                                        g0 += a2 * D[x, n1, m, 0]
+                                        g1 += a2 * D[x, n1, m, 1]
+                                        g2 += a2 * D[x, n1, m, 2]
+                                    if s2 == s:
+                                        a1 = w * A[s1, n1, m]
+                                        g0 += a1 * D[x, n2, m, 0]
+                                        g1 += a1 * D[x, n2, m, 1]
+                                        g2 += a1 * D[x, n2, m, 2]
+                                ffeat[i, 0, col] += g0
+                                ffeat[i, 1, col] += g1
+                                ffeat[i, 2, col] += g2
+                                ffeat[j, 0, col] -= g0
+                                ffeat[j, 1, col] -= g1
+                                ffeat[j, 2, col] -= g2
+                                vfeat[0, col] += d0 * g0
+                                vfeat[1, col] += d1 * g1
+                                vfeat[2, col] += d2 * g2
+                                vfeat[3, col] += d1 * g2
+                                vfeat[4, col] += d0 * g2
+                                vfeat[5, col] += d0 * g1
+                                col += 1
+        return energy
+
+    return kernel
+
+
+_K: list = []
+
+
+def kernel():
+    if not _K:
+        _K.append(_build())
+    return _K[0]
