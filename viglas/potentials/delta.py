@@ -45,17 +45,20 @@ from typing import Any
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from viglas.chemistry import ANIONS as _CHEM_ANIONS
 from viglas.errors import CalculatorError, FitError
 
 #: File format tag of a fitted ionic+delta model.
 DELTA_SCHEMA = "viglas-ionic-delta/1"
 
-#: Ionic radii (Å; Shannon, common coordination) used only to set the first-shell
-#: cutoff of the 3-body term: r3 = r_cation + r_anion + R3_MARGIN.
+#: Ionic radii (Å; Shannon, common coordination: Li and Na six-fold, unlike the
+#: four-fold ones of structures.geometry that place atoms) that set only this model's
+#: first-shell cutoff of the 3-body term, r3 = r_cation + r_anion + R3_MARGIN. They are
+#: part of the fitted form (stored per pair in every model file as ``r3_A``).
 SHELL_RADII = {"Li": 0.76, "Na": 1.02, "K": 1.38, "Mg": 0.72, "Al": 0.535, "Ga": 0.62,
                "In": 0.80, "B": 0.11, "Si": 0.40, "P": 0.17, "Zn": 0.74,
                "O": 1.40, "Cl": 1.81, "F": 1.33, "S": 1.84, "Br": 1.96, "I": 2.20}
-ANIONS = frozenset({"O", "Cl", "F", "S", "Br", "I"})
+ANIONS = frozenset(_CHEM_ANIONS)  # the one anion table (viglas.chemistry)
 R3_MARGIN = 0.6
 
 
