@@ -128,11 +128,15 @@ def he2018_rsd(n_eff: float) -> float:
 
 def _kinisi_covariance(v: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Sigma_ij = v_i n_i / n_j for i <= j (lags ascending), symmetrised."""
-    k = len(v)
-    i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
-    lo = np.minimum(i, j)
-    hi = np.maximum(i, j)
+    lo, hi = _lo_hi(len(v))
     return v[lo] * n[lo] / n[hi]
+
+
+@functools.lru_cache(maxsize=32)
+def _lo_hi(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index grids ``min(i, j)`` and ``max(i, j)`` of a k x k matrix (cached)."""
+    a = np.arange(k)
+    return np.minimum.outer(a, a), np.maximum.outer(a, a)
 
 
 def random_walk_msd_covariance(lags: np.ndarray, n_frames: int, sigma2: float, kappa: float,
@@ -158,6 +162,34 @@ def _rw_cov_basis(lags: tuple, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     (linear in kappa and b = (2/d) sigma2^2); ``(A, B)`` for these lags, cached."""
     lags = np.asarray(lags, dtype=float)
     t = float(n_frames)
+    k = len(lags)
+    kern = _basis_kernel()
+    if kern is not None:  # the same elementwise formulas, compiled (no temporaries)
+        covs = np.empty((2, k, k))
+        kern(lags, t, covs)
+    else:  # pragma: no cover - numba is a dependency
+        covs = _rw_cov_basis_numpy(lags, t)
+    # windows longer than half the run: the count c(delta) is clipped, not polynomial
+    bad = np.where(lags[:, None] + lags[None, :] > t - 1)
+    for i, j in zip(*bad):
+        mi, mj = int(lags[i]), int(lags[j])
+        delta = np.arange(-mj + 1, mi, dtype=float)
+        c = np.minimum(t - mi - 1, t - mj - 1 - delta) - np.maximum(0.0, -delta) + 1
+        o = np.minimum(mi, delta + mj) - np.maximum(0.0, delta)
+        cm = np.maximum(c, 0)
+        norm = (t - mi) * (t - mj)
+        covs[0, i, j] = np.sum(cm * o) / norm
+        covs[1, i, j] = np.sum(cm * (o * o)) / norm
+    out = []
+    for cov in (covs[0].copy(), covs[1].copy()):
+        cov.setflags(write=False)
+        out.append(cov)
+    return out[0], out[1]
+
+
+def _rw_cov_basis_numpy(lags: np.ndarray, t: float) -> np.ndarray:
+    """The bases of :func:`_rw_cov_basis` (before the clipped long-window pairs are
+    redone), as numpy expressions: (2, k, k)."""
     k = len(lags)
     m = np.repeat(lags, k)
     mp = np.tile(lags, k)
@@ -185,23 +217,195 @@ def _rw_cov_basis(lags: tuple, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
                    + nn * (nn - 1) * (nn - 2) / 6 * d2[0]
                    + nn * (nn - 1) * (nn - 2) * (nn - 3) / 24 * d3)
         total += np.where(n >= 4, formula, np.where(n > 0, direct, 0.0))
-    covs = (total / ((t - m) * (t - mp))).reshape(2, k, k)
-    # windows longer than half the run: the count c(delta) is clipped, not polynomial
-    bad = np.where(lags[:, None] + lags[None, :] > t - 1)
-    for i, j in zip(*bad):
-        mi, mj = int(lags[i]), int(lags[j])
-        delta = np.arange(-mj + 1, mi, dtype=float)
-        c = np.minimum(t - mi - 1, t - mj - 1 - delta) - np.maximum(0.0, -delta) + 1
-        o = np.minimum(mi, delta + mj) - np.maximum(0.0, delta)
-        cm = np.maximum(c, 0)
-        norm = (t - mi) * (t - mj)
-        covs[0, i, j] = np.sum(cm * o) / norm
-        covs[1, i, j] = np.sum(cm * (o * o)) / norm
+    return (total / ((t - m) * (t - mp))).reshape(2, k, k)
+
+
+_BASIS: list = []
+
+
+def _basis_kernel():
+    """The compiled form of :func:`_rw_cov_basis_numpy` (numba, cached on disk), or None."""
+    if not _BASIS:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _BASIS.append(None)
+        else:
+            _BASIS.append(_build_basis_kernel(numba))
+    return _BASIS[0]
+
+
+def _build_basis_kernel(numba):
+    @numba.njit(cache=True, nogil=True)
+    def basis(lags, t, out):
+        """out[0/1, i, j]: the sums of :func:`_rw_cov_basis_numpy`, pair by pair, with
+        the operations of its numpy expressions in the same order (IEEE, no fused
+        multiply-add), so the same values. ``a*``/``b*``: ``p(lo + j)`` of that
+        function for the two bases, ``c*o`` and ``c*(o*o)``."""
+        k = lags.shape[0]
+        for i in range(k):
+            m = lags[i]
+            for j in range(k):
+                mp = lags[j]
+                dm = m - mp
+                x1 = dm if dm < 0.0 else 0.0
+                x2 = dm if dm > 0.0 else 0.0
+                tot_a = 0.0
+                tot_b = 0.0
+                for r in range(3):
+                    if r == 0:
+                        lo = -mp + 1
+                        hi = x1
+                    elif r == 1:
+                        lo = x1
+                        hi = x2
+                    else:
+                        lo = x2
+                        hi = m
+                    n = hi - lo
+                    a0 = a1 = a2 = a3 = 0.0
+                    b0 = b1 = b2 = b3 = 0.0
+                    for q in range(4):
+                        delta = lo + q
+                        u = t - mp - 1 - delta
+                        v = t - m - 1
+                        nd = -delta
+                        c = (v if v <= u else u) - (nd if nd > 0.0 else 0.0) + 1
+                        c = c if c > 0.0 else 0.0
+                        e = delta + mp
+                        o = (m if m <= e else e) - (delta if delta > 0.0 else 0.0)
+                        pa = c * o
+                        pb = c * (o * o)
+                        if q == 0:
+                            a0 = pa
+                            b0 = pb
+                        elif q == 1:
+                            a1 = pa
+                            b1 = pb
+                        elif q == 2:
+                            a2 = pa
+                            b2 = pb
+                        else:
+                            a3 = pa
+                            b3 = pb
+                    if n >= 4:
+                        nn = n
+                        f1 = nn * (nn - 1) / 2
+                        f2 = nn * (nn - 1) * (nn - 2) / 6
+                        f3 = nn * (nn - 1) * (nn - 2) * (nn - 3) / 24
+                        da0 = a1 - a0
+                        da1 = a2 - a1
+                        da2 = a3 - a2
+                        dda0 = da1 - da0
+                        dda1 = da2 - da1
+                        sa = nn * a0 + f1 * da0 + f2 * dda0 + f3 * (dda1 - dda0)
+                        db0 = b1 - b0
+                        db1 = b2 - b1
+                        db2 = b3 - b2
+                        ddb0 = db1 - db0
+                        ddb1 = db2 - db1
+                        sb = nn * b0 + f1 * db0 + f2 * ddb0 + f3 * (ddb1 - ddb0)
+                    elif n > 0:  # 0 + p0 + (p1 if n > 1) + (p2 if n > 2) + 0
+                        sa = 0.0 + a0
+                        sb = 0.0 + b0
+                        sa = sa + (a1 if n > 1 else 0.0)
+                        sb = sb + (b1 if n > 1 else 0.0)
+                        sa = sa + (a2 if n > 2 else 0.0)
+                        sb = sb + (b2 if n > 2 else 0.0)
+                        sa = sa + 0.0
+                        sb = sb + 0.0
+                    else:
+                        sa = 0.0
+                        sb = 0.0
+                    tot_a += sa
+                    tot_b += sb
+                norm = (t - m) * (t - mp)
+                out[0, i, j] = tot_a / norm
+                out[1, i, j] = tot_b / norm
+
+    return basis
+
+
+def _grid_bases(msd: MSDResult, lags: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(A, B)`` of :func:`_rw_cov_basis` at ``lags`` for every replica of ``msd``.
+
+    Every entry of the bases depends only on its own pair of lags and the run length,
+    so when ``lags`` are sample lags of ``msd`` the bases are taken from one cached
+    computation on the sample lags up to the largest one asked (sub-matrices: the very
+    same numbers as a computation on ``lags`` alone, without recomputing them for every
+    fit window of the estimator)."""
+    lags = np.asarray(lags)
+    grid = np.asarray(msd.sample_lag)
+    k = len(lags)
+    pos = np.searchsorted(grid, lags) if k else np.zeros(0, dtype=int)
+    if k == 0 or pos[-1] >= len(grid) or not np.array_equal(grid[pos], lags) \
+            or np.any(np.diff(pos) <= 0):
+        key = tuple(np.asarray(lags, dtype=float).tolist())
+        return [_rw_cov_basis(key, int(nf)) for nf in msd.n_frames]
+    key = tuple(grid[:pos[-1] + 1].astype(float).tolist())
+    ix = np.ix_(pos, pos)
     out = []
-    for cov in (covs[0].copy(), covs[1].copy()):
-        cov.setflags(write=False)
-        out.append(cov)
-    return out[0], out[1]
+    for nf in msd.n_frames:
+        lin, quad = _rw_cov_basis(key, int(nf))
+        out.append((lin[ix], quad[ix]))
+    return out
+
+
+# the jitters tried on the diagonal of a scaled covariance, in order: 1e-10 times 100^k,
+# the very floats of the former loop (jitter *= 100)
+_JITTERS = [1e-10]
+for _ in range(7):
+    _JITTERS.append(_JITTERS[-1] * 100)
+_JITTERS = np.array(_JITTERS)
+
+
+def _cholesky_ok_batch():
+    """numpy's own Cholesky gufunc (the one behind ``np.linalg.cholesky``), which marks
+    a failed factorisation with NaN instead of raising; None if it is not there."""
+    try:
+        from numpy.linalg import _umath_linalg
+
+        return _umath_linalg.cholesky_lo
+    except (ImportError, AttributeError):  # pragma: no cover - other numpy layouts
+        return None
+
+
+_CHOL_LO = _cholesky_ok_batch()
+
+
+def _jittered(c: np.ndarray) -> np.ndarray:
+    """``c + jitter * I`` with the smallest jitter of :data:`_JITTERS` for which
+    ``np.linalg.cholesky`` succeeds (``c`` is modified in place and returned).
+
+    The first jitter is tried alone and, if it fails, all the others in one batched
+    call of numpy's Cholesky kernel (the same LAPACK factorisation per matrix as
+    ``np.linalg.cholesky``, so the same one succeeds first); without that kernel, or
+    with non-finite entries, one ``np.linalg.cholesky`` per jitter as before. Raises
+    AnalysisError if none works.
+    """
+    diag = np.diag_indices(len(c))
+    base = c[diag].copy()
+    if _CHOL_LO is not None and np.all(np.isfinite(c)):
+        # the first jitter alone (enough for most model covariances), then the others
+        # in one batch (the kinisi-form start covariance typically needs 1e0-1e2)
+        for first, last in ((0, 1), (1, len(_JITTERS))):
+            stack = np.repeat(c[None], last - first, axis=0)
+            stack[:, diag[0], diag[1]] = base[None, :] + _JITTERS[first:last, None]  # same sums
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+                fac = _CHOL_LO(stack, signature="d->d")
+            good = ~np.isnan(fac).any(axis=(1, 2))
+            if good.any():
+                c[diag] = stack[int(np.argmax(good))][diag]
+                return c
+        raise AnalysisError("MSD covariance is not positive definite", field="msd", value="cov")
+    for jitter in _JITTERS:  # numpy, not scipy.linalg: its wrappers cost more than these tiny solves
+        c[diag] = base + float(jitter)  # = c + jitter * I, the same values
+        try:
+            np.linalg.cholesky(c)
+            return c
+        except np.linalg.LinAlgError:
+            pass
+    raise AnalysisError("MSD covariance is not positive definite", field="msd", value="cov")
 
 
 def gls_line(t: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -219,24 +423,78 @@ def gls_line(t: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray,
         raise AnalysisError("MSD covariance is degenerate (zero variance)", field="msd",
                             value="zero variance", hint="is the species moving at all?")
     c = c / scale
-    diag = np.diag_indices(len(c))
-    base = c[diag].copy()
-    jitter = 1e-10
-    for _ in range(8):  # numpy, not scipy.linalg: its wrappers cost more than these tiny solves
-        c[diag] = base + jitter  # = c + jitter * I, the same values
-        try:
-            np.linalg.cholesky(c)
-            break
-        except np.linalg.LinAlgError:
-            jitter *= 100
-    else:  # pragma: no cover - pathological input
-        raise AnalysisError("MSD covariance is not positive definite", field="msd", value="cov")
+    c = _jittered(c)
     cix = np.linalg.solve(c, x)
     a = x.T @ cix
     ainv = np.linalg.inv(a)
     w = ainv @ cix.T
     beta = w @ y
     return beta, ainv * scale, w
+
+
+def _gls_suffix_slopes(t: np.ndarray, y: np.ndarray, cov: np.ndarray,
+                       firsts: np.ndarray) -> np.ndarray:
+    """Slope rows of :func:`gls_line` on the nested windows ``t[f:]`` for ``f`` in ``firsts``.
+
+    Row ``a`` holds ``w[0]`` of ``gls_line(t[f:], y[f:], cov[f:, f:])`` at the
+    positions ``f:`` and 0 before (NaN where fewer than 3 lags remain). All windows are
+    solved in one batched call: window ``a`` is the block matrix ``diag(I, C_a)`` with
+    ``C_a`` the same scaled and jittered sub-covariance as in :func:`gls_line`, and the
+    design rows before ``f`` are zero, so the solution is ``gls_line``'s up to rounding
+    (a few ulp). Falls back to one :func:`gls_line` per window when the batch needs more
+    jitter or a covariance is degenerate (same results and errors as before).
+    """
+    kk = len(t)
+    firsts = np.asarray(firsts, dtype=np.int64)
+    out = np.zeros((len(firsts), kk))
+    valid = kk - firsts >= 3
+    out[~valid] = np.nan
+    fv = firsts[valid]
+    if len(fv) == 0:
+        return out
+    c = np.asarray(cov, dtype=float)
+    dg = np.diag(c)
+    # gls_line's scale of each window: the mean of its diagonal (same reduction)
+    scales = np.array([np.mean(dg[f:]) for f in fv])
+    ok = (_CHOL_LO is not None and np.all(np.isfinite(scales)) and np.all(scales > 0)
+          and np.all(np.isfinite(c)))
+    if ok:
+        nb = len(fv)
+        m = np.zeros((nb, kk, kk))
+        x = np.zeros((nb, kk, 2))
+        ar = np.arange(kk)
+        for b, f in enumerate(fv):
+            sub = c[f:, f:] / scales[b]
+            m[b, f:, f:] = sub
+            m[b, ar[f:], ar[f:]] = np.diag(sub) + 1e-10
+            m[b, ar[:f], ar[:f]] = 1.0
+            x[b, f:, 0] = t[f:]
+            x[b, f:, 1] = 1.0
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+            fac = _CHOL_LO(m, signature="d->d")
+        redo = np.isnan(fac).any(axis=(1, 2))  # these need more jitter: gls_line
+        ok = not redo.all()
+    if not ok:  # degenerate, non-finite or needing more jitter: gls_line, window by window
+        for a in np.where(valid)[0]:
+            f = firsts[a]
+            _, _, w = gls_line(t[f:], y[f:], c[f:, f:])
+            out[a, f:] = w[0]
+        return out
+    if redo.any():
+        m[redo] = np.eye(kk)  # solved below by gls_line instead
+    cix = np.linalg.solve(m, x)
+    a2 = np.matmul(np.swapaxes(x, 1, 2), cix)
+    ainv = np.linalg.inv(a2)
+    w = np.matmul(ainv, np.swapaxes(cix, 1, 2))  # (nb, 2, kk)
+    rows = w[:, 0, :]
+    for b, f in enumerate(fv):
+        rows[b, :f] = 0.0
+        if redo[b]:
+            _, _, wb = gls_line(t[f:], y[f:], c[f:, f:])
+            rows[b] = 0.0
+            rows[b, f:] = wb[0]
+    out[valid] = rows
+    return out
 
 
 def _local_slopes(t: np.ndarray, y: np.ndarray, width: float = 3.0) -> np.ndarray:
@@ -254,6 +512,22 @@ def _local_slopes(t: np.ndarray, y: np.ndarray, width: float = 3.0) -> np.ndarra
         out = (n * sxy - sx * sy) / det
     out[(n < 2) | (np.abs(det) < 1e-14) | ~np.isfinite(ly)] = np.nan
     return out
+
+
+def _first_stable(t: np.ndarray, ok: np.ndarray, cand: np.ndarray, span: float) -> int | None:
+    """The first candidate ``k`` (indices into the ascending times ``t``, ascending)
+    such that ``ok`` holds at every candidate from ``k`` up to ``span * t[k]``
+    (``+ 1e-9``), or None. Those candidates are a contiguous run of ``cand``, so the
+    failures in it are counted with one prefix sum (the former loop over ``k`` tested
+    ``ok[cand[(cand >= k) & (t[cand] <= span * t[k] + 1e-9)]].all()`` one by one)."""
+    if len(cand) == 0:
+        return None
+    tc = t[cand]
+    upto = np.searchsorted(tc, span * tc + 1e-9, side="right")
+    nbad = np.concatenate(([0], np.cumsum(~ok[cand])))
+    pos = np.arange(len(cand))
+    passing = np.where(nbad[np.maximum(upto, pos)] - nbad[pos] == 0)[0]
+    return int(cand[passing[0]]) if len(passing) else None
 
 
 def diffusive_window(msd: MSDResult, *, slope_tol: float = 0.15, end_fraction: float = 0.5,
@@ -301,14 +575,12 @@ def diffusive_window(msd: MSDResult, *, slope_tol: float = 0.15, end_fraction: f
             sl = _local_slopes(tw, np.where(yc > 0, yc, np.nan))
             ok = np.abs(sl - 1.0) <= slope_tol
             cand = np.where(np.isfinite(sl) & valid_end)[0]
-            for k in cand:
-                # within tolerance over a factor `span` in lag; later curvature is
-                # judged statistically by _settled_start (the local slope at long lags
-                # is too noisy for a fixed tolerance)
-                rest = cand[(cand >= k) & (tw[cand] <= span * tw[k] + 1e-9)]
-                if ok[rest].all():
-                    start = float(tw[k]) if start is None else min(start, float(tw[k]))
-                    break
+            # within tolerance over a factor `span` in lag; later curvature is judged
+            # statistically by _settled_start (the local slope at long lags is too
+            # noisy for a fixed tolerance)
+            k = _first_stable(tw, ok, cand, span)
+            if k is not None:
+                start = float(tw[k]) if start is None else min(start, float(tw[k]))
         diffusive = start is not None and start <= end / 3.0
         if start is None or not diffusive:
             start = end / 5.0
@@ -383,12 +655,17 @@ class DiffusionResult(DictRecord):
                 for k, v in dataclasses.asdict(self).items()}
 
 
-def _model_covariance(msd: MSDResult, lags: np.ndarray, sigma2: float, kappa: float) -> np.ndarray:
-    """Covariance of the particle-averaged MSD at ``lags``, pooled over replicas."""
+def _model_covariance(msd: MSDResult, lags: np.ndarray, sigma2: float, kappa: float,
+                      bases: list | None = None) -> np.ndarray:
+    """Covariance of the particle-averaged MSD at ``lags``, pooled over replicas
+    (``bases``: :func:`_grid_bases` of these lags, when the caller has them)."""
     ntot = float(sum(msd.replica_particles))
     cov = np.zeros((len(lags), len(lags)))
-    for nf, npart in zip(msd.n_frames, msd.replica_particles):
-        cov += npart * random_walk_msd_covariance(lags, nf, sigma2, kappa, msd.dimension)
+    if bases is None:
+        bases = _grid_bases(msd, lags)
+    for (lin, quad), npart in zip(bases, msd.replica_particles):
+        # = npart * random_walk_msd_covariance(lags, nf, sigma2, kappa, d), same values
+        cov += npart * (kappa * lin + (2.0 / msd.dimension * sigma2**2) * quad)
     cov /= ntot**2
     if msd.point_err_A2 is not None:  # MSD table with errors: model correlations, given sizes
         e = msd.point_err_A2[np.searchsorted(msd.sample_lag, lags)]
@@ -447,10 +724,11 @@ def _fit_window(msd: MSDResult, start: float, end: float, n_iter: int = 3, max_l
     kap_m = (var - (2.0 / d) * mu**2) / lags
     kappa = float(np.sum(n * kap_m) / np.sum(n))
     cov = None
+    bases = _grid_bases(msd, lags) if n_iter > 0 else None
     for _ in range(n_iter):
         sigma2 = max(beta[0], 1e-30) * msd.dt_fs
         kap = max(kappa, -0.99 * (2.0 / d) * sigma2**2)
-        cov = _model_covariance(msd, lags, sigma2, kap)
+        cov = _model_covariance(msd, lags, sigma2, kap, bases)
         beta, bcov, w = gls_line(ts, y, cov)
     di = (pp @ w[0]) / (2 * d)
     npart = pp.shape[0]
@@ -503,17 +781,11 @@ def _nested_fits(msd: MSDResult, starts: np.ndarray, end: float, min_particles: 
     sigma2 = max(beta[0], 1e-30) * msd.dt_fs
     cov = _model_covariance(msd, lags, sigma2, max(kappa, -0.99 * (2.0 / d) * sigma2**2))
     k = len(starts)
-    wmat = np.zeros((k, len(ts)))
-    for a, s in enumerate(starts):
-        sel = ts >= s - 1e-9
-        if sel.sum() < 3:
-            wmat[a] = np.nan
-            continue
-        _, _, w = gls_line(ts[sel], y[sel], cov[np.ix_(sel, sel)])
-        wmat[a, sel] = w[0] / (2 * d)
+    wmat = _gls_suffix_slopes(ts, y, cov, np.searchsorted(ts, np.asarray(starts) - 1e-9)) / (2 * d)
     dvals = wmat @ y
     diff = wmat[:, None, :] - wmat[None, :, :]
-    var_m = np.einsum("kjl,lm,kjm->kj", diff, cov, diff)
+    dflat = diff.reshape(-1, len(ts))
+    var_m = np.sum((dflat @ cov) * dflat, axis=1).reshape(k, k)  # diff_kj' cov diff_kj
     use_p = msd.n_particles >= min_particles and pp.shape[0] > 1
     if use_p:
         per = pp @ diff.reshape(-1, len(ts)).T  # (N, k*k)
@@ -522,7 +794,7 @@ def _nested_fits(msd: MSDResult, starts: np.ndarray, end: float, min_particles: 
         self_p = np.var(pp @ wmat.T, axis=0, ddof=1) / pp.shape[0]
     else:
         self_p = np.zeros(k)
-    self_m = np.einsum("kl,lm,km->k", wmat, cov, wmat)
+    self_m = np.sum((wmat @ cov) * wmat, axis=1)
     err = np.sqrt(np.maximum(self_m, self_p))
     return dvals, err, np.sqrt(np.maximum(var_m, 0.0))
 

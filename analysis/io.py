@@ -308,7 +308,9 @@ def _read_h5md_open(tr, path, species, drift, com_weights, every, chunk) -> Traj
                     com0 = com[0].copy()
                 out[k:k + len(idx)] = ps - (com - com0)[:, None, :]
             k += len(idx)
-        cells = dbox[()]
+        # the cells were read for the compiled pass already (same values when stored
+        # as float64): not a second read of the dataset
+        cells = cells_all if kern is not None and dbox.dtype == np.float64 else dbox[()]
     vol = float(np.mean(np.abs(np.linalg.det(cells))))
     counts = {s_: syms.count(s_) for s_ in sorted(set(syms))}
     return TrajectoryData(positions=out, time_fs=time, dt_fs=dt, symbols=[syms[i] for i in sel],

@@ -32,6 +32,9 @@ Usage (the command behind benchmarks/RESULTS.md)::
         --kinisi-frames 1000,10000 --timeout 300 --kinisi-default-timeout 120 \
         --data-dir /tmp/bm/data --out benchmarks/bench_msd.json
     python benchmarks/bench_msd.py ... --modes compare-kinisi200,compare-pmg --repeats 3
+    # before/after in the same processes: the previous analysis code as a baseline
+    mkdir -p /tmp/base && git show REV:analysis/diffusion.py > /tmp/base/diffusion.py
+    python benchmarks/bench_msd.py ... --viglas-baseline /tmp/base
 """
 
 from __future__ import annotations
@@ -103,8 +106,40 @@ def _read_unwrapped(h5: str) -> tuple[np.ndarray, list[str]]:
     return pos, symbols
 
 
-def run_viglas(h5: str) -> dict:
-    from viglas.analysis import diffusion_coefficient, msd_fft, read_trajectory
+def _baseline_modules(code_dir: str) -> dict:
+    """Functions of another copy of ``analysis/`` (``--viglas-baseline``): each of
+    ``diffusion.py``, ``msd.py``, ``io.py`` found in ``code_dir`` is loaded as a module of
+    the package ``viglas.analysis`` under another name and replaces the installed
+    one for this run only; the others are the installed ones."""
+    import importlib.util
+
+    import viglas.analysis as va
+
+    funcs = {"diffusion_coefficient": va.diffusion_coefficient, "msd_fft": va.msd_fft,
+             "read_trajectory": va.read_trajectory}
+    for mod, fn in (("io", "read_trajectory"), ("msd", "msd_fft"),
+                    ("diffusion", "diffusion_coefficient")):
+        path = Path(code_dir) / f"{mod}.py"
+        if not path.exists():
+            continue
+        name = f"viglas.analysis._baseline_{mod}"
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, path)
+            m = importlib.util.module_from_spec(spec)
+            m.__package__ = "viglas.analysis"
+            sys.modules[name] = m
+            spec.loader.exec_module(m)
+        funcs[fn] = getattr(sys.modules[name], fn)
+    return funcs
+
+
+def run_viglas(h5: str, code_dir: str | None = None) -> dict:
+    if code_dir:
+        f = _baseline_modules(code_dir)
+        diffusion_coefficient, msd_fft, read_trajectory = (
+            f["diffusion_coefficient"], f["msd_fft"], f["read_trajectory"])
+    else:
+        from viglas.analysis import diffusion_coefficient, msd_fft, read_trajectory
 
     c0, w0 = time.process_time(), time.perf_counter()
     d = read_trajectory(h5, species="Li", drift="framework")
@@ -177,7 +212,7 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _warm_up(tools: list[str]) -> dict:
+def _warm_up(tools: list[str], baseline: str | None = None) -> dict:
     """Run every tool of the comparison once on a small separate file (300 frames,
     another size than the measured one, so no result cache applies) before the timed
     runs: imports, numba loading viglas' compiled kernels from its on-disk cache, and
@@ -194,6 +229,8 @@ def _warm_up(tools: list[str]) -> dict:
                 import numba  # noqa: F401
 
                 run_viglas(h5)
+            elif tool == "viglas_baseline":
+                run_viglas(h5, baseline)
             elif tool == "pmg":
                 run_pmg(h5)
             elif tool == "kinisi":
@@ -202,8 +239,10 @@ def _warm_up(tools: list[str]) -> dict:
     return out
 
 
-def _child(mode: str, h5: str, warm: bool = True) -> None:
-    """mode: 'viglas-mem' | 'compare-pmg' | 'compare-kinisi' | 'compare-kinisi200'."""
+def _child(mode: str, h5: str, warm: bool = True, baseline: str | None = None) -> None:
+    """mode: 'viglas-mem' | 'compare-pmg' | 'compare-kinisi' | 'compare-kinisi200'.
+    With ``baseline`` (a directory with copies of analysis modules), the comparisons
+    also time that code, right after the installed viglas and before the peer."""
     import ase.data  # noqa: F401  (imports outside the timing, for every tool)
     import h5py  # noqa: F401
     import scipy.fft  # noqa: F401
@@ -220,14 +259,21 @@ def _child(mode: str, h5: str, warm: bool = True) -> None:
     elif mode == "compare-pmg":
         import pymatgen.analysis.diffusion.analyzer  # noqa: F401
 
-        out["warm_up_cpu_s"] = _warm_up(["viglas", "pmg"]) if warm else {}
+        base = ["viglas_baseline"] if baseline else []
+        out["warm_up_cpu_s"] = _warm_up(["viglas"] + base + ["pmg"], baseline) if warm else {}
         out["viglas"] = run_viglas(h5)
+        if baseline:
+            out["viglas_baseline"] = run_viglas(h5, baseline)
         out["pmg"] = run_pmg(h5)
     else:
         import kinisi.analyze  # noqa: F401
 
-        out["warm_up_cpu_s"] = _warm_up(["viglas", "kinisi"]) if warm else {}
+        base = ["viglas_baseline"] if baseline else []
+        out["warm_up_cpu_s"] = (_warm_up(["viglas"] + base + ["kinisi"], baseline)
+                                if warm else {})
         out["viglas"] = run_viglas(h5)
+        if baseline:
+            out["viglas_baseline"] = run_viglas(h5, baseline)
         out["kinisi"] = run_kinisi(h5, 200 if mode == "compare-kinisi200" else None)
     print(json.dumps(out))
 
@@ -237,11 +283,13 @@ def _generate(n_frames: int, n_li: int, path: str) -> None:
     write_h5md(Path(path), pos, symbols)
 
 
-def measure(mode: str, h5: Path, timeout: float, warm: bool = True) -> dict:
+def measure(mode: str, h5: Path, timeout: float, warm: bool = True,
+            baseline: str | None = None) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
         cp = subprocess.run([sys.executable, __file__, "--child", mode, str(h5)]
-                            + ([] if warm else ["--no-warm-up"]),
+                            + ([] if warm else ["--no-warm-up"])
+                            + (["--viglas-baseline", baseline] if baseline else []),
                             capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s (wall)"}
@@ -272,11 +320,16 @@ def main() -> None:
                          "or the memory run); report the median ratio")
     ap.add_argument("--no-warm-up", action="store_true",
                     help="time first calls too (imports excepted): no warm-up run per tool")
+    ap.add_argument("--viglas-baseline", default=None, metavar="DIR",
+                    help="also time another copy of viglas' analysis code in the same "
+                         "processes (a directory with diffusion.py / msd.py / io.py, e.g. "
+                         "from `git show REV:analysis/diffusion.py`): a before/after "
+                         "comparison under the same load")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        _child(*a.child, warm=not a.no_warm_up)
+        _child(*a.child, warm=not a.no_warm_up, baseline=a.viglas_baseline)
         return
     if a.generate:
         _generate(int(a.generate[0]), int(a.generate[1]), a.generate[2])
@@ -306,7 +359,9 @@ def main() -> None:
                              "repeat": rep,
                              **measure(mode, h5, a.kinisi_default_timeout
                                        if mode == "compare-kinisi" else a.timeout,
-                                       warm=not a.no_warm_up)}
+                                       warm=not a.no_warm_up,
+                                       baseline=(a.viglas_baseline if mode != "viglas-mem"
+                                                 else None))}
                         print(json.dumps(r), flush=True)
                         results.append(r)
                 if not a.data_dir:
@@ -319,6 +374,7 @@ def main() -> None:
                                        "ended": time.strftime("%Y-%m-%d %H:%M:%S UTC",
                                                               time.gmtime()),
                                        "loadavg_at_end": load, "warm_up": not a.no_warm_up,
+                                       "viglas_baseline": a.viglas_baseline,
                                        "results": results}, indent=1) + "\n")
     print("\n| frames | Li | comparison | viglas CPU s | peer CPU s | ratio | viglas peak MiB |")
     print("|---:|---:|---|---:|---:|---:|---:|")
@@ -332,8 +388,12 @@ def main() -> None:
         else:
             peer = [k for k in r if k in ("pmg", "kinisi")][0]
             v, p = r["viglas"], r[peer]
-            print(f"| {r['n_frames']} | {r['n_li']} | {r['mode']} | {v['cpu_s']:.2f} | "
+            print(f"| {r['n_frames']} | {r['n_li']} | {r['mode']} | {v['cpu_s']:.3f} | "
                   f"{p['cpu_s']:.2f} | {p['cpu_s'] / v['cpu_s']:.1f} | |")
+            if "viglas_baseline" in r:
+                b = r["viglas_baseline"]
+                print(f"| {r['n_frames']} | {r['n_li']} | {r['mode']} (baseline code) | "
+                      f"{b['cpu_s']:.3f} | {p['cpu_s']:.2f} | {p['cpu_s'] / b['cpu_s']:.1f} | |")
 
 
 if __name__ == "__main__":
