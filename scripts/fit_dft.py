@@ -157,6 +157,7 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
                           ace_rc_A=args.delta_ace_rc, ace_nr=args.delta_ace_nr,
                           ace_pmax=args.delta_ace_pmax, ace_pairs=args.delta_ace_pairs,
                           ace_ridge=args.delta_ace_ridge,
+                          ace_min_support=args.delta_ace_min_support,
                           **({"lambdas": tuple(float(x) for x in args.delta_lambdas.split(","))}
                              if args.delta_lambdas else {}))
     t0 = time.time()
@@ -287,6 +288,8 @@ def main(argv=None) -> int:
                    help="ACE neighbour channels: opposite-class only, or all species")
     p.add_argument("--delta-ace-ridge", type=float, default=1.0,
                    help="ACE ridge relative to each column's own data scale (times lambda)")
+    p.add_argument("--delta-ace-min-support", type=int, default=200,
+                   help="ACE blocks need this many centre atoms in the training data")
     p.add_argument("--learning-curve", action="store_true",
                    help="delta: refit on 25/50/75 %% of the training frames and score each")
     p.add_argument("--glass-check", default="",

@@ -145,6 +145,22 @@ def _build():
         y = 4.0 - x
         return y * y * y / 6.0, -0.5 * y * y
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg):
+        """d u_m / d d for every monomial u_m of the unit vector u = d / r:
+        (grad_u u_m - deg_m u_m u) / r (u_m is homogeneous of degree deg_m)."""
+        for m in range(ex.shape[0]):
+            a = ex[m, 0]
+            b = ex[m, 1]
+            c = ex[m, 2]
+            g0 = a * px[a - 1] * py[b] * pz[c] if a > 0 else 0.0
+            g1 = b * px[a] * py[b - 1] * pz[c] if b > 0 else 0.0
+            g2 = c * px[a] * py[b] * pz[c - 1] if c > 0 else 0.0
+            pd = deg[m] * mv[m]
+            mg[m, 0] = (g0 - pd * u0) / r
+            mg[m, 1] = (g1 - pd * u1) / r
+            mg[m, 2] = (g2 - pd * u2) / r
+
     @numba.njit(cache=True, nogil=True)
     def kernel(pos, cell, ii, jj, SS, types, nsp, mask, off, r0, rc, nr, pmax, ex, deg,
                wm, coef, fit, efeat, ffeat, vfeat, forces, virial):
@@ -207,14 +223,20 @@ def _build():
         A = np.zeros((nsp, nr, nm))
         gA = np.zeros((nsp, nr, nm))
         energy = 0.0
-        maxnb = 0
+        maxnb = 1
         for i in range(n):
             if cnt[i + 1] - cnt[i] > maxnb:
                 maxnb = cnt[i + 1] - cnt[i]
-        # per-neighbour radial x monomial values and derivatives (wrt d = x_j - x_i)
-        V = np.zeros((maxnb, nr, nm))
-        D = np.zeros((maxnb, nr, nm, 3))
+        # fit: per-neighbour derivatives of R_k * u_m wrt d = x_j - x_i
+        D = np.zeros((maxnb if fit else 1, nr, nm, 3))
         present = np.zeros(nsp, np.int64)
+        px = np.empty(pmax + 1)
+        py = np.empty(pmax + 1)
+        pz = np.empty(pmax + 1)
+        mv = np.empty(nm)
+        mg = np.empty((nm, 3))  # d u_m / d d
+        bv = np.empty(nr)
+        bd = np.empty(nr)
         for i in range(n):
             c = types[i]
             lo = cnt[i]
@@ -233,27 +255,31 @@ def _build():
                 u1 = nbd[q, 1] / r
                 u2 = nbd[q, 2] / r
                 t = (r - r0) / h
+                for k in range(nr):
+                    bv[k], bd[k] = bspline(t - k)
+                px[0] = 1.0
+                py[0] = 1.0
+                pz[0] = 1.0
+                for e in range(1, pmax + 1):
+                    px[e] = px[e - 1] * u0
+                    py[e] = py[e - 1] * u1
+                    pz[e] = pz[e - 1] * u2
                 for m in range(nm):
-                    a = ex[m, 0]
-                    b = ex[m, 1]
-                    cc = ex[m, 2]
-                    mv = (u0 ** a) * (u1 ** b) * (u2 ** cc)
-                    g0 = a * (u0 ** (a - 1)) * (u1 ** b) * (u2 ** cc) if a > 0 else 0.0
-                    g1 = b * (u0 ** a) * (u1 ** (b - 1)) * (u2 ** cc) if b > 0 else 0.0
-                    g2 = cc * (u0 ** a) * (u1 ** b) * (u2 ** (cc - 1)) if cc > 0 else 0.0
-                    pd = deg[m] * mv
-                    # d mono / d d = (grad_u - deg mono u) / r
-                    e0 = (g0 - pd * u0) / r
-                    e1 = (g1 - pd * u1) / r
-                    e2 = (g2 - pd * u2) / r
+                    mv[m] = px[ex[m, 0]] * py[ex[m, 1]] * pz[ex[m, 2]]
+                for k in range(nr):
+                    b = bv[k]
+                    if b != 0.0:
+                        for m in range(nm):
+                            A[s, k, m] += b * mv[m]
+                if fit:
+                    _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg)
                     for k in range(nr):
-                        bv, db = bspline(t - k)
-                        db /= h
-                        V[x, k, m] = bv * mv
-                        D[x, k, m, 0] = db * u0 * mv + bv * e0
-                        D[x, k, m, 1] = db * u1 * mv + bv * e1
-                        D[x, k, m, 2] = db * u2 * mv + bv * e2
-                        A[s, k, m] += bv * mv
+                        b = bv[k]
+                        db = bd[k] / h
+                        for m in range(nm):
+                            D[x, k, m, 0] = db * u0 * mv[m] + b * mg[m, 0]
+                            D[x, k, m, 1] = db * u1 * mv[m] + b * mg[m, 1]
+                            D[x, k, m, 2] = db * u2 * mv[m] + b * mg[m, 2]
             # ---- invariants, energy (and dE/dA for the evaluation)
             if not fit:
                 gA[:, :, :] = 0.0
@@ -291,16 +317,44 @@ def _build():
                 d1 = nbd[q, 1]
                 d2 = nbd[q, 2]
                 if not fit:
+                    # recompute this neighbour's radial and angular values (cheaper than
+                    # storing them): g = sum_km gA[s,k,m] d(R_k u_m)/dd
+                    r = nbd[q, 3]
+                    u0 = d0 / r
+                    u1 = d1 / r
+                    u2 = d2 / r
+                    t = (r - r0) / h
+                    for k in range(nr):
+                        bv[k], bd[k] = bspline(t - k)
+                    px[0] = 1.0
+                    py[0] = 1.0
+                    pz[0] = 1.0
+                    for e in range(1, pmax + 1):
+                        px[e] = px[e - 1] * u0
+                        py[e] = py[e - 1] * u1
+                        pz[e] = pz[e - 1] * u2
+                    for m in range(nm):
+                        mv[m] = px[ex[m, 0]] * py[ex[m, 1]] * pz[ex[m, 2]]
+                    _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg)
+                    gr = 0.0  # radial part (times mv), along u
                     g0 = 0.0
                     g1 = 0.0
                     g2 = 0.0
-                    for k in range(nr):
-                        for m in range(nm):
+                    for m in range(nm):
+                        Gm = 0.0
+                        Gd = 0.0
+                        for k in range(nr):
                             gv = gA[s, k, m]
-                            if gv != 0.0:
-                                g0 += gv * D[x, k, m, 0]
-                                g1 += gv * D[x, k, m, 1]
-                                g2 += gv * D[x, k, m, 2]
+                            Gm += gv * bv[k]
+                            Gd += gv * bd[k]
+                        gr += Gd * mv[m]
+                        g0 += Gm * mg[m, 0]
+                        g1 += Gm * mg[m, 1]
+                        g2 += Gm * mg[m, 2]
+                    gr /= h
+                    g0 += gr * u0
+                    g1 += gr * u1
+                    g2 += gr * u2
                     forces[i, 0] += g0
                     forces[i, 1] += g1
                     forces[i, 2] += g2
