@@ -161,7 +161,7 @@ def _build():
             mg[m, 1] = (g1 - pd * u1) / r
             mg[m, 2] = (g2 - pd * u2) / r
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, fastmath=True)
     def kernel(pos, cell, ii, jj, SS, types, nsp, mask, off, r0, rc, nr, pmax, ex, deg,
                wm, coef, fit, efeat, ffeat, vfeat, forces, virial):
         n = pos.shape[0]
