@@ -8,6 +8,10 @@ Default minimum distances (Å) used by both build routes (override with
 * anion–anion: 0.80 × (r_1 + r_2) (Cl–Cl 2.90, Cl–O 2.53, O–O 2.16 Å);
 * cation–cation: 2.40 Å for every pair (closest M–M in corner-sharing tetrahedra is ≈ 3 Å).
 
+(The random cells of the potential fit's reference sampling,
+:func:`viglas.potentials.reference.random_cell`, use their own placement thresholds,
+a separate quantity documented there.)
+
 Reference M–X bond lengths for the tetrahedra (used by the substitution route) are
 ``r_M + r_X - delta_X`` with delta_Cl = 0.07 Å (calibrated so that Al–Cl = 2.13 Å as in
 LiAlCl4) and delta_O = 0: Al–Cl 2.13, Ga–Cl 2.21, In–Cl 2.36, B–Cl 1.85, Al–O 1.74,

@@ -172,6 +172,23 @@ def test_formula_parsing_and_random_cell():
     assert d.min() > 1.4
 
 
+def test_random_cell_placement_thresholds_are_their_own_rule():
+    """The placement thresholds of random cells (documented in reference._min_distance)
+    are not structures.geometry.default_min_distance; they are pinned so random_cell
+    regenerates the same cells."""
+    from viglas.potentials.reference import _min_distance
+    from viglas.structures import default_min_distance
+
+    expected = {"Li-Li": 2.5, "Al-Na": 2.5, "Cl-Cl": 2.75, "Cl-O": 2.4, "O-O": 2.4,
+                "B-O": 1.4, "Al-O": 1.7, "Ga-O": 1.75, "In-O": 1.95, "Li-O": 1.8, "Na-O": 2.1,
+                "B-Cl": 1.75, "Al-Cl": 2.05, "Cl-Ga": 2.1, "Cl-In": 2.3, "Cl-Li": 2.15,
+                "Cl-Na": 2.45}
+    for key, d in expected.items():
+        a, b = key.split("-")
+        assert _min_distance(a, b) == pytest.approx(d, abs=1e-12) == _min_distance(b, a)
+        assert default_min_distance(a, b) != pytest.approx(d, abs=1e-3)
+
+
 def test_fit_recovers_three_body_and_pairs(truth3):
     """k and cos0 of the angle term are fitted back together with the pair terms."""
     frames = _frames(truth3, n=4)

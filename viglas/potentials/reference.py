@@ -99,7 +99,20 @@ def _formula_counts(formula: str, n_atoms: int) -> dict[str, int]:
 
 
 def _min_distance(a: str, b: str) -> float:
-    """Placement minimum distance in Å for a pair of elements (random cells)."""
+    """Placement minimum distance in Å for a pair of elements in :func:`random_cell`.
+
+    A rejection threshold of random sequential placement, not the minimum distance of
+    built glass models (:func:`viglas.structures.geometry.default_min_distance`:
+    0.85 x / 0.80 x sums of ``SHANNON_RADII``, 2.40 Å between cations, used by the
+    builders and to judge finished structures). Hand-set numbers: cation–cation 2.50;
+    Cl–Cl 2.75, Cl–O and O–O 2.40; cation–O 1.40 (B), 1.70 (Al), 1.75 (Ga), 1.80 (Li),
+    1.95 (In), 2.10 (Na) and cation–Cl 0.35 more. They are 0.77–1.02 x the contact
+    distances of :data:`viglas.chemistry.CONTACT_A` (0.875–1.02 x for cation–anion
+    pairs), so no single factor on that table (or on the Shannon radii) gives them;
+    they stay as they are because :func:`random_cell` must regenerate the same cells
+    for a seed (the fit tests' synthetic frames, cached ``builder="random"`` samples).
+    Which elements are cations and anions comes from :mod:`viglas.chemistry`.
+    """
     if a in _CATIONS and b in _CATIONS:
         return 2.5
     if a in _ANIONS and b in _ANIONS:
@@ -137,7 +150,7 @@ def random_cell(formula: str, n_atoms: int = 64, *, density_g_cm3: float | None 
                 seed: int = 0, max_tries: int = 5000) -> Atoms:
     """A periodic cubic cell of ``formula`` with atoms placed at random.
 
-    Cations are placed first, then anions, each at least the pair minimum distance
+    Anions are placed first, then cations, each at least the pair placement distance
     (1.4–2.75 Å, see :func:`_min_distance`) from all atoms already placed (minimum
     image). The volume comes from ``density_g_cm3`` or from additive ionic volumes
     (expanded in 5% steps, at most 7 times, while random placement jams).
