@@ -74,7 +74,7 @@ def test_importing_the_lower_layers_loads_no_jobflow():
             "viglas.potentials.fit_md, viglas.potentials.validate, viglas.analysis.export, "
             "viglas.analysis.export_schema, viglas.analysis.export_csv, "
             "viglas.analysis.export_pybamm, viglas.analysis.pybamm_params, "
-            "viglas.trajectory, viglas.config, viglas.calculators; "
+            "viglas.trajectory, viglas.jit, viglas.config, viglas.calculators; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jobflow', "
             "'jobflow_remote') or m.startswith(('viglas.workflows', 'viglas.cli', "
             "'viglas.commands'))); print(bad); sys.exit(1 if bad else 0)")

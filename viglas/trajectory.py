@@ -33,6 +33,9 @@ from typing import Any
 import numpy as np
 
 from viglas.errors import TrajectoryChecksumError, TrajectoryError
+# lazy_kernel (compile a numba kernel on first use) lives in viglas.jit; it stays
+# importable from here, where the trajectory readers of viglas.analysis found it first.
+from viglas.jit import lazy_kernel  # noqa: F401
 
 _TIME_UNIT = "fs"
 _LENGTH_UNIT = "Angstrom"
@@ -90,28 +93,6 @@ def read_errors(path: str | Path):
 # form), undoes LZF (numba) or deflate (zlib) and writes straight into the output
 # array. Any layout or filter it does not know falls back to h5py, which verifies too.
 _FILTER_DEFLATE, _FILTER_FLETCHER32, _FILTER_LZF = 1, 3, 32000
-
-
-def lazy_kernel(build):
-    """``build(numba) -> jitted function``, compiled once (cached on disk by numba) on
-    first use; None without numba (callers then fall back to h5py/numpy). Public: the
-    trajectory readers of ``viglas.analysis`` build their kernels with it too."""
-    import functools
-
-    done: list = []
-
-    @functools.wraps(build)
-    def get():
-        if not done:
-            try:
-                import numba
-            except ImportError:  # pragma: no cover - numba is a dependency
-                done.append(None)
-            else:
-                done.append(build(numba))
-        return done[0]
-
-    return get
 
 
 @lazy_kernel

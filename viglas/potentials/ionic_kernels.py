@@ -17,33 +17,14 @@ import math
 
 import numpy as np
 
+from viglas.jit import lazy_kernel
+
 __all__ = ["numba_pair_kernel", "numba_three_body_kernel", "three_body_kernel",
            "three_body_tables", "three_body_numpy", "half_neighbour_list", "pair_vectors",
            "canonical_pairs"]
 
 
-def _lazy_numba(build):
-    """Decorator for ``build(numba) -> jitted function``: the wrapped call compiles once
-    (numba caches on disk), returns the same function afterwards, and None when numba
-    is not installed (the callers then use numpy)."""
-    import functools
-
-    done: list = []
-
-    @functools.wraps(build)
-    def get():
-        if not done:
-            try:
-                import numba
-            except ImportError:
-                return None
-            done.append(build(numba))
-        return done[0]
-
-    return get
-
-
-@_lazy_numba
+@lazy_kernel(remember_missing=False)
 def numba_pair_kernel(numba):
     """Compile (once, cached on disk) the fused pair loop; None if numba is missing."""
 
@@ -120,7 +101,7 @@ def numba_pair_kernel(numba):
     return kernel
 
 
-@_lazy_numba
+@lazy_kernel(remember_missing=False)
 def numba_three_body_kernel(numba):
     """Compile (once, cached on disk) the three-body (angle) loop; None without numba."""
 
@@ -333,7 +314,7 @@ def three_body_numpy(pos, cell, i, j, S, types, nbr, tk, tcos0, tgam, trc, force
     return e
 
 
-@_lazy_numba
+@lazy_kernel(remember_missing=False)
 def _numba_neighbours(numba):
     """Compile (once, cached) a cell-list half neighbour list builder; None without numba."""
 
