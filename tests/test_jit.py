@@ -52,3 +52,8 @@ def test_every_lazy_kernel_uses_the_one_helper():
     for k in (ik.numba_pair_kernel, ik.numba_three_body_kernel, ik._numba_neighbours):
         assert k.remember_missing is False
     assert tr._fletcher32_kernel.remember_missing is True
+    import viglas.potentials.delta as delta
+    import viglas.potentials.delta_ace as delta_ace
+
+    assert delta._build_kernel.remember_missing is False
+    assert delta_ace._kernel.remember_missing is False

@@ -47,6 +47,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from viglas.chemistry import ANIONS as _CHEM_ANIONS
 from viglas.errors import CalculatorError, FitError
+from viglas.jit import lazy_kernel
 
 #: File format tag of a fitted ionic+delta model.
 DELTA_SCHEMA = "viglas-ionic-delta/1"
@@ -259,9 +260,8 @@ def default_r3(species: list[str], margin: float = R3_MARGIN) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- numba kernels
-def _build_kernel():
-    import numba
-
+@lazy_kernel(remember_missing=False)
+def _build_kernel(numba):
     @numba.njit(cache=True, nogil=True, inline="always")
     def bspline(x):
         # uniform cubic B-spline on [0, 4) and its derivative (per unit x)
@@ -564,13 +564,10 @@ def _build_kernel():
     return kernel
 
 
-_KERNEL: list = []
-
-
 def _kernel():
-    if not _KERNEL:
-        _KERNEL.append(_build_kernel())
-    return _KERNEL[0]
+    from viglas.potentials.delta_ace import _require
+
+    return _require(_build_kernel())
 
 
 _MONO: dict = {}

@@ -36,6 +36,8 @@ from itertools import combinations_with_replacement
 
 import numpy as np
 
+from viglas.jit import lazy_kernel
+
 
 def monomials(pmax: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exponents (M, 3), degree (M,) and multinomial weights (M,) of all monomials of
@@ -126,9 +128,8 @@ def block_labels(species: list[str], blocks, nr: int, pmax: int) -> list[str]:
 
 
 # ---------------------------------------------------------------- numba kernel
-def _build():
-    import numba
-
+@lazy_kernel(remember_missing=False)
+def _kernel(numba):
     @numba.njit(cache=True, nogil=True, inline="always")
     def bspline(x):
         if x < 0.0 or x >= 4.0:
@@ -417,10 +418,16 @@ def _build():
     return kernel
 
 
-_K: list = []
-
-
 def kernel():
-    if not _K:
-        _K.append(_build())
-    return _K[0]
+    """The compiled kernel (numba is required: the ionic+delta potential has no numpy
+    twin)."""
+    return _require(_kernel())
+
+
+def _require(k):
+    if k is None:
+        from viglas.errors import CalculatorError
+
+        raise CalculatorError("the ionic+delta potential needs numba", field="calculator",
+                              value="ionic (delta model)", allowed="pip install numba")
+    return k
