@@ -565,9 +565,9 @@ def _build_kernel(numba):
 
 
 def _kernel():
-    from viglas.potentials.delta_ace import _require
+    from viglas.potentials.delta_ace import require_kernel
 
-    return _require(_build_kernel())
+    return require_kernel(_build_kernel())
 
 
 _MONO: dict = {}

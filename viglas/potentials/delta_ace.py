@@ -421,10 +421,10 @@ def _kernel(numba):
 def kernel():
     """The compiled kernel (numba is required: the ionic+delta potential has no numpy
     twin)."""
-    return _require(_kernel())
+    return require_kernel(_kernel())
 
 
-def _require(k):
+def require_kernel(k):
     if k is None:
         from viglas.errors import CalculatorError
 
