@@ -49,7 +49,7 @@ def sample_lags(n_frames: int, n_sample_lags: int = 160) -> np.ndarray:
     return lags[(lags >= 1) & (lags <= n_frames - 1)]
 
 
-def msd_fft_per_particle(x: np.ndarray, block: int = 16) -> np.ndarray:
+def msd_fft_per_particle(x: np.ndarray, block: int = 4) -> np.ndarray:
     """Time-averaged MSD of every particle at every lag.
 
     Parameters
@@ -65,7 +65,7 @@ def msd_fft_per_particle(x: np.ndarray, block: int = 16) -> np.ndarray:
     return _msd_blocks(x, np.arange(t), block=block)[1].T
 
 
-def _msd_blocks(x: np.ndarray, lags: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def _msd_blocks(x: np.ndarray, lags: np.ndarray, block: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Mean MSD over particles at every lag, and each particle's MSD at ``lags``.
 
     Streams over blocks of ``block`` particles: memory is one block of FFTs, never a
@@ -73,6 +73,10 @@ def _msd_blocks(x: np.ndarray, lags: np.ndarray, block: int = 16) -> tuple[np.nd
     The FFTs are scipy's; the O(N T) passes around them (transposing into the padded
     buffer, |F|^2 summed over axes, the prefix sums of |r|^2) are compiled loops when
     numba is available (same formulas, ~5x less time than the numpy expressions).
+    The block size does not change a single bit (every row is transformed on its own
+    and the sums run over the particles in order); 4 particles (12 rows) keep the
+    transient arrays small enough to be reused from block to block instead of touching
+    fresh memory pages (16 cost ~20 % more CPU at 10 000-100 000 frames here).
     """
     kern = _msd_kernels()
     if kern is None:  # pragma: no cover - numba is a dependency
@@ -377,7 +381,7 @@ def _nonoverlap_stats(x: np.ndarray, lags: np.ndarray,
 
 def msd_fft(positions: np.ndarray, dt_fs: float, *, species: str = "X",
             charges: float | np.ndarray = 1.0, n_sample_lags: int = 160,
-            block: int = 16, charge_msd: bool = True) -> MSDResult:
+            block: int = 4, charge_msd: bool = True) -> MSDResult:
     """MSD of one species from unwrapped positions, all time origins, by FFT.
 
     Parameters

@@ -239,10 +239,14 @@ def _warm_up(tools: list[str], baseline: str | None = None) -> dict:
     return out
 
 
-def _child(mode: str, h5: str, warm: bool = True, baseline: str | None = None) -> None:
-    """mode: 'viglas-mem' | 'compare-pmg' | 'compare-kinisi' | 'compare-kinisi200'.
+def _child(mode: str, h5: str, warm: bool = True, baseline: str | None = None,
+           baseline_first: bool = False) -> None:
+    """mode: 'viglas-mem' | 'compare-pmg' | 'compare-kinisi' | 'compare-kinisi200' |
+    'viglas-only' (viglas alone; with ``baseline``, only the baseline code).
     With ``baseline`` (a directory with copies of analysis modules), the comparisons
-    also time that code, right after the installed viglas and before the peer."""
+    also time that code, right after the installed viglas (or right before it with
+    ``baseline_first``: the first run in a process also pays first-touch costs such as
+    fresh memory pages) and before the peer."""
     import ase.data  # noqa: F401  (imports outside the timing, for every tool)
     import h5py  # noqa: F401
     import scipy.fft  # noqa: F401
@@ -252,7 +256,11 @@ def _child(mode: str, h5: str, warm: bool = True, baseline: str | None = None) -
     import viglas.trajectory  # noqa: F401
 
     out: dict = {}
-    if mode == "viglas-mem":
+    if mode == "viglas-only":  # one version of viglas alone: the installed or the baseline
+        key = "viglas_baseline" if baseline else "viglas"
+        out["warm_up_cpu_s"] = (_warm_up([key], baseline) if warm else {})
+        out[key] = run_viglas(h5, baseline)
+    elif mode == "viglas-mem":
         out["warm_up_cpu_s"] = _warm_up(["viglas"]) if warm else {}
         out["viglas"] = run_viglas(h5)
         out["viglas"]["peak_rss_MiB"] = _peak_rss_mib()
@@ -261,9 +269,7 @@ def _child(mode: str, h5: str, warm: bool = True, baseline: str | None = None) -
 
         base = ["viglas_baseline"] if baseline else []
         out["warm_up_cpu_s"] = _warm_up(["viglas"] + base + ["pmg"], baseline) if warm else {}
-        out["viglas"] = run_viglas(h5)
-        if baseline:
-            out["viglas_baseline"] = run_viglas(h5, baseline)
+        _run_both(out, h5, baseline, baseline_first)
         out["pmg"] = run_pmg(h5)
     else:
         import kinisi.analyze  # noqa: F401
@@ -271,11 +277,20 @@ def _child(mode: str, h5: str, warm: bool = True, baseline: str | None = None) -
         base = ["viglas_baseline"] if baseline else []
         out["warm_up_cpu_s"] = (_warm_up(["viglas"] + base + ["kinisi"], baseline)
                                 if warm else {})
-        out["viglas"] = run_viglas(h5)
-        if baseline:
-            out["viglas_baseline"] = run_viglas(h5, baseline)
+        _run_both(out, h5, baseline, baseline_first)
         out["kinisi"] = run_kinisi(h5, 200 if mode == "compare-kinisi200" else None)
     print(json.dumps(out))
+
+
+def _run_both(out: dict, h5: str, baseline: str | None, baseline_first: bool) -> None:
+    """viglas, and the baseline code if given, in the requested order."""
+    if baseline and baseline_first:
+        out["viglas_baseline"] = run_viglas(h5, baseline)
+    out["viglas"] = run_viglas(h5)
+    if baseline and not baseline_first:
+        out["viglas_baseline"] = run_viglas(h5, baseline)
+    if baseline:
+        out["baseline_first"] = bool(baseline_first)
 
 
 def _generate(n_frames: int, n_li: int, path: str) -> None:
@@ -284,12 +299,13 @@ def _generate(n_frames: int, n_li: int, path: str) -> None:
 
 
 def measure(mode: str, h5: Path, timeout: float, warm: bool = True,
-            baseline: str | None = None) -> dict:
+            baseline: str | None = None, baseline_first: bool = False) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
         cp = subprocess.run([sys.executable, __file__, "--child", mode, str(h5)]
                             + ([] if warm else ["--no-warm-up"])
-                            + (["--viglas-baseline", baseline] if baseline else []),
+                            + (["--viglas-baseline", baseline] if baseline else [])
+                            + (["--baseline-first"] if baseline and baseline_first else []),
                             capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s (wall)"}
@@ -314,7 +330,9 @@ def main() -> None:
     ap.add_argument("--only-generate", action="store_true",
                     help="write the trajectories into --data-dir and stop")
     ap.add_argument("--modes", default="viglas-mem,compare-pmg,compare-kinisi,compare-kinisi200",
-                    help="which measurements to run")
+                    help="which measurements to run (also: viglas-only, viglas alone at the "
+                         "--kinisi-frames sizes; with --viglas-baseline, alternately the "
+                         "installed and the baseline code, one fresh process each)")
     ap.add_argument("--repeats", type=int, default=1,
                     help="fresh processes per comparison (not for kinisi's default lags "
                          "or the memory run); report the median ratio")
@@ -325,11 +343,17 @@ def main() -> None:
                          "processes (a directory with diffusion.py / msd.py / io.py, e.g. "
                          "from `git show REV:analysis/diffusion.py`): a before/after "
                          "comparison under the same load")
+    ap.add_argument("--baseline-order", choices=["after", "before", "alternate"],
+                    default="after",
+                    help="time the baseline after viglas (default), before it, or "
+                         "alternately (odd repeats: before)")
+    ap.add_argument("--baseline-first", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        _child(*a.child, warm=not a.no_warm_up, baseline=a.viglas_baseline)
+        _child(*a.child, warm=not a.no_warm_up, baseline=a.viglas_baseline,
+               baseline_first=a.baseline_first)
         return
     if a.generate:
         _generate(int(a.generate[0]), int(a.generate[1]), a.generate[2])
@@ -351,17 +375,26 @@ def main() -> None:
                 if a.only_generate:
                     continue
                 modes = (["viglas-mem", "compare-pmg"] if n == a.frames else []) + \
-                    (["compare-kinisi", "compare-kinisi200"] if n in kin else [])
+                    (["compare-kinisi", "compare-kinisi200", "viglas-only"] if n in kin else [])
                 for mode in [m for m in modes if m in wanted]:
-                    for rep in range(1 if mode in ("compare-kinisi", "viglas-mem")
-                                     else a.repeats):
+                    versions = [None]
+                    if mode == "viglas-only" and a.viglas_baseline:
+                        # fresh processes, alternately the installed code and the baseline
+                        versions = [None, a.viglas_baseline]
+                    for rep, version in [(r_, v_) for r_ in range(
+                            1 if mode in ("compare-kinisi", "viglas-mem") else a.repeats)
+                            for v_ in (versions if r_ % 2 == 0 else versions[::-1])]:
                         r = {"mode": mode, "n_frames": n, "n_li": n_li, "n_atoms": N_ATOMS,
                              "repeat": rep,
                              **measure(mode, h5, a.kinisi_default_timeout
                                        if mode == "compare-kinisi" else a.timeout,
                                        warm=not a.no_warm_up,
-                                       baseline=(a.viglas_baseline if mode != "viglas-mem"
-                                                 else None))}
+                                       baseline=(version if mode == "viglas-only" else
+                                                 a.viglas_baseline if mode != "viglas-mem"
+                                                 else None),
+                                       baseline_first=(a.baseline_order == "before" or
+                                                       (a.baseline_order == "alternate"
+                                                        and rep % 2 == 1)))}
                         print(json.dumps(r), flush=True)
                         results.append(r)
                 if not a.data_dir:
@@ -381,6 +414,10 @@ def main() -> None:
     for r in results:
         if "error" in r:
             print(f"| {r['n_frames']} | {r['n_li']} | {r['mode']} | {r['error']} | | | |")
+        elif r["mode"] == "viglas-only":
+            k = "viglas_baseline" if "viglas_baseline" in r else "viglas"
+            print(f"| {r['n_frames']} | {r['n_li']} | viglas alone ({k}) | "
+                  f"{r[k]['cpu_s']:.3f} | | | |")
         elif r["mode"] == "viglas-mem":
             v = r["viglas"]
             print(f"| {r['n_frames']} | {r['n_li']} | viglas alone | {v['cpu_s']:.2f} | | | "

@@ -121,3 +121,15 @@ def test_estimator_is_deterministic_and_independent_of_the_caches():
     a = diffusion_coefficient(m).to_dict()
     b = diffusion_coefficient(m).to_dict()
     assert a == b
+
+
+def test_msd_does_not_depend_on_the_fft_block_size():
+    """msd_fft's default block (4 particles) gives the very numbers of any other."""
+    rng = np.random.default_rng(6)
+    x = np.cumsum(rng.normal(0, 0.1, (701, 11, 3)), axis=0)
+    keys = ("msd_A2", "per_particle_A2", "var_sq_A4", "mean_sq_A2", "charge_msd_A2", "ngp")
+    ref = msd_fft(x, 10.0, block=16)
+    for block in (1, 3, 4, 64):
+        m = msd_fft(x, 10.0, block=block)
+        for k in keys:
+            assert np.array_equal(getattr(m, k), getattr(ref, k), equal_nan=True), (block, k)
