@@ -82,11 +82,18 @@ def test_malformed_yaml_reports_line(tmp_path):
     assert "malformed YAML at line" in line and str(bad) in line and "\n" not in line
 
 
-@pytest.mark.parametrize("name", ["quick", "laco", "naco", "sweep-oxygen", "screen-formers"])
+@pytest.mark.parametrize("name", ["quick", "quick-dft", "laco", "naco", "sweep-oxygen",
+                                  "screen-formers"])
 def test_presets_load(name):
     cfg = load_config(ROOT / "configs" / f"{name}.yaml")
     assert isinstance(cfg, Config)
     assert cfg.compositions()
+    if name == "quick-dft":  # the DFT-grounded set by name, at 0 GPa, and it resolves
+        from viglas.potentials.delta import is_delta_file
+
+        assert cfg.calculator.params["parameters"] == "dft-delta"
+        assert is_delta_file("dft-delta")
+        assert cfg.melt_quench.pressure_GPa == 0.0
     if name == "sweep-oxygen":
         assert cfg.kind == "oxygen_sweep" and len(cfg.compositions()) >= 4
     if name == "screen-formers":
