@@ -39,13 +39,12 @@ def _model(a, seed=1, scale=0.02):
     return m
 
 
-def test_forces_and_stress_are_exact_derivatives():
-    a = _oxychloride()
-    m = _model(a)
+def _assert_exact_derivatives(m, a, atoms, strains, h=1e-5):
+    """Central finite differences of the correction energy: forces on ``atoms`` (all
+    three components, to 1e-7 eV/Å) and the stress components ``strains`` ((p, q,
+    Voigt index), to 1e-9 eV/Å³). Returns (energy, forces, stress)."""
     e, f, s = evaluate(m, a)
-    h = 1e-5
-    rng = np.random.default_rng(3)
-    for i in rng.choice(len(a), 6, replace=False):
+    for i in atoms:
         for k in range(3):
             b = a.copy()
             b.positions[i, k] += h
@@ -54,7 +53,7 @@ def test_forces_and_stress_are_exact_derivatives():
             em = evaluate(m, b)[0]
             assert -(ep - em) / (2 * h) == pytest.approx(f[i, k], abs=1e-7)
     V = a.get_volume()
-    for p, q, voigt in [(0, 0, 0), (1, 1, 1), (2, 2, 2), (1, 2, 3), (0, 2, 4), (0, 1, 5)]:
+    for p, q, voigt in strains:
         def strained(eps, p=p, q=q):
             b = a.copy()
             E = np.eye(3)
@@ -63,6 +62,16 @@ def test_forces_and_stress_are_exact_derivatives():
             b.set_cell(a.cell.array @ E, scale_atoms=True)
             return evaluate(m, b)[0]
         assert (strained(h) - strained(-h)) / (2 * h) / V == pytest.approx(s[voigt], abs=1e-9)
+    return e, f, s
+
+
+def test_forces_and_stress_are_exact_derivatives():
+    a = _oxychloride()
+    m = _model(a)
+    rng = np.random.default_rng(3)
+    _, f, _ = _assert_exact_derivatives(
+        m, a, rng.choice(len(a), 6, replace=False),
+        [(0, 0, 0), (1, 1, 1), (2, 2, 2), (1, 2, 3), (0, 2, 4), (0, 1, 5)])
     # momentum: the correction's forces sum to zero
     assert np.abs(f.sum(axis=0)).max() < 1e-10
 
@@ -182,26 +191,7 @@ def test_ace_term_forces_stress_and_design_rows_are_exact(pairs):
     assert m.use_ace and len(m.ace_blocks) > 0
     n_plain = new_model([a], DeltaFitSettings(h_A=0.4, lmax=3)).n_coef
     assert m.n_coef > n_plain
-    e, f, s = evaluate(m, a)
-    h = 1e-5
-    for i in (0, 7, 19):
-        for k in range(3):
-            b = a.copy()
-            b.positions[i, k] += h
-            ep = evaluate(m, b)[0]
-            b.positions[i, k] -= 2 * h
-            em = evaluate(m, b)[0]
-            assert -(ep - em) / (2 * h) == pytest.approx(f[i, k], abs=1e-7)
-    V = a.get_volume()
-    for p, q, voigt in [(0, 0, 0), (1, 2, 3), (0, 1, 5)]:
-        def strained(eps, p=p, q=q):
-            b = a.copy()
-            E = np.eye(3)
-            E[p, q] += eps / 2
-            E[q, p] += eps / 2
-            b.set_cell(a.cell.array @ E, scale_atoms=True)
-            return evaluate(m, b)[0]
-        assert (strained(h) - strained(-h)) / (2 * h) / V == pytest.approx(s[voigt], abs=1e-9)
+    e, f, s = _assert_exact_derivatives(m, a, (0, 7, 19), [(0, 0, 0), (1, 2, 3), (0, 1, 5)])
     ef, ff, sf = design_rows(m, a)
     assert ef @ m.coef == pytest.approx(e, abs=1e-9)
     assert np.allclose(ff @ m.coef, f, atol=1e-10)

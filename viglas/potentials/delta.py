@@ -262,22 +262,9 @@ def default_r3(species: list[str], margin: float = R3_MARGIN) -> np.ndarray:
 # ---------------------------------------------------------------- numba kernels
 @lazy_kernel(remember_missing=False)
 def _build_kernel(numba):
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def bspline(x):
-        # uniform cubic B-spline on [0, 4) and its derivative (per unit x)
-        if x < 0.0 or x >= 4.0:
-            return 0.0, 0.0
-        if x < 1.0:
-            return x * x * x / 6.0, 0.5 * x * x
-        if x < 2.0:
-            y = x - 1.0
-            return (1.0 + 3.0 * y + 3.0 * y * y - 3.0 * y * y * y) / 6.0, \
-                (3.0 + 6.0 * y - 9.0 * y * y) / 6.0
-        if x < 3.0:
-            y = x - 2.0
-            return (4.0 - 6.0 * y * y + 3.0 * y * y * y) / 6.0, (-12.0 * y + 9.0 * y * y) / 6.0
-        y = 4.0 - x
-        return y * y * y / 6.0, -0.5 * y * y
+    from viglas.potentials.delta_ace import kernel_helpers, require_kernel
+
+    bspline, pair_rows, pair_force = require_kernel(kernel_helpers())
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def pair_add(fit, col, coef, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat, forces,
@@ -285,35 +272,10 @@ def _build_kernel(numba):
         """Add a pair term's force (g = dE/dd per unit coefficient along d = x_j - x_i:
         +g on i, -g on j) and virial d (x) g: as design rows (fit) or times coef[col]."""
         if fit:
-            ffeat[i, 0, col] += g0
-            ffeat[i, 1, col] += g1
-            ffeat[i, 2, col] += g2
-            ffeat[j, 0, col] -= g0
-            ffeat[j, 1, col] -= g1
-            ffeat[j, 2, col] -= g2
-            vfeat[0, col] += d0 * g0
-            vfeat[1, col] += d1 * g1
-            vfeat[2, col] += d2 * g2
-            vfeat[3, col] += d1 * g2
-            vfeat[4, col] += d0 * g2
-            vfeat[5, col] += d0 * g1
+            pair_rows(col, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat)
         else:
             a = coef[col]
-            forces[i, 0] += a * g0
-            forces[i, 1] += a * g1
-            forces[i, 2] += a * g2
-            forces[j, 0] -= a * g0
-            forces[j, 1] -= a * g1
-            forces[j, 2] -= a * g2
-            virial[0, 0] += a * d0 * g0
-            virial[0, 1] += a * d0 * g1
-            virial[0, 2] += a * d0 * g2
-            virial[1, 0] += a * d1 * g0
-            virial[1, 1] += a * d1 * g1
-            virial[1, 2] += a * d1 * g2
-            virial[2, 0] += a * d2 * g0
-            virial[2, 1] += a * d2 * g1
-            virial[2, 2] += a * d2 * g2
+            pair_force(i, j, a * g0, a * g1, a * g2, d0, d1, d2, forces, virial)
 
     @numba.njit(cache=True, nogil=True)
     def kernel(pos, cell, ii, jj, SS, types, pair_lo, pair_nk, pair_off, rc, h, w,
@@ -604,7 +566,10 @@ def _call(model: DeltaModel, atoms, fit: bool, nl=None, types=None):
     if model.use_ace:
         from viglas.potentials.delta_ace import kernel as ace_kernel, monomials
 
-        ex, deg, wm = _MONO.setdefault(model.ace_pmax, monomials(model.ace_pmax))
+        mono = _MONO.get(model.ace_pmax)
+        if mono is None:  # built once per pmax, not at every MD step
+            mono = _MONO[model.ace_pmax] = monomials(model.ace_pmax)
+        ex, deg, wm = mono
         e += ace_kernel()(pos, cell, i, j, np.ascontiguousarray(S, dtype=np.int64), types,
                           len(model.species), model.ace_mask, model.ace_off,
                           float(model.ace_r0), float(model.ace_rc), int(model.ace_nr),

@@ -127,9 +127,15 @@ def block_labels(species: list[str], blocks, nr: int, pmax: int) -> list[str]:
     return out
 
 
-# ---------------------------------------------------------------- numba kernel
+# ---------------------------------------------------------------- numba kernels
 @lazy_kernel(remember_missing=False)
-def _kernel(numba):
+def kernel_helpers(numba):
+    """Inlined pieces shared by the ionic+delta kernels (:mod:`viglas.potentials.delta`)
+    and this one: ``bspline(x)`` (uniform cubic B-spline on [0, 4) and its derivative),
+    ``pair_rows`` (add a pair's -dE/dx and virial to the design rows of column ``col``)
+    and ``pair_force`` (add them to forces and virial). For both, ``g = dE/dd`` along
+    ``d = x_j - x_i``: +g on i, -g on j, virial d (x) g."""
+
     @numba.njit(cache=True, nogil=True, inline="always")
     def bspline(x):
         if x < 0.0 or x >= 4.0:
@@ -145,6 +151,63 @@ def _kernel(numba):
             return (4.0 - 6.0 * y * y + 3.0 * y * y * y) / 6.0, (-12.0 * y + 9.0 * y * y) / 6.0
         y = 4.0 - x
         return y * y * y / 6.0, -0.5 * y * y
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def pair_rows(col, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat):
+        ffeat[i, 0, col] += g0
+        ffeat[i, 1, col] += g1
+        ffeat[i, 2, col] += g2
+        ffeat[j, 0, col] -= g0
+        ffeat[j, 1, col] -= g1
+        ffeat[j, 2, col] -= g2
+        vfeat[0, col] += d0 * g0
+        vfeat[1, col] += d1 * g1
+        vfeat[2, col] += d2 * g2
+        vfeat[3, col] += d1 * g2
+        vfeat[4, col] += d0 * g2
+        vfeat[5, col] += d0 * g1
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def pair_force(i, j, g0, g1, g2, d0, d1, d2, forces, virial):
+        forces[i, 0] += g0
+        forces[i, 1] += g1
+        forces[i, 2] += g2
+        forces[j, 0] -= g0
+        forces[j, 1] -= g1
+        forces[j, 2] -= g2
+        virial[0, 0] += d0 * g0
+        virial[0, 1] += d0 * g1
+        virial[0, 2] += d0 * g2
+        virial[1, 0] += d1 * g0
+        virial[1, 1] += d1 * g1
+        virial[1, 2] += d1 * g2
+        virial[2, 0] += d2 * g0
+        virial[2, 1] += d2 * g1
+        virial[2, 2] += d2 * g2
+
+    return bspline, pair_rows, pair_force
+
+
+@lazy_kernel(remember_missing=False)
+def _kernel(numba):
+    bspline, pair_rows, pair_force = require_kernel(kernel_helpers())
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def basis(r, u0, u1, u2, r0, h, nr, pmax, ex, bv, bd, px, py, pz, mv):
+        """One neighbour's radial splines (bv, bd per unit t) and the monomials of its
+        unit vector (mv), from the power tables px, py, pz."""
+        t = (r - r0) / h
+        for k in range(nr):
+            bv[k], bd[k] = bspline(t - k)
+        px[0] = 1.0
+        py[0] = 1.0
+        pz[0] = 1.0
+        for e in range(1, pmax + 1):
+            px[e] = px[e - 1] * u0
+            py[e] = py[e - 1] * u1
+            pz[e] = pz[e - 1] * u2
+        for m in range(ex.shape[0]):
+            mv[m] = px[ex[m, 0]] * py[ex[m, 1]] * pz[ex[m, 2]]
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg):
@@ -255,18 +318,7 @@ def _kernel(numba):
                 u0 = nbd[q, 0] / r
                 u1 = nbd[q, 1] / r
                 u2 = nbd[q, 2] / r
-                t = (r - r0) / h
-                for k in range(nr):
-                    bv[k], bd[k] = bspline(t - k)
-                px[0] = 1.0
-                py[0] = 1.0
-                pz[0] = 1.0
-                for e in range(1, pmax + 1):
-                    px[e] = px[e - 1] * u0
-                    py[e] = py[e - 1] * u1
-                    pz[e] = pz[e - 1] * u2
-                for m in range(nm):
-                    mv[m] = px[ex[m, 0]] * py[ex[m, 1]] * pz[ex[m, 2]]
+                basis(r, u0, u1, u2, r0, h, nr, pmax, ex, bv, bd, px, py, pz, mv)
                 for k in range(nr):
                     b = bv[k]
                     if b != 0.0:
@@ -324,18 +376,7 @@ def _kernel(numba):
                     u0 = d0 / r
                     u1 = d1 / r
                     u2 = d2 / r
-                    t = (r - r0) / h
-                    for k in range(nr):
-                        bv[k], bd[k] = bspline(t - k)
-                    px[0] = 1.0
-                    py[0] = 1.0
-                    pz[0] = 1.0
-                    for e in range(1, pmax + 1):
-                        px[e] = px[e - 1] * u0
-                        py[e] = py[e - 1] * u1
-                        pz[e] = pz[e - 1] * u2
-                    for m in range(nm):
-                        mv[m] = px[ex[m, 0]] * py[ex[m, 1]] * pz[ex[m, 2]]
+                    basis(r, u0, u1, u2, r0, h, nr, pmax, ex, bv, bd, px, py, pz, mv)
                     _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg)
                     gr = 0.0  # radial part (times mv), along u
                     g0 = 0.0
@@ -356,21 +397,7 @@ def _kernel(numba):
                     g0 += gr * u0
                     g1 += gr * u1
                     g2 += gr * u2
-                    forces[i, 0] += g0
-                    forces[i, 1] += g1
-                    forces[i, 2] += g2
-                    forces[j, 0] -= g0
-                    forces[j, 1] -= g1
-                    forces[j, 2] -= g2
-                    virial[0, 0] += d0 * g0
-                    virial[0, 1] += d0 * g1
-                    virial[0, 2] += d0 * g2
-                    virial[1, 0] += d1 * g0
-                    virial[1, 1] += d1 * g1
-                    virial[1, 2] += d1 * g2
-                    virial[2, 0] += d2 * g0
-                    virial[2, 1] += d2 * g1
-                    virial[2, 2] += d2 * g2
+                    pair_force(i, j, g0, g1, g2, d0, d1, d2, forces, virial)
                     continue
                 # design rows: blocks that contain species s
                 for so in range(nsp):
@@ -400,18 +427,7 @@ def _kernel(numba):
                                         g0 += a1 * D[x, n2, m, 0]
                                         g1 += a1 * D[x, n2, m, 1]
                                         g2 += a1 * D[x, n2, m, 2]
-                                ffeat[i, 0, col] += g0
-                                ffeat[i, 1, col] += g1
-                                ffeat[i, 2, col] += g2
-                                ffeat[j, 0, col] -= g0
-                                ffeat[j, 1, col] -= g1
-                                ffeat[j, 2, col] -= g2
-                                vfeat[0, col] += d0 * g0
-                                vfeat[1, col] += d1 * g1
-                                vfeat[2, col] += d2 * g2
-                                vfeat[3, col] += d1 * g2
-                                vfeat[4, col] += d0 * g2
-                                vfeat[5, col] += d0 * g1
+                                pair_rows(col, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat)
                                 col += 1
         return energy
 
