@@ -5,4 +5,4 @@ Modules import heavy dependencies inside the command functions so that
 """
 
 #: Command modules in the order their commands appear in ``viglas --help``.
-COMMAND_MODULES = ("run", "build", "md", "analyze", "potential", "export", "hpc")
+COMMAND_MODULES = ("run", "study", "build", "md", "analyze", "potential", "export", "hpc")
