@@ -213,3 +213,31 @@ def test_ace_model_file_round_trip(tmp_path):
     assert calc.model.ace_blocks == m.ace_blocks
     e0 = evaluate(m, a)[0]
     assert evaluate(calc.model, a)[0] == pytest.approx(e0, abs=1e-12)
+
+
+@pytest.mark.parametrize("key, value, field", [
+    ("pairs", "oposite", "ace_pairs"), ("nr", 0, "ace_nr"), ("pmax", -1, "ace_pmax"),
+    ("r0_A", 6.0, "ace_r0")])
+def test_bad_ace_settings_in_a_model_file_are_refused_by_name(tmp_path, key, value, field):
+    """A misspelt neighbour-channel name used to act as 'opposite' without a word; every
+    ACE setting of a model file is now checked and the error names the field."""
+    import json
+
+    from viglas.errors import FitError
+
+    a = _oxychloride(seed=6)
+    m = _ace_model(a, "all")
+    d = m.to_dict()
+    d["ace"][key] = value
+    with pytest.raises(FitError) as exc:
+        DeltaModel.from_dict(d)
+    assert exc.value.field == field
+    # the same through the file the calculator loads
+    p = save_delta_file(m, None, tmp_path / "ace.json")
+    doc = json.loads(p.read_text())
+    node = doc if "ace" in doc else next(v for v in doc.values()
+                                         if isinstance(v, dict) and "ace" in v)
+    node["ace"][key] = value
+    p.write_text(json.dumps(doc))
+    with pytest.raises(FitError, match=field):
+        DeltaIonicPotential(p)

@@ -47,6 +47,9 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from viglas.chemistry import ANIONS as _CHEM_ANIONS
 from viglas.errors import CalculatorError, FitError
+
+#: Neighbour channels of the ACE block (see viglas.potentials.delta_ace.neighbour_mask).
+ACE_PAIRS = ("opposite", "all")
 from viglas.jit import lazy_kernel
 
 #: File format tag of a fitted ionic+delta model.
@@ -106,12 +109,32 @@ class DeltaModel:
             raise FitError("bad delta geometry", field="rc/h/w/lmax",
                            value=(self.rc, self.h, self.w, self.lmax),
                            allowed="rc > 0, h > 0, w >= 0, lmax >= 0")
+        self._check_ace()
         self._build_layout()
         if self.coef is not None:
             self.coef = np.asarray(self.coef, float)
             if self.coef.shape != (self.n_coef,):
                 raise FitError("coefficient vector has the wrong length", field="coef",
                                value=len(self.coef), allowed=str(self.n_coef))
+
+    def _check_ace(self) -> None:
+        """The ACE block's settings, checked before they shape the column layout: an
+        unknown ``pairs`` value would otherwise act as "opposite" without a word."""
+        if self.ace_pairs not in ACE_PAIRS:
+            raise FitError("unknown ACE neighbour channels", field="ace_pairs",
+                           value=self.ace_pairs, allowed=", ".join(ACE_PAIRS),
+                           hint="'opposite': cation-anion pairs only; 'all': every pair")
+        if self.ace_rc < 0:
+            raise FitError("ACE cutoff must be >= 0 (0 = no ACE block)", field="ace_rc",
+                           value=self.ace_rc)
+        if self.ace_rc == 0:
+            return
+        for name, value, low in (("ace_nr", self.ace_nr, 1), ("ace_pmax", self.ace_pmax, 0)):
+            if int(value) != value or value < low:
+                raise FitError(f"must be an integer >= {low}", field=name, value=value)
+        if not 0 < self.ace_r0 < self.ace_rc:
+            raise FitError("ACE radial range must satisfy 0 < r0 < rc", field="ace_r0",
+                           value=self.ace_r0, allowed=f"0 < r0 < {self.ace_rc:g} (ace_rc)")
 
     # column layout: [mu (n species)] [pair splines] [3-body]
     def _build_layout(self) -> None:
