@@ -8,7 +8,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["plot_msd", "plot_arrhenius", "plot_vft", "plot_percolation", "plot_tg",
-           "plot_screening"]
+           "plot_screening", "plot_pareto", "plot_network_percolation",
+           "plot_d_series"]
 
 
 def _plt():
@@ -224,3 +225,80 @@ def plot_screening(ranking: Sequence[dict], outdir: str | Path) -> dict[str, str
         path = _save(fig, outdir / fname)
         out[fname.removesuffix(".png")] = str(path.resolve())
     return out
+
+
+def plot_pareto(rows: Sequence[dict], xkey: str, xerr: str, xlabel: str, front: Sequence[bool],
+                path: str | Path, *, ykey: str = "sigma_303K_mS_cm",
+                yerr: str = "sigma_303K_err_mS_cm", ylabel: str = "σ(303 K) (mS/cm)",
+                title: str | None = None) -> Path:
+    """Screening trade-off: ``ykey`` (higher is better, log axis) against ``xkey`` (lower
+    is better) with error bars; the Pareto-front rows (``front``) filled and joined."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 4.5))
+    pts = [(r, f) for r, f in zip(rows, front) if r.get(xkey) is not None and r.get(ykey)]
+    for on, style in ((False, dict(mfc="white", color="0.45")), (True, dict(color="C3"))):
+        sel = [r for r, f in pts if f == on]
+        if sel:
+            ax.errorbar([r[xkey] for r in sel], [r[ykey] for r in sel],
+                        xerr=[r.get(xerr) or 0 for r in sel], yerr=[r.get(yerr) or 0 for r in sel],
+                        fmt="o", capsize=3, label="Pareto front" if on else "dominated", **style)
+    fr = sorted((r[xkey], r[ykey]) for r, f in pts if f)
+    if len(fr) > 1:
+        ax.step([a for a, _ in fr], [b for _, b in fr], where="post", color="C3", lw=1, alpha=0.6)
+    for r, _ in pts:
+        ax.annotate(r.get("formula", ""), (r[xkey], r[ykey]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7)
+    if pts:
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    ax.set_xlabel(xlabel + " (lower is better)")
+    ax.set_ylabel(ylabel + " (higher is better)")
+    _title(fig, title)
+    return _save(fig, path)
+
+
+def plot_network_percolation(p, largest_fraction, sigma, sigma_err, path: str | Path, *,
+                             p_c: float | None = None, p_c_ci68: Sequence[float] | None = None,
+                             title: str | None = None) -> Path:
+    """Structural against transport percolation along an oxygen sweep: the largest
+    former-O-former cluster's share of the network (left axis) and sigma (right, log)
+    against p, with the transport threshold p_c (68 % interval shaded) when given."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.8, 4.2))
+    p = np.asarray(p, float)
+    ax.plot(p, largest_fraction, "s-", color="C0", label="largest M–O–M cluster fraction")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("oxygen anion fraction p = O/(O+Cl)")
+    ax.set_ylabel("largest-cluster fraction", color="C0")
+    ax2 = ax.twinx()
+    ax2.errorbar(p, sigma, sigma_err, fmt="o", color="C1", label="σ(300 K)")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("σ(300 K) (mS/cm)", color="C1")
+    if p_c is not None:
+        ax.axvline(p_c, color="k", ls="--", lw=1, label=f"transport p_c = {p_c:.3f}")
+        if p_c_ci68 is not None:
+            ax.axvspan(*p_c_ci68, color="0.9")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
+    _title(fig, title)
+    return _save(fig, path)
+
+
+def plot_d_series(series: dict[str, Sequence[dict]], path: str | Path, *,
+                  title: str | None = None) -> Path:
+    """Several labelled D(T) series (rows with t_K, d_cm2_s, d_err_cm2_s) on Arrhenius
+    axes (log D against 1000/T), e.g. one composition at two cell sizes."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    for k, (label, rows) in enumerate(series.items()):
+        ok = [r for r in rows if r.get("d_cm2_s")]
+        ax.errorbar([1000.0 / r["t_K"] for r in ok], [r["d_cm2_s"] for r in ok],
+                    [r.get("d_err_cm2_s") or 0 for r in ok], fmt="os^v"[k % 4] + "-",
+                    capsize=3, label=label, alpha=0.85)
+    ax.set_yscale("log")
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.set_ylabel("D (cm²/s)")
+    ax.legend(fontsize=8)
+    _title(fig, title)
+    return _save(fig, path)

@@ -33,7 +33,7 @@ import numpy as np
 from viglas.errors import ViglasError
 from viglas.serialize import clean, finite
 
-__all__ = ["COV_PARAMS", "T_303", "combine_replicas", "temperature_points", "fit_series",
+__all__ = ["pareto_mask", "COV_PARAMS", "T_303", "combine_replicas", "temperature_points", "fit_series",
            "sigma_303K", "SeriesFits"]
 
 #: Which parameter each row/column of a fit's ``cov`` matrix is (results.json ``cov_params``).
@@ -266,3 +266,17 @@ def sigma_303K(temps: Sequence[Any], fit_objs: dict[str, Any],
                sigma_303K_source="interpolated" if inside else "extrapolated",
                sigma_303K_model=model)
     return out
+
+
+def pareto_mask(values: Sequence[Sequence[float]], maximize: Sequence[bool]) -> list[bool]:
+    """Non-dominated rows of ``values`` (n rows x k objectives): row i is on the Pareto
+    front when no other row is at least as good in every objective and better in one.
+    ``maximize[j]``: objective j is better when larger. Central values only: rows whose
+    error bars overlap the front may be as good (say so where the front is shown).
+    (Ten lines of numpy; a package such as paretoset would add a dependency for this.)"""
+    v = np.asarray(values, float)
+    if v.ndim != 2 or v.shape[1] != len(maximize):
+        raise ValueError("values must be n x k with k = len(maximize)")
+    s = np.where(np.asarray(maximize, bool), v, -v)  # larger is better in every column
+    return [not bool(np.any(np.all(s >= s[i], axis=1) & np.any(s > s[i], axis=1)))
+            for i in range(len(s))]

@@ -23,7 +23,7 @@ TINY = {"kind": "screening", "name": "tiny-study", "seed": 3,
 
 def _tiny_study():
     return study_mod.Study("tiny", "a tiny screening", ("configs/tiny-study.yaml",),
-                           study_mod._summary_screen)
+                           study_mod._summary_screen, study_mod._plots_screen)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,10 @@ def test_run_records_each_invocation_and_publish_writes_a_valid_document(tiny_st
     readme = (dest / "README.md").read_text()
     assert study_mod.GENERATED_START in readme and "viglas study tiny" in readme
     assert "| rank | formula |" in readme
+    # the Pareto columns and plots (two compositions: the faster one is always on the front)
+    assert rows[0]["pareto_ea"] is True or rows[0]["ea_eV"] is None
+    for name in ("pareto_sigma303_vs_ea.png", "pareto_sigma303_vs_tg.png"):
+        assert f"plots/{name}" in doc["files"]["plots"] and (dest / "plots" / name).is_file()
 
 
 def test_republish_keeps_hand_written_text_and_adds_invocations(tiny_study):
@@ -143,7 +147,18 @@ def test_every_registered_study_config_exists_and_validates():
             assert cfg.name == (root / rel).stem, rel  # run dir runs/<stem> = config name
 
 
-def test_finite_size_summary_ratio_and_error():
+def test_pareto_mask():
+    from viglas.analysis.summary import pareto_mask
+
+    # (sigma: higher better, Ea: lower better)
+    v = [[10, 0.3], [5, 0.2], [4, 0.25], [10, 0.35], [1, 0.1]]
+    assert pareto_mask(v, [True, False]) == [True, True, False, False, True]
+    assert pareto_mask([[1, 1], [1, 1]], [True, True]) == [True, True]  # ties: both kept
+    with pytest.raises(ValueError):
+        pareto_mask([[1, 2, 3]], [True, False])
+
+
+def test_finite_size_summary_ratio_and_error(tmp_path):
     def res(n, d, e):
         return {"results": {"compositions": [{
             "n_atoms": n, "ea_eV": 0.2, "ea_err_eV": 0.01, "sigma_300K_mS_cm": 1.0,
@@ -155,3 +170,7 @@ def test_finite_size_summary_ratio_and_error():
     assert row["ratio_large_small"] == pytest.approx(1.2)
     assert row["ratio_err"] == pytest.approx(1.2 * ((0.1) ** 2 + (1 / 12) ** 2) ** 0.5)
     assert row["difference_in_sd"] == pytest.approx(2e-6 / (2e-12) ** 0.5)
+    (tmp_path / "plots").mkdir()
+    out = study_mod._plots_finite_size([res(210, 1e-5, 1e-6), res(1008, 1.2e-5, 1e-6)], s,
+                                       tmp_path)
+    assert out == ["plots/d_vs_cell_size.png"] and (tmp_path / out[0]).stat().st_size > 1000

@@ -107,7 +107,65 @@ def _summary_screen(runs: list[dict]) -> dict:
                      "alkali": "+".join(sorted(c.get("alkali") or {})),
                      "former": "+".join(sorted(c.get("former") or {})),
                      **{k: c.get(k) for k in cols[4:]}})
-    return {"columns": cols, "rows": rows, "notes": []}
+    from viglas.analysis.summary import pareto_mask
+
+    notes = []
+    for key, label in (("ea_eV", "Ea"), ("tg_K", "Tg")):
+        col = f"pareto_{key.split('_')[0]}"
+        cols.append(col)
+        ok = [r for r in rows if r.get(key) is not None and r.get("sigma_303K_mS_cm")]
+        mask = pareto_mask([[r["sigma_303K_mS_cm"], r[key]] for r in ok], [True, False]) \
+            if ok else []
+        for r in rows:
+            r[col] = None
+        for r, m in zip(ok, mask):
+            r[col] = bool(m)
+        front = [r["formula"] for r, m in zip(ok, mask) if m]
+        notes.append(f"Pareto front of sigma(303 K) (high) vs {label} (low), central values: "
+                     + (", ".join(front) or "-"))
+    return {"columns": cols, "rows": rows, "notes": notes}
+
+
+def _plots_screen(runs: list[dict], summary: dict, dest: Path) -> list[str]:
+    from viglas.analysis.plots import plot_pareto
+
+    out = []
+    rows = summary["rows"]
+    for key, err, label in (("ea_eV", "ea_err_eV", "Ea (eV)"), ("tg_K", "tg_err_K", "Tg (K)")):
+        col = f"pareto_{key.split('_')[0]}"
+        path = dest / "plots" / f"pareto_sigma303_vs_{key.split('_')[0]}.png"
+        plot_pareto(rows, key, err, label, [bool(r.get(col)) for r in rows], path,
+                    title=f"former screen at x = 0.75: sigma(303 K) vs {label.split()[0]}")
+        out.append(f"plots/{path.name}")
+    return out
+
+
+def _plots_sweep(runs: list[dict], summary: dict, dest: Path) -> list[str]:
+    from viglas.analysis.plots import plot_network_percolation
+
+    rows = [r for r in summary["rows"] if r.get("largest_cluster_fraction") is not None
+            and r.get("sigma_300K_mS_cm")]
+    if not rows:
+        return []
+    perc = summary.get("percolation") or {}
+    path = dest / "plots" / "network_vs_transport_percolation.png"
+    plot_network_percolation([r["oxygen_fraction"] for r in rows],
+                             [r["largest_cluster_fraction"] for r in rows],
+                             [r["sigma_300K_mS_cm"] for r in rows],
+                             [r.get("sigma_300K_err_mS_cm") or 0 for r in rows], path,
+                             p_c=perc.get("p_c"), p_c_ci68=perc.get("p_c_ci68"),
+                             title="LiAlCl(4-2x)O(x): Al-O-Al network vs sigma(300 K)")
+    return [f"plots/{path.name}"]
+
+
+def _plots_finite_size(runs: list[dict], summary: dict, dest: Path) -> list[str]:
+    from viglas.analysis.plots import plot_d_series
+
+    series = {f"{c['n_atoms']} atoms": c.get("temperatures") or []
+              for c in (r["results"]["compositions"][0] for r in runs)}
+    path = dest / "plots" / "d_vs_cell_size.png"
+    plot_d_series(series, path, title="LiAlCl2.5O0.75: D(T) at two cell sizes")
+    return [f"plots/{path.name}"]
 
 
 def _summary_finite_size(runs: list[dict]) -> dict:
@@ -147,6 +205,8 @@ class Study:
     title: str
     configs: tuple[str, ...]
     summarize: Callable[[list[dict]], dict] = field(repr=False)
+    plots: Callable[[list[dict], dict, Path], list[str]] | None = field(default=None,
+                                                                         repr=False)
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
@@ -154,12 +214,14 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           "Haven ratio, transference number", ("configs/study-laco-naco.yaml",),
           _summary_transport),
     Study("sweep-oxygen", "Oxygen sweep LiAlCl(4-2x)O(x): sigma(p), percolation fit, "
-          "structural percolation", ("configs/study-sweep-oxygen.yaml",), _summary_sweep),
+          "structural percolation", ("configs/study-sweep-oxygen.yaml",), _summary_sweep,
+          _plots_sweep),
     Study("screen-formers", "Network-former screen: Al, Ga, In, B, Al0.5Ga0.5 x Li/Na at "
-          "x = 0.75", ("configs/study-screen-formers.yaml",), _summary_screen),
+          "x = 0.75", ("configs/study-screen-formers.yaml",), _summary_screen,
+          _plots_screen),
     Study("finite-size", "Finite-size check: LACO at 210 and 1008 atoms, same settings",
           ("configs/study-finite-size-210.yaml", "configs/study-finite-size-1008.yaml"),
-          _summary_finite_size),
+          _summary_finite_size, _plots_finite_size),
 )}
 
 
@@ -393,6 +455,9 @@ def publish_study(name: str, *, runs_dir: str | Path = "runs",
     for r in runs:
         r.pop("_dir")
     summary = study.summarize(runs)
+    if study.plots is not None:
+        (dest / "plots").mkdir(exist_ok=True)
+        plots = study.plots(runs, summary, dest) + plots
     first = runs[0]["results"]
     git = git_state()
     doc: dict[str, Any] = {
