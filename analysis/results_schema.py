@@ -16,14 +16,13 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from viglas.analysis.export_schema import RESULTS_SCHEMA
 from viglas.errors import ExportError
 
 __all__ = ["RESULTS_SCHEMA", "STUDY_SCHEMA", "RESULTS_SCHEMA_ID", "STUDY_SCHEMA_ID",
            "load_results_schema", "load_study_schema", "validate_results", "validate_study",
            "study_errors"]
 
-#: Identifier of the results.json ``viglas run`` writes.
-RESULTS_SCHEMA = "viglas-results/1"
 #: Identifier of a published study document (``viglas study NAME``).
 STUDY_SCHEMA = "viglas-study/1"
 #: ``$id`` of the shipped schemas (URNs: resolved locally, never fetched).
