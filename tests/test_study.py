@@ -168,9 +168,20 @@ def test_finite_size_summary_ratio_and_error(tmp_path):
     s = study_mod._summary_finite_size([res(210, 1e-5, 1e-6), res(1008, 1.2e-5, 1e-6)])
     row = s["rows"][0]
     assert row["ratio_large_small"] == pytest.approx(1.2)
-    assert row["ratio_err"] == pytest.approx(1.2 * ((0.1) ** 2 + (1 / 12) ** 2) ** 0.5)
+    assert row["ratio_large_small_err"] == pytest.approx(1.2 * ((0.1) ** 2 + (1 / 12) ** 2) ** 0.5)
     assert row["difference_in_sd"] == pytest.approx(2e-6 / (2e-12) ** 0.5)
     (tmp_path / "plots").mkdir()
     out = study_mod._plots_finite_size([res(210, 1e-5, 1e-6), res(1008, 1.2e-5, 1e-6)], s,
                                        tmp_path)
     assert out == ["plots/d_vs_cell_size.png"] and (tmp_path / out[0]).stat().st_size > 1000
+
+
+def test_markdown_key_table_pairs_values_with_their_errors():
+    s = {"columns": ["formula", "ea_eV", "ea_err_eV", "tg_K", "ratio_large_small",
+                     "ratio_large_small_err", "complete"],
+         "rows": [{"formula": "A", "ea_eV": 0.19891, "ea_err_eV": 0.0075, "tg_K": None,
+                   "ratio_large_small": 1.2, "ratio_large_small_err": None,
+                   "complete": True}]}
+    head, rule, row = study_mod._markdown_table(s).splitlines()
+    assert head == "| formula | ea_eV | tg_K | ratio_large_small | complete |"
+    assert row == "| A | 0.199 ± 0.0075 | - | 1.2 | True |"

@@ -52,20 +52,29 @@ def _fit(c: dict, key: str) -> dict:
 
 def _summary_transport(runs: list[dict]) -> dict:
     """LACO / NACO: the room-temperature transport table."""
-    cols = ["formula", "n_atoms", "density_g_cm3", "ea_eV", "ea_err_eV", "vft_B_K", "vft_T0_K",
-            "sigma_303K_mS_cm", "sigma_303K_err_mS_cm", "sigma_303K_source", "sigma_303K_model",
+    cols = ["formula", "n_atoms", "density_g_cm3", "ea_eV", "ea_err_eV", "ea_sigma_eV",
+            "ea_sigma_err_eV", "vft_B_K", "vft_B_err_K", "vft_T0_K", "vft_T0_err_K",
+            "preferred_model", "sigma_303K_mS_cm", "sigma_303K_err_mS_cm", "sigma_303K_source", "sigma_303K_model",
             "d_300K_cm2_s", "d_300K_err_cm2_s", "tg_K", "tg_err_K", "tg_lab_K", "tg_lab_err_K",
-            "haven_ratio", "haven_ratio_err", "transference_number",
+            "tg_by_rate_K", "haven_ratio", "haven_ratio_err", "transference_number",
             "transference_number_err", "complete"]
     rows = []
     for c in runs[0]["results"]["compositions"]:
-        vft = _fit(c, "sigma_vft")
-        rows.append({"formula": c["formula"], "n_atoms": c.get("n_atoms"),
-                     "density_g_cm3": c.get("density_g_cm3"), "ea_eV": c.get("ea_eV"),
-                     "ea_err_eV": c.get("ea_err_eV"), "vft_B_K": vft.get("b_K"),
-                     "vft_T0_K": vft.get("t0_K"),
-                     **{k: c.get(k) for k in cols[7:]}})
-    return {"columns": cols, "rows": rows, "notes": []}
+        vft, arr = _fit(c, "sigma_vft"), _fit(c, "sigma_arrhenius")
+        rates = "; ".join(f"{r['cool_rate_K_ps']:g} K/ps: {_pm(r.get('tg_K'), r.get('tg_err_K'), '.0f')}"
+                          for r in c.get("tg_rates") or [])
+        rows.append({**{k: c.get(k) for k in cols},
+                     "ea_sigma_eV": arr.get("ea_eV"), "ea_sigma_err_eV": arr.get("ea_err_eV"),
+                     "vft_B_K": vft.get("b_K"), "vft_B_err_K": vft.get("b_err_K"),
+                     "vft_T0_K": vft.get("t0_K"), "vft_T0_err_K": vft.get("t0_err_K"),
+                     "preferred_model": (c.get("fits") or {}).get("preferred_model"),
+                     "tg_by_rate_K": rates or None})
+    notes = ["ea_eV: Arrhenius fit of D(T); ea_sigma_eV: of sigma(T) (sigma = n q^2 D / kT "
+             "lowers it by about kT at the mean temperature); vft_*: VFT fit of sigma(T); "
+             "tg_K: the main quench; tg_lab_K: extrapolated to 10 K/min"]
+    for c in runs[0]["results"]["compositions"]:
+        notes += [f"{c['formula']}: {m}" for m in c.get("messages") or []]
+    return {"columns": cols, "rows": rows, "notes": notes}
 
 
 def _summary_sweep(runs: list[dict]) -> dict:
@@ -171,7 +180,7 @@ def _plots_finite_size(runs: list[dict], summary: dict, dest: Path) -> list[str]
 def _summary_finite_size(runs: list[dict]) -> dict:
     """D(T) at each cell size and the ratio large/small with its 1-sd error."""
     cols = ["t_K", "n_atoms_small", "d_small_cm2_s", "d_small_err_cm2_s", "n_atoms_large",
-            "d_large_cm2_s", "d_large_err_cm2_s", "ratio_large_small", "ratio_err",
+            "d_large_cm2_s", "d_large_err_cm2_s", "ratio_large_small", "ratio_large_small_err",
             "difference_in_sd"]
     small, large = (r["results"]["compositions"][0] for r in runs[:2])
     tl = {t["t_K"]: t for t in large.get("temperatures") or []}
@@ -189,7 +198,7 @@ def _summary_finite_size(runs: list[dict]) -> dict:
         rows.append({"t_K": t, "n_atoms_small": small.get("n_atoms"), "d_small_cm2_s": a,
                      "d_small_err_cm2_s": ea, "n_atoms_large": large.get("n_atoms"),
                      "d_large_cm2_s": b, "d_large_err_cm2_s": eb, "ratio_large_small": ratio,
-                     "ratio_err": rerr, "difference_in_sd": z})
+                     "ratio_large_small_err": rerr, "difference_in_sd": z})
     notes = [f"{c.get('n_atoms')} atoms: Ea = {_pm(c.get('ea_eV'), c.get('ea_err_eV'))} eV, "
              f"sigma(300 K) = {_pm(c.get('sigma_300K_mS_cm'), c.get('sigma_300K_err_mS_cm'))} "
              f"mS/cm, density {_g(c.get('density_g_cm3'), '.4g')} g/cm3"
@@ -342,15 +351,23 @@ def _rows_csv(path: Path, summary: dict) -> None:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in summary["columns"]})
 
 
-def _markdown_table(summary: dict, columns: list[str] | None = None) -> str:
-    cols = columns or summary["columns"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in summary["rows"]:
-        cells = []
-        for k in cols:
-            v = r.get(k)
-            cells.append(_g(v, ".4g") if isinstance(v, float) else ("-" if v is None else str(v)))
-        lines.append("| " + " | ".join(cells) + " |")
+def _markdown_table(summary: dict) -> str:
+    """The key table in Markdown; a column ``<a>_err<b>`` is shown with ``<a><b>`` as
+    ``value ± error`` (3 significant digits)."""
+    cols = summary["columns"]
+    err_of = {c.replace("_err", "", 1): c for c in cols if "_err" in c}
+    err_of = {v: e for v, e in err_of.items() if v in cols}
+    shown = [c for c in cols if c not in err_of.values()]
+
+    def cell(r: dict, k: str) -> str:
+        v = r.get(k)
+        if isinstance(v, float) and not isinstance(v, bool):
+            e = r.get(err_of[k]) if k in err_of else None
+            return _pm(v, e if isinstance(e, (int, float)) else None)
+        return "-" if v is None else str(v)
+
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(cell(r, k) for k in shown) + " |" for r in summary["rows"]]
     return "\n".join(lines)
 
 
