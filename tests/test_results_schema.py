@@ -212,3 +212,11 @@ def test_published_studies(name):
     assert prov["versions"].get("viglas"), f"study {name!r}: no viglas version in provenance"
     assert "git" in prov and "git_commit" in doc and doc["viglas_version"]
     assert (folder / "README.md").is_file(), f"study {name!r}: README.md missing beside results.json"
+    # every run behind the published numbers finished, and every file it lists is there
+    for run in doc["runs"]:
+        assert run["results"]["status"]["complete"], f"study {name!r}: {run['name']} incomplete"
+        assert (REPO / run["config"]).is_file(), f"study {name!r}: config {run['config']} gone"
+    for kind in ("tables", "plots"):
+        for rel in doc.get("files", {}).get(kind, []):
+            assert (folder / rel).is_file(), f"study {name!r}: {kind[:-1]} {rel} is missing"
+    assert (folder / "summary.csv").is_file()
