@@ -17,7 +17,8 @@ from viglas.files import atomic_write_text
 from viglas.serialize import clean
 from viglas.workflows.store import docs_by_uuid, job_freshness, store_docs
 
-__all__ = ["RESULTS_SCHEMA", "collect_results", "write_outputs", "report_markdown"]
+__all__ = ["RESULTS_SCHEMA", "collect_results", "write_outputs", "write_table_csv",
+           "report_markdown"]
 
 
 def _plain(obj: Any) -> Any:
@@ -195,6 +196,15 @@ def _fmt(v: Any, err: Any = None, spec: str = ".3g") -> str:
     return s
 
 
+def write_table_csv(path: str | Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    """``rows`` as CSV with the columns ``fields`` (other keys ignored, None -> empty)."""
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+
+
 def write_outputs(results: dict[str, Any], workdir: str | Path) -> None:
     """Write results.json, CSV tables, copies of the plots and report.md into workdir."""
     workdir = Path(workdir)
@@ -202,11 +212,7 @@ def write_outputs(results: dict[str, Any], workdir: str | Path) -> None:
     comps = results["compositions"]
 
     def write_csv(name: str, rows: list[dict[str, Any]], fields: list[str]) -> None:
-        with open(workdir / name, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+        write_table_csv(workdir / name, rows, fields)
 
     write_csv("runs.csv", [{"formula": c["formula"], **r} for c in comps for r in c["runs"]],
               ["formula", "t_K", "replica", "seed", "d_cm2_s", "d_err_cm2_s", "sigma_mS_cm",

@@ -14,7 +14,6 @@ jobs}`` to ``<run dir>/study_invocations.json``; a study split over several invo
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
@@ -343,14 +342,6 @@ def _copy_plots(run_dir: Path, dest: Path, prefix: str) -> list[str]:
     return written
 
 
-def _rows_csv(path: Path, summary: dict) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=summary["columns"], extrasaction="ignore")
-        w.writeheader()
-        for r in summary["rows"]:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in summary["columns"]})
-
-
 def _markdown_table(summary: dict) -> str:
     """The key table in Markdown; a column ``<a>_err<b>`` is shown with ``<a><b>`` as
     ``value ± error`` (3 significant digits)."""
@@ -437,6 +428,7 @@ def publish_study(name: str, *, runs_dir: str | Path = "runs",
     from viglas.analysis.results_schema import validate_study
     from viglas.files import atomic_write_text
     from viglas.provenance import git_state, package_versions
+    from viglas.workflows.results import write_table_csv
 
     study = _get(name)
     runs = []
@@ -495,6 +487,6 @@ def publish_study(name: str, *, runs_dir: str | Path = "runs",
     }
     validate_study(doc)
     atomic_write_text(dest / "results.json", json.dumps(doc, indent=1, allow_nan=False))
-    _rows_csv(dest / "summary.csv", summary)
+    write_table_csv(dest / "summary.csv", summary["rows"], summary["columns"])
     _write_readme(dest / "README.md", doc, plots)
     return dest
