@@ -298,6 +298,11 @@ def main(argv=None) -> int:
     p.add_argument("--print-tables", default=None, metavar="REPORT",
                    help="print the Markdown tables of a fit report and exit")
     args = p.parse_args(argv)
+    if args.form == "delta" and args.out != p.get_default("out"):
+        # --out names the rigid-ion parameter file; a delta fit given only --out used to
+        # overwrite the shipped dft_delta.json (its --delta-out default) without a word
+        p.error("--out is the rigid-ion parameter file of --form ionic; for --form delta "
+                "give the model file with --delta-out (default: the shipped dft_delta.json)")
     if args.print_tables:
         print_tables(args.print_tables)
         return 0

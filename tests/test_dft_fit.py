@@ -83,3 +83,23 @@ def test_load_dataset_reads_the_store_and_splits(tmp_path):
     train, valid = split(data)
     assert len(valid) == 2 and all(a.info["kind"] == "crystal_rattle" for a in valid)
     assert len(train) == 6
+
+
+def test_fit_script_refuses_out_for_a_delta_fit(tmp_path):
+    """`--out` names the rigid-ion file; a delta fit given only `--out` used to write the
+    shipped dft_delta.json (the --delta-out default) instead. It is now refused before
+    any work, naming the right flag, and the shipped file is left alone."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = root / "viglas/potentials/data/dft_delta.json"
+    before = shipped.read_bytes() if shipped.exists() else None
+    proc = subprocess.run([sys.executable, str(root / "scripts/fit_dft.py"), "--form", "delta",
+                           "--out", str(tmp_path / "f.json")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "--delta-out" in proc.stderr and "--out" in proc.stderr
+    assert (shipped.read_bytes() if shipped.exists() else None) == before
+    assert not (tmp_path / "f.json").exists()
