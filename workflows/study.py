@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from viglas.analysis.results_schema import STUDY_SCHEMA
 from viglas.errors import ConfigError
+from viglas.workflows.results import _fmt
 
 __all__ = ["STUDIES", "Study", "run_study", "publish_study", "study_names"]
 
@@ -35,13 +36,17 @@ GENERATED_END = "<!-- end of generated block -->"
 
 
 def _g(v: Any, spec: str = ".3g") -> str:
-    return "-" if v is None else format(v, spec)
+    return _fmt(v, None, spec)
 
 
 def _pm(v: Any, e: Any, spec: str = ".3g") -> str:
-    if v is None:
-        return "-"
-    return format(v, spec) + ("" if e is None else " ± " + format(e, spec))
+    return _fmt(v, e, spec)
+
+
+#: The screen's Pareto trade-offs: sigma(303 K) (high) against each of these (low):
+#: (key, error key, axis label, summary column).
+PARETO_AXES = (("ea_eV", "ea_err_eV", "Ea (eV)", "pareto_ea"),
+               ("tg_K", "tg_err_K", "Tg (K)", "pareto_tg"))
 
 
 # --------------------------------------------------------------------------- summaries
@@ -118,8 +123,7 @@ def _summary_screen(runs: list[dict]) -> dict:
     from viglas.analysis.summary import pareto_mask
 
     notes = []
-    for key, label in (("ea_eV", "Ea"), ("tg_K", "Tg")):
-        col = f"pareto_{key.split('_')[0]}"
+    for key, _err, label, col in PARETO_AXES:
         cols.append(col)
         ok = [r for r in rows if r.get(key) is not None and r.get("sigma_303K_mS_cm")]
         mask = pareto_mask([[r["sigma_303K_mS_cm"], r[key]] for r in ok], [True, False]) \
@@ -129,7 +133,8 @@ def _summary_screen(runs: list[dict]) -> dict:
         for r, m in zip(ok, mask):
             r[col] = bool(m)
         front = [r["formula"] for r, m in zip(ok, mask) if m]
-        notes.append(f"Pareto front of sigma(303 K) (high) vs {label} (low), central values: "
+        notes.append(f"Pareto front of sigma(303 K) (high) vs {label.split()[0]} (low), "
+                     "central values: "
                      + (", ".join(front) or "-"))
     return {"columns": cols, "rows": rows, "notes": notes}
 
@@ -139,9 +144,8 @@ def _plots_screen(runs: list[dict], summary: dict, dest: Path) -> list[str]:
 
     out = []
     rows = summary["rows"]
-    for key, err, label in (("ea_eV", "ea_err_eV", "Ea (eV)"), ("tg_K", "tg_err_K", "Tg (K)")):
-        col = f"pareto_{key.split('_')[0]}"
-        path = dest / "plots" / f"pareto_sigma303_vs_{key.split('_')[0]}.png"
+    for key, err, label, col in PARETO_AXES:
+        path = dest / "plots" / f"pareto_sigma303_vs_{col.removeprefix('pareto_')}.png"
         plot_pareto(rows, key, err, label, [bool(r.get(col)) for r in rows], path,
                     title=f"former screen at x = 0.75: sigma(303 K) vs {label.split()[0]}")
         out.append(f"plots/{path.name}")
