@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from viglas.analysis.export_schema import RESULTS_SCHEMA
+from viglas.analysis.export_schema import RESULTS_SCHEMA, schema_errors
 from viglas.errors import ExportError
 
 __all__ = ["RESULTS_SCHEMA", "STUDY_SCHEMA", "RESULTS_SCHEMA_ID", "STUDY_SCHEMA_ID",
@@ -62,24 +62,8 @@ def _validator(name: str):
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
-def _path_key(err) -> list[tuple[int, Any]]:
-    # ints and strings mixed in a path: order by (kind, value) so sorting never compares both
-    return [(0, p) if isinstance(p, int) else (1, str(p)) for p in err.absolute_path]
-
-
-def _where(err) -> str:
-    """JSON path of an error as ``a/0/b``; a missing required key is named at the end."""
-    parts = [str(p) for p in err.absolute_path]
-    if err.validator == "required" and isinstance(err.instance, Mapping):
-        missing = [k for k in err.validator_value if k not in err.instance]
-        if missing:
-            parts.append(str(missing[0]))
-    return "/".join(parts) or "(document)"
-
-
 def _schema_errors(name: str, doc: Any) -> list[tuple[str, str]]:
-    errors = sorted(_validator(name).iter_errors(doc), key=_path_key)
-    return [(_where(e), e.message) for e in errors]
+    return schema_errors(_validator(name), doc)
 
 
 def study_errors(doc: Any) -> list[tuple[str, str]]:
