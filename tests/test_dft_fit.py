@@ -103,3 +103,41 @@ def test_fit_script_refuses_out_for_a_delta_fit(tmp_path):
     assert "--delta-out" in proc.stderr and "--out" in proc.stderr
     assert (shipped.read_bytes() if shipped.exists() else None) == before
     assert not (tmp_path / "f.json").exists()
+
+
+def test_relaxation_script_counts_former_coordination():
+    """scripts/dft_relax.py compares Al coordination before/after a DFT relaxation: on a
+    Cl3Al-O-AlCl3 unit it must find two 4-coordinated Al, one bridging O, three Cl per Al
+    and the bond lengths it was built with; moving a Cl out of the shell must show."""
+    import importlib.util
+    from pathlib import Path
+
+    from ase import Atoms
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "dft_relax.py"
+    spec = importlib.util.spec_from_file_location("dft_relax", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    c = np.array([7.5, 7.5, 7.5])
+    pos, sym = [c], ["O"]
+    for sgn in (-1, 1):
+        al = c + [sgn * 1.75, 0, 0]
+        pos.append(al)
+        sym.append("Al")
+        for k in range(3):  # three Cl on the far side of each Al, 109.5 deg from the O
+            phi = 2 * np.pi * k / 3
+            u = np.array([sgn * 1 / 3, np.sqrt(8) / 3 * np.cos(phi), np.sqrt(8) / 3 * np.sin(phi)])
+            pos.append(al + 2.13 * u)
+            sym.append("Cl")
+    a = Atoms(sym, positions=pos, cell=[15, 15, 15], pbc=True)
+    s = mod._structure(a)
+    assert s["al_coordination_mean"] == 4.0 and s["al_coordination_fraction"] == {"4": 1.0}
+    assert s["al_o_per_al"] == 1.0 and s["al_cl_per_al"] == 3.0
+    assert s["al_o_bond_A"] == pytest.approx(1.75, abs=1e-3)
+    assert s["al_cl_bond_A"] == pytest.approx(2.13, abs=1e-3)
+    assert s["o_by_al_neighbours_fraction"] == {"2": 1.0}
+    a.positions[2] += 2.0 * (a.positions[2] - a.positions[1]) / 2.13  # one Cl leaves
+    s = mod._structure(a)
+    assert s["al_coordination_mean"] == 3.5
+    assert s["al_coordination_fraction"] == {"3": 0.5, "4": 0.5}
