@@ -142,6 +142,21 @@ def score_delta_file(path, train, valid, report: dict) -> None:
     _log(f"ionic+delta {path}: held-out force R2 {v['all']['force_r2'] if v else 'n/a'}")
 
 
+def _parse_charges(text: str) -> list[tuple[float, float]]:
+    """``--delta-charges`` "SCALE:ALKALI,..." (e.g. "0.45:1,0.55:1.2") as pairs."""
+    out = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        try:
+            cs, qa = (float(v) for v in item.split(":"))
+        except ValueError:
+            raise SystemExit(f"--delta-charges: {item!r} is not SCALE:ALKALI_CHARGE (e.g. "
+                             f"0.55:1.2, comma-separated)") from None
+        out.append((cs, qa))
+    if not out:
+        raise SystemExit("--delta-charges: give at least one SCALE:ALKALI_CHARGE pair")
+    return out
+
+
 def fit_delta_form(args, train, valid, report: dict) -> None:
     """Fit the ionic+delta form (issue 12: a new form when rigid ions cannot get there),
     score it like the others and write the model file."""
@@ -161,7 +176,15 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
                           **({"lambdas": tuple(float(x) for x in args.delta_lambdas.split(","))}
                              if args.delta_lambdas else {}))
     t0 = time.time()
-    model, rec = fit_delta(train, base, st, log=_log)
+    if args.delta_charges:
+        from viglas.potentials.delta_fit import fit_delta_charges
+
+        model, rec, base = fit_delta_charges(train, base, st, _parse_charges(args.delta_charges),
+                                             log=_log)
+        _log(f"charges: scale {rec['charge_scale']:g}, alkali {rec['alkali_charge']:g} "
+             f"(lowest CV loss)")
+    else:
+        model, rec = fit_delta(train, base, st, log=_log)
     rec.update(reference="gpaw-pbe-d3bj", settings_hash=report["settings_hash"],
                n_valid_frames=len(valid), baseline=str(args.initial or "default"),
                command="python scripts/fit_dft.py " + " ".join(sys.argv[1:]),
@@ -288,6 +311,11 @@ def main(argv=None) -> int:
                    help="ACE neighbour channels: opposite-class only, or all species")
     p.add_argument("--delta-ace-ridge", type=float, default=1.0,
                    help="ACE ridge relative to each column's own data scale (times lambda)")
+    p.add_argument("--delta-charges", default=None,
+                   help="baseline Coulomb charges to choose from by cross-validation: "
+                        "comma-separated SCALE:ALKALI pairs (alkali charge q, formers 4-q, "
+                        "Cl -1, O -2, all times SCALE), e.g. 0.45:1,0.55:1,0.55:1.2; "
+                        "default: the baseline's own charges")
     p.add_argument("--delta-ace-min-support", type=int, default=200,
                    help="ACE blocks need this many centre atoms in the training data")
     p.add_argument("--learning-curve", action="store_true",

@@ -241,3 +241,44 @@ def test_bad_ace_settings_in_a_model_file_are_refused_by_name(tmp_path, key, val
     p.write_text(json.dumps(doc))
     with pytest.raises(FitError, match=field):
         DeltaIonicPotential(p)
+
+
+def test_charge_scan_finds_the_charges_of_the_reference(tmp_path):
+    """Synthetic 'DFT' = the ionic default with other effective charges (x0.6, alkali
+    +1.2, formers +2.8): among three candidate baselines the cross-validated scan must
+    pick those charges, reproduce held-out forces, and the model file must carry them."""
+    from viglas.errors import FitError
+    from viglas.potentials.delta_fit import baseline_with_charges, fit_delta_charges
+    from viglas.potentials.dft_fit import ionic_predictor
+
+    frames = [_oxychloride(seed=s, rattle=0.15) for s in range(10)]
+    truth = baseline_with_charges(None, 0.6, 1.2, frames)
+    assert truth.charges["Li"] == 1.2 and truth.charges["Al"] == pytest.approx(2.8)
+    assert truth.charges["O"] == -2.0 and truth.charge_scale == 0.6
+    for a, r in zip(frames, ionic_predictor(truth)(frames)):
+        a.calc = SinglePointCalculator(a, energy=r["energy"], forces=r["forces"],
+                                       stress=r["stress"])
+    train, valid = frames[:8], frames[8:]
+    st = DeltaFitSettings(h_A=0.4, lmax=3, lambdas=(1e-3, 1e-1), cv_folds=2)
+    model, rec, base = fit_delta_charges(train, None, st, [(0.45, 1.0), (0.6, 1.2), (0.7, 1.0)],
+                                         log=lambda *_: None)
+    assert (rec["charge_scale"], rec["alkali_charge"]) == (0.6, 1.2)
+    assert [s["alkali_charge"] for s in rec["charge_scan"]] == [1.0, 1.2, 1.0]
+    losses = [s["cv_loss"] for s in rec["charge_scan"]]
+    assert losses[1] < 0.1 * min(losses[0], losses[2])
+    for a, p in zip(valid, delta_predictor(model, base)(valid)):
+        ref = a.calc.results["forces"]
+        assert np.sqrt(np.mean((p["forces"] - ref) ** 2)) < 1e-3 * np.sqrt(np.mean(ref ** 2))
+    path = save_delta_file(model, base.to_yaml_dict(), tmp_path / "d.json")
+    b = valid[0].copy()
+    b.calc = make_potential(str(path))
+    assert np.allclose(b.get_forces(), valid[0].calc.results["forces"], atol=1e-3)
+    # a cell with more alkali than former atoms would be charged: refused by name
+    odd = frames[0].copy()
+    del odd[[k for k, s in enumerate(odd.get_chemical_symbols()) if s == "Al"][0]]
+    with pytest.raises(FitError) as err:
+        baseline_with_charges(None, 0.6, 1.2, [odd])
+    assert err.value.field == "alkali_charge"
+    with pytest.raises(FitError) as err:
+        baseline_with_charges(None, -0.1, 1.0)
+    assert err.value.field == "charge_scale"

@@ -281,3 +281,73 @@ def delta_predictor(model: DeltaModel, baseline: Any = None):
         return out
 
     return run
+
+
+def baseline_with_charges(baseline: Any, charge_scale: float, alkali_charge: float,
+                          frames: Sequence[Atoms] = ()) -> Any:
+    """A copy of the ionic ``baseline`` whose Coulomb term carries other effective
+    charges: alkali ``alkali_charge``, trivalent formers ``4 - alkali_charge``, anions
+    formal (Cl −1, O −2), all times ``charge_scale``. Every composition with as many
+    alkali as former atoms stays neutral; ``frames`` with another ratio are refused
+    when ``alkali_charge`` is not the formal 1 (their cells would carry a net charge)."""
+    import copy
+
+    from viglas.chemistry import ALKALI, FORMERS
+    from viglas.potentials.parameters import load_parameters
+
+    if not charge_scale > 0:
+        raise FitError("the charge scale must be positive", field="charge_scale",
+                       value=charge_scale, allowed="> 0 (e.g. 0.45-0.7)")
+    if not 0 < alkali_charge < 4:
+        raise FitError("the alkali charge must lie between 0 and 4 (the former takes "
+                       "4 minus it)", field="alkali_charge", value=alkali_charge,
+                       allowed="0 < q < 4 (formal: 1)")
+    if alkali_charge != 1.0:
+        for a in frames:
+            sym = a.get_chemical_symbols()
+            na, nm = (sum(s in grp for s in sym) for grp in (ALKALI, FORMERS))
+            if na != nm:
+                raise FitError(
+                    f"{a.get_chemical_formula()}: {na} alkali and {nm} former atoms, so "
+                    f"an alkali charge other than 1 leaves the cell charged",
+                    field="alkali_charge", value=alkali_charge,
+                    allowed="1.0 when a training composition is not A:M = 1:1")
+    p = copy.deepcopy(load_parameters(baseline) if isinstance(baseline, (str, type(None)))
+                      else baseline)
+    p.charge_scale = float(charge_scale)
+    for s in ALKALI:
+        if s in p.charges:
+            p.charges[s] = float(alkali_charge)
+    for s in FORMERS:
+        if s in p.charges:
+            p.charges[s] = 4.0 - float(alkali_charge)
+    return p
+
+
+def fit_delta_charges(train: Sequence[Atoms], baseline: Any,
+                      settings: DeltaFitSettings,
+                      charges: Sequence[tuple[float, float]], log=print
+                      ) -> tuple[DeltaModel, dict, Any]:
+    """Fit the correction on top of each baseline of :func:`baseline_with_charges`
+    (``charges``: (charge scale, alkali charge) pairs) and keep the one with the lowest
+    cross-validation loss, the same criterion that picks λ. The Coulomb term reaches
+    beyond the correction's cutoff, so its charges are the one part of the long-range
+    physics the local correction cannot absorb. Returns the model, its fit record (with
+    ``charge_scan``) and the chosen baseline parameters."""
+    scan, best = [], None
+    for cs, qa in charges:
+        base = baseline_with_charges(baseline, cs, qa, train)
+        model, rec = fit_delta(train, base, settings, log=lambda *_: None)
+        cv = min(rec["lambda_scan"], key=lambda x: x["cv_loss"])
+        scan.append({"charge_scale": cs, "alkali_charge": qa, "lambda": rec["lambda"],
+                     "cv_loss": cv["cv_loss"], "cv_force_rmse_eV_A": cv["cv_force_rmse_eV_A"]})
+        log(f"  charges x{cs:g}, alkali {qa:g}: lambda {rec['lambda']:g}, CV loss "
+            f"{cv['cv_loss']:.3f}, CV force RMSE {cv['cv_force_rmse_eV_A']:.4f} eV/A")
+        if best is None or cv["cv_loss"] < best[0]:
+            best = (cv["cv_loss"], model, rec, base)
+    _, model, rec, base = best
+    rec["charge_scan"] = scan
+    rec["charge_scale"], rec["alkali_charge"] = base.charge_scale, next(
+        (base.charges[s] for s in ("Li", "Na") if s in base.charges), None)
+    model.meta["fit"] = rec
+    return model, rec, base
