@@ -142,6 +142,14 @@ def score_delta_file(path, train, valid, report: dict) -> None:
     _log(f"ionic+delta {path}: held-out force R2 {v['all']['force_r2'] if v else 'n/a'}")
 
 
+def _set_ident(prm) -> str:
+    """A short content hash of a parameter set (file path or parameters object)."""
+    from viglas.provenance import model_identity, stable_hash
+
+    return (stable_hash(Path(prm).read_text(), length=12) if isinstance(prm, (str, Path))
+            else stable_hash(model_identity(prm), length=12))
+
+
 def _parse_charges(text: str) -> list[tuple[float, float]]:
     """``--delta-charges`` "SCALE:ALKALI,..." (e.g. "0.45:1,0.55:1.2") as pairs."""
     out = []
@@ -451,14 +459,9 @@ def main(argv=None) -> int:
         report["crystals"][label] = {}
         for name in ("LiAlCl4", "NaAlCl4"):
             try:
-                from viglas.provenance import model_identity, stable_hash
-
                 # one folder per parameter set: a checkpoint of another set never blocks
-                ident = (stable_hash(Path(prm).read_text(), length=12)
-                         if isinstance(prm, (str, Path)) else
-                         stable_hash(model_identity(prm), length=12))
                 report["crystals"][label][name] = crystal_check(
-                    prm, name, npt_ps=args.crystal_ps, workdir=wd / label / ident)
+                    prm, name, npt_ps=args.crystal_ps, workdir=wd / label / _set_ident(prm))
             except Exception as exc:  # noqa: BLE001 - report, keep going
                 report["crystals"][label][name] = {"error": f"{type(exc).__name__}: {exc}"}
             _log(f"{label} {name}: {report['crystals'][label][name]}")
@@ -466,12 +469,7 @@ def main(argv=None) -> int:
         if comps:
             report.setdefault("glasses_0GPa", {})[label] = {}
         for comp in comps:
-            from viglas.provenance import stable_hash
-
-            ident = (stable_hash(Path(prm).read_text(), length=12)
-                     if isinstance(prm, (str, Path)) else
-                     stable_hash(model_identity(prm), length=12))
-            r = glass_check(prm, comp, workdir=wd / label / ident / "glass")
+            r = glass_check(prm, comp, workdir=wd / label / _set_ident(prm) / "glass")
             report["glasses_0GPa"][label][comp] = r
             _log(f"{label} {comp} melt-quench at 0 GPa: {r}")
     Path(args.report).write_text(json.dumps(report, indent=1))

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from viglas.errors import FitError
-from viglas.potentials import load_parameters
 from viglas.potentials.dft import DFTLabelStore, DFTResult
 from viglas.potentials.dft_fit import (EV_A3_TO_GPA, ionic_predictor, load_dataset,
                                        score, split)
