@@ -20,6 +20,8 @@ Variants (all share σ_E 10 meV/atom, σ_F 0.1 eV/Å, σ_S 0.5 GPa, 0.4 Å pair 
 - ``ace-all-every``: as ``ace-all`` with every block present in the data. With a weak
   regularisation (``--variants ace-all-every --lambdas 0.001``) it measures the form's
   capacity: how far training and held-out accuracy go when nothing holds it back.
+- ``ace-all-nr4``, ``ace-all-nr5``: as ``ace-all`` with 4 or 5 radial functions (finer
+  radial resolution of the 1-5 Å shell).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ VARIANTS = {
                      "ace_min_support": 100},
     "ace-all-every": {"ace_rc_A": 5.0, "ace_nr": 3, "ace_pairs": "all",
                       "ace_min_support": 1},
+    "ace-all-nr4": {"ace_rc_A": 5.0, "ace_nr": 4, "ace_pairs": "all", "ace_min_support": 200},
+    "ace-all-nr5": {"ace_rc_A": 5.0, "ace_nr": 5, "ace_pairs": "all", "ace_min_support": 200},
 }
 
 

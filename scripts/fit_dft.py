@@ -187,7 +187,7 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
     if args.delta_charges:
         from viglas.potentials.delta_fit import fit_delta_charges
 
-        model, rec, base = fit_delta_charges(train, base, st, _parse_charges(args.delta_charges),
+        model, rec, base = fit_delta_charges(train, base, st, args.delta_charge_pairs,
                                              log=_log)
         _log(f"charges: scale {rec['charge_scale']:g}, alkali {rec['alkali_charge']:g} "
              f"(lowest CV loss)")
@@ -339,6 +339,8 @@ def main(argv=None) -> int:
         # overwrite the shipped dft_delta.json (its --delta-out default) without a word
         p.error("--out is the rigid-ion parameter file of --form ionic; for --form delta "
                 "give the model file with --delta-out (default: the shipped dft_delta.json)")
+    # bad input is refused before minutes of loading and scoring
+    args.delta_charge_pairs = _parse_charges(args.delta_charges) if args.delta_charges else None
     if args.print_tables:
         print_tables(args.print_tables)
         return 0

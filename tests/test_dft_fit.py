@@ -104,6 +104,25 @@ def test_fit_script_refuses_out_for_a_delta_fit(tmp_path):
     assert not (tmp_path / "f.json").exists()
 
 
+def test_fit_script_refuses_bad_charge_pairs_before_any_work(tmp_path):
+    """`--delta-charges` takes SCALE:ALKALI pairs; a malformed one is refused at once,
+    naming the flag and the format, and no model file is written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for bad in ("0.55", "0.55:x", ","):
+        proc = subprocess.run([sys.executable, str(root / "scripts/fit_dft.py"), "--form",
+                               "delta", "--delta-charges", bad, "--delta-out",
+                               str(tmp_path / "d.json")], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode != 0
+        assert "--delta-charges" in proc.stderr and "SCALE:ALKALI" in proc.stderr
+        assert "DFT frames" not in proc.stdout  # refused before loading the labels
+    assert not (tmp_path / "d.json").exists()
+
+
 def test_relaxation_script_counts_former_coordination():
     """scripts/dft_relax.py compares Al coordination before/after a DFT relaxation: on a
     Cl3Al-O-AlCl3 unit it must find two 4-coordinated Al, one bridging O, three Cl per Al
