@@ -56,15 +56,23 @@ def _snapshot(label: str):
 
 
 def _path_frames(label: str):
+    """The relaxation path written so far (a step repeated by a resumed run once)."""
+    import numpy as np
+
     from viglas.potentials.dft import read_labels
 
     p = OUT / f"{_safe(label)}.extxyz.gz"
-    return read_labels(p) if p.exists() else []
+    out = []
+    for a in (read_labels(p) if p.exists() else []):
+        if not (out and np.allclose(out[-1].positions, a.positions)):
+            out.append(a)
+    return out
 
 
 def cmd_run(args) -> None:
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
+    import numpy as np
     from ase.optimize import BFGS
 
     from viglas.potentials.dft import code_versions, make_gpaw, resolve_settings
@@ -89,6 +97,8 @@ def cmd_run(args) -> None:
     t0 = time.process_time()
 
     def record():
+        if frames and np.allclose(frames[-1].positions, atoms.positions):
+            return  # a resumed run re-evaluates the last step written: keep it once
         f = atoms.get_forces()
         fm = float((f ** 2).sum(axis=1).max() ** 0.5)
         a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
@@ -150,8 +160,8 @@ def cmd_report(args) -> None:
 
     rows = []
     for p in sorted(OUT.glob("*.extxyz.gz")):
-        path = read_labels(p)
-        label = str(path[0].info["label"])
+        label = str(read_labels(p)[0].info["label"])
+        path = _path_frames(label)
         start = _snapshot(label)
         row = {"label": label, "composition": start.info.get("composition"),
                "sampler": start.info.get("sampler"), "n_atoms": len(start),

@@ -181,6 +181,7 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
                           ace_pmax=args.delta_ace_pmax, ace_pairs=args.delta_ace_pairs,
                           ace_ridge=args.delta_ace_ridge,
                           ace_min_support=args.delta_ace_min_support,
+                          cv_metric=args.delta_cv_metric,
                           **({"lambdas": tuple(float(x) for x in args.delta_lambdas.split(","))}
                              if args.delta_lambdas else {}))
     t0 = time.time()
@@ -190,7 +191,7 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
         model, rec, base = fit_delta_charges(train, base, st, args.delta_charge_pairs,
                                              log=_log)
         _log(f"charges: scale {rec['charge_scale']:g}, alkali {rec['alkali_charge']:g} "
-             f"(lowest CV loss)")
+             f"(lowest CV {args.delta_cv_metric})")
     else:
         model, rec = fit_delta(train, base, st, log=_log)
     rec.update(reference="gpaw-pbe-d3bj", settings_hash=report["settings_hash"],
@@ -324,6 +325,9 @@ def main(argv=None) -> int:
                         "comma-separated SCALE:ALKALI pairs (alkali charge q, formers 4-q, "
                         "Cl -1, O -2, all times SCALE), e.g. 0.45:1,0.55:1,0.55:1.2; "
                         "default: the baseline's own charges")
+    p.add_argument("--delta-cv-metric", choices=("loss", "force"), default="loss",
+                   help="what cross-validation minimises to pick lambda and the charges: the "
+                        "weighted objective (energies, forces, stresses) or the force RMSE")
     p.add_argument("--delta-ace-min-support", type=int, default=200,
                    help="ACE blocks need this many centre atoms in the training data")
     p.add_argument("--learning-curve", action="store_true",

@@ -282,3 +282,36 @@ def test_charge_scan_finds_the_charges_of_the_reference(tmp_path):
     with pytest.raises(FitError) as err:
         baseline_with_charges(None, -0.1, 1.0)
     assert err.value.field == "charge_scale"
+
+
+def test_cv_metric_picks_lambda_by_its_own_column():
+    """`cv_metric` decides what cross-validation minimises. With noisy energies and clean
+    forces the weighted loss wants a strong λ and the force RMSE a weaker one: each
+    metric must pick the λ with the lowest value of its own column of the scan (and the
+    two differ here). An unknown metric is refused by name."""
+    from viglas.errors import FitError
+
+    frames = [_oxychloride(seed=s, rattle=0.15) for s in range(6)]
+    truth = new_model(frames, DeltaFitSettings(h_A=0.4, lmax=3))
+    truth.coef = np.random.default_rng(3).normal(size=truth.n_coef) * 0.03
+    base = delta_predictor(DeltaModel.from_dict({**truth.to_dict(),
+                                                 "coef_eV": [0.0] * truth.n_coef}))(frames)
+    rng = np.random.default_rng(5)
+    for a, b in zip(frames, base):
+        e, f, s = evaluate(truth, a)
+        a.calc = SinglePointCalculator(a, energy=b["energy"] + e + rng.normal() * 1.0,
+                                       forces=b["forces"] + f + rng.normal(size=f.shape) * 0.01,
+                                       stress=b["stress"] + s)
+    picked = {}
+    for metric, key in (("loss", "cv_loss"), ("force", "cv_force_rmse_eV_A")):
+        st = DeltaFitSettings(h_A=0.4, lmax=3, lambdas=(1e-4, 1e-2, 1.0, 1e2, 1e4),
+                              cv_folds=3, cv_metric=metric)
+        _, rec = fit_delta(frames, None, st, log=lambda *_: None)
+        assert rec["cv_metric"] == metric
+        assert rec["lambda"] == min(rec["lambda_scan"], key=lambda r: r[key])["lambda"]
+        picked[metric] = rec["lambda"]
+    assert picked["loss"] != picked["force"]
+    with pytest.raises(FitError) as err:
+        fit_delta(frames, None, DeltaFitSettings(h_A=0.4, lmax=3, cv_metric="r2"),
+                  log=lambda *_: None)
+    assert err.value.field == "cv_metric"
