@@ -327,7 +327,9 @@ def main(argv=None) -> int:
                         "default: the baseline's own charges")
     p.add_argument("--delta-cv-metric", choices=("loss", "force"), default="loss",
                    help="what cross-validation minimises to pick lambda and the charges: the "
-                        "weighted objective (energies, forces, stresses) or the force RMSE")
+                        "weighted objective (energies, forces, stresses) or the force RMSE. "
+                        "'force' picks weaker regularisation; check the refit's own 0 GPa "
+                        "glasses (plan-next) before using it: F8 collapsed (docs/dft.md)")
     p.add_argument("--delta-ace-min-support", type=int, default=200,
                    help="ACE blocks need this many centre atoms in the training data")
     p.add_argument("--learning-curve", action="store_true",

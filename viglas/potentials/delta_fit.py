@@ -62,7 +62,8 @@ class DeltaFitSettings:
     seed: int = 0
     #: what cross-validation minimises to pick λ (and the baseline charges): "loss", the
     #: weighted objective of the fit (energies, forces, stresses), or "force", the force
-    #: RMSE alone (the accuracy the issue asks for; energies then fit less tightly)
+    #: RMSE alone (the accuracy the issue asks for; energies then fit less tightly and
+    #: the weaker λ it picks can leave deep unlabelled wells: F8 in docs/dft.md)
     cv_metric: str = "loss"
 
 
