@@ -343,7 +343,7 @@ def fit_delta_charges(train: Sequence[Atoms], baseline: Any,
                       ) -> tuple[DeltaModel, dict, Any]:
     """Fit the correction on top of each baseline of :func:`baseline_with_charges`
     (``charges``: (charge scale, alkali charge) pairs) and keep the one with the lowest
-    cross-validation loss, the same criterion that picks λ. The Coulomb term reaches
+    cross-validation metric (``settings.cv_metric``), the criterion that also picks λ. The Coulomb term reaches
     beyond the correction's cutoff, so its charges are the one part of the long-range
     physics the local correction cannot absorb. Returns the model, its fit record (with
     ``charge_scan``) and the chosen baseline parameters."""
@@ -361,7 +361,9 @@ def fit_delta_charges(train: Sequence[Atoms], baseline: Any,
             best = (cv[key], model, rec, base)
     _, model, rec, base = best
     rec["charge_scan"] = scan
+    from viglas.chemistry import ALKALI
+
     rec["charge_scale"], rec["alkali_charge"] = base.charge_scale, next(
-        (base.charges[s] for s in ("Li", "Na") if s in base.charges), None)
+        (base.charges[s] for s in ALKALI if s in base.charges), None)
     model.meta["fit"] = rec
     return model, rec, base
