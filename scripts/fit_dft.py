@@ -465,11 +465,12 @@ def main(argv=None) -> int:
         if prm is None:
             continue
         report["crystals"][label] = {}
+        # one folder per parameter set: a checkpoint of another set never blocks
+        ident = _set_ident(prm)
         for name in ("LiAlCl4", "NaAlCl4"):
             try:
-                # one folder per parameter set: a checkpoint of another set never blocks
                 report["crystals"][label][name] = crystal_check(
-                    prm, name, npt_ps=args.crystal_ps, workdir=wd / label / _set_ident(prm))
+                    prm, name, npt_ps=args.crystal_ps, workdir=wd / label / ident)
             except Exception as exc:  # noqa: BLE001 - report, keep going
                 report["crystals"][label][name] = {"error": f"{type(exc).__name__}: {exc}"}
             _log(f"{label} {name}: {report['crystals'][label][name]}")
@@ -477,7 +478,7 @@ def main(argv=None) -> int:
         if comps:
             report.setdefault("glasses_0GPa", {})[label] = {}
         for comp in comps:
-            r = glass_check(prm, comp, workdir=wd / label / _set_ident(prm) / "glass")
+            r = glass_check(prm, comp, workdir=wd / label / ident / "glass")
             report["glasses_0GPa"][label][comp] = r
             _log(f"{label} {comp} melt-quench at 0 GPa: {r}")
     Path(args.report).write_text(json.dumps(report, indent=1))
