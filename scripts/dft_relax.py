@@ -24,6 +24,7 @@ classical sets (shipped default, `dft-delta`) and compares.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -44,12 +45,17 @@ def _safe(label: str) -> str:
     return label.replace("/", "__")
 
 
-def _snapshot(label: str):
+@functools.lru_cache(maxsize=1)
+def _dataset() -> dict:
+    """The labelled frames by label (read once per process)."""
     from viglas.potentials.dft_fit import load_dataset
 
-    for a in load_dataset():
-        if a.info.get("label") == label:
-            return a
+    return {a.info.get("label"): a for a in load_dataset()}
+
+
+def _snapshot(label: str):
+    if label in _dataset():
+        return _dataset()[label]
     raise SystemExit(f"label {label!r}: not in the DFT dataset (see "
                      f"`python scripts/dft_labels.py status`); give a labelled frame's "
                      f"`label` key")
@@ -70,9 +76,9 @@ def _path_frames(label: str):
 
 
 def cmd_run(args) -> None:
+    import numpy as np
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
-    import numpy as np
     from ase.optimize import BFGS
 
     from viglas.potentials.dft import code_versions, make_gpaw, resolve_settings
