@@ -181,6 +181,10 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
                           ace_pmax=args.delta_ace_pmax, ace_pairs=args.delta_ace_pairs,
                           ace_ridge=args.delta_ace_ridge,
                           ace_min_support=args.delta_ace_min_support,
+                          ace_kappa_per_A=args.delta_ace_kappa,
+                          ace_r0_mode=args.delta_ace_r0_mode,
+                          ace_r0_margin_A=args.delta_ace_r0_margin,
+                          ace_ridge_floor=args.delta_ace_ridge_floor,
                           cv_metric=args.delta_cv_metric,
                           **({"lambdas": tuple(float(x) for x in args.delta_lambdas.split(","))}
                              if args.delta_lambdas else {}))
@@ -316,6 +320,19 @@ def main(argv=None) -> int:
                    help="cutoff (A) of the body-order-3 ACE term (delta_ace); 0 = off")
     p.add_argument("--delta-ace-nr", type=int, default=4, help="ACE radial functions")
     p.add_argument("--delta-ace-pmax", type=int, default=3, help="ACE highest cos power")
+    p.add_argument("--delta-ace-r0-mode", choices=("global", "pair"), default="global",
+                   help="where the ACE radial range starts: 'global' (1 A for every pair) "
+                        "or 'pair' (each pair's shortest training distance)")
+    p.add_argument("--delta-ace-r0-margin", type=float, default=0.5,
+                   help="'pair' mode: the ACE range starts this far (A) below the pair's "
+                        "shortest training distance")
+    p.add_argument("--delta-ace-ridge-floor", type=float, default=0.0,
+                   help="floor of each ACE column's ridge scale, times the median ACE "
+                        "column scale (0 = own scale only; rarely activated columns then "
+                        "go unregularised)")
+    p.add_argument("--delta-ace-kappa", type=float, default=0.0,
+                   help="ACE radial transform (1/A): 0 = splines uniform in r; > 0 = "
+                        "uniform in 1 - exp(-kappa (r - r0)), finer in the first shell")
     p.add_argument("--delta-ace-pairs", choices=("opposite", "all"), default="opposite",
                    help="ACE neighbour channels: opposite-class only, or all species")
     p.add_argument("--delta-ace-ridge", type=float, default=1.0,

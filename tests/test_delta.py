@@ -173,21 +173,33 @@ def test_shipped_delta_set_by_name_if_present():
     assert np.isfinite(a.get_potential_energy()) and a.get_forces().shape == (len(a), 3)
 
 
-def _ace_model(a, pairs="opposite", seed=1, scale=0.02):
+def _ace_model(a, pairs="opposite", seed=1, scale=0.02, kappa=0.0, r0_mode="global"):
     m = new_model([a], DeltaFitSettings(h_A=0.4, lmax=3, ace_rc_A=5.0, ace_nr=3,
-                                        ace_pmax=3, ace_pairs=pairs))
+                                        ace_pmax=3, ace_pairs=pairs, ace_kappa_per_A=kappa,
+                                        ace_r0_mode=r0_mode))
     m.coef = np.random.default_rng(seed).normal(size=m.n_coef) * scale
     return m
 
 
-@pytest.mark.parametrize("pairs", ["opposite", "all"])
-def test_ace_term_forces_stress_and_design_rows_are_exact(pairs):
+@pytest.mark.parametrize("pairs, kappa, r0_mode", [
+    ("opposite", 0.0, "global"), ("all", 0.0, "global"), ("all", 0.8, "pair")])
+def test_ace_term_forces_stress_and_design_rows_are_exact(pairs, kappa, r0_mode):
     """The body-order-3 ACE block: forces and stress are the derivatives of its energy,
-    the design rows give the evaluation, and the energy is rotation invariant."""
+    the design rows give the evaluation, and the energy is rotation invariant; also
+    with the splines on the transformed distance (kappa > 0)."""
     from scipy.spatial.transform import Rotation
 
     a = _oxychloride(seed=4)
-    m = _ace_model(a, pairs)
+    m = _ace_model(a, pairs, kappa=kappa, r0_mode=r0_mode)
+    if r0_mode == "pair":  # every pair's range starts at its shortest distance here
+        # each pair's ACE range starts 0.5 A below its shortest distance (0.05 A grid),
+        # never below ace_r0 and never within 1 A of the cutoff
+        from viglas.potentials.delta_fit import min_pair_distances
+
+        t = m.ace_r0_table
+        want = np.floor((min_pair_distances([a], m.species, m.ace_rc) - 0.5) / 0.05) * 0.05
+        want = np.where((want > m.ace_r0) & (want < m.ace_rc - 1.0), want, m.ace_r0)
+        assert np.allclose(t, want) and len(np.unique(t)) >= 6
     assert m.use_ace and len(m.ace_blocks) > 0
     n_plain = new_model([a], DeltaFitSettings(h_A=0.4, lmax=3)).n_coef
     assert m.n_coef > n_plain
@@ -204,12 +216,18 @@ def test_ace_term_forces_stress_and_design_rows_are_exact(pairs):
     assert np.abs(ef[ace_cols]).max() > 0
 
 
-def test_ace_model_file_round_trip(tmp_path):
+@pytest.mark.parametrize("kappa, r0_mode", [(0.0, "global"), (0.8, "pair")])
+def test_ace_model_file_round_trip(tmp_path, kappa, r0_mode):
     a = _oxychloride(seed=6)
-    m = _ace_model(a)
+    m = _ace_model(a, kappa=kappa, r0_mode=r0_mode)
     p = save_delta_file(m, None, tmp_path / "ace.json")
     calc = DeltaIonicPotential(p)
     assert calc.model.use_ace and calc.model.n_coef == m.n_coef
+    assert calc.model.ace_kappa == kappa
+    assert np.array_equal(calc.model.ace_r0_table, m.ace_r0_table)
+    # the transform changes the energy (it is not silently dropped)
+    if kappa:
+        assert evaluate(_ace_model(a), a)[0] != pytest.approx(evaluate(m, a)[0], abs=1e-6)
     assert calc.model.ace_blocks == m.ace_blocks
     e0 = evaluate(m, a)[0]
     assert evaluate(calc.model, a)[0] == pytest.approx(e0, abs=1e-12)
@@ -217,7 +235,7 @@ def test_ace_model_file_round_trip(tmp_path):
 
 @pytest.mark.parametrize("key, value, field", [
     ("pairs", "oposite", "ace_pairs"), ("nr", 0, "ace_nr"), ("pmax", -1, "ace_pmax"),
-    ("r0_A", 6.0, "ace_r0")])
+    ("r0_A", 6.0, "ace_r0"), ("kappa_per_A", -0.5, "ace_kappa")])
 def test_bad_ace_settings_in_a_model_file_are_refused_by_name(tmp_path, key, value, field):
     """A misspelt neighbour-channel name used to act as 'opposite' without a word; every
     ACE setting of a model file is now checked and the error names the field."""
@@ -315,3 +333,27 @@ def test_cv_metric_picks_lambda_by_its_own_column():
         fit_delta(frames, None, DeltaFitSettings(h_A=0.4, lmax=3, cv_metric="r2"),
                   log=lambda *_: None)
     assert err.value.field == "cv_metric"
+
+
+def test_ace_ridge_floor_regularises_rarely_activated_columns():
+    """Each ACE column's ridge follows its own data scale, floored at ``ace_floor``
+    times the median ACE scale: a column the training data hardly activates (a rare
+    close contact) must not get a vanishing ridge, the others keep their own."""
+    from viglas.potentials.delta_fit import _ace_columns, _penalty
+
+    a = _oxychloride(seed=4)
+    m = _ace_model(a, "all", kappa=0.5, r0_mode="pair")
+    ace = np.flatnonzero(_ace_columns(m))
+    diag = np.ones(m.n_coef)
+    diag[ace] = np.geomspace(1e-9, 1e3, len(ace))
+    med = float(np.median(diag[ace]))
+    own = np.diag(_penalty(m, 1e-3, diag, ace_ridge=2.0))
+    floored = np.diag(_penalty(m, 1e-3, diag, ace_ridge=2.0, ace_floor=0.1))
+    # without a floor the rarest column gets a ridge as small as its data
+    assert own[ace[0]] == pytest.approx(2.0 * 1e-9)
+    assert floored[ace[0]] == pytest.approx(2.0 * 0.1 * med)
+    big = ace[diag[ace] > 0.1 * med]
+    assert np.allclose(floored[big], 2.0 * diag[big]) and np.allclose(own[big], floored[big])
+    # columns outside the ACE block are untouched
+    other = np.setdiff1d(np.arange(m.n_coef), ace)
+    assert np.array_equal(own[other], floored[other])

@@ -96,6 +96,12 @@ class DeltaModel:
     ace_pmax: int = 3
     ace_pairs: str = "opposite"
     ace_blocks: list | None = None
+    #: radial distance transform of the ACE splines (1/Å): 0 = splines uniform in r;
+    #: > 0 = uniform in 1 - exp(-kappa (r - r0)), finer in the first shell
+    ace_kappa: float = 0.0
+    #: per element pair start of the ACE radial range (Å, symmetric, 0 = ``ace_r0``);
+    #: None = ``ace_r0`` for every pair
+    ace_r0_pair: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.species)
@@ -105,6 +111,8 @@ class DeltaModel:
         self.r3 = np.asarray(self.r3, float).reshape(n, n)
         self.emb_hi = (np.zeros(n) if self.emb_hi is None
                        else np.asarray(self.emb_hi, float).reshape(n))
+        if self.ace_r0_pair is not None:
+            self.ace_r0_pair = np.asarray(self.ace_r0_pair, float).reshape(n, n)
         if self.rc <= 0 or self.h <= 0 or self.w < 0 or self.lmax < 0:
             raise FitError("bad delta geometry", field="rc/h/w/lmax",
                            value=(self.rc, self.h, self.w, self.lmax),
@@ -127,6 +135,10 @@ class DeltaModel:
         if self.ace_rc < 0:
             raise FitError("ACE cutoff must be >= 0 (0 = no ACE block)", field="ace_rc",
                            value=self.ace_rc)
+        if not self.ace_kappa >= 0:
+            raise FitError("ACE radial transform must be >= 0 (0 = uniform splines)",
+                           field="ace_kappa", value=self.ace_kappa,
+                           allowed=">= 0 1/Å (e.g. 0.5-1)")
         if self.ace_rc == 0:
             return
         for name, value, low in (("ace_nr", self.ace_nr, 1), ("ace_pmax", self.ace_pmax, 0)):
@@ -135,6 +147,11 @@ class DeltaModel:
         if not 0 < self.ace_r0 < self.ace_rc:
             raise FitError("ACE radial range must satisfy 0 < r0 < rc", field="ace_r0",
                            value=self.ace_r0, allowed=f"0 < r0 < {self.ace_rc:g} (ace_rc)")
+        r0t = self.ace_r0_table
+        if np.any(r0t >= self.ace_rc) or np.any(r0t <= 0):
+            raise FitError("ACE pair radial range must satisfy 0 < r0 < rc",
+                           field="ace_r0_pair", value=float(r0t.max()),
+                           allowed=f"0 < r0 < {self.ace_rc:g} (ace_rc)")
 
     # column layout: [mu (n species)] [pair splines] [3-body]
     def _build_layout(self) -> None:
@@ -204,6 +221,15 @@ class DeltaModel:
         return out
 
     @property
+    def ace_r0_table(self) -> np.ndarray:
+        """Start (Å) of the ACE radial range for every element pair."""
+        n = len(self.species)
+        t = np.full((n, n), float(self.ace_r0))
+        if self.ace_r0_pair is not None:
+            t = np.where(self.ace_r0_pair > 0, self.ace_r0_pair, t)
+        return np.ascontiguousarray(t)
+
+    @property
     def use_ace(self) -> bool:
         return self.ace_rc > 0 and bool(self.ace_blocks)
 
@@ -236,6 +262,12 @@ class DeltaModel:
             "emb_hi": {sp[t]: float(self.emb_hi[t]) for t in range(n) if self.emb_hi[t] > 0},
             **({"ace": {"rc_A": self.ace_rc, "r0_A": self.ace_r0, "nr": self.ace_nr,
                         "pmax": self.ace_pmax, "pairs": self.ace_pairs,
+                        **({"kappa_per_A": self.ace_kappa} if self.ace_kappa else {}),
+                        **({"r0_pair_A": {
+                            f"{sp[a]}-{sp[b]}": float(self.ace_r0_pair[a, b])
+                            for a in range(n) for b in range(a, n)
+                            if self.ace_r0_pair[a, b] > 0}}
+                           if self.ace_r0_pair is not None else {}),
                         "blocks": [[sp[c], sp[a], sp[b]] for c, a, b in self.ace_blocks]}}
                if self.use_ace else {}),
             "coef_eV": None if self.coef is None else [float(x) for x in self.coef],
@@ -251,12 +283,15 @@ class DeltaModel:
         n = len(sp)
         idx = {s: k for k, s in enumerate(sp)}
 
-        def table(key):
+        def table_of(entries):
             t = np.zeros((n, n))
-            for name, v in d.get(key, {}).items():
+            for name, v in entries.items():
                 a, b = name.split("-")
                 t[idx[a], idx[b]] = t[idx[b], idx[a]] = float(v)
             return t
+
+        def table(key):
+            return table_of(d.get(key, {}))
 
         return cls(species=sp, pair_lo=table("pair_lo_A"), rc=float(d["rc_A"]),
                    h=float(d["h_A"]), w=float(d["w_A"]), r3=table("r3_A"),
@@ -267,6 +302,9 @@ class DeltaModel:
                    **({"ace_rc": float(d["ace"]["rc_A"]), "ace_r0": float(d["ace"]["r0_A"]),
                        "ace_nr": int(d["ace"]["nr"]), "ace_pmax": int(d["ace"]["pmax"]),
                        "ace_pairs": str(d["ace"]["pairs"]),
+                       "ace_kappa": float(d["ace"].get("kappa_per_A", 0.0)),
+                       "ace_r0_pair": (table_of(d["ace"]["r0_pair_A"])
+                                       if "r0_pair_A" in d["ace"] else None),
                        "ace_blocks": [[idx[c], idx[a], idx[b]] for c, a, b in d["ace"]["blocks"]]}
                       if d.get("ace") else {}))
 
@@ -595,8 +633,9 @@ def _call(model: DeltaModel, atoms, fit: bool, nl=None, types=None):
         ex, deg, wm = mono
         e += ace_kernel()(pos, cell, i, j, np.ascontiguousarray(S, dtype=np.int64), types,
                           len(model.species), model.ace_mask, model.ace_off,
-                          float(model.ace_r0), float(model.ace_rc), int(model.ace_nr),
-                          int(model.ace_pmax), ex, deg, wm, coef, fit, ef, ff, vf, f, v)
+                          model.ace_r0_table, float(model.ace_rc), int(model.ace_nr),
+                          int(model.ace_pmax), float(model.ace_kappa), ex, deg, wm, coef,
+                          fit, ef, ff, vf, f, v)
     if overflow:
         raise CalculatorError("more than 64 first-shell neighbours on one atom",
                               field="positions", value=len(atoms),

@@ -193,10 +193,18 @@ def _kernel(numba):
     bspline, pair_rows, pair_force = require_kernel(kernel_helpers())
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def basis(r, u0, u1, u2, r0, h, nr, pmax, ex, bv, bd, px, py, pz, mv):
+    def basis(r, u0, u1, u2, r0, h, kap, tz, nr, pmax, ex, bv, bd, px, py, pz, mv):
         """One neighbour's radial splines (bv, bd per unit t) and the monomials of its
-        unit vector (mv), from the power tables px, py, pz."""
-        t = (r - r0) / h
+        unit vector (mv), from the power tables px, py, pz. Returns dt/dr: the spline
+        coordinate is t = (r - r0) / h (kap = 0) or the transformed distance
+        t = (nr + 3) (1 - exp(-kap (r - r0))) / tz (kap > 0, tz = 1 - exp(-kap (rc - r0)))."""
+        if kap > 0.0:
+            ek = math.exp(-kap * (r - r0))
+            t = (nr + 3) * (1.0 - ek) / tz
+            dtdr = (nr + 3) * kap * ek / tz
+        else:
+            t = (r - r0) / h
+            dtdr = 1.0 / h
         for k in range(nr):
             bv[k], bd[k] = bspline(t - k)
         px[0] = 1.0
@@ -208,6 +216,7 @@ def _kernel(numba):
             pz[e] = pz[e - 1] * u2
         for m in range(ex.shape[0]):
             mv[m] = px[ex[m, 0]] * py[ex[m, 1]] * pz[ex[m, 2]]
+        return dtdr
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg):
@@ -226,11 +235,18 @@ def _kernel(numba):
             mg[m, 2] = (g2 - pd * u2) / r
 
     @numba.njit(cache=True, nogil=True, fastmath=True)
-    def kernel(pos, cell, ii, jj, SS, types, nsp, mask, off, r0, rc, nr, pmax, ex, deg,
-               wm, coef, fit, efeat, ffeat, vfeat, forces, virial):
+    def kernel(pos, cell, ii, jj, SS, types, nsp, mask, off, r0t, rc, nr, pmax, kap, ex,
+               deg, wm, coef, fit, efeat, ffeat, vfeat, forces, virial):
         n = pos.shape[0]
         nm = ex.shape[0]
-        h = (rc - r0) / (nr + 3)
+        # radial range [r0t[a, b], rc] per element pair (symmetric table)
+        ht = np.empty((nsp, nsp))
+        tzt = np.ones((nsp, nsp))
+        for a in range(nsp):
+            for b in range(nsp):
+                ht[a, b] = (rc - r0t[a, b]) / (nr + 3)
+                if kap > 0.0:
+                    tzt[a, b] = 1.0 - math.exp(-kap * (rc - r0t[a, b]))
         # ---- full neighbour lists (CSR) of the allowed channels, r0 < r < rc
         npair = ii.shape[0]
         dv = np.empty((npair, 4))
@@ -246,7 +262,7 @@ def _kernel(numba):
             dv[p, 1] = d1
             dv[p, 2] = d2
             dv[p, 3] = r
-            if r <= r0 or r >= rc:
+            if r <= r0t[types[i], types[j]] or r >= rc:
                 continue
             if mask[types[i], types[j]]:
                 cnt[i + 1] += 1
@@ -260,7 +276,7 @@ def _kernel(numba):
         fill = cnt[:n].copy()
         for p in range(npair):
             r = dv[p, 3]
-            if r <= r0 or r >= rc:
+            if r <= r0t[types[ii[p]], types[jj[p]]] or r >= rc:
                 continue
             i = ii[p]
             j = jj[p]
@@ -318,7 +334,8 @@ def _kernel(numba):
                 u0 = nbd[q, 0] / r
                 u1 = nbd[q, 1] / r
                 u2 = nbd[q, 2] / r
-                basis(r, u0, u1, u2, r0, h, nr, pmax, ex, bv, bd, px, py, pz, mv)
+                dtdr = basis(r, u0, u1, u2, r0t[c, s], ht[c, s], kap, tzt[c, s], nr, pmax,
+                             ex, bv, bd, px, py, pz, mv)
                 for k in range(nr):
                     b = bv[k]
                     if b != 0.0:
@@ -328,7 +345,7 @@ def _kernel(numba):
                     _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg)
                     for k in range(nr):
                         b = bv[k]
-                        db = bd[k] / h
+                        db = bd[k] * dtdr
                         for m in range(nm):
                             D[x, k, m, 0] = db * u0 * mv[m] + b * mg[m, 0]
                             D[x, k, m, 1] = db * u1 * mv[m] + b * mg[m, 1]
@@ -376,7 +393,8 @@ def _kernel(numba):
                     u0 = d0 / r
                     u1 = d1 / r
                     u2 = d2 / r
-                    basis(r, u0, u1, u2, r0, h, nr, pmax, ex, bv, bd, px, py, pz, mv)
+                    dtdr = basis(r, u0, u1, u2, r0t[c, s], ht[c, s], kap, tzt[c, s], nr,
+                                 pmax, ex, bv, bd, px, py, pz, mv)
                     _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg)
                     gr = 0.0  # radial part (times mv), along u
                     g0 = 0.0
@@ -393,7 +411,7 @@ def _kernel(numba):
                         g0 += Gm * mg[m, 0]
                         g1 += Gm * mg[m, 1]
                         g2 += Gm * mg[m, 2]
-                    gr /= h
+                    gr *= dtdr
                     g0 += gr * u0
                     g1 += gr * u1
                     g2 += gr * u2

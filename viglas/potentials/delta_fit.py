@@ -55,9 +55,21 @@ class DeltaFitSettings:
     ace_pmax: int = 3
     ace_pairs: str = "opposite"
     ace_min_support: int = 1
+    ace_kappa_per_A: float = 0.0
+    #: "global": the ACE radial range starts at ace_r0_A for every pair; "pair": at the
+    #: pair's shortest distance in the training data less ace_r0_margin_A (not below
+    #: ace_r0_A), so no ACE spline reaches far below what was labelled for that pair
+    ace_r0_mode: str = "global"
+    #: how far below a pair's shortest training distance its ACE range starts ("pair"
+    #: mode): the first spline grows from zero as (r - r0)^3, so the closest labelled
+    #: contacts need some distance from r0 to be seen with weight
+    ace_r0_margin_A: float = 0.5
     lambdas: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
     ridge_eps: float = 1e-3
     ace_ridge: float = 1.0
+    #: floor of the ACE ridge scale, as a fraction of the median ACE column scale
+    #: (0 = each column's own scale only; see _penalty)
+    ace_ridge_floor: float = 0.0
     cv_folds: int = 5
     seed: int = 0
     #: what cross-validation minimises to pick λ (and the baseline charges): "loss", the
@@ -117,7 +129,18 @@ def new_model(frames: Sequence[Atoms], settings: DeltaFitSettings | None = None,
                       emb_nk=s.emb_nk if hi is not None else 0, emb_hi=hi,
                       emb_kmin=s.emb_kmin, ace_rc=s.ace_rc_A, ace_r0=s.ace_r0_A,
                       ace_nr=s.ace_nr, ace_pmax=s.ace_pmax, ace_pairs=s.ace_pairs,
-                      ace_blocks=blocks)
+                      ace_blocks=blocks, ace_kappa=s.ace_kappa_per_A,
+                      ace_r0_pair=_ace_r0_pair(s, dmin) if s.ace_rc_A > 0 else None)
+
+
+def _ace_r0_pair(s: DeltaFitSettings, dmin: np.ndarray) -> np.ndarray | None:
+    if s.ace_r0_mode == "global":
+        return None
+    if s.ace_r0_mode != "pair":
+        raise FitError("unknown ACE radial-range mode", field="ace_r0_mode",
+                       value=s.ace_r0_mode, allowed="global, pair")
+    lo = np.floor((dmin - s.ace_r0_margin_A) / 0.05) * 0.05
+    return np.where((dmin > 0) & (lo > s.ace_r0_A) & (lo < s.ace_rc_A - 1.0), lo, 0.0)
 
 
 def max_local_density(frames: Sequence[Atoms], species: list[str], rc: float) -> np.ndarray:
@@ -166,12 +189,16 @@ def frame_system(model: DeltaModel, frames: Sequence[Atoms], base: list[dict[str
 
 
 def _penalty(model: DeltaModel, eps: float, diag: np.ndarray | None = None,
-             ace_ridge: float = 1.0) -> np.ndarray:
+             ace_ridge: float = 1.0, ace_floor: float = 0.0) -> np.ndarray:
     """The regulariser as a (P, P) matrix: second differences of every pair spline
     (squared) + an ``eps`` ridge (a much weaker one on the reference energies). The ACE
     columns (:mod:`viglas.potentials.delta_ace`, products of neighbour sums whose scales
     differ by orders of magnitude) get a ridge relative to their own data scale instead:
-    ``ace_ridge * diag_k`` with ``diag`` the mean squared design column per frame."""
+    ``ace_ridge * diag_k`` with ``diag`` the mean squared design column per frame,
+    floored at ``ace_floor`` times the median ACE column scale: a column the training
+    data hardly activates (a rare close contact) would otherwise get a ridge as small as
+    its data and a coefficient as large as it likes, which blows up in the first
+    configuration that activates it fully."""
     P = model.n_coef
     rows = []
     n = len(model.species)
@@ -191,7 +218,8 @@ def _penalty(model: DeltaModel, eps: float, diag: np.ndarray | None = None,
     # element is missing from a cross-validation fold
     if model.use_ace and diag is not None:
         cols = np.flatnonzero(_ace_columns(model))
-        ridge[cols] = ace_ridge * np.maximum(diag[cols], 1e-12)
+        floor = ace_floor * float(np.median(diag[cols])) if ace_floor > 0 else 0.0
+        ridge[cols] = ace_ridge * np.maximum(diag[cols], max(floor, 1e-12))
     M[np.diag_indices(P)] += ridge
     return M
 
@@ -243,7 +271,7 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
         fAty[fold[k]] += A.T @ y
     tot_AtA = sum(fAtA.values())
     tot_Aty = sum(fAty.values())
-    R = _penalty(model, s.ridge_eps, np.diag(tot_AtA) / nf, s.ace_ridge)
+    R = _penalty(model, s.ridge_eps, np.diag(tot_AtA) / nf, s.ace_ridge, s.ace_ridge_floor)
     scan = []
     for lam in s.lambdas:
         se, sl, cnt = 0.0, 0.0, 0
@@ -273,7 +301,11 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
                            "three_body": s.three_body, "r3_margin_A": s.r3_margin_A,
                            "ace_rc_A": s.ace_rc_A, "ace_r0_A": s.ace_r0_A, "ace_nr": s.ace_nr,
                            "ace_pmax": s.ace_pmax, "ace_pairs": s.ace_pairs,
-                           "ace_ridge": s.ace_ridge, "ace_min_support": s.ace_min_support},
+                           "ace_ridge": s.ace_ridge, "ace_ridge_floor": s.ace_ridge_floor,
+                           "ace_min_support": s.ace_min_support,
+                           "ace_kappa_per_A": s.ace_kappa_per_A,
+                           "ace_r0_mode": s.ace_r0_mode,
+                           "ace_r0_margin_A": s.ace_r0_margin_A},
               # the exact training set (labels of the plan), so the fit can be redone
               "train_labels": [str(a.info.get("label", "")) for a in train]}
     model.meta.update({"fit": record})
