@@ -4,6 +4,9 @@
     python scripts/dft_labels.py plan                 # sample candidates (ionic MD, ~1 min)
     python scripts/dft_labels.py plan-next --round 1 --params FITTED.yaml
                                                       # sample with a refitted set at 0 GPa
+    python scripts/dft_labels.py plan-crystals --round 14 --params FITTED.json
+                                                      # the crystals as a refitted set
+                                                      # relaxes them (training frames)
     python scripts/dft_labels.py plan-small --round 2 # ~21-atom training cells (cheap)
     python scripts/dft_labels.py label [--hours 2]    # label them, resumable; run in the
                                                       # background, several at once is fine
@@ -131,6 +134,65 @@ def cmd_plan_next(args) -> None:
             out.append(f)
     write_frames(out, path)
     _log(f"{len(out)} round-{rnd} candidates in {path.relative_to(ROOT)}")
+
+
+def cmd_plan_crystals(args) -> None:
+    """Round n: the LiAlCl4 and NaAlCl4 prototype crystals as a *refitted* set relaxes
+    them at 0 GPa (cell and positions), and snapshots of NPT (300 K, 0 GPa) in the
+    unit cell from there. Their DFT pressures say whether the set's crystal minimum is
+    where PBE-D3 puts it; as training frames they teach the next fit that region (the
+    melts and glasses hardly visit it)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ase import Atoms
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    from viglas.md import run_md
+    from viglas.potentials.delta import make_potential
+    from viglas.potentials.dft_sampling import read_frames, write_frames
+    from viglas.structures import load_prototype
+
+    rnd = int(args.round)
+    path = DATA / f"candidates_round{rnd}.extxyz.gz"
+    existing = {a.info["label"]: a for a in read_frames(path)} if path.exists() else {}
+    out, pri = [], int(args.priority_base)
+    for ci, name in enumerate(("LiAlCl4", "NaAlCl4")):
+        seed = 10000 * rnd + ci
+        labels = [f"r{rnd}/{name}/crystal_relaxed/s{seed}"] + [
+            f"r{rnd}/{name}/crystal_npt300/s{seed}/{k}" for k in range(args.snapshots)]
+        if all(lab in existing for lab in labels):
+            out += [existing[lab] for lab in labels]
+            pri += len(labels)
+            continue
+        proto = load_prototype(name)
+        proto.info = {}
+        rho0 = float(proto.get_masses().sum()) / proto.get_volume() * 1.66053907
+        a = proto.copy()
+        a.calc = make_potential(args.params)
+        FIRE(FrechetCellFilter(a), logfile=None).run(fmax=0.01, steps=3000)
+        frames, x = [a], a
+        for k in range(args.snapshots):  # 2 ps to equilibrate, then 1 ps apart
+            x = run_md(x, make_potential(args.params), ensemble="npt",
+                       thermostat="langevin", temperature_K=300.0, pressure_GPa=0.0,
+                       timestep_fs=2.0, steps=1000 if k == 0 else 500, save_every=100,
+                       seed=seed + k, progress=False,
+                       workdir=ROOT / "runs" / f"dft-round{rnd}" / name / f"npt{k}").atoms
+            frames.append(x)
+        for lab, x in zip(labels, frames):
+            f = Atoms(x.numbers, positions=x.get_positions(wrap=True), cell=x.cell, pbc=True)
+            rho = float(f.get_masses().sum()) / f.get_volume() * 1.66053907
+            f.info.update(label=lab, composition=name,
+                          kind="crystal" if "relaxed" in lab else "crystal_rattle",
+                          t_K=0.0 if "relaxed" in lab else 300.0,
+                          density_factor=round(rho / rho0, 4), seed=seed, round=rnd,
+                          sampler=f"ionic:{Path(args.params).name}@0GPa", split="train",
+                          priority=pri, npt_density_g_cm3=round(rho, 4))
+            pri += 1
+            _log(f"sampled {lab}: {len(f)} atoms, {rho:.3f} g/cm3 "
+                 f"({100 * (rho / rho0 - 1):+.1f} % against the prototype)")
+            out.append(f)
+    write_frames(out, path)
+    _log(f"{len(out)} round-{rnd} crystal candidates in {path.relative_to(ROOT)}")
 
 
 def cmd_label(args) -> None:
@@ -318,6 +380,15 @@ def main(argv=None) -> int:
     a.add_argument("--priority-base", type=int, default=1000, help="labelling priority of "
                    "the first new frame (lower = earlier; round 0 uses 0-87)")
     a.set_defaults(fn=cmd_plan_next)
+    a = sub.add_parser("plan-crystals", help="the two prototype crystals as a refitted set "
+                       "relaxes them (and NPT 300 K snapshots from there)")
+    a.add_argument("--round", type=int, required=True)
+    a.add_argument("--params", required=True,
+                   help="refitted parameter file (ionic YAML or ionic+delta JSON)")
+    a.add_argument("--snapshots", type=int, default=1,
+                   help="NPT 300 K snapshots per crystal (unit cell, 1 ps apart)")
+    a.add_argument("--priority-base", type=int, default=-400)
+    a.set_defaults(fn=cmd_plan_crystals)
     a = sub.add_parser("plan-small", help="small (~21-atom) training cells of every "
                        "composition (cheap labels)")
     a.add_argument("--round", type=int, default=2)
