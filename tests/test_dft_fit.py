@@ -159,3 +159,36 @@ def test_relaxation_script_counts_former_coordination():
     s = mod._structure(a)
     assert s["al_coordination_mean"] == 3.5
     assert s["al_coordination_fraction"] == {"3": 0.5, "4": 0.5}
+
+
+def test_split_overrides_move_listed_labels_and_refuse_unknown_splits(tmp_path):
+    """A failed loop's glasses are planned as held-out frames; the overrides file moves
+    exactly the listed labels to training (the rest keep their plan split), and a
+    split other than train/valid is refused by field name."""
+    import json
+
+    from ase import Atoms
+
+    from viglas.errors import FitError
+    from viglas.potentials.dft_fit import split, split_overrides
+
+    frames = []
+    for k, sp in enumerate(["train", "valid", "valid", None]):
+        a = Atoms("H", positions=[[0, 0, 0]])
+        a.info["label"] = f"r{k}/x"
+        if sp:
+            a.info["split"] = sp
+        frames.append(a)
+    p = tmp_path / "ov.json"
+    p.write_text(json.dumps({"labels": {"r2/x": {"split": "train", "reason": "failed loop"}}}))
+    ov = split_overrides(p)
+    assert ov == {"r2/x": "train"}
+    tr, va = split(frames, ov)
+    assert [a.info["label"] for a in tr] == ["r0/x", "r2/x", "r3/x"]
+    assert [a.info["label"] for a in va] == ["r1/x"]
+    assert split(frames, {})[1] == frames[1:3]  # no overrides: the plan split
+    assert split_overrides(tmp_path / "none.json") == {}
+    p.write_text(json.dumps({"labels": {"r2/x": {"split": "test"}}}))
+    with pytest.raises(FitError) as err:
+        split_overrides(p)
+    assert err.value.field == "split"

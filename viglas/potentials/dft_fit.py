@@ -175,10 +175,41 @@ def score(frames: Sequence[Atoms], predictor: Predictor) -> dict[str, Any]:
     return out
 
 
-def split(frames: Sequence[Atoms]) -> tuple[list[Atoms], list[Atoms]]:
-    """(train, valid) by ``info["split"]``."""
-    train = [a for a in frames if a.info.get("split", "train") != "valid"]
-    valid = [a for a in frames if a.info.get("split") == "valid"]
+#: Labels whose plan split is overridden, with the reason (``data/dft/split_overrides.json``)
+SPLIT_OVERRIDES = DFT_DATA / "split_overrides.json"
+
+
+def split_overrides(path: str | Path | None = None) -> dict[str, str]:
+    """``{label: split}`` from the overrides file (``{"labels": {label: {"split": ...,
+    "reason": ...}}}``); empty when there is none. An unknown split is refused by name."""
+    import json
+
+    p = Path(path or SPLIT_OVERRIDES)
+    if not p.exists():
+        return {}
+    out = {}
+    for lab, rec in json.loads(p.read_text()).get("labels", {}).items():
+        if rec.get("split") not in ("train", "valid"):
+            raise FitError("a split override must be 'train' or 'valid'", field="split",
+                           value=rec.get("split"), allowed="train, valid",
+                           hint=f"{p}: {lab}")
+        out[lab] = rec["split"]
+    return out
+
+
+def split(frames: Sequence[Atoms], overrides: dict[str, str] | None = None
+          ) -> tuple[list[Atoms], list[Atoms]]:
+    """(train, valid) by ``info["split"]`` of the plan, except labels listed in
+    ``overrides`` (default: :data:`SPLIT_OVERRIDES`): a fit's own 0 GPa glasses are held
+    out when they are sampled, but those of a fit that failed its loop are where it was
+    wrong, and the next fit must learn them."""
+    ov = split_overrides() if overrides is None else overrides
+
+    def of(a):
+        return ov.get(str(a.info.get("label")), a.info.get("split", "train"))
+
+    train = [a for a in frames if of(a) != "valid"]
+    valid = [a for a in frames if of(a) == "valid"]
     return train, valid
 
 
