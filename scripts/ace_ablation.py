@@ -22,6 +22,16 @@ Variants (all share σ_E 10 meV/atom, σ_F 0.1 eV/Å, σ_S 0.5 GPa, 0.4 Å pair 
   capacity: how far training and held-out accuracy go when nothing holds it back.
 - ``ace-all-nr4``, ``ace-all-nr5``: as ``ace-all`` with 4 or 5 radial functions (finer
   radial resolution of the 1-5 Å shell).
+- ``ace-all-k05``: as ``ace-all`` with the splines uniform in 1 - exp(-0.5 (r - r0))
+  (finer in the first shell, coarser near the cutoff; same coefficient count);
+- ``ace-all-k05-pair``: + each pair's radial range starting 0.6 Å below its shortest
+  training distance (instead of 1 Å for every pair);
+- ``ace-all-pair-floor``: pair ranges + the ACE ridge floored at 30 x the median column
+  scale, uniform splines;
+- ``ace-all-k05-pair-floor``: all three (the form of F9 and F10 in docs/dft.md).
+
+``--charges 0.55:1.2`` puts the baseline's Coulomb charges where F7-F10 have them
+(:func:`viglas.potentials.delta_fit.baseline_with_charges`); default: the shipped set's.
 """
 
 from __future__ import annotations
@@ -48,6 +58,18 @@ VARIANTS = {
                       "ace_min_support": 1},
     "ace-all-nr4": {"ace_rc_A": 5.0, "ace_nr": 4, "ace_pairs": "all", "ace_min_support": 200},
     "ace-all-nr5": {"ace_rc_A": 5.0, "ace_nr": 5, "ace_pairs": "all", "ace_min_support": 200},
+    "ace-all-k05": {"ace_rc_A": 5.0, "ace_nr": 3, "ace_pairs": "all", "ace_min_support": 200,
+                    "ace_kappa_per_A": 0.5},
+    "ace-all-k05-pair": {"ace_rc_A": 5.0, "ace_nr": 3, "ace_pairs": "all",
+                         "ace_min_support": 200, "ace_kappa_per_A": 0.5,
+                         "ace_r0_mode": "pair", "ace_r0_margin_A": 0.6},
+    "ace-all-pair-floor": {"ace_rc_A": 5.0, "ace_nr": 3, "ace_pairs": "all",
+                           "ace_min_support": 200, "ace_r0_mode": "pair",
+                           "ace_r0_margin_A": 0.6, "ace_ridge_floor": 30.0},
+    "ace-all-k05-pair-floor": {"ace_rc_A": 5.0, "ace_nr": 3, "ace_pairs": "all",
+                               "ace_min_support": 200, "ace_kappa_per_A": 0.5,
+                               "ace_r0_mode": "pair", "ace_r0_margin_A": 0.6,
+                               "ace_ridge_floor": 30.0},
 }
 
 
@@ -58,6 +80,8 @@ def main(argv=None) -> int:
                                          "ace_ablation.json"))
     p.add_argument("--variants", default="no-ace,ace-opposite,ace-all,ace-all-s100")
     p.add_argument("--lambdas", default="0.3,1,3,10")
+    p.add_argument("--charges", default=None, metavar="SCALE:ALKALI",
+                   help="baseline Coulomb charges (e.g. 0.55:1.2); default: the shipped set's")
     args = p.parse_args(argv)
     names = [v for v in args.variants.split(",") if v]
     bad = [v for v in names if v not in VARIANTS]
@@ -71,6 +95,11 @@ def main(argv=None) -> int:
     frames = load_dataset()
     train, valid = split(frames)
     base = load_parameters(None)
+    if args.charges:
+        from viglas.potentials.delta_fit import baseline_with_charges
+
+        cs, qa = (float(x) for x in args.charges.split(":"))
+        base = baseline_with_charges(base, cs, qa, train)
     lambdas = tuple(float(x) for x in args.lambdas.split(","))
     out = {"n_train": len(train), "n_valid": len(valid),
            "settings_hash": frames[0].info.get("dft_settings_hash"),
