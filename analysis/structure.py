@@ -56,11 +56,13 @@ def _cutoff(cutoffs: Mapping[str, float] | None, a: str, b: str) -> float | None
 
 def bridging_oxygen(atoms, formers: Iterable[str] = FORMERS,
                     cutoffs: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Fractions of O bonded to 0 (free), 1 (non-bridging) and >= 2 (bridging) formers."""
+    """Fractions of O bonded to 0 (free), 1 (non-bridging) and >= 2 (bridging) formers,
+    and among the bridging ones those bonded to >= 3 formers (``tricluster_O_fraction``,
+    OM3 triclusters: the O of a denser, more connected network)."""
     from ase.neighborlist import neighbor_list
 
     formers = tuple(formers)
-    tot = np.zeros(3)
+    tot = np.zeros(4)
     for at in _frames(atoms):
         syms = np.array(at.get_chemical_symbols())
         io = np.where(syms == "O")[0]
@@ -75,10 +77,11 @@ def bridging_oxygen(atoms, formers: Iterable[str] = FORMERS,
             if c:
                 ok |= m & (syms[j] == f) & (d <= c)
         n = np.bincount(i[ok], minlength=len(at))[io]
-        tot += [np.sum(n == 0), np.sum(n == 1), np.sum(n >= 2)]
-    f = tot / tot.sum()
+        tot += [np.sum(n == 0), np.sum(n == 1), np.sum(n >= 2), np.sum(n >= 3)]
+    f = tot / tot[:3].sum()
     return {"free_O_fraction": float(f[0]), "non_bridging_O_fraction": float(f[1]),
-            "bridging_O_fraction": float(f[2]), "n_O": int(tot.sum())}
+            "bridging_O_fraction": float(f[2]), "tricluster_O_fraction": float(f[3]),
+            "n_O": int(tot[:3].sum())}
 
 
 @dataclass

@@ -135,6 +135,7 @@ def _relax_classical(atoms, params: str, fmax: float, steps: int):
 def _structure(atoms) -> dict:
     import numpy as np
 
+    from viglas.analysis.structure import bridging_oxygen
     from viglas.potentials.validate import mean_coordination
 
     sym = atoms.get_chemical_symbols()
@@ -152,12 +153,13 @@ def _structure(atoms) -> dict:
         bonds = r[r < c["cutoffs_A"][lig]]
         out[f"al_{lig.lower()}_per_al"] = round(len(bonds) / len(al), 3)
         out[f"al_{lig.lower()}_bond_A"] = round(float(bonds.mean()), 3) if len(bonds) else None
-        if lig == "O":  # O by the number of Al it bonds to: 1 non-bridging, 2 bridging,
-            # 3 a tricluster (same cutoff as the coordination)
-            n_al = (r < c["cutoffs_A"]["O"]).sum(axis=0)
-            out["o_by_al_neighbours_fraction"] = {
-                str(k): round(float(np.mean(n_al == k)), 3) for k in range(0, 4)
-                if np.any(n_al == k)}
+        if lig == "O":  # O by the Al it bonds to (same cutoff as the coordination)
+            bo = bridging_oxygen(atoms, ("Al",), {"Al-O": c["cutoffs_A"]["O"]})
+            frac = {"0": bo["free_O_fraction"], "1": bo["non_bridging_O_fraction"],
+                    "2": bo["bridging_O_fraction"] - bo["tricluster_O_fraction"],
+                    "3": bo["tricluster_O_fraction"]}
+            out["o_by_al_neighbours_fraction"] = {k: round(v, 3) for k, v in frac.items()
+                                                  if v > 0}
     return out
 
 

@@ -160,6 +160,7 @@ def test_network_clusters_wrap_detection():
     assert bridging_oxygen(a)["bridging_O_fraction"] == 1.0
     bo = bridging_oxygen(b)
     assert bo["bridging_O_fraction"] == 0.5 and bo["free_O_fraction"] == 0.5
+    assert bridging_oxygen(a)["tricluster_O_fraction"] == 0.0
     s = spanning_summary([0.1, 0.1, 0.3, 0.3], [False, True, True, True], [0.4, 0.6, 1.0, 0.9])
     assert s["spanning_probability"] == [0.5, 1.0]
 
@@ -172,3 +173,18 @@ def test_rdf_and_coordination_of_a_crystal():
     assert abs(r[np.argmax(g)] - 2.82) < 0.06
     cn = coordination_numbers(a, "Na", "Cl", 3.2)
     assert cn["mean"] == 6.0 and cn["std"] == 0.0
+
+
+def test_bridging_oxygen_counts_triclusters():
+    """An O bonded to three formers is bridging and also an OM3 tricluster; one bonded
+    to two is bridging only."""
+    from ase import Atoms
+
+    from viglas.analysis.structure import bridging_oxygen
+
+    pos = [[5, 5, 5], [6.8, 5, 5], [4.1, 6.56, 5], [4.1, 3.44, 5],  # O + 3 Al at 1.8 A
+           [12, 5, 5], [13.8, 5, 5], [10.2, 5, 5]]  # O + 2 Al
+    a = Atoms("OAl3OAl2", positions=pos, cell=[20, 20, 20], pbc=True)
+    bo = bridging_oxygen(a, ("Al",))
+    assert bo["bridging_O_fraction"] == 1.0 and bo["tricluster_O_fraction"] == 0.5
+    assert bo["n_O"] == 2
