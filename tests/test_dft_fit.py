@@ -192,3 +192,27 @@ def test_split_overrides_move_listed_labels_and_refuse_unknown_splits(tmp_path):
     with pytest.raises(FitError) as err:
         split_overrides(p)
     assert err.value.field == "split"
+
+
+def test_compare_fits_scores_every_fit_on_one_frame_set(tmp_path):
+    """scripts/compare_fits.py: the same file under two names scores identically, the
+    excluded rounds leave the frame set, and a malformed argument is refused by name."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "compare_fits.py"
+    spec = importlib.util.spec_from_file_location("compare_fits", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "c.json"
+    mod.main(["A=dft-delta", "B=dft-delta", "--exclude-rounds", "12,13", "--json", str(out)])
+    d = json.loads(out.read_text())
+    assert d["fits"]["A"] == {**d["fits"]["B"], "file": "dft-delta"}
+    assert d["n_frames"] == len(d["labels"]) > 0
+    assert not [lab for lab in d["labels"] if lab.startswith(("r12/", "r13/"))]
+    assert 0.5 < d["fits"]["A"]["force_r2"] < 1.0
+    with pytest.raises(SystemExit, match="NAME=FILE"):
+        mod.main(["dft-delta"])
+    with pytest.raises(SystemExit, match="exclude-rounds"):
+        mod.main(["A=dft-delta", "--exclude-rounds", "x"])
