@@ -9,7 +9,8 @@ different times (with different held-out sets) compare like for like.
     python scripts/compare_fits.py NAME=FILE [NAME=FILE ...] [--exclude-rounds 12,13]
                                    [--json viglas/potentials/data/dft/samplers/compare.json]
 
-``FILE`` is an ionic+delta JSON file or a shipped name (``dft-delta``). The held-out
+``FILE`` is an ionic+delta JSON file or shipped name (``dft-delta``), or a plain ionic
+parameter set (YAML file, or ``default`` for the shipped CHGNet-fitted set). The held-out
 split is the one ``fit_dft.py`` uses (plan split plus ``data/dft/split_overrides.json``).
 """
 
@@ -45,9 +46,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"--exclude-rounds: '{args.exclude_rounds}' is not a list of "
                          "integers (e.g. 12,13)") from None
 
-    from viglas.potentials.delta import DeltaModel, load_delta_file
+    from viglas.potentials import load_parameters
+    from viglas.potentials.delta import DeltaModel, is_delta_file, load_delta_file
     from viglas.potentials.delta_fit import delta_predictor
-    from viglas.potentials.dft_fit import load_dataset, score, split
+    from viglas.potentials.dft_fit import ionic_predictor, load_dataset, score, split
     from viglas.potentials.parameters import IonicParameters
 
     _, valid = split(load_dataset())
@@ -57,9 +59,12 @@ def main(argv=None) -> int:
            "command": "python scripts/compare_fits.py " + " ".join(argv or sys.argv[1:]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fits": {}}
     for name, path in pairs:
-        d = load_delta_file(path)
-        pred = delta_predictor(DeltaModel.from_dict(d["delta"]),
-                               IonicParameters.model_validate(d["baseline"]))
+        if is_delta_file(path):
+            d = load_delta_file(path)
+            pred = delta_predictor(DeltaModel.from_dict(d["delta"]),
+                                   IonicParameters.model_validate(d["baseline"]))
+        else:  # a plain ionic set (None = the shipped default)
+            pred = ionic_predictor(load_parameters(None if path == "default" else path))
         s = score(frames, pred)
         row = {"file": str(path),
                "force_r2_by_composition": {c: round(v["force_r2"], 3)
