@@ -167,25 +167,41 @@ def _baseline(frames: Sequence[Atoms], baseline: Any) -> list[dict[str, Any]]:
     return ionic_predictor(baseline)(list(frames))
 
 
+def _row_weights(n: int, s: DeltaFitSettings) -> tuple[float, float, float]:
+    """Weights of the energy, force and stress rows of an ``n``-atom frame."""
+    return (1.0 / (s.sigma_E_eV_atom * n), 1.0 / (s.sigma_F_eV_A * np.sqrt(3 * n)),
+            1.0 / (s.sigma_S_GPa / EV_A3_TO_GPA * np.sqrt(6)))
+
+
+def frame_design(model: DeltaModel, frames: Sequence[Atoms],
+                 settings: DeltaFitSettings) -> list[np.ndarray]:
+    """Weighted design block A_f per frame (rows: energy, forces, stress). It does not
+    depend on the baseline, only the targets (:func:`frame_targets`) do."""
+    As = []
+    for a in frames:
+        wE, wF, wS = _row_weights(len(a), settings)
+        ef, ff, sf = design_rows(model, a)
+        As.append(np.vstack([wE * ef[None, :], wF * ff.reshape(3 * len(a), -1), wS * sf]))
+    return As
+
+
+def frame_targets(frames: Sequence[Atoms], base: list[dict[str, Any]],
+                  settings: DeltaFitSettings) -> list[np.ndarray]:
+    """Weighted targets y_f per frame: the labels minus the baseline ``base``."""
+    ys = []
+    for a, b in zip(frames, base):
+        r = a.calc.results
+        wE, wF, wS = _row_weights(len(a), settings)
+        ys.append(np.concatenate([[wE * (float(r["energy"]) - float(b["energy"]))],
+                                  wF * (np.asarray(r["forces"]) - b["forces"]).ravel(),
+                                  wS * (np.asarray(r["stress"]) - b["stress"])]))
+    return ys
+
+
 def frame_system(model: DeltaModel, frames: Sequence[Atoms], base: list[dict[str, Any]],
                  settings: DeltaFitSettings) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Weighted design blocks (A_f, y_f) per frame (rows: energy, forces, stress)."""
-    s = settings
-    As, ys = [], []
-    for a, b in zip(frames, base):
-        r = a.calc.results
-        n = len(a)
-        ef, ff, sf = design_rows(model, a)
-        wE = 1.0 / (s.sigma_E_eV_atom * n)
-        wF = 1.0 / (s.sigma_F_eV_A * np.sqrt(3 * n))
-        wS = 1.0 / (s.sigma_S_GPa / EV_A3_TO_GPA * np.sqrt(6))
-        A = np.vstack([wE * ef[None, :], wF * ff.reshape(3 * n, -1), wS * sf])
-        y = np.concatenate([[wE * (float(r["energy"]) - float(b["energy"]))],
-                            wF * (np.asarray(r["forces"]) - b["forces"]).ravel(),
-                            wS * (np.asarray(r["stress"]) - b["stress"])])
-        As.append(A)
-        ys.append(y)
-    return As, ys
+    return frame_design(model, frames, settings), frame_targets(frames, base, settings)
 
 
 def _penalty(model: DeltaModel, eps: float, diag: np.ndarray | None = None,
@@ -240,13 +256,23 @@ def _solve(AtA: np.ndarray, Aty: np.ndarray, Pm: np.ndarray, lam: float) -> np.n
         return np.linalg.lstsq(M, Aty, rcond=None)[0]
 
 
-def fit_delta(train: Sequence[Atoms], baseline: Any = None,
-              settings: DeltaFitSettings | None = None, log=print,
-              species: list[str] | None = None) -> tuple[DeltaModel, dict]:
-    """Fit the correction to ``train`` on top of the ionic ``baseline`` (parameter set,
-    path or None = shipped default; ``species``: elements to cover, default those in
-    ``train``). Returns the model and a fit record (λ scan)."""
-    s = settings or DeltaFitSettings()
+@dataclass
+class _DeltaSystem:
+    """What a fit needs that does not depend on the baseline: the model geometry, the
+    weighted design blocks, the cross-validation folds with their normal matrices and
+    the regulariser. Built once; :func:`_fit_targets` solves it for one baseline."""
+
+    model: DeltaModel
+    train: list
+    settings: DeltaFitSettings
+    As: list
+    fold: np.ndarray
+    fAtA: dict
+    tot_AtA: np.ndarray
+    R: np.ndarray
+
+
+def _build_system(train: Sequence[Atoms], s: DeltaFitSettings, species, log) -> _DeltaSystem:
     if s.cv_metric not in CV_METRICS:
         raise FitError("unknown cross-validation metric", field="cv_metric",
                        value=s.cv_metric, allowed=", ".join(CV_METRICS))
@@ -256,33 +282,42 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
                        allowed=">= 3 labelled frames")
     model = new_model(train, s, species)
     log(f"delta model: {len(model.species)} elements, {model.n_coef} coefficients")
-    base = _baseline(train, baseline)
-    As, ys = frame_system(model, train, base, s)
+    As = frame_design(model, train, s)
     nf = len(train)
     rng = np.random.default_rng(s.seed)
     fold = rng.permutation(nf) % max(2, min(s.cv_folds, nf))
-    folds = np.unique(fold)
-    # normal equations per fold (P x P each, not per frame: the ACE block makes P large)
+    # normal matrices per fold (P x P each, not per frame: the ACE block makes P large)
     P = model.n_coef
-    fAtA = {f: np.zeros((P, P)) for f in folds}
-    fAty = {f: np.zeros(P) for f in folds}
-    for k, (A, y) in enumerate(zip(As, ys)):
+    fAtA = {f: np.zeros((P, P)) for f in np.unique(fold)}
+    for k, A in enumerate(As):
         fAtA[fold[k]] += A.T @ A
-        fAty[fold[k]] += A.T @ y
     tot_AtA = sum(fAtA.values())
-    tot_Aty = sum(fAty.values())
     R = _penalty(model, s.ridge_eps, np.diag(tot_AtA) / nf, s.ace_ridge, s.ace_ridge_floor)
+    return _DeltaSystem(model, train, s, As, fold, fAtA, tot_AtA, R)
+
+
+def _fit_targets(sy: _DeltaSystem, ys: list[np.ndarray], log) -> tuple[DeltaModel, dict]:
+    """Cross-validated λ scan and final solve of ``sy`` for the targets ``ys``; returns
+    a fitted copy of the model and the fit record."""
+    import copy
+
+    s, train, As, fold = sy.settings, sy.train, sy.As, sy.fold
+    nf = len(train)
+    fAty = {f: np.zeros(sy.model.n_coef) for f in sy.fAtA}
+    for k, (A, y) in enumerate(zip(As, ys)):
+        fAty[fold[k]] += A.T @ y
+    tot_Aty = sum(fAty.values())
     scan = []
     for lam in s.lambdas:
         se, sl, cnt = 0.0, 0.0, 0
-        for f in folds:
+        for f in sy.fAtA:
             out = np.flatnonzero(fold == f)
-            c = _solve(tot_AtA - fAtA[f], tot_Aty - fAty[f], R, lam)
+            c = _solve(sy.tot_AtA - sy.fAtA[f], tot_Aty - fAty[f], sy.R, lam)
             for k in out:
                 n = len(train[k])
                 res = As[k] @ c - ys[k]
                 sl += float(res @ res)  # the weighted objective (energy, forces, stress)
-                wF = 1.0 / (s.sigma_F_eV_A * np.sqrt(3 * n))
+                wF = _row_weights(n, s)[1]
                 se += float(np.sum((res[1:1 + 3 * n] / wF) ** 2))
                 cnt += 3 * n
         rmse = float(np.sqrt(se / cnt))
@@ -290,7 +325,8 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
                      "cv_force_rmse_eV_A": round(rmse, 4)})
         log(f"  lambda {lam:g}: CV loss {sl / nf:.3f}, CV force RMSE {rmse:.4f} eV/A")
     best = min(scan, key=lambda x: x[CV_METRICS[s.cv_metric]])
-    model.coef = _solve(tot_AtA, tot_Aty, R, best["lambda"])
+    model = copy.deepcopy(sy.model)
+    model.coef = _solve(sy.tot_AtA, tot_Aty, sy.R, best["lambda"])
     record = {"lambda": best["lambda"], "lambda_scan": scan, "n_train_frames": nf,
               "cv_metric": s.cv_metric,
               "n_coefficients": model.n_coef,
@@ -310,6 +346,17 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
               "train_labels": [str(a.info.get("label", "")) for a in train]}
     model.meta.update({"fit": record})
     return model, record
+
+
+def fit_delta(train: Sequence[Atoms], baseline: Any = None,
+              settings: DeltaFitSettings | None = None, log=print,
+              species: list[str] | None = None) -> tuple[DeltaModel, dict]:
+    """Fit the correction to ``train`` on top of the ionic ``baseline`` (parameter set,
+    path or None = shipped default; ``species``: elements to cover, default those in
+    ``train``). Returns the model and a fit record (λ scan)."""
+    s = settings or DeltaFitSettings()
+    sy = _build_system(train, s, species, log)
+    return _fit_targets(sy, frame_targets(sy.train, _baseline(sy.train, baseline), s), log)
 
 
 def delta_predictor(model: DeltaModel, baseline: Any = None):
@@ -381,9 +428,14 @@ def fit_delta_charges(train: Sequence[Atoms], baseline: Any,
     ``charge_scan``) and the chosen baseline parameters."""
     scan, best = [], None
     key = CV_METRICS.get(settings.cv_metric, "cv_loss")
+    # the design and the fold normal matrices do not depend on the charges: build them
+    # once, and solve per candidate baseline (only the targets change)
+    sy = _build_system(train, settings, None, log=lambda *_: None)
     for cs, qa in charges:
-        base = baseline_with_charges(baseline, cs, qa, train)
-        model, rec = fit_delta(train, base, settings, log=lambda *_: None)
+        base = baseline_with_charges(baseline, cs, qa, sy.train)
+        model, rec = _fit_targets(
+            sy, frame_targets(sy.train, _baseline(sy.train, base), settings),
+            log=lambda *_: None)
         cv = min(rec["lambda_scan"], key=lambda x: x[key])
         scan.append({"charge_scale": cs, "alkali_charge": qa, "lambda": rec["lambda"],
                      "cv_loss": cv["cv_loss"], "cv_force_rmse_eV_A": cv["cv_force_rmse_eV_A"]})
