@@ -19,7 +19,10 @@ body order 3 (the "power spectrum"), with element-resolved neighbour channels::
   cosine; powers 0..pmax span the same functions as Legendre P_0..P_pmax).
 - ``R_n``: ``nr`` uniform cubic B-splines with supports inside ``[r0, rc]`` (so the term
   and its first two derivatives vanish at both ends: nothing acts below ``r0``, where
-  the ionic walls alone hold atoms apart).
+  the ionic walls alone hold atoms apart). Uniform in ``r``, or (``kappa > 0``) in
+  ``1 - exp(-kappa (r - r0))``, which puts more resolution into the first shell.
+  ``r0`` may differ per element pair (the model's ``ace_r0_table``: each pair's range
+  then starts just below its closest contact in the training data).
 - Neighbour channels: by default only neighbours of the opposite class (anions around a
   cation, cations around an anion): the polyhedra and the bridges, and the field that
   polarises an anion. ``pairs = "all"`` adds same-class neighbours.
