@@ -46,11 +46,9 @@ def main(argv=None) -> int:
         raise SystemExit(f"--exclude-rounds: '{args.exclude_rounds}' is not a list of "
                          "integers (e.g. 12,13)") from None
 
-    from viglas.potentials import load_parameters
-    from viglas.potentials.delta import DeltaModel, is_delta_file, load_delta_file
-    from viglas.potentials.delta_fit import delta_predictor
+    from viglas.potentials.delta import is_delta_file
+    from viglas.potentials.delta_fit import delta_file_predictor
     from viglas.potentials.dft_fit import ionic_predictor, load_dataset, score, split
-    from viglas.potentials.parameters import IonicParameters
 
     _, valid = split(load_dataset())
     frames = [a for a in valid if int(a.info.get("round", 0)) not in skip]
@@ -59,12 +57,9 @@ def main(argv=None) -> int:
            "command": "python scripts/compare_fits.py " + " ".join(argv or sys.argv[1:]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fits": {}}
     for name, path in pairs:
-        if is_delta_file(path):
-            d = load_delta_file(path)
-            pred = delta_predictor(DeltaModel.from_dict(d["delta"]),
-                                   IonicParameters.model_validate(d["baseline"]))
-        else:  # a plain ionic set (None = the shipped default)
-            pred = ionic_predictor(load_parameters(None if path == "default" else path))
+        # an ionic+delta file, or a plain ionic set ("default" = the shipped one)
+        pred = (delta_file_predictor(path)[1] if is_delta_file(path)
+                else ionic_predictor(path))
         s = score(frames, pred)
         row = {"file": str(path),
                "force_r2_by_composition": {c: round(v["force_r2"], 3)

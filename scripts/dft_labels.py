@@ -151,6 +151,7 @@ def cmd_plan_crystals(args) -> None:
     from viglas.potentials.delta import make_potential
     from viglas.potentials.dft_sampling import read_frames, write_frames
     from viglas.structures import load_prototype
+    from viglas.units import density_g_cm3
 
     rnd = int(args.round)
     path = DATA / f"candidates_round{rnd}.extxyz.gz"
@@ -166,7 +167,7 @@ def cmd_plan_crystals(args) -> None:
             continue
         proto = load_prototype(name)
         proto.info = {}
-        rho0 = float(proto.get_masses().sum()) / proto.get_volume() * 1.66053907
+        rho0 = density_g_cm3(proto.get_masses().sum(), proto.get_volume())
         a = proto.copy()
         a.calc = make_potential(args.params)
         FIRE(FrechetCellFilter(a), logfile=None).run(fmax=0.01, steps=3000)
@@ -180,7 +181,7 @@ def cmd_plan_crystals(args) -> None:
             frames.append(x)
         for lab, x in zip(labels, frames):
             f = Atoms(x.numbers, positions=x.get_positions(wrap=True), cell=x.cell, pbc=True)
-            rho = float(f.get_masses().sum()) / f.get_volume() * 1.66053907
+            rho = density_g_cm3(f.get_masses().sum(), f.get_volume())
             f.info.update(label=lab, composition=name,
                           kind="crystal" if "relaxed" in lab else "crystal_rattle",
                           t_K=0.0 if "relaxed" in lab else 300.0,

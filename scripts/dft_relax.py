@@ -165,6 +165,7 @@ def _structure(atoms) -> dict:
 
 def cmd_report(args) -> None:
     from viglas.potentials.dft import read_labels
+    from viglas.units import density_g_cm3
 
     rows = []
     for p in sorted(OUT.glob("*.extxyz.gz")):
@@ -173,8 +174,8 @@ def cmd_report(args) -> None:
         start = _snapshot(label)
         row = {"label": label, "composition": start.info.get("composition"),
                "sampler": start.info.get("sampler"), "n_atoms": len(start),
-               "density_g_cm3": round(float(start.get_masses().sum() / start.get_volume()
-                                            * 1.66054), 3),
+               "density_g_cm3": round(density_g_cm3(start.get_masses().sum(),
+                                                    start.get_volume()), 3),
                "dft_steps": len(path) - 1,
                "dft_final_fmax_eV_A": round(float(path[-1].info["fmax_eV_A_now"]), 3),
                "dft_relaxation_energy_meV_atom": round(

@@ -41,6 +41,7 @@ def _log(msg: str) -> None:
 
 
 from viglas.md import melt_quench, run_md  # noqa: E402
+from viglas.units import density_g_cm3  # noqa: E402
 
 
 def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int = 0):
@@ -58,7 +59,7 @@ def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int 
     mass = float(proto.get_masses().sum())
 
     def rho(a):
-        return mass / a.get_volume() * 1.66053907
+        return density_g_cm3(mass, a.get_volume())
 
     matcher = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5)
     ref = AseAtomsAdaptor.get_structure(proto)
@@ -109,7 +110,7 @@ def glass_check(params, comp: str, *, workdir: Path, seed: int = 0, n_atoms: int
 
     start = build_glass(comp, n_atoms, method="substitution", seed=seed)
     start.info = {}
-    rho0 = float(start.get_masses().sum()) / start.get_volume() * 1.66053907
+    rho0 = density_g_cm3(start.get_masses().sum(), start.get_volume())
     try:
         mq = melt_quench(start, make_potential(params), t_melt_K=t_melt_K, t_final_K=300.0,
                          hold_ps=hold_ps, cool_rate_K_ps=cool_rate_K_ps, pressure_GPa=0.0,
@@ -117,7 +118,7 @@ def glass_check(params, comp: str, *, workdir: Path, seed: int = 0, n_atoms: int
     except ViglasError as exc:
         return {"boiled_or_failed": True, "error": str(exc), "start_density_g_cm3": rho0}
     a = mq.atoms
-    rho = float(a.get_masses().sum()) / a.get_volume() * 1.66053907
+    rho = density_g_cm3(a.get_masses().sum(), a.get_volume())
     return {"boiled_or_failed": False, "start_density_g_cm3": round(rho0, 4),
             "glass_density_g_cm3": round(rho, 4), "t_melt_K": t_melt_K,
             "cool_rate_K_ps": cool_rate_K_ps, "n_atoms": len(a),
@@ -126,13 +127,10 @@ def glass_check(params, comp: str, *, workdir: Path, seed: int = 0, n_atoms: int
 
 def score_delta_file(path, train, valid, report: dict) -> None:
     """Score an existing ionic+delta file (no refit) on the current labels."""
-    from viglas.potentials.delta import DeltaModel, load_delta_file
-    from viglas.potentials.delta_fit import delta_predictor
+    from viglas.potentials.delta_fit import delta_file_predictor
     from viglas.potentials.dft_fit import score
 
-    d = load_delta_file(path)
-    model = DeltaModel.from_dict(d["delta"])
-    pred = delta_predictor(model, d["baseline"])
+    model, pred = delta_file_predictor(path)
     fit = dict(model.meta.get("fit", {}))
     fit.pop("lambda_scan", None)
     report["delta_fit"] = {**fit, "model_file": _rel(path), "scored_without_refit": True}

@@ -112,7 +112,7 @@ def new_model(frames: Sequence[Atoms], settings: DeltaFitSettings | None = None,
     s = settings or DeltaFitSettings()
     sp = species or sorted({x for a in frames for x in a.get_chemical_symbols()})
     dmin = min_pair_distances(frames, sp, s.rc_A)
-    lo = np.where(dmin > 0, np.floor((dmin - s.lo_margin_A) / 0.05) * 0.05, 0.0)
+    lo = np.where(dmin > 0, _start_below(dmin, s.lo_margin_A), 0.0)
     lo = np.where((lo > 0) & (lo < s.rc_A - 4 * s.h_A), lo, 0.0)
     r3 = default_r3(sp, s.r3_margin_A) if s.three_body else np.zeros((len(sp), len(sp)))
     hi = (s.emb_headroom * max_local_density(frames, sp, s.emb_rc_A)
@@ -133,13 +133,20 @@ def new_model(frames: Sequence[Atoms], settings: DeltaFitSettings | None = None,
                       ace_r0_pair=_ace_r0_pair(s, dmin) if s.ace_rc_A > 0 else None)
 
 
+def _start_below(dmin: np.ndarray, margin: float) -> np.ndarray:
+    """Where a pair's fitted range starts: ``margin`` below its shortest training
+    distance, floored to the 0.05 Å grid (the grid keeps model files stable when a few
+    frames are added)."""
+    return np.floor((dmin - margin) / 0.05) * 0.05
+
+
 def _ace_r0_pair(s: DeltaFitSettings, dmin: np.ndarray) -> np.ndarray | None:
     if s.ace_r0_mode == "global":
         return None
     if s.ace_r0_mode != "pair":
         raise FitError("unknown ACE radial-range mode", field="ace_r0_mode",
                        value=s.ace_r0_mode, allowed="global, pair")
-    lo = np.floor((dmin - s.ace_r0_margin_A) / 0.05) * 0.05
+    lo = _start_below(dmin, s.ace_r0_margin_A)
     return np.where((dmin > 0) & (lo > s.ace_r0_A) & (lo < s.ace_rc_A - 1.0), lo, 0.0)
 
 
@@ -359,6 +366,16 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
     return _fit_targets(sy, frame_targets(sy.train, _baseline(sy.train, baseline), s), log)
 
 
+def delta_file_predictor(path: Any) -> tuple[DeltaModel, Any]:
+    """The model of an ionic+delta file (path or shipped name) and its predictor:
+    the file's own ionic baseline plus the correction."""
+    from viglas.potentials.delta import load_delta_file
+
+    d = load_delta_file(path)
+    model = DeltaModel.from_dict(d["delta"])
+    return model, delta_predictor(model, d["baseline"])
+
+
 def delta_predictor(model: DeltaModel, baseline: Any = None):
     """Predictor (for :func:`viglas.potentials.dft_fit.score`) of ionic + correction."""
     from viglas.potentials.delta import evaluate
@@ -427,10 +444,10 @@ def fit_delta_charges(train: Sequence[Atoms], baseline: Any,
     physics the local correction cannot absorb. Returns the model, its fit record (with
     ``charge_scan``) and the chosen baseline parameters."""
     scan, best = [], None
-    key = CV_METRICS.get(settings.cv_metric, "cv_loss")
     # the design and the fold normal matrices do not depend on the charges: build them
     # once, and solve per candidate baseline (only the targets change)
     sy = _build_system(train, settings, None, log=lambda *_: None)
+    key = CV_METRICS[settings.cv_metric]  # checked by _build_system
     for cs, qa in charges:
         base = baseline_with_charges(baseline, cs, qa, sy.train)
         model, rec = _fit_targets(
