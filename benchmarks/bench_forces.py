@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
             if args.three_body:
                 from viglas.potentials import load_parameters
 
-                d3 = load_parameters("default")
+                d3 = load_parameters("chgnet-ionic")
                 d0 = d3.model_copy(update={"three_body": {}})
                 runs = [("default_3b", d3), ("default_no3b", d0)]
                 for key, prm in runs if rep % 2 == 0 else runs[::-1]:  # alternate the order

@@ -10,7 +10,7 @@ different times (with different held-out sets) compare like for like.
                                    [--json viglas/potentials/data/dft/samplers/compare.json]
 
 ``FILE`` is an ionic+delta JSON file or shipped name (``dft-delta``), or a plain ionic
-parameter set (YAML file, or ``default`` for the shipped CHGNet-fitted set). The held-out
+parameter set (YAML file, or ``chgnet-ionic`` for the shipped CHGNet-fitted set). The held-out
 split is the one ``fit_dft.py`` uses (plan split plus ``data/dft/split_overrides.json``).
 """
 
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
            "command": "python scripts/compare_fits.py " + " ".join(argv or sys.argv[1:]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fits": {}}
     for name, path in pairs:
-        # an ionic+delta file, or a plain ionic set ("default" = the shipped one)
+        # an ionic+delta file (or "default" = dft-delta), or a plain ionic set
         pred = (delta_file_predictor(path)[1] if is_delta_file(path)
                 else ionic_predictor(path))
         s = score(frames, pred)

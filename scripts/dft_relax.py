@@ -18,7 +18,7 @@ potentials.
 ``viglas/potentials/data/dft/relaxed/<label>.extxyz.gz`` as it goes; a killed run
 resumes from the last step written (the BFGS Hessian starts afresh). Needs the `dft`
 extra. `report` needs only the core install: it relaxes the start snapshots with the
-classical sets (shipped default, `dft-delta`) and compares.
+classical sets (`chgnet-ionic`, `dft-delta`) and compares.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def cmd_report(args) -> None:
                    1000 * (path[-1].get_potential_energy() - path[0].get_potential_energy())
                    / len(start), 1),
                "snapshot": _structure(start), "dft_relaxed": _structure(path[-1])}
-        for name, params in (("default_relaxed", "default"), ("dft_delta_relaxed", "dft-delta")):
+        for name, params in (("default_relaxed", "chgnet-ionic"), ("dft_delta_relaxed", "dft-delta")):
             row[name] = _structure(_relax_classical(start, params, args.fmax, 300))
         rows.append(row)
         _log(f"{label}: Al CN snapshot {row['snapshot']['al_coordination_mean']}, "

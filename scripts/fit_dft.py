@@ -6,11 +6,11 @@
                               [--reference-models chgnet,sevennet] [--crystal-ps 10]
 
 1. Loads the labels (scripts/dft_labels.py), splits them by whole MD runs (plan
-   ``split``), scores the shipped default set, CHGNet 0.3.0 and SevenNet-0 on the same
+   ``split``), scores the plain ``chgnet-ionic`` set, CHGNet 0.3.0 and SevenNet-0 on the same
    frames (per composition: force RMSE and R², stress RMSE, pressure bias, energy
    differences).
 2. Fits the ionic set to the training frames (forces, stress, energy differences),
-   starting from the shipped default (``--initial``), and scores it the same way.
+   starting from ``chgnet-ionic`` (``--initial``), and scores it the same way.
 3. Crystal checks of each set: LiAlCl4 and NaAlCl4 relaxed at 0 GPa (positions and
    cell) and held NPT at 300 K, 0 GPa; density and whether the structure is still the
    prototype's (pymatgen StructureMatcher).
@@ -197,7 +197,7 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
     else:
         model, rec = fit_delta(train, base, st, log=_log)
     rec.update(reference="gpaw-pbe-d3bj", settings_hash=report["settings_hash"],
-               n_valid_frames=len(valid), baseline=str(args.initial or "default"),
+               n_valid_frames=len(valid), baseline=str(args.initial or "chgnet-ionic"),
                command="python scripts/fit_dft.py " + " ".join(sys.argv[1:]),
                date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                fit_seconds=round(time.time() - t0, 1))

@@ -191,8 +191,9 @@ def test_ctrl_c_prints_the_interrupted_line_and_the_rerun_says_it_resumed(tmp_pa
 
 def test_melt_quench_defaults_are_safe_and_long_runs_say_how_long(tmp_path, capsys,
                                                                    monkeypatch):
-    """Item 9: the melt-quench default pressure is the presets' 0.5 GPa (the fitted
-    ionic set boils some melts at 0 GPa); the command states its length up front; MD
+    """Item 9: the melt-quench default pressure is the presets' 0 GPa (the default
+    potential, dft-delta, holds every preset melt together there; chgnet-ionic needed
+    0.5 GPa); the command states its length up front; MD
     writing to a pipe or log prints plain progress lines with the time left."""
     import inspect
 
@@ -200,8 +201,8 @@ def test_melt_quench_defaults_are_safe_and_long_runs_say_how_long(tmp_path, caps
     from viglas.config import MeltQuenchConfig
     from viglas.md import observers as md_mod
 
-    assert inspect.signature(md_cmd.melt_quench).parameters["pressure"].default.default == 0.5
-    assert MeltQuenchConfig().pressure_GPa == 0.5
+    assert inspect.signature(md_cmd.melt_quench).parameters["pressure"].default.default == 0.0
+    assert MeltQuenchConfig().pressure_GPa == 0.0
     from ase.build import bulk
     from ase.io import write
 
@@ -210,7 +211,7 @@ def test_melt_quench_defaults_are_safe_and_long_runs_say_how_long(tmp_path, caps
                    "--hold-ps", "0.05", "--cool-rate", "3000", "-o", str(tmp_path / "g.extxyz"))
     assert proc.returncode == 0, proc.stderr
     assert "plan" in proc.stderr and "steps of 1 fs" in proc.stderr and "min" in proc.stderr
-    assert "NPT at 0.5 GPa" in proc.stderr
+    assert "NPT at 0 GPa" in proc.stderr
     monkeypatch.setattr(md_mod.Progress, "PLAIN_EVERY_S", 0.0)
     bar = md_mod.Progress(True, 1000, 0, "MD nvt")  # stderr is captured: not a terminal
     bar.update(500)

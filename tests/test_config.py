@@ -82,18 +82,18 @@ def test_malformed_yaml_reports_line(tmp_path):
     assert "malformed YAML at line" in line and str(bad) in line and "\n" not in line
 
 
-@pytest.mark.parametrize("name", ["quick", "quick-dft", "laco", "naco", "sweep-oxygen",
-                                  "screen-formers"])
+@pytest.mark.parametrize("name", ["quick", "laco", "naco", "sweep-oxygen", "screen-formers"])
 def test_presets_load(name):
     cfg = load_config(ROOT / "configs" / f"{name}.yaml")
     assert isinstance(cfg, Config)
     assert cfg.compositions()
-    if name == "quick-dft":  # the DFT-grounded set by name, at 0 GPa, and it resolves
-        from viglas.potentials.delta import is_delta_file
+    # every preset runs the default potential, the DFT-grounded dft-delta, at 0 GPa
+    from viglas.potentials.delta import SHIPPED_DELTA, is_delta_file
 
-        assert cfg.calculator.params["parameters"] == "dft-delta"
-        assert is_delta_file("dft-delta")
-        assert cfg.melt_quench.pressure_GPa == 0.0
+    assert cfg.calculator.name == "ionic"
+    assert SHIPPED_DELTA[cfg.calculator.params["parameters"]] == SHIPPED_DELTA["dft-delta"]
+    assert is_delta_file(cfg.calculator.params["parameters"])
+    assert cfg.melt_quench.pressure_GPa == 0.0
     if name == "sweep-oxygen":
         assert cfg.kind == "oxygen_sweep" and len(cfg.compositions()) >= 4
     if name == "screen-formers":
@@ -128,3 +128,25 @@ def test_cli_subprocess_bad_configs(tmp_path, text, key):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
     assert key in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_default_potential_is_dft_delta_and_plain_default_is_refused():
+    """No parameters, or 'default', build the ionic+delta set fitted to PBE-D3; the
+    plain-set loader refuses 'default' by name and points to chgnet-ionic."""
+    from viglas.calculators import get_calculator
+    from viglas.potentials import load_parameters
+    from viglas.potentials.delta import DeltaIonicPotential, load_delta_file
+    from viglas.potentials.ionic import IonicPotential
+
+    shipped = load_delta_file("dft-delta")["delta"]["coef_eV"]
+    for params in ({}, {"parameters": "default"}, {"parameters": "dft-delta"}):
+        calc = get_calculator({"name": "ionic", "params": params})
+        assert isinstance(calc, DeltaIonicPotential)
+        assert list(calc.model.coef) == shipped
+    assert isinstance(get_calculator({"name": "ionic", "params": {"parameters": "chgnet-ionic"}}),
+                      IonicPotential)
+    assert load_parameters(None) == load_parameters("chgnet-ionic")
+    with pytest.raises(ConfigError) as exc:
+        load_parameters("default")
+    assert exc.value.field == "parameters" and "chgnet-ionic" in exc.value.one_line()
+    assert Config.model_fields["melt_quench"].default_factory().pressure_GPa == 0.0

@@ -212,7 +212,7 @@ def test_compare_fits_scores_every_fit_on_one_frame_set(tmp_path):
     assert d["n_frames"] == len(d["labels"]) > 0
     assert not [lab for lab in d["labels"] if lab.startswith(("r12/", "r13/"))]
     assert 0.5 < d["fits"]["A"]["force_r2"] < 1.0
-    mod.main(["plain=default", "--exclude-rounds", "12,13", "--json", str(out)])
+    mod.main(["plain=chgnet-ionic", "--exclude-rounds", "12,13", "--json", str(out)])
     assert json.loads(out.read_text())["fits"]["plain"]["force_r2"] < d["fits"]["A"]["force_r2"]
     with pytest.raises(SystemExit, match="NAME=FILE"):
         mod.main(["dft-delta"])

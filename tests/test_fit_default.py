@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from viglas.potentials.fit import CONTACT_A, is_cation_anion
-from viglas.potentials.parameters import default_parameters_path, load_parameters, pair_key
+from viglas.potentials.parameters import chgnet_ionic_path, load_parameters, pair_key
 from viglas.units import COULOMB_EV_A
 
 ELEMENTS = ("Li", "Na", "Al", "Ga", "In", "B", "Cl", "O")
 FORMAL = {"Li": 1, "Na": 1, "Al": 3, "Ga": 3, "In": 3, "B": 3, "Cl": -1, "O": -2}
-REPORT = default_parameters_path().with_name("default_report.json")
+REPORT = chgnet_ionic_path().with_name("chgnet_ionic_report.json")
 HELDOUT = Path(__file__).parent / "data" / "fit_heldout.extxyz"
 REQUIRED = ("LiAlCl4", "LiAlCl2.5O0.75", "NaAlCl2.5O0.75", "LiGaCl2.5O0.75",
             "LiInCl2.5O0.75", "LiBCl2.5O0.75")
@@ -120,7 +120,7 @@ def test_ionic_potential_reproduces_reported_heldout_errors(params):
 
 def test_default_has_the_angle_term_of_its_start_file(params):
     """Al/Ga/In/B carry the three-body term; Al and Ga at the k of default_start.yaml."""
-    start = load_parameters(default_parameters_path().with_name("default_start.yaml"))
+    start = load_parameters(chgnet_ionic_path().with_name("default_start.yaml"))
     assert set(params.three_body) == {"Al", "Ga", "In", "B"}
     for m, tb in params.three_body.items():
         s = start.three_body[m]

@@ -82,7 +82,7 @@ def test_pair_keys_are_canonicalised_and_errors_name_the_field():
 def test_default_parameters_missing_names_trial(monkeypatch, tmp_path):
     import viglas.potentials.parameters as mod
 
-    monkeypatch.setattr(mod, "default_parameters_path", lambda: tmp_path / "nope.yaml")
+    monkeypatch.setattr(mod, "chgnet_ionic_path", lambda: tmp_path / "nope.yaml")
     with pytest.raises(ConfigError) as exc:
         load_parameters(None)
     assert "trial" in exc.value.one_line()

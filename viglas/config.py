@@ -119,7 +119,9 @@ class CalculatorConfig(_Strict):
     """Which interatomic potential: ``name`` (ionic, chgnet, ...) and its ``params``.
 
     ``params`` are passed to ``viglas.calculators.get_calculator`` unchanged, e.g.
-    ``{parameters: default}`` for the fitted ionic potential, ``{model: 0.3.0}`` for CHGNet.
+    ``{parameters: default}`` (or no ``parameters``) for the default potential, the
+    ionic+delta set ``dft-delta`` fitted to PBE-D3; ``{parameters: chgnet-ionic}`` for
+    the plain ionic set fitted to CHGNet; ``{model: 0.3.0}`` for CHGNet itself.
     """
 
     name: str = "ionic"
@@ -191,9 +193,10 @@ class MeltQuenchConfig(_Strict):
     t_final_K: Temp_K = 300.0
     hold_ps: Time_ps = 5.0
     cool_rate_K_ps: Rate_K_ps = 100.0
-    pressure_GPa: Pressure_GPa = Field(0.5, description="NPT pressure of the melt-quench "
-                                       "(0.5 GPa: at 0 GPa the fitted ionic set boils some "
-                                       "melts at 1000 K, see default_report.json)")
+    pressure_GPa: Pressure_GPa = Field(0.0, description="NPT pressure of the melt-quench "
+                                       "(the default potential, dft-delta, holds every "
+                                       "preset melt together at 0 GPa, default_report.json; "
+                                       "the plain chgnet-ionic set needs 0.5 GPa)")
     timestep_fs: Time_fs = 1.0
     tg_min_cooling_ps: Time_ps = Field(
         20.0, description="fit Tg only when the cooling stage lasts at least this long; in a "

@@ -93,9 +93,10 @@ def md(
                                      "NAME.result.json)."),
     calculator: str = typer.Option("ionic", "--calculator", "-c", help=_CALC_HELP),
     parameters: str = typer.Option(None, "--parameters", "-p",
-                                   help="Ionic potential parameter file (viglas-ionic/1 YAML), "
-                                        "or 'trial' for the shipped trial set. Default: the "
-                                        "shipped fitted default."),
+                                   help="Ionic potential: 'default' (the default potential, "
+                                        "dft-delta, fitted to PBE-D3), 'chgnet-ionic' (plain "
+                                        "set fitted to CHGNet), 'trial', or a file (viglas-"
+                                        "ionic/1 YAML, ionic+delta JSON). Default: dft-delta."),
     ensemble: str = typer.Option("nvt", "--ensemble", "-e", help="nve, nvt or npt."),
     thermostat: str = typer.Option("langevin", "--thermostat",
                                    help="langevin, bussi (NVT only) or nose-hoover "
@@ -173,16 +174,17 @@ def melt_quench(
                                          "OUTPUT stem + '_mq.h5' next to OUTPUT)."),
     calculator: str = typer.Option("ionic", "--calculator", "-c", help=_CALC_HELP),
     parameters: str = typer.Option(None, "--parameters", "-p",
-                                   help="Ionic potential parameter file or 'trial'."),
+                                   help="Ionic potential: 'default' (dft-delta), "
+                                        "'chgnet-ionic', 'trial' or a parameter file."),
     t_melt: float = typer.Option(..., "--t-melt", help="Melt temperature in K."),
     t_final: float = typer.Option(300.0, "--t-final", help="Final temperature in K."),
     hold_ps: float = typer.Option(10.0, "--hold-ps", help="Time held at --t-melt, ps."),
     cool_rate: float = typer.Option(10.0, "--cool-rate", help="Cooling rate in K/ps."),
     heat_rate: float = typer.Option(1000.0, "--heat-rate",
                                     help="Heating rate from --t-final to --t-melt, K/ps."),
-    pressure: float = typer.Option(0.5, "--pressure", "-P",
-                                   help="Pressure in GPa (0.5: at 0 GPa the fitted ionic set "
-                                        "boils some melts, see default_report.json)."),
+    pressure: float = typer.Option(0.0, "--pressure", "-P",
+                                   help="Pressure in GPa (the default potential holds the "
+                                        "melts at 0 GPa; chgnet-ionic needs 0.5)."),
     thermostat: str = typer.Option("langevin", "--thermostat",
                                    help="langevin (Langevin-BAOAB barostat) or nose-hoover "
                                         "(MTK)."),

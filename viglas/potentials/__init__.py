@@ -3,7 +3,7 @@ three-body angle term around network formers) and its parameters.
 
 - :class:`IonicPotential` — ASE calculator (energy, forces, stress).
 - :func:`load_parameters` / :func:`save_parameters` — ``viglas-ionic/1`` YAML files;
-  ``load_parameters(None)`` reads the shipped default, ``load_parameters("trial")``
+  ``load_parameters(None)`` reads the shipped plain set ``chgnet-ionic``, ``load_parameters("trial")``
   the shipped trial set.
 - :mod:`viglas.potentials.ewald` — reference Ewald sum for accuracy checks.
 """
@@ -13,7 +13,7 @@ from viglas.potentials.parameters import (
     CoulombSettings,
     IonicParameters,
     PairParameters,
-    default_parameters_path,
+    chgnet_ionic_path,
     load_parameters,
     pair_key,
     parameters_from_dict,
@@ -26,7 +26,7 @@ __all__ = [
     "IonicParameters",
     "IonicPotential",
     "PairParameters",
-    "default_parameters_path",
+    "chgnet_ionic_path",
     "load_parameters",
     "pair_key",
     "parameters_from_dict",

@@ -758,8 +758,13 @@ def load_delta_file(path: str | Path) -> dict[str, Any]:
     return d
 
 
-#: Shipped ionic+delta sets by name (``parameters: dft-delta`` in a config).
+#: Shipped ionic+delta sets by name (``parameters: dft-delta`` in a config). ``default``
+#: (and no ``parameters`` at all) is the default potential of viglas: ``dft-delta``,
+#: fitted to PBE-D3 (docs/dft.md). The plain ionic set fitted to CHGNet, the default
+#: until session 10, is ``chgnet-ionic``.
 SHIPPED_DELTA = {"dft-delta": Path(__file__).resolve().parent / "data" / "dft_delta.json"}
+SHIPPED_DELTA["default"] = SHIPPED_DELTA["dft-delta"]
+DEFAULT_POTENTIAL = "dft-delta"
 
 
 def is_delta_file(path: Any) -> bool:
@@ -789,7 +794,10 @@ def save_delta_file(model: DeltaModel, baseline: Any, path: str | Path) -> Path:
 def make_potential(parameters: Any = None, *, skin: float = 1.0) -> Calculator:
     """The ionic calculator for ``parameters``: :class:`DeltaIonicPotential` when they
     name an ionic+delta JSON file (or dict), else
-    :class:`~viglas.potentials.ionic.IonicPotential` (YAML set, shipped name, None)."""
+    :class:`~viglas.potentials.ionic.IonicPotential` (YAML set, shipped plain name).
+    None and ``"default"`` give the default potential, ``dft-delta``."""
+    if parameters is None:
+        parameters = DEFAULT_POTENTIAL
     if is_delta_file(parameters):
         return DeltaIonicPotential(parameters, skin=skin)
     from viglas.potentials.ionic import IonicPotential
@@ -798,8 +806,12 @@ def make_potential(parameters: Any = None, *, skin: float = 1.0) -> Calculator:
 
 
 def potential_elements(parameters: Any = None) -> set[str]:
-    """Elements a parameter set (ionic YAML or ionic+delta JSON) covers."""
+    """Elements a parameter set (ionic YAML or ionic+delta JSON; None = the default
+    potential) covers."""
     from viglas.potentials.parameters import IonicParameters, load_parameters, parameters_from_dict
+
+    if parameters is None:
+        parameters = DEFAULT_POTENTIAL
 
     if is_delta_file(parameters):
         d = load_delta_file(parameters) if not isinstance(parameters, dict) else parameters

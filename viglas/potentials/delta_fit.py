@@ -359,7 +359,7 @@ def fit_delta(train: Sequence[Atoms], baseline: Any = None,
               settings: DeltaFitSettings | None = None, log=print,
               species: list[str] | None = None) -> tuple[DeltaModel, dict]:
     """Fit the correction to ``train`` on top of the ionic ``baseline`` (parameter set,
-    path or None = shipped default; ``species``: elements to cover, default those in
+    path or None = the plain ``chgnet-ionic`` set; ``species``: elements to cover, default those in
     ``train``). Returns the model and a fit record (λ scan)."""
     s = settings or DeltaFitSettings()
     sy = _build_system(train, s, species, log)

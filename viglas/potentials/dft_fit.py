@@ -216,7 +216,7 @@ def split(frames: Sequence[Atoms], overrides: dict[str, str] | None = None
 def fit_ionic_to_dft(train: Sequence[Atoms], initial: Any = None, settings: Any = None,
                      **kwargs: Any):
     """Fit the ionic potential to DFT ``train`` frames (forces, stress, energy
-    differences); ``initial`` = start parameters (default: the shipped default set).
+    differences); ``initial`` = start parameters (default: the plain ``chgnet-ionic`` set).
     Returns :class:`viglas.potentials.fit.FitResult`."""
     from viglas.potentials import load_parameters
     from viglas.potentials.fit import fit_parameters

@@ -74,8 +74,10 @@ class IonicPotential(Calculator):
     Parameters
     ----------
     parameters : an :class:`IonicParameters`, a dict in the YAML layout, a path to a
-        ``viglas-ionic/1`` YAML file, ``"trial"`` (shipped trial set) or None (the
-        shipped default, ``viglas/potentials/data/default.yaml``).
+        ``viglas-ionic/1`` YAML file, ``"trial"`` (shipped trial set), ``"chgnet-ionic"`` or None
+        (the shipped plain set fitted to CHGNet, ``data/chgnet_ionic.yaml``). The default
+        potential of viglas (``"default"``) is the ionic+delta set ``dft-delta``:
+        :func:`viglas.potentials.delta.make_potential` builds it.
     skin : Verlet skin in Å added to the largest cutoff when the neighbour list is
         built; larger = fewer rebuilds, more pairs per call.
     backend : ``"auto"`` (numba fused loop if numba is installed, else numpy),

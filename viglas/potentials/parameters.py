@@ -31,7 +31,13 @@ its ``neighbours``) near ``cos0`` (-1/3 = tetrahedral), in the Stillinger-Weber 
 
 for r_MX, r_MY < rc (``cutoff``); the screening makes the term and its derivatives go
 smoothly to zero at rc. Pair terms alone cannot keep AlX4 tetrahedra: the Coulomb
-attraction of a fifth anion wins (see default_report.json, improvement_attempts).
+attraction of a fifth anion wins (see chgnet_ionic_report.json, improvement_attempts).
+
+Shipped plain sets: ``chgnet-ionic`` (``data/chgnet_ionic.yaml``, fitted to CHGNet 0.3.0;
+the default potential until session 10, and the set a plain ``load_parameters()`` reads)
+and ``trial``. The *default potential* of viglas is not a plain set: ``parameters:
+default`` in a config is the ionic+delta set ``dft-delta`` fitted to PBE-D3
+(:data:`viglas.potentials.delta.SHIPPED_DELTA`), which this module cannot read.
 """
 
 from __future__ import annotations
@@ -267,9 +273,10 @@ class IonicParameters(BaseModel):
         return {k: d[k] for k in order}
 
 
-def default_parameters_path() -> Path:
-    """Path of the shipped default parameter file (``viglas/potentials/data/default.yaml``)."""
-    return Path(str(resources.files("viglas.potentials") / "data" / "default.yaml"))
+def chgnet_ionic_path() -> Path:
+    """Path of the shipped plain ionic set fitted to CHGNet (``chgnet-ionic``,
+    ``viglas/potentials/data/chgnet_ionic.yaml``)."""
+    return Path(str(resources.files("viglas.potentials") / "data" / "chgnet_ionic.yaml"))
 
 
 def trial_parameters_path() -> Path:
@@ -277,28 +284,42 @@ def trial_parameters_path() -> Path:
     return Path(str(resources.files("viglas.potentials") / "data" / "trial.yaml"))
 
 
+#: names that mean the default potential, an ionic+delta set this module cannot read
+DEFAULT_NAMES = ("default",)
+
+
 def _shipped(name: str) -> Path | None:
-    if name in ("default", "default.yaml"):
-        return default_parameters_path()
+    if name in ("chgnet-ionic", "chgnet_ionic.yaml"):
+        return chgnet_ionic_path()
     if name in ("trial", "trial.yaml"):
         return trial_parameters_path()
     return None
 
 
 def load_parameters(path: str | Path | None = None) -> IonicParameters:
-    """Read a ``viglas-ionic/1`` YAML file.
+    """Read a ``viglas-ionic/1`` YAML file (a plain ionic set).
 
-    ``path=None`` (or ``"default"``) loads the shipped default parameters
-    (``viglas/potentials/data/default.yaml``); ``"trial"`` the shipped trial set.
+    ``path=None`` (or ``"chgnet-ionic"``) loads the shipped plain set fitted to CHGNet,
+    the start and baseline of fits; ``"trial"`` the shipped trial set. ``"default"`` is
+    refused: the default potential is the ionic+delta set ``dft-delta``
+    (:func:`viglas.potentials.delta.make_potential` builds it).
     Raises :class:`ConfigError` naming the offending key on a bad file.
     """
     import yaml
 
-    shipped = _shipped(str(path)) if path is not None else default_parameters_path()
+    if path is not None and str(path) in DEFAULT_NAMES:
+        raise ConfigError("'default' names the default potential, the ionic+delta set "
+                          "dft-delta, which is not a plain ionic parameter set",
+                          field="parameters", value=str(path),
+                          allowed="chgnet-ionic, trial, or a viglas-ionic/1 YAML path",
+                          hint="a config's calculator {name: ionic, params: {parameters: "
+                               "default}} builds dft-delta; for the plain ionic set fitted "
+                               "to CHGNet name it 'chgnet-ionic'")
+    shipped = _shipped(str(path)) if path is not None else chgnet_ionic_path()
     p = Path(shipped) if shipped is not None else Path(path)  # type: ignore[arg-type]
     if not p.exists():
-        if path is None or str(path) in ("default", "default.yaml"):
-            raise ConfigError("the default ionic parameter file is not installed yet",
+        if path is None or str(path) in ("chgnet-ionic", "chgnet_ionic.yaml"):
+            raise ConfigError("the shipped chgnet-ionic parameter file is not installed",
                               field="parameters", value=str(p),
                               allowed="a viglas-ionic/1 YAML path, or 'trial'",
                               hint=f"use the trial set {trial_parameters_path()} "

@@ -38,10 +38,10 @@ from viglas.errors import CompositionError, ConfigError
 from viglas.files import atomic_write_text
 from viglas.provenance import stable_hash
 
-#: Elements the default ionic parameter set covers.
+#: Elements the plain ionic sets (``chgnet-ionic``) cover.
 ELEMENTS: tuple[str, ...] = ("Li", "Na", "Al", "Ga", "In", "B", "Cl", "O")
 
-#: Compositions sampled for the shipped default set. Together they contain every
+#: Compositions sampled for the shipped ``chgnet-ionic`` set. Together they contain every
 #: pair among :data:`ELEMENTS` (mixed-alkali / mixed-former cells give the rest).
 DEFAULT_COMPOSITIONS: tuple[str, ...] = (
     "LiAlCl4",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate the shipped default ionic parameter set, its report and plots:
-#   viglas/potentials/data/default.yaml, default_report.json, default_*.png
+# Regenerate the shipped plain ionic set fitted to CHGNet (chgnet-ionic; the default
+# potential until session 10), its report and plots:
+#   viglas/potentials/data/chgnet_ionic.yaml, chgnet_ionic_report.json, chgnet_ionic_*.png
 # Reference: CHGNet 0.3.0 (weights ship in the chgnet wheel, CPU is enough).
 # Start: $DATA/default_start.yaml = initial_parameters(all 8 elements, three_body=True)
 # with the Al and Ga angle strength held at k = 5 eV (see its description).
@@ -17,7 +18,7 @@ DATA=viglas/potentials/data
 REQUIRED=LiAlCl4,LiAlCl2.5O0.75,NaAlCl2.5O0.75,LiGaCl2.5O0.75,LiInCl2.5O0.75,LiBCl2.5O0.75
 PRESETS=LiAlCl3.5O0.25,LiAlCl3O0.5,LiAlCl2O1,LiAlCl1.5O1.25,LiAlClO1.5,NaGaCl2.5O0.75,NaInCl2.5O0.75,NaBCl2.5O0.75,NaAlCl4
 # keep the hand-written sections of the current report (fit-potential rewrites it)
-python - "$DATA/default_report.json" /tmp/viglas_default_notes.json <<'PY'
+python - "$DATA/chgnet_ionic_report.json" /tmp/viglas_default_notes.json <<'PY'
 import json, sys
 old = json.load(open(sys.argv[1]))
 keep = ("stability_settings", "improvement_attempts", "limitations")
@@ -27,23 +28,23 @@ viglas fit-potential --reference chgnet --reference-params '{"model": "0.3.0"}' 
   --compositions LiAlCl4,LiAlCl2.5O0.75,NaAlCl2.5O0.75,LiGaCl2.5O0.75,LiInCl2.5O0.75,LiBCl2.5O0.75,NaAlCl4,Li0.5Na0.5Al0.5Ga0.5Cl3O0.5,Li0.5Na0.5In0.5B0.5Cl2.5O0.75,LiAl0.5Ga0.5Cl2O \
   --n-atoms 64 --seed 0 --rounds 2 --iter-steps 300 --validation-steps 1000 --threads 1 \
   --initial "$DATA/default_start.yaml" \
-  --output "$DATA/default.yaml" --report "$DATA/default_report.json" --plots-dir "$DATA" \
-  --plot-prefix default_
-viglas check-potential "$DATA/default.yaml" --report "$DATA/default_report.json" \
+  --output "$DATA/chgnet_ionic.yaml" --report "$DATA/chgnet_ionic_report.json" --plots-dir "$DATA" \
+  --plot-prefix chgnet_ionic_
+viglas check-potential "$DATA/chgnet_ionic.yaml" --report "$DATA/chgnet_ionic_report.json" \
   --compositions $REQUIRED --nvt-ps 100 --t-K 1000 --timestep-fs 2 \
-  --t-melt-K 1000 --pressure-GPa 0.5 --workdir runs/check-default --seed 0 \
+  --t-melt-K 1000 --pressure-GPa 0.5 --workdir runs/check-chgnet-ionic --seed 0 \
   --section stability
 # the same at 0 GPa (where NaAlCl2.5O0.75 and LiBCl2.5O0.75 boil at 1000 K)
-viglas check-potential "$DATA/default.yaml" --report "$DATA/default_report.json" \
+viglas check-potential "$DATA/chgnet_ionic.yaml" --report "$DATA/chgnet_ionic_report.json" \
   --compositions $REQUIRED --nvt-ps 100 --t-K 1000 --timestep-fs 2 \
-  --t-melt-K 1000 --pressure-GPa 0 --workdir runs/check-default-0GPa --seed 0 \
+  --t-melt-K 1000 --pressure-GPa 0 --workdir runs/check-chgnet-ionic-0GPa --seed 0 \
   --section stability_melt_0GPa
 # the other compositions of the presets, 10 ps NVT
-viglas check-potential "$DATA/default.yaml" --report "$DATA/default_report.json" \
+viglas check-potential "$DATA/chgnet_ionic.yaml" --report "$DATA/chgnet_ionic_report.json" \
   --compositions $PRESETS --nvt-ps 10 --t-K 1000 --timestep-fs 2 \
   --t-melt-K 1000 --pressure-GPa 0.5 --workdir runs/check-presets --seed 0 \
   --section stability_preset_compositions
-python - "$DATA/default_report.json" /tmp/viglas_default_notes.json <<'PY'
+python - "$DATA/chgnet_ionic_report.json" /tmp/viglas_default_notes.json <<'PY'
 import json, sys
 report, notes = sys.argv[1], sys.argv[2]
 data = json.load(open(report))
