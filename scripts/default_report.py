@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""Write ``viglas/potentials/data/default_report.json``: what the default potential is
+and how it measures against PBE-D3 (issue 12, item 5).
+
+The default potential is the ionic+delta set ``dft-delta``
+(``viglas/potentials/data/dft_delta.json``). This script gathers, for exactly that file
+(its SHA-256 is checked against every source that names one):
+
+- its fit record (λ, coefficients, training frames, baseline charges, command);
+- held-out scores against PBE-D3 of dft-delta, the plain ``chgnet-ionic`` set, CHGNet
+  0.3.0 and SevenNet-0 on the same frames, the DFT pressure on its own 0 GPa glasses
+  (the loop) and its crystals: ``data/dft/fit_report_delta.json``, written by
+  ``python scripts/fit_dft.py --form delta --delta-in viglas/potentials/data/dft_delta.json
+  --loop-sampler dft_delta_f12.json``;
+- the 0 GPa melt-quench of every preset composition:
+  ``data/dft/samplers/fit_report_delta_f12_presets.json`` (``fit_dft.py --delta-in ...
+  --glass-check ...``);
+- the force scores on its own round-18 glasses, which it was not trained on (scored
+  here);
+- each criterion of issue 12 with its measured value and whether it is met.
+
+    python scripts/default_report.py [--out viglas/potentials/data/default_report.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "viglas" / "potentials" / "data"
+REQUIRED = ("LiAlCl4", "LiAlCl2.5O0.75", "NaAlCl2.5O0.75", "LiGaCl2.5O0.75",
+            "LiInCl2.5O0.75", "LiBCl2.5O0.75")
+#: issue 12 thresholds
+FORCE_R2_MIN, LOOP_GPA, CRYSTAL_PCT = 0.85, 1.0, 4.0
+#: set names in fit_report_delta.json -> names a user writes
+SETS = {"ionic_delta": "dft-delta", "ionic_default_chgnet_fitted": "chgnet-ionic",
+        "chgnet": "chgnet-0.3.0", "sevennet": "sevennet-0"}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _metrics(m: dict) -> dict:
+    return {"force_r2": round(m["force_r2"], 3), "force_rmse_eV_A": round(m["force_rmse_eV_A"], 3),
+            "pressure_bias_GPa": round(m["pressure_bias_GPa"], 2),
+            "pressure_rmse_GPa": round(m["pressure_rmse_GPa"], 2),
+            "energy_diff_rmse_meV_atom": round(m["energy_diff_rmse_meV_atom"], 1),
+            "n_frames": m["n_frames"]}
+
+
+def _same_model(report: dict, model_file: Path, name: str) -> None:
+    """Refuse a source report made with another parameter file than ``model_file``."""
+    rec = report.get("delta_fit", {})
+    f = rec.get("model_file")
+    if f is None or sha256(ROOT / f) != sha256(model_file):
+        raise SystemExit(f"{name}: made with {f}, not with the shipped "
+                         f"{model_file.relative_to(ROOT)} (rerun the command in this "
+                         "script's docstring)")
+
+
+def build() -> dict:
+    from viglas.potentials.delta import SHIPPED_DELTA
+    from viglas.potentials.delta_fit import delta_file_predictor
+    from viglas.potentials.dft_fit import load_dataset, score, split
+
+    model_file = SHIPPED_DELTA["dft-delta"]
+    fit_report = json.loads((DATA / "dft" / "fit_report_delta.json").read_text())
+    presets = json.loads((DATA / "dft" / "samplers" /
+                          "fit_report_delta_f12_presets.json").read_text())
+    _same_model(fit_report, model_file, "data/dft/fit_report_delta.json")
+    _same_model(presets, model_file, "data/dft/samplers/fit_report_delta_f12_presets.json")
+    model, pred = delta_file_predictor(model_file)
+    fit = model.meta["fit"]
+
+    held = {}
+    for key, name in SETS.items():
+        s = fit_report["scores"].get(key)
+        if not s:
+            continue
+        v = s["valid"] if "valid" in s else s
+        held[name] = {"all": _metrics(v["all"]),
+                      "by_composition": {c: _metrics(m) for c, m in v["by_composition"].items()}}
+
+    # its own 0 GPa glasses that it was not trained on (sampled from its own MD): the
+    # frames the issue's "held-out frames from MD runs not used in training" mean most
+    frames = load_dataset()
+    train_labels = set(fit["train_labels"])
+    _, valid = split(frames)
+    sampler = Path(str(fit_report["loop_0GPa"]["sampler"])).name
+    own = [a for a in frames if sampler in str(a.info.get("sampler", ""))
+           and a.info["label"] not in train_labels]
+    own_scores = {}
+    if own:
+        s = score(own, pred)
+        own_scores = {"labels": [a.info["label"] for a in own], "all": _metrics(s["all"]),
+                      "by_composition": {c: _metrics(m) for c, m in s["by_composition"].items()}}
+
+    loop = {c["composition"]: c for c in fit_report["loop_0GPa"]["cells"] if c["t_K"] == 300}
+    crystals = fit_report["crystals"]["ionic_delta"]
+    glasses = presets["glasses_0GPa"]["ionic_delta"]
+
+    criteria = []
+    hv = held["dft-delta"]["by_composition"]
+    for c in REQUIRED:
+        r2 = hv.get(c, {}).get("force_r2")
+        criteria.append({"item": 3, "what": f"held-out force R2, {c}", "value": r2,
+                         "n_frames": hv.get(c, {}).get("n_frames"),
+                         "threshold": f">= {FORCE_R2_MIN}",
+                         "met": r2 is not None and r2 >= FORCE_R2_MIN})
+    for c in ("LiAlCl2.5O0.75", "NaAlCl2.5O0.75"):
+        p = loop.get(c, {}).get("dft_pressure_GPa")
+        criteria.append({"item": 4, "what": f"PBE-D3 pressure on its own 0 GPa, 300 K {c} glass",
+                         "value": p, "threshold": f"within +-{LOOP_GPA} GPa",
+                         "met": p is not None and abs(p) <= LOOP_GPA})
+    for c, rec in crystals.items():
+        for mode in ("relaxed", "npt_300K"):
+            d = rec[mode]["density_change_pct"]
+            same = rec[mode].get("same_structure", rec[mode].get("same_structure_after_quench"))
+            criteria.append({"item": 4, "what": f"{c} crystal, {mode}: density change from "
+                             f"the prototype ({rec['prototype_density_g_cm3']} g/cm3), %",
+                             "value": d, "same_structure": same,
+                             "threshold": f"within +-{CRYSTAL_PCT} %, same structure",
+                             "met": bool(same) and abs(d) <= CRYSTAL_PCT})
+    boiled = sorted(c for c, g in glasses.items() if g.get("boiled_or_failed"))
+    criteria.append({"item": 4, "what": "preset compositions melt-quenched at 0 GPa "
+                     "(1000 K) without boiling", "value": f"{len(glasses) - len(boiled)} of "
+                     f"{len(glasses)}", "failed": boiled, "threshold": "all",
+                     "met": not boiled})
+
+    return {
+        "schema": "viglas-default-report/1",
+        "about": "The default potential of viglas (calculator {name: ionic} with no "
+                 "parameters, or parameters: default): the ionic+delta set dft-delta, "
+                 "fitted to GPAW PBE-D3(BJ) labels (docs/dft.md). It replaced the plain "
+                 "ionic set fitted to CHGNet (chgnet-ionic, report chgnet_ionic_report.json) "
+                 "as the default in session 10. Every number below is measured by the "
+                 "command named in 'sources'.",
+        "potential": {
+            "name": "dft-delta", "file": str(model_file.relative_to(ROOT)),
+            "sha256": sha256(model_file),
+            "reference": fit.get("reference"), "lambda": fit.get("lambda"),
+            "n_coefficients": fit.get("n_coefficients"),
+            "n_train_frames": fit.get("n_train_frames"),
+            "charge_scale": fit.get("charge_scale"), "alkali_charge": fit.get("alkali_charge"),
+            "command": fit.get("command"), "date": fit.get("date")},
+        "replaces": {"name": "chgnet-ionic", "file": "viglas/potentials/data/chgnet_ionic.yaml",
+                     "report": "viglas/potentials/data/chgnet_ionic_report.json"},
+        "held_out": {"n_frames": fit_report["n_valid"],
+                     "labels": [a.info["label"] for a in valid], "sets": held},
+        "own_glasses_not_trained_on": own_scores,
+        "loop_0GPa": fit_report["loop_0GPa"],
+        "crystals": crystals,
+        "glasses_0GPa": glasses,
+        "criteria": criteria,
+        "all_criteria_met": all(c["met"] for c in criteria),
+        "limitations": [
+            "Held-out force R2 misses 0.85 for LiInCl2.5O0.75 and LiBCl2.5O0.75 (one "
+            "held-out round-0 frame each), and on its own round-18 glasses, which it was "
+            "not trained on, it reaches only about 0.7 for the Ga, In and B glasses "
+            "(own_glasses_not_trained_on): a 5 A body-order-3 expansion on rigid ions "
+            "does not carry the accuracy of CHGNet or SevenNet (docs/dft.md).",
+            "LiAlCl4 crystal relaxes 5.9 % denser than the prototype (NPT 300 K: 3.1 %); "
+            "NaAlCl4 about 12 %, where PBE-D3 itself holds NaAlCl4 about 13 % dense, so no "
+            "set faithful to this reference meets 4 % for it.",
+            "Its own LiInCl2.5O0.75 glass is at -1.56 GPa in PBE-D3 (expanded).",
+            "About 3.2x the MD cost of chgnet-ionic per step (36 ns/day for 210 atoms on "
+            "one core, benchmarks/RESULTS.md).",
+        ],
+        "sources": {
+            "held_out, loop_0GPa, crystals": "python scripts/fit_dft.py --form delta "
+            "--delta-in viglas/potentials/data/dft_delta.json --loop-sampler "
+            "dft_delta_f12.json --crystal-ps 10",
+            "glasses_0GPa": presets["delta_fit"].get("command", "") + " (scored with "
+            "--delta-in and --glass-check; data/dft/samplers/fit_report_delta_f12_presets.json)",
+            "own_glasses_not_trained_on, this file": "python scripts/default_report.py"},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(DATA / "default_report.json"))
+    args = p.parse_args(argv)
+    rep = build()
+    Path(args.out).write_text(json.dumps(rep, indent=1) + "\n")
+    for c in rep["criteria"]:
+        print(f"{'met    ' if c['met'] else 'NOT met'}  {c['what']}: {c['value']}")
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The default potential's report (viglas/potentials/data/default_report.json, written
+by scripts/default_report.py) describes the shipped file and states its criteria
+consistently (issue 12, item 5)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from viglas.potentials.delta import SHIPPED_DELTA
+
+DATA = Path(__file__).resolve().parents[1] / "viglas" / "potentials" / "data"
+REPORT = json.loads((DATA / "default_report.json").read_text())
+
+
+def test_report_is_of_the_shipped_default_file():
+    assert SHIPPED_DELTA["default"] == SHIPPED_DELTA["dft-delta"]
+    pot = REPORT["potential"]
+    assert pot["name"] == "dft-delta"
+    digest = hashlib.sha256(SHIPPED_DELTA["dft-delta"].read_bytes()).hexdigest()
+    assert pot["sha256"] == digest, "dft_delta.json changed: rerun scripts/default_report.py"
+    fit = json.loads(SHIPPED_DELTA["dft-delta"].read_text())["delta"]["meta"]["fit"]
+    assert pot["n_coefficients"] == fit["n_coefficients"]
+    assert pot["n_train_frames"] == len(fit["train_labels"])
+
+
+def test_criteria_verdicts_follow_from_the_numbers():
+    crit = REPORT["criteria"]
+    assert {c["item"] for c in crit} == {3, 4}
+    for c in crit:
+        v, t = c["value"], c["threshold"]
+        if t.startswith(">="):
+            assert c["met"] == (v is not None and v >= float(t.split()[1])), c
+        elif t.startswith("within +-"):
+            lim = float(t.split("+-")[1].split()[0])
+            ok = v is not None and abs(v) <= lim and c.get("same_structure", True)
+            assert c["met"] == bool(ok), c
+        else:
+            assert c["met"] == (not c["failed"]), c
+    assert REPORT["all_criteria_met"] == all(c["met"] for c in crit)
+    # the six required compositions each have a held-out force score
+    forces = [c for c in crit if c["what"].startswith("held-out force R2")]
+    assert len(forces) == 6 and all(c["n_frames"] >= 1 for c in forces)
+
+
+def test_held_out_scores_cover_the_reference_models_on_the_same_frames():
+    held = REPORT["held_out"]
+    assert held["n_frames"] == len(held["labels"]) > 0
+    sets = held["sets"]
+    assert {"dft-delta", "chgnet-ionic"} <= set(sets)
+    n = {s["all"]["n_frames"] for s in sets.values()}
+    assert n == {held["n_frames"]}
+    own = REPORT["own_glasses_not_trained_on"]
+    fit = json.loads(SHIPPED_DELTA["dft-delta"].read_text())["delta"]["meta"]["fit"]
+    assert own["labels"] and not set(own["labels"]) & set(fit["train_labels"])
