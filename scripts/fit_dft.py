@@ -183,6 +183,7 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
                           ace_r0_mode=args.delta_ace_r0_mode,
                           ace_r0_margin_A=args.delta_ace_r0_margin,
                           ace_ridge_floor=args.delta_ace_ridge_floor,
+                          field_rc_A=args.delta_field_rc, field_b_per_A=args.delta_field_b,
                           cv_metric=args.delta_cv_metric,
                           **({"lambdas": tuple(float(x) for x in args.delta_lambdas.split(","))}
                              if args.delta_lambdas else {}))
@@ -331,6 +332,11 @@ def main(argv=None) -> int:
     p.add_argument("--delta-ace-kappa", type=float, default=0.0,
                    help="ACE radial transform (1/A): 0 = splines uniform in r; > 0 = "
                         "uniform in 1 - exp(-kappa (r - r0)), finer in the first shell")
+    p.add_argument("--delta-field-rc", type=float, default=0.0,
+                   help="cutoff (A) of the field-squared term (delta_field: one coefficient "
+                        "per element times the squared field of formal charges); 0 = off")
+    p.add_argument("--delta-field-b", type=float, default=1.8,
+                   help="Tang-Toennies damping of the field term (1/A)")
     p.add_argument("--delta-ace-pairs", choices=("opposite", "all"), default="opposite",
                    help="ACE neighbour channels: opposite-class only, or all species")
     p.add_argument("--delta-ace-ridge", type=float, default=1.0,

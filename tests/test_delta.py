@@ -357,3 +357,72 @@ def test_ace_ridge_floor_regularises_rarely_activated_columns():
     # columns outside the ACE block are untouched
     other = np.setdiff1d(np.arange(m.n_coef), ace)
     assert np.array_equal(own[other], floored[other])
+
+
+def _field_model(a, seed=1, scale=0.02, ace=True):
+    st = DeltaFitSettings(h_A=0.4, lmax=3, field_rc_A=5.0, field_b_per_A=1.8,
+                          **({"ace_rc_A": 5.0, "ace_nr": 3} if ace else {}))
+    m = new_model([a], st)
+    m.coef = np.random.default_rng(seed).normal(size=m.n_coef) * scale
+    return m
+
+
+def test_field_term_forces_stress_and_design_rows_are_exact(tmp_path):
+    """The field-squared term (delta_field): forces and stress are the derivatives of its
+    energy, its design rows give the evaluation, its energy is sum_s c_s sum_i |E_i|^2
+    of the formal charges (checked against a plain numpy sum), and the file keeps it."""
+    from ase.neighborlist import neighbor_list
+
+    from viglas.potentials.delta_field import FORMAL_CHARGES, phi
+
+    a = _oxychloride(seed=8)
+    m = _field_model(a)
+    assert m.use_field and m.labels()[m.field_off] == f"field[{m.species[0]}]"
+    assert m.use_ace and m.field_off < int(m.ace_off[m.ace_off >= 0].min())
+    e, f, s = _assert_exact_derivatives(m, a, (0, 5, 30), [(0, 0, 0), (1, 2, 3), (0, 1, 5)])
+    ef, ff, sf = design_rows(m, a)
+    assert ef @ m.coef == pytest.approx(e, abs=1e-9)
+    assert np.allclose(ff @ m.coef, f, atol=1e-10)
+    assert np.allclose(sf @ m.coef, s, atol=1e-12)
+    # the columns are the squared fields, summed per element
+    i, j, D = neighbor_list("ijD", a, 5.0)
+    q = np.array([FORMAL_CHARGES[x] for x in a.get_chemical_symbols()])
+    p, _ = phi(np.linalg.norm(D, axis=1), 5.0, 1.8)
+    E = np.zeros((len(a), 3))
+    np.add.at(E, i, -(q[j] * p)[:, None] * D)
+    U = (E ** 2).sum(1)
+    sym = np.array(a.get_chemical_symbols())
+    for k, x in enumerate(m.species):
+        assert ef[m.field_off + k] == pytest.approx(U[sym == x].sum(), rel=1e-10)
+    # the term alone acts, and the model file carries it
+    only = np.zeros_like(m.coef)
+    only[m.field_off:m.field_off + len(m.species)] = -1.0
+    mm = DeltaModel.from_dict({**m.to_dict(), "coef_eV": only.tolist()})
+    assert evaluate(mm, a)[0] == pytest.approx(-U.sum(), rel=1e-10)
+    calc = DeltaIonicPotential(save_delta_file(m, None, tmp_path / "field.json"))
+    assert calc.model.use_field and calc.model.n_coef == m.n_coef
+    assert evaluate(calc.model, a)[0] == pytest.approx(e, abs=1e-12)
+
+
+def test_field_term_charges_in_a_model_file_are_checked():
+    from viglas.errors import FitError
+
+    a = _oxychloride(seed=8)
+    d = _field_model(a, ace=False).to_dict()
+    d["field"]["charges_e"]["Cl"] = -0.5
+    with pytest.raises(FitError) as exc:
+        DeltaModel.from_dict(d)
+    assert exc.value.field == "field.charges_e"
+
+
+def test_field_columns_get_their_own_small_ridge():
+    """The field columns are regularised relative to their own data scale
+    (field_ridge), not by the ACE floor or the absolute spline ridge."""
+    from viglas.potentials.delta_fit import _penalty
+
+    a = _oxychloride(seed=8)
+    m = _field_model(a)
+    diag = np.abs(np.random.default_rng(0).normal(size=m.n_coef)) + 0.5
+    R = _penalty(m, 1e-3, diag, 1.0, 30.0, field_ridge=1e-2)
+    cols = np.arange(m.field_off, m.field_off + len(m.species))
+    assert np.allclose(np.diag(R)[cols], 1e-2 * diag[cols])

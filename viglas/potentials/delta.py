@@ -102,6 +102,10 @@ class DeltaModel:
     #: per element pair start of the ACE radial range (Å, symmetric, 0 = ``ace_r0``);
     #: None = ``ace_r0`` for every pair
     ace_r0_pair: np.ndarray | None = None
+    #: field-squared term (:mod:`viglas.potentials.delta_field`): cutoff (Å, 0 = off)
+    #: and Tang–Toennies damping (1/Å); one coefficient per element
+    field_rc: float = 0.0
+    field_b: float = 1.8
 
     def __post_init__(self) -> None:
         n = len(self.species)
@@ -186,6 +190,13 @@ class DeltaModel:
                     eoff[t] = col
                     col += self.emb_nk
         self.emb_off = eoff
+        # field-squared term: one column per element (before ACE, which stays last)
+        self.field_off = col if self.field_rc > 0 else -1
+        if self.field_rc > 0:
+            from viglas.potentials.delta_field import charges_of
+
+            self.field_q = charges_of(self.species)
+            col += n
         # body-order-3 ACE block (delta_ace): (centre, s1 <= s2) blocks present in data
         from viglas.potentials import delta_ace
 
@@ -214,6 +225,8 @@ class DeltaModel:
         for t in range(n):
             if self.emb_off[t] >= 0:
                 out += [f"emb[{sp[t]}][{k}]" for k in range(self.emb_nk)]
+        if self.use_field:
+            out += [f"field[{s}]" for s in sp]
         if self.use_ace:
             from viglas.potentials.delta_ace import block_labels
 
@@ -234,8 +247,13 @@ class DeltaModel:
         return self.ace_rc > 0 and bool(self.ace_blocks)
 
     @property
+    def use_field(self) -> bool:
+        return self.field_rc > 0
+
+    @property
     def cutoff(self) -> float:
-        return max(self.rc, float(self.r3.max(initial=0.0)), self.emb_rc, self.ace_rc)
+        return max(self.rc, float(self.r3.max(initial=0.0)), self.emb_rc, self.ace_rc,
+                   self.field_rc)
 
     def types_of(self, symbols) -> np.ndarray:
         idx = {s: k for k, s in enumerate(self.species)}
@@ -270,6 +288,9 @@ class DeltaModel:
                            if self.ace_r0_pair is not None else {}),
                         "blocks": [[sp[c], sp[a], sp[b]] for c, a, b in self.ace_blocks]}}
                if self.use_ace else {}),
+            **({"field": {"rc_A": self.field_rc, "b_per_A": self.field_b,
+                          "charges_e": {x: float(q) for x, q in zip(sp, self.field_q)}}}
+               if self.use_field else {}),
             "coef_eV": None if self.coef is None else [float(x) for x in self.coef],
             "meta": self.meta,
         }
@@ -293,6 +314,16 @@ class DeltaModel:
         def table(key):
             return table_of(d.get(key, {}))
 
+        if d.get("field"):  # the field's charges are the formal ones; a file that says
+            # otherwise was made by other code and would be evaluated wrongly
+            from viglas.potentials.delta_field import charges_of
+
+            want = dict(zip(sp, charges_of(sp).tolist()))
+            got = {k: float(v) for k, v in d["field"].get("charges_e", want).items()}
+            if got != want:
+                raise FitError("field-term charges differ from the formal charges",
+                               field="field.charges_e", value=got, allowed=str(want))
+
         return cls(species=sp, pair_lo=table("pair_lo_A"), rc=float(d["rc_A"]),
                    h=float(d["h_A"]), w=float(d["w_A"]), r3=table("r3_A"),
                    lmax=int(d["lmax"]), coef=d.get("coef_eV"), meta=d.get("meta", {}),
@@ -306,7 +337,9 @@ class DeltaModel:
                        "ace_r0_pair": (table_of(d["ace"]["r0_pair_A"])
                                        if "r0_pair_A" in d["ace"] else None),
                        "ace_blocks": [[idx[c], idx[a], idx[b]] for c, a, b in d["ace"]["blocks"]]}
-                      if d.get("ace") else {}))
+                      if d.get("ace") else {}),
+                   **({"field_rc": float(d["field"]["rc_A"]),
+                       "field_b": float(d["field"]["b_per_A"])} if d.get("field") else {}))
 
 
 def default_r3(species: list[str], margin: float = R3_MARGIN) -> np.ndarray:
@@ -636,6 +669,12 @@ def _call(model: DeltaModel, atoms, fit: bool, nl=None, types=None):
                           model.ace_r0_table, float(model.ace_rc), int(model.ace_nr),
                           int(model.ace_pmax), float(model.ace_kappa), ex, deg, wm, coef,
                           fit, ef, ff, vf, f, v)
+    if model.use_field:
+        from viglas.potentials.delta_field import kernel as field_kernel
+
+        e += field_kernel()(pos, cell, i, j, np.ascontiguousarray(S, dtype=np.int64), types,
+                            model.field_q, float(model.field_rc), float(model.field_b),
+                            int(model.field_off), coef, fit, ef, ff, vf, f, v)
     if overflow:
         raise CalculatorError("more than 64 first-shell neighbours on one atom",
                               field="positions", value=len(atoms),

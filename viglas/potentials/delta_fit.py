@@ -64,6 +64,11 @@ class DeltaFitSettings:
     #: mode): the first spline grows from zero as (r - r0)^3, so the closest labelled
     #: contacts need some distance from r0 to be seen with weight
     ace_r0_margin_A: float = 0.5
+    #: field-squared term (delta_field): cutoff (Å, 0 = off), Tang–Toennies damping (1/Å)
+    #: and its ridge relative to each of its columns' data scale (times λ)
+    field_rc_A: float = 0.0
+    field_b_per_A: float = 1.8
+    field_ridge: float = 1e-3
     lambdas: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
     ridge_eps: float = 1e-3
     ace_ridge: float = 1.0
@@ -130,7 +135,8 @@ def new_model(frames: Sequence[Atoms], settings: DeltaFitSettings | None = None,
                       emb_kmin=s.emb_kmin, ace_rc=s.ace_rc_A, ace_r0=s.ace_r0_A,
                       ace_nr=s.ace_nr, ace_pmax=s.ace_pmax, ace_pairs=s.ace_pairs,
                       ace_blocks=blocks, ace_kappa=s.ace_kappa_per_A,
-                      ace_r0_pair=_ace_r0_pair(s, dmin) if s.ace_rc_A > 0 else None)
+                      ace_r0_pair=_ace_r0_pair(s, dmin) if s.ace_rc_A > 0 else None,
+                      field_rc=s.field_rc_A, field_b=s.field_b_per_A)
 
 
 def _start_below(dmin: np.ndarray, margin: float) -> np.ndarray:
@@ -212,7 +218,8 @@ def frame_system(model: DeltaModel, frames: Sequence[Atoms], base: list[dict[str
 
 
 def _penalty(model: DeltaModel, eps: float, diag: np.ndarray | None = None,
-             ace_ridge: float = 1.0, ace_floor: float = 0.0) -> np.ndarray:
+             ace_ridge: float = 1.0, ace_floor: float = 0.0,
+             field_ridge: float = 1e-3) -> np.ndarray:
     """The regulariser as a (P, P) matrix: second differences of every pair spline
     (squared) + an ``eps`` ridge (a much weaker one on the reference energies). The ACE
     columns (:mod:`viglas.potentials.delta_ace`, products of neighbour sums whose scales
@@ -221,7 +228,8 @@ def _penalty(model: DeltaModel, eps: float, diag: np.ndarray | None = None,
     floored at ``ace_floor`` times the median ACE column scale: a column the training
     data hardly activates (a rare close contact) would otherwise get a ridge as small as
     its data and a coefficient as large as it likes, which blows up in the first
-    configuration that activates it fully."""
+    configuration that activates it fully. The field-squared columns (one per element)
+    get ``field_ridge`` times their own data scale."""
     P = model.n_coef
     rows = []
     n = len(model.species)
@@ -243,6 +251,9 @@ def _penalty(model: DeltaModel, eps: float, diag: np.ndarray | None = None,
         cols = np.flatnonzero(_ace_columns(model))
         floor = ace_floor * float(np.median(diag[cols])) if ace_floor > 0 else 0.0
         ridge[cols] = ace_ridge * np.maximum(diag[cols], max(floor, 1e-12))
+    if model.use_field and diag is not None:
+        cols = np.arange(model.field_off, model.field_off + n)
+        ridge[cols] = field_ridge * np.maximum(diag[cols], 1e-12)
     M[np.diag_indices(P)] += ridge
     return M
 
@@ -299,7 +310,8 @@ def _build_system(train: Sequence[Atoms], s: DeltaFitSettings, species, log) -> 
     for k, A in enumerate(As):
         fAtA[fold[k]] += A.T @ A
     tot_AtA = sum(fAtA.values())
-    R = _penalty(model, s.ridge_eps, np.diag(tot_AtA) / nf, s.ace_ridge, s.ace_ridge_floor)
+    R = _penalty(model, s.ridge_eps, np.diag(tot_AtA) / nf, s.ace_ridge, s.ace_ridge_floor,
+                 s.field_ridge)
     return _DeltaSystem(model, train, s, As, fold, fAtA, tot_AtA, R)
 
 
@@ -348,7 +360,9 @@ def _fit_targets(sy: _DeltaSystem, ys: list[np.ndarray], log) -> tuple[DeltaMode
                            "ace_min_support": s.ace_min_support,
                            "ace_kappa_per_A": s.ace_kappa_per_A,
                            "ace_r0_mode": s.ace_r0_mode,
-                           "ace_r0_margin_A": s.ace_r0_margin_A},
+                           "ace_r0_margin_A": s.ace_r0_margin_A,
+                           "field_rc_A": s.field_rc_A, "field_b_per_A": s.field_b_per_A,
+                           "field_ridge": s.field_ridge},
               # the exact training set (labels of the plan), so the fit can be redone
               "train_labels": [str(a.info.get("label", "")) for a in train]}
     model.meta.update({"fit": record})
