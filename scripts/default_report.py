@@ -50,10 +50,15 @@ def sha256(path: Path) -> str:
 
 
 def _metrics(m: dict) -> dict:
-    return {"force_r2": round(m["force_r2"], 3), "force_rmse_eV_A": round(m["force_rmse_eV_A"], 3),
-            "pressure_bias_GPa": round(m["pressure_bias_GPa"], 2),
-            "pressure_rmse_GPa": round(m["pressure_rmse_GPa"], 2),
-            "energy_diff_rmse_meV_atom": round(m["energy_diff_rmse_meV_atom"], 1),
+    import math
+
+    def r(x, nd):  # None where undefined (an energy difference needs two frames)
+        return None if x is None or not math.isfinite(x) else round(x, nd)
+
+    return {"force_r2": r(m["force_r2"], 3), "force_rmse_eV_A": r(m["force_rmse_eV_A"], 3),
+            "pressure_bias_GPa": r(m["pressure_bias_GPa"], 2),
+            "pressure_rmse_GPa": r(m["pressure_rmse_GPa"], 2),
+            "energy_diff_rmse_meV_atom": r(m["energy_diff_rmse_meV_atom"], 1),
             "n_frames": m["n_frames"]}
 
 
@@ -205,7 +210,7 @@ def main(argv=None) -> int:
                         "compositions, made with the shipped file")
     args = p.parse_args(argv)
     rep = build(Path(args.presets_report).resolve())
-    Path(args.out).write_text(json.dumps(rep, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(rep, indent=1, allow_nan=False) + "\n")
     for c in rep["criteria"]:
         print(f"{'met    ' if c['met'] else 'NOT met'}  {c['what']}: {c['value']}")
     print(f"-> {args.out}")

@@ -11,7 +11,11 @@ from pathlib import Path
 from viglas.potentials.delta import SHIPPED_DELTA
 
 DATA = Path(__file__).resolve().parents[1] / "viglas" / "potentials" / "data"
-REPORT = json.loads((DATA / "default_report.json").read_text())
+def _strict(c):  # NaN or Infinity is not JSON: other readers refuse the file
+    raise ValueError(f"default_report.json holds {c}")
+
+
+REPORT = json.loads((DATA / "default_report.json").read_text(), parse_constant=_strict)
 
 
 def test_report_is_of_the_shipped_default_file():
