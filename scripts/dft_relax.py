@@ -12,6 +12,8 @@ potentials.
 
     python scripts/dft_relax.py run r7/LiAlCl2.5O0.75/npt300_0GPa/s70001 [--fmax 0.1]
                                     [--steps 40]     # GPAW, one core, resumable
+    python scripts/dft_relax.py run r0/LiAlCl4/crystal/v1.00 --cell --fmax 0.02
+                                    # cell too, at 0 GPa: PBE-D3's own crystal density
     python scripts/dft_relax.py report [--json viglas/potentials/data/dft/relaxed/report.json]
 
 `run` writes every optimizer step (positions, DFT energy and forces) to
@@ -86,12 +88,21 @@ def cmd_run(args) -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     start = _snapshot(args.label)
-    done = _path_frames(args.label)
-    atoms = Atoms(start.numbers, positions=(done[-1] if done else start).positions,
-                  cell=start.cell, pbc=True)
+    name = _safe(args.label) + ("__cell" if args.cell else "")
+    done = _path_frames(name)
+    last = done[-1] if done else start
+    atoms = Atoms(start.numbers, positions=last.positions,
+                  cell=last.cell if args.cell else start.cell, pbc=True)
     settings = resolve_settings(json.loads(args.params) if args.params else None)
+    if args.cell:
+        # the k-mesh of the start cell, kept while the cell relaxes (the density rule
+        # could change it between steps, and with it the energy surface)
+        from viglas.potentials.dft import kpoint_mesh
+
+        settings = {**settings, "kpts": kpoint_mesh(start.cell.array, settings)}
     meta = {"label": args.label, "composition": start.info.get("composition"),
-            "sampler": start.info.get("sampler"), "relax": "positions, fixed cell",
+            "sampler": start.info.get("sampler"),
+            "relax": "positions and cell, 0 GPa" if args.cell else "positions, fixed cell",
             "optimizer": "ase BFGS", "fmax_eV_A": args.fmax,
             "dft_settings": json.dumps(settings, sort_keys=True),
             "code_versions": json.dumps(code_versions(), sort_keys=True)}
@@ -103,20 +114,39 @@ def cmd_run(args) -> None:
     t0 = time.process_time()
 
     def record():
-        if frames and np.allclose(frames[-1].positions, atoms.positions):
+        if frames and np.allclose(frames[-1].positions, atoms.positions) and \
+                np.allclose(frames[-1].cell.array, atoms.cell.array):
             return  # a resumed run re-evaluates the last step written: keep it once
         f = atoms.get_forces()
         fm = float((f ** 2).sum(axis=1).max() ** 0.5)
         a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
-        a.calc = SinglePointCalculator(a, energy=atoms.get_potential_energy(), forces=f)
+        extra = {}
+        if args.cell:
+            st = atoms.get_stress()
+            extra = {"stress": st}
+            p_gpa = float(-st[:3].mean() * EV_A3_TO_GPA)
+            rho = density_g_cm3(atoms.get_masses().sum(), atoms.get_volume())
+        a.calc = SinglePointCalculator(a, energy=atoms.get_potential_energy(), forces=f,
+                                       **extra)
         a.info.update(meta, step=len(frames), fmax_eV_A_now=fm,
                       cpu_s=round(time.process_time() - t0, 1))
+        if args.cell:
+            a.info.update(pressure_GPa=round(p_gpa, 3), density_g_cm3=round(rho, 4))
         frames.append(a)
-        write_frames(frames, OUT / f"{_safe(args.label)}.extxyz.gz")
+        write_frames(frames, OUT / f"{name}.extxyz.gz")
         _log(f"{args.label}: step {len(frames) - 1}, E {a.get_potential_energy():.3f} eV, "
-             f"max |F| {fm:.3f} eV/Å")
+             f"max |F| {fm:.3f} eV/Å"
+             + (f", P {p_gpa:+.2f} GPa, {rho:.4f} g/cm3" if args.cell else ""))
 
-    opt = BFGS(atoms, maxstep=0.1, logfile=None)
+    if args.cell:
+        from ase.filters import FrechetCellFilter
+
+        from viglas.units import EV_A3_TO_GPA, density_g_cm3
+
+        target = FrechetCellFilter(atoms, scalar_pressure=0.0)
+    else:
+        target = atoms
+    opt = BFGS(target, maxstep=0.1, logfile=None)
     opt.attach(record, interval=1)
     opt.run(fmax=args.fmax, steps=max(0, args.steps - max(0, len(done) - 1)))
 
@@ -205,6 +235,9 @@ def main(argv=None) -> int:
     r.add_argument("--fmax", type=float, default=0.1, help="eV/Å")
     r.add_argument("--steps", type=int, default=40, help="optimizer steps in all")
     r.add_argument("--params", help="JSON dict of gpaw settings (default: label settings)")
+    r.add_argument("--cell", action="store_true",
+                   help="relax the cell too, at 0 GPa (a crystal's own PBE-D3 density); "
+                        "the path goes to <label>__cell.extxyz.gz")
     q = sub.add_parser("report", help="compare coordination before/after relaxation")
     q.add_argument("--json", default=str(OUT / "report.json"))
     q.add_argument("--fmax", type=float, default=0.05, help="classical relaxation, eV/Å")
