@@ -358,18 +358,7 @@ def default_r3(species: list[str], margin: float = R3_MARGIN) -> np.ndarray:
 def _build_kernel(numba):
     from viglas.potentials.delta_ace import kernel_helpers, require_kernel
 
-    bspline, pair_rows, pair_force = require_kernel(kernel_helpers())
-
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def pair_add(fit, col, coef, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat, forces,
-                 virial):
-        """Add a pair term's force (g = dE/dd per unit coefficient along d = x_j - x_i:
-        +g on i, -g on j) and virial d (x) g: as design rows (fit) or times coef[col]."""
-        if fit:
-            pair_rows(col, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat)
-        else:
-            a = coef[col]
-            pair_force(i, j, a * g0, a * g1, a * g2, d0, d1, d2, forces, virial)
+    bspline, _, _, pair_add, pair_vector = require_kernel(kernel_helpers())
 
     @numba.njit(cache=True, nogil=True)
     def kernel(pos, cell, ii, jj, SS, types, pair_lo, pair_nk, pair_off, rc, h, w,
@@ -398,9 +387,7 @@ def _build_kernel(numba):
         for p in range(npair):
             i = ii[p]
             j = jj[p]
-            d0 = pos[j, 0] - pos[i, 0] + SS[p, 0] * cell[0, 0] + SS[p, 1] * cell[1, 0] + SS[p, 2] * cell[2, 0]
-            d1 = pos[j, 1] - pos[i, 1] + SS[p, 0] * cell[0, 1] + SS[p, 1] * cell[1, 1] + SS[p, 2] * cell[2, 1]
-            d2 = pos[j, 2] - pos[i, 2] + SS[p, 0] * cell[0, 2] + SS[p, 1] * cell[1, 2] + SS[p, 2] * cell[2, 2]
+            d0, d1, d2 = pair_vector(pos, cell, SS, p, i, j)
             r2 = d0 * d0 + d1 * d1 + d2 * d2
             ti = types[i]
             tj = types[j]

@@ -135,8 +135,9 @@ def block_labels(species: list[str], blocks, nr: int, pmax: int) -> list[str]:
 def kernel_helpers(numba):
     """Inlined pieces shared by the ionic+delta kernels (:mod:`viglas.potentials.delta`)
     and this one: ``bspline(x)`` (uniform cubic B-spline on [0, 4) and its derivative),
-    ``pair_rows`` (add a pair's -dE/dx and virial to the design rows of column ``col``)
-    and ``pair_force`` (add them to forces and virial). For both, ``g = dE/dd`` along
+    ``pair_rows`` (add a pair's -dE/dx and virial to the design rows of column ``col``),
+    ``pair_force`` (add them to forces and virial), ``pair_add`` (either, by ``fit``)
+    and ``pair_vector`` (the pair's separation vector). For both, ``g = dE/dd`` along
     ``d = x_j - x_i``: +g on i, -g on j, virial d (x) g."""
 
     @numba.njit(cache=True, nogil=True, inline="always")
@@ -188,12 +189,30 @@ def kernel_helpers(numba):
         virial[2, 1] += d2 * g1
         virial[2, 2] += d2 * g2
 
-    return bspline, pair_rows, pair_force
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def pair_add(fit, col, coef, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat, forces,
+                 virial):
+        """Add a pair term's force (g = dE/dd per unit coefficient along d = x_j - x_i:
+        +g on i, -g on j) and virial d (x) g: as design rows (fit) or times coef[col]."""
+        if fit:
+            pair_rows(col, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat)
+        else:
+            a = coef[col]
+            pair_force(i, j, a * g0, a * g1, a * g2, d0, d1, d2, forces, virial)
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def pair_vector(pos, cell, SS, p, i, j):
+        """d = x_j - x_i + S_p . cell of pair p of a half list (i, j, shifts SS)."""
+        return (pos[j, 0] - pos[i, 0] + SS[p, 0] * cell[0, 0] + SS[p, 1] * cell[1, 0] + SS[p, 2] * cell[2, 0],
+                pos[j, 1] - pos[i, 1] + SS[p, 0] * cell[0, 1] + SS[p, 1] * cell[1, 1] + SS[p, 2] * cell[2, 1],
+                pos[j, 2] - pos[i, 2] + SS[p, 0] * cell[0, 2] + SS[p, 1] * cell[1, 2] + SS[p, 2] * cell[2, 2])
+
+    return bspline, pair_rows, pair_force, pair_add, pair_vector
 
 
 @lazy_kernel(remember_missing=False)
 def _kernel(numba):
-    bspline, pair_rows, pair_force = require_kernel(kernel_helpers())
+    bspline, pair_rows, pair_force, _, pair_vector = require_kernel(kernel_helpers())
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def basis(r, u0, u1, u2, r0, h, kap, tz, nr, pmax, ex, bv, bd, px, py, pz, mv):
@@ -257,9 +276,7 @@ def _kernel(numba):
         for p in range(npair):
             i = ii[p]
             j = jj[p]
-            d0 = pos[j, 0] - pos[i, 0] + SS[p, 0] * cell[0, 0] + SS[p, 1] * cell[1, 0] + SS[p, 2] * cell[2, 0]
-            d1 = pos[j, 1] - pos[i, 1] + SS[p, 0] * cell[0, 1] + SS[p, 1] * cell[1, 1] + SS[p, 2] * cell[2, 1]
-            d2 = pos[j, 2] - pos[i, 2] + SS[p, 0] * cell[0, 2] + SS[p, 1] * cell[1, 2] + SS[p, 2] * cell[2, 2]
+            d0, d1, d2 = pair_vector(pos, cell, SS, p, i, j)
             r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
             dv[p, 0] = d0
             dv[p, 1] = d1

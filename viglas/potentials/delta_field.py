@@ -69,7 +69,7 @@ def phi(r: np.ndarray | float, rc: float, b: float):
 def _kernel(numba):
     from viglas.potentials.delta_ace import kernel_helpers, require_kernel
 
-    _, pair_rows, pair_force = require_kernel(kernel_helpers())
+    _, _, _, pair_add, pair_vector = require_kernel(kernel_helpers())
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def radial(r, rc, b):
@@ -86,6 +86,16 @@ def _kernel(numba):
         dp = (df * sw + f * dsw) / r3 - 3.0 * p / r
         return p, dp
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def side(s, q, ph, dr, d0, d1, d2, e0, e1, e2):
+        """dU/dd of U = |E|^2 at one end of the pair: s = -1 for the atom at the start
+        of d (x_i, field along x_i - x_j = -d), +1 for the atom at its end; q is the
+        charge at the other end, (e0, e1, e2) the field at this one."""
+        de = d0 * e0 + d1 * e1 + d2 * e2
+        c = 2.0 * s * q
+        return c * (ph * e0 + dr * d0 * de), c * (ph * e1 + dr * d1 * de), \
+            c * (ph * e2 + dr * d2 * de)
+
     @numba.njit(cache=True, nogil=True)
     def kernel(pos, cell, ii, jj, SS, types, q, rc, b, off, coef, fit, efeat, ffeat, vfeat,
                forces, virial):
@@ -99,9 +109,7 @@ def _kernel(numba):
         for p in range(npair):
             i = ii[p]
             j = jj[p]
-            d0 = pos[j, 0] - pos[i, 0] + SS[p, 0] * cell[0, 0] + SS[p, 1] * cell[1, 0] + SS[p, 2] * cell[2, 0]
-            d1 = pos[j, 1] - pos[i, 1] + SS[p, 0] * cell[0, 1] + SS[p, 1] * cell[1, 1] + SS[p, 2] * cell[2, 1]
-            d2 = pos[j, 2] - pos[i, 2] + SS[p, 0] * cell[0, 2] + SS[p, 1] * cell[1, 2] + SS[p, 2] * cell[2, 2]
+            d0, d1, d2 = pair_vector(pos, cell, SS, p, i, j)
             r2 = d0 * d0 + d1 * d1 + d2 * d2
             if r2 >= rc2:
                 pd[p, 3] = -1.0
@@ -142,30 +150,13 @@ def _kernel(numba):
             d2 = pd[p, 2]
             ph = pd[p, 4]
             dr = pd[p, 5] / r
-            # U_i: dU_i/dd = -2 q_j (phi E_i + phi'/r d (d . E_i))
-            qj = q[types[j]]
-            de = d0 * E[i, 0] + d1 * E[i, 1] + d2 * E[i, 2]
-            g0 = -2.0 * qj * (ph * E[i, 0] + dr * d0 * de)
-            g1 = -2.0 * qj * (ph * E[i, 1] + dr * d1 * de)
-            g2 = -2.0 * qj * (ph * E[i, 2] + dr * d2 * de)
-            col = off + types[i]
-            if fit:
-                pair_rows(col, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat)
-            else:
-                c = coef[col]
-                pair_force(i, j, c * g0, c * g1, c * g2, d0, d1, d2, forces, virial)
-            # U_j: dU_j/dd = +2 q_i (phi E_j + phi'/r d (d . E_j))
-            qi = q[types[i]]
-            de = d0 * E[j, 0] + d1 * E[j, 1] + d2 * E[j, 2]
-            g0 = 2.0 * qi * (ph * E[j, 0] + dr * d0 * de)
-            g1 = 2.0 * qi * (ph * E[j, 1] + dr * d1 * de)
-            g2 = 2.0 * qi * (ph * E[j, 2] + dr * d2 * de)
-            col = off + types[j]
-            if fit:
-                pair_rows(col, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat)
-            else:
-                c = coef[col]
-                pair_force(i, j, c * g0, c * g1, c * g2, d0, d1, d2, forces, virial)
+            # U_i (field at i from q_j) and U_j (field at j from q_i)
+            g0, g1, g2 = side(-1.0, q[types[j]], ph, dr, d0, d1, d2, E[i, 0], E[i, 1], E[i, 2])
+            pair_add(fit, off + types[i], coef, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat,
+                     forces, virial)
+            g0, g1, g2 = side(1.0, q[types[i]], ph, dr, d0, d1, d2, E[j, 0], E[j, 1], E[j, 2])
+            pair_add(fit, off + types[j], coef, i, j, g0, g1, g2, d0, d1, d2, ffeat, vfeat,
+                     forces, virial)
         return energy
 
     return kernel
