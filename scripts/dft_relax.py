@@ -198,7 +198,10 @@ def cmd_report(args) -> None:
     from viglas.units import density_g_cm3
 
     rows = []
-    for p in sorted(OUT.glob("*.extxyz.gz")):
+    # fixed-cell relaxations of glasses only: the cell relaxations (--cell, crystals)
+    # answer another question (a crystal's own PBE-D3 density) and are not compared here
+    for p in sorted(q for q in OUT.glob("*.extxyz.gz")
+                    if not q.name.endswith("__cell.extxyz.gz")):
         label = str(read_labels(p)[0].info["label"])
         path = _path_frames(label)
         start = _snapshot(label)
