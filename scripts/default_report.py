@@ -241,7 +241,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(DATA / "default_report.json"))
     p.add_argument("--presets-report", default=str(DATA / "dft" / "samplers" /
-                                                    "fit_report_delta_f12_presets.json"),
+                                                    "fit_report_delta_f14_presets.json"),
                    help="fit_dft.py report with the 0 GPa glass check of the presets' "
                         "compositions, made with the shipped file")
     args = p.parse_args(argv)
