@@ -106,6 +106,16 @@ def check(frame, charges, rc, b) -> float:
     return worst
 
 
+def _sha256(model: str) -> str:
+    """SHA-256 of the model file (a shipped name resolves to its file): the name alone
+    does not say which fit a probe ran on."""
+    import hashlib
+
+    from viglas.potentials.delta import SHIPPED_DELTA
+
+    return hashlib.sha256(Path(SHIPPED_DELTA.get(model, model)).read_bytes()).hexdigest()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,7 +221,8 @@ def main(argv=None) -> int:
                   + " ".join(f"{k} {v:.3f}" for k, v in comp.items()), flush=True)
     out = {"command": "python scripts/induction_probe.py " + " ".join(argv or sys.argv[1:]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "model": args.model, "rc_A": args.rc, "b_tt_per_A": args.b_tt,
+           "model": args.model, "model_sha256": _sha256(args.model),
+           "rc_A": args.rc, "b_tt_per_A": args.b_tt,
            "n_train": nf, "scored_labels": [a.info["label"] for a in test], "rows": rows,
            "seconds": round(time.time() - t0)}
     if args.json:
