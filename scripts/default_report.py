@@ -82,11 +82,12 @@ def limitations(criteria: list, own: dict, loop: dict, reference: dict) -> list[
         out.append("On its own 0 GPa glasses that it was not trained on, force R2 is below "
                    f"{FORCE_R2_MIN} for " + ", ".join(f"{c} ({v})" for c, v in weak.items())
                    + ": the glasses a fit makes itself are where it is weakest.")
-    far = {c: r["dft_pressure_GPa"] for c, r in loop.items()
-           if abs(r["dft_pressure_GPa"]) > LOOP_GPA}
+    far = [(c, x["dft_pressure_GPa"]) for c, xs in loop.items() for x in xs
+           if abs(x["dft_pressure_GPa"]) > LOOP_GPA]
     if far:
-        out.append("PBE-D3 pressure on its own 0 GPa, 300 K glass outside +-1 GPa: "
-                   + ", ".join(f"{c} {p:+.2f} GPa" for c, p in far.items()) + ".")
+        out.append("PBE-D3 pressure on its own 0 GPa, 300 K glasses outside +-1 GPa: "
+                   + ", ".join(f"{c} {p:+.2f} GPa" for c, p in far) + " (all its glasses: "
+                   "loop_0GPa).")
     for name, ref in reference.items():
         out.append(f"{name}: PBE-D3 itself relaxes the crystal (cell and positions, "
                    f"0 GPa) to {ref['density_change_pct']:+.1f} % against the prototype "
@@ -126,6 +127,8 @@ def reference_crystals() -> dict:
 
 
 def build(presets_report: Path) -> dict:
+    import numpy as np
+
     from viglas.potentials.delta import SHIPPED_DELTA
     from viglas.potentials.delta_fit import delta_file_predictor
     from viglas.potentials.dft_fit import load_dataset, score, split
@@ -154,14 +157,26 @@ def build(presets_report: Path) -> dict:
     _, valid = split(frames)
     sampler = Path(str(fit_report["loop_0GPa"]["sampler"])).name
     own = [a for a in frames if sampler in str(a.info.get("sampler", ""))
-           and a.info["label"] not in train_labels]
+           and a.info.get("kind") == "glass" and a.info["label"] not in train_labels]
     own_scores = {}
     if own:
         s = score(own, pred)
         own_scores = {"labels": [a.info["label"] for a in own], "all": _metrics(s["all"]),
                       "by_composition": {c: _metrics(m) for c, m in s["by_composition"].items()}}
 
-    loop = {c["composition"]: c for c in fit_report["loop_0GPa"]["cells"] if c["t_K"] == 300}
+    # the loop: PBE-D3 pressure on every labelled 0 GPa, 300 K glass the shipped file
+    # made (a composition may have several glasses: each counts, none is dropped)
+    from viglas.units import EV_A3_TO_GPA
+
+    cells = [{"label": a.info["label"], "composition": a.info.get("composition"),
+              "npt_density_g_cm3": round(float(a.info.get("npt_density_g_cm3", 0.0)), 4),
+              "dft_pressure_GPa": round(float(-np.mean(a.calc.results["stress"][:3])
+                                              * EV_A3_TO_GPA), 2)}
+             for a in frames if sampler in str(a.info.get("sampler", ""))
+             and a.info.get("kind") == "glass" and float(a.info.get("t_K", 0)) == 300.0]
+    loop: dict[str, list] = {}
+    for c in cells:
+        loop.setdefault(c["composition"], []).append(c)
     crystals = fit_report["crystals"]["ionic_delta"]
     reference = reference_crystals()
     glasses = presets["glasses_0GPa"]["ionic_delta"]
@@ -175,10 +190,12 @@ def build(presets_report: Path) -> dict:
                          "threshold": f">= {FORCE_R2_MIN}",
                          "met": r2 is not None and r2 >= FORCE_R2_MIN})
     for c in ("LiAlCl2.5O0.75", "NaAlCl2.5O0.75"):
-        p = loop.get(c, {}).get("dft_pressure_GPa")
-        criteria.append({"item": 4, "what": f"PBE-D3 pressure on its own 0 GPa, 300 K {c} glass",
-                         "value": p, "threshold": f"within +-{LOOP_GPA} GPa",
-                         "met": p is not None and abs(p) <= LOOP_GPA})
+        ps = [x["dft_pressure_GPa"] for x in loop.get(c, [])]
+        worst = max(ps, key=abs) if ps else None  # every glass must be within the band
+        criteria.append({"item": 4, "what": f"PBE-D3 pressure on its own 0 GPa, 300 K {c} "
+                         "glasses (the one furthest from 0)", "value": worst,
+                         "all_values": ps, "threshold": f"within +-{LOOP_GPA} GPa",
+                         "met": worst is not None and abs(worst) <= LOOP_GPA})
     for c, rec in crystals.items():
         for mode in ("relaxed", "npt_300K"):
             d = rec[mode]["density_change_pct"]
@@ -215,7 +232,7 @@ def build(presets_report: Path) -> dict:
         "held_out": {"n_frames": fit_report["n_valid"],
                      "labels": [a.info["label"] for a in valid], "sets": held},
         "own_glasses_not_trained_on": own_scores,
-        "loop_0GPa": fit_report["loop_0GPa"],
+        "loop_0GPa": {"sampler": sampler, "cells": cells},
         "crystals": crystals,
         "glasses_0GPa": glasses,
         "criteria": criteria,
