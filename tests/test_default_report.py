@@ -43,6 +43,15 @@ def test_criteria_verdicts_follow_from_the_numbers():
         else:
             assert c["met"] == (not c["failed"]), c
     assert REPORT["all_criteria_met"] == all(c["met"] for c in crit)
+    # the loop: every own glass counts (the verdict rests on the one furthest from 0)
+    loop = [c for c in crit if c["what"].startswith("PBE-D3 pressure")]
+    assert len(loop) == 2
+    cells = REPORT["loop_0GPa"]["cells"]
+    for c in loop:
+        comp = c["what"].split("300 K ")[1].split(" glasses")[0]
+        ps = [x["dft_pressure_GPa"] for x in cells if x["composition"] == comp]
+        assert sorted(c["all_values"]) == sorted(ps) and c["value"] == max(ps, key=abs)
+    assert all("npt300" in x["label"] for x in cells)  # glasses, not crystal snapshots
     # the six required compositions each have a held-out force score
     forces = [c for c in crit if c["what"].startswith("held-out force R2")]
     assert len(forces) == 6 and all(c["n_frames"] >= 1 for c in forces)
