@@ -101,14 +101,16 @@ def limitations(criteria: list, own: dict, loop: dict, reference: dict) -> list[
     return out
 
 
-def reference_crystals() -> dict:
+def reference_crystals(crystals: dict) -> dict:
     """PBE-D3's own crystal densities: the last step of each cell relaxation
-    (``dft_relax.py run LABEL --cell``) of a prototype crystal label."""
+    (``dft_relax.py run LABEL --cell``) of a prototype crystal label, against the
+    prototype densities of the fit report's crystal checks (``crystals``)."""
     from viglas.potentials.dft import read_labels
     from viglas.units import density_g_cm3
 
     out = {}
-    for name, rho0 in (("LiAlCl4", 1.9741), ("NaAlCl4", 1.8865)):
+    for name, rec in crystals.items():
+        rho0 = float(rec["prototype_density_g_cm3"])
         p = DATA / "dft" / "relaxed" / f"r0__{name}__crystal__v1.00__cell.extxyz.gz"
         if not p.exists():
             continue
@@ -127,8 +129,6 @@ def reference_crystals() -> dict:
 
 
 def build(presets_report: Path) -> dict:
-    import numpy as np
-
     from viglas.potentials.delta import SHIPPED_DELTA
     from viglas.potentials.delta_fit import delta_file_predictor
     from viglas.potentials.dft_fit import load_dataset, score, split
@@ -150,14 +150,14 @@ def build(presets_report: Path) -> dict:
         held[name] = {"all": _metrics(v["all"]),
                       "by_composition": {c: _metrics(m) for c, m in v["by_composition"].items()}}
 
-    # its own 0 GPa glasses that it was not trained on (sampled from its own MD): the
-    # frames the issue's "held-out frames from MD runs not used in training" mean most
+    # its own 0 GPa glasses (the glass cells of its loop, fit_dft.py) that it was not
+    # trained on: the frames the issue's "held-out frames from MD runs not used in
+    # training" mean most
     frames = load_dataset()
-    train_labels = set(fit["train_labels"])
     _, valid = split(frames)
-    sampler = Path(str(fit_report["loop_0GPa"]["sampler"])).name
-    own = [a for a in frames if sampler in str(a.info.get("sampler", ""))
-           and a.info.get("kind") == "glass" and a.info["label"] not in train_labels]
+    glasses_made = {c["label"] for c in fit_report["loop_0GPa"]["cells"]
+                    if c.get("kind") == "glass"}
+    own = [a for a in frames if a.info["label"] in glasses_made - set(fit["train_labels"])]
     own_scores = {}
     if own:
         s = score(own, pred)
@@ -165,20 +165,15 @@ def build(presets_report: Path) -> dict:
                       "by_composition": {c: _metrics(m) for c, m in s["by_composition"].items()}}
 
     # the loop: PBE-D3 pressure on every labelled 0 GPa, 300 K glass the shipped file
-    # made (a composition may have several glasses: each counts, none is dropped)
-    from viglas.units import EV_A3_TO_GPA
-
-    cells = [{"label": a.info["label"], "composition": a.info.get("composition"),
-              "npt_density_g_cm3": round(float(a.info.get("npt_density_g_cm3", 0.0)), 4),
-              "dft_pressure_GPa": round(float(-np.mean(a.calc.results["stress"][:3])
-                                              * EV_A3_TO_GPA), 2)}
-             for a in frames if sampler in str(a.info.get("sampler", ""))
-             and a.info.get("kind") == "glass" and float(a.info.get("t_K", 0)) == 300.0]
+    # made (fit_dft.py lists every cell of its sampler, crystals too; a composition may
+    # have several glasses: each counts, none is dropped)
+    cells = [c for c in fit_report["loop_0GPa"]["cells"]
+             if c.get("kind") == "glass" and c["t_K"] == 300.0]
     loop: dict[str, list] = {}
     for c in cells:
         loop.setdefault(c["composition"], []).append(c)
     crystals = fit_report["crystals"]["ionic_delta"]
-    reference = reference_crystals()
+    reference = reference_crystals(crystals)
     glasses = presets["glasses_0GPa"]["ionic_delta"]
 
     criteria = []
@@ -232,7 +227,7 @@ def build(presets_report: Path) -> dict:
         "held_out": {"n_frames": fit_report["n_valid"],
                      "labels": [a.info["label"] for a in valid], "sets": held},
         "own_glasses_not_trained_on": own_scores,
-        "loop_0GPa": {"sampler": sampler, "cells": cells},
+        "loop_0GPa": {"sampler": fit_report["loop_0GPa"]["sampler"], "cells": cells},
         "crystals": crystals,
         "glasses_0GPa": glasses,
         "criteria": criteria,
@@ -242,7 +237,7 @@ def build(presets_report: Path) -> dict:
         "sources": {
             "held_out, loop_0GPa, crystals": "python scripts/fit_dft.py --form delta "
             "--delta-in viglas/potentials/data/dft_delta.json --loop-sampler "
-            f"{sampler} --crystal-ps 10",
+            f"{fit_report['loop_0GPa']['sampler']} --crystal-ps 10",
             "glasses_0GPa": "python scripts/fit_dft.py --form delta --delta-in "
             f"{presets['delta_fit'].get('model_file')} --glass-check <compositions> "
             f"--report {presets_report.relative_to(ROOT) if presets_report.is_relative_to(ROOT) else presets_report}",

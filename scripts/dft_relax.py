@@ -12,7 +12,7 @@ potentials.
 
     python scripts/dft_relax.py run r7/LiAlCl2.5O0.75/npt300_0GPa/s70001 [--fmax 0.1]
                                     [--steps 40]     # GPAW, one core, resumable
-    python scripts/dft_relax.py run r0/LiAlCl4/crystal/v1.00 --cell --fmax 0.02
+    python scripts/dft_relax.py run r0/LiAlCl4/crystal/v1.00 --cell --fmax 0.03
                                     # cell too, at 0 GPa: PBE-D3's own crystal density
     python scripts/dft_relax.py report [--json viglas/potentials/data/dft/relaxed/report.json]
 

@@ -439,6 +439,7 @@ def main(argv=None) -> int:
             if a.info.get("sampler") == f"ionic:{args.loop_sampler}@0GPa":
                 st = a.calc.results["stress"]
                 rows.append({"label": a.info["label"], "composition": a.info["composition"],
+                             "kind": a.info.get("kind"),
                              "t_K": float(a.info["t_K"]), "split": a.info.get("split"),
                              "npt_density_g_cm3": float(a.info.get("npt_density_g_cm3", 0)),
                              "dft_pressure_GPa": round(float(-st[:3].mean() * _G), 2)})

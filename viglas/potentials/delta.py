@@ -191,11 +191,12 @@ class DeltaModel:
                     col += self.emb_nk
         self.emb_off = eoff
         # field-squared term: one column per element (before ACE, which stays last)
-        self.field_off = col if self.field_rc > 0 else -1
-        if self.field_rc > 0:
+        self.field_off = -1
+        if self.use_field:
             from viglas.potentials.delta_field import charges_of
 
             self.field_q = charges_of(self.species)
+            self.field_off = col
             col += n
         # body-order-3 ACE block (delta_ace): (centre, s1 <= s2) blocks present in data
         from viglas.potentials import delta_ace

@@ -211,12 +211,6 @@ def frame_targets(frames: Sequence[Atoms], base: list[dict[str, Any]],
     return ys
 
 
-def frame_system(model: DeltaModel, frames: Sequence[Atoms], base: list[dict[str, Any]],
-                 settings: DeltaFitSettings) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Weighted design blocks (A_f, y_f) per frame (rows: energy, forces, stress)."""
-    return frame_design(model, frames, settings), frame_targets(frames, base, settings)
-
-
 def _penalty(model: DeltaModel, eps: float, diag: np.ndarray | None = None,
              ace_ridge: float = 1.0, ace_floor: float = 0.0,
              field_ridge: float = 1e-3) -> np.ndarray:
