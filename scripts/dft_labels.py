@@ -97,11 +97,13 @@ def cmd_plan_next(args) -> None:
     work = ROOT / "runs" / f"dft-round{rnd}" / tag
     out = []
     base = int(args.priority_base)
+    snaps = int(args.snapshots)
     for ci, comp in enumerate(comps):
         seed = 10000 * rnd + ci + (0 if n_atoms == 64 else 500)
         labels = {t: f"r{rnd}/{comp}/{tag}npt{t}_0GPa/s{seed}" for t in temps}
-        if all(lab in existing for lab in labels.values()):
-            out += [existing[lab] for lab in labels.values()]
+        extra = [f"{labels[300]}/{k}" for k in range(1, snaps)] if 300 in temps else []
+        if all(lab in existing for lab in [*labels.values(), *extra]):
+            out += [existing[lab] for lab in [*labels.values(), *extra]]
             continue
         calc = make_potential(args.params)
         start = build_glass(comp, n_atoms, method="substitution", seed=seed)
@@ -127,11 +129,27 @@ def cmd_plan_next(args) -> None:
                           round=rnd, sampler=f"ionic:{Path(args.params).name}@0GPa",
                           split="valid" if comp in ("LiAlCl2.5O0.75", "NaAlCl2.5O0.75")
                           and t_K == 300 and n_atoms == 64 else "train",
-                          priority=base + pri * len(comps) + ci,
+                          priority=base + (pri * len(comps) + ci) * snaps,
                           npt_density_g_cm3=round(float(res.mean_density_g_cm3), 4))
             _log(f"sampled {labels[t_K]}: {len(f)} atoms, "
                  f"{res.mean_density_g_cm3:.3f} g/cm3 at 0 GPa")
             out.append(f)
+            if t_K != 300:
+                continue
+            # more snapshots of the same glass, 1 ps apart: one snapshot's pressure
+            # carries the instantaneous fluctuation of a small cell (about 0.5 GPa at
+            # 63 atoms), the loop averages over them
+            for k, lab in enumerate(extra, start=1):
+                res = run_md(res.atoms, calc, ensemble="npt", thermostat="langevin",
+                             temperature_K=300.0, pressure_GPa=0.0, timestep_fs=2.0,
+                             steps=500, save_every=100, seed=seed + 300 + k,
+                             workdir=work / comp / f"npt300_{k}", progress=False)
+                g = Atoms(res.atoms.numbers, positions=res.atoms.get_positions(wrap=True),
+                          cell=res.atoms.cell, pbc=True)
+                g.info.update({**f.info, "label": lab, "priority": f.info["priority"] + k,
+                               "npt_density_g_cm3": round(float(res.mean_density_g_cm3), 4)})
+                _log(f"sampled {lab}: {res.mean_density_g_cm3:.3f} g/cm3 at 0 GPa")
+                out.append(g)
     write_frames(out, path)
     _log(f"{len(out)} round-{rnd} candidates in {path.relative_to(ROOT)}")
 
@@ -378,6 +396,8 @@ def main(argv=None) -> int:
     a.add_argument("--temperatures", default="300,600", help="K, comma-separated")
     a.add_argument("--compositions", default=None, help="comma-separated (default: the "
                    "ten fit compositions)")
+    a.add_argument("--snapshots", type=int, default=1, help="snapshots of each 300 K "
+                   "glass, 1 ps apart (the loop averages the pressure over them)")
     a.add_argument("--priority-base", type=int, default=1000, help="labelling priority of "
                    "the first new frame (lower = earlier; round 0 uses 0-87)")
     a.set_defaults(fn=cmd_plan_next)
