@@ -36,6 +36,10 @@ def _rel(path) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
+def _signed(x) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
+
+
 def _log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
@@ -263,11 +267,22 @@ def print_tables(report_path: str | Path) -> None:
     loop = rep.get("loop_0GPa")
     if loop:
         print(f"\nDFT pressure on the cells `{loop['sampler']}` made itself at 0 GPa:\n")
-        print("| composition | T (K) | density g/cm³ | PBE-D3 pressure GPa |")
-        print("|---|---|---|---|")
+        print("| snapshot | T (K) | density g/cm³ | PBE-D3 GPa (configurational) | "
+              "model GPa | PBE-D3 − model GPa |")
+        print("|---|---|---|---|---|---|")
         for r in loop["cells"]:
-            print(f"| {r['composition']} | {r['t_K']:.0f} | {r['npt_density_g_cm3']:.3f} | "
-                  f"{r['dft_pressure_GPa']:+.2f} |")
+            print(f"| {r['label']} | {r['t_K']:.0f} | {r['npt_density_g_cm3']:.3f} | "
+                  f"{r['dft_pressure_GPa']:+.2f} | {_signed(r.get('model_pressure_GPa'))} | "
+                  f"{_signed(r.get('pressure_error_GPa'))} |")
+        print("\nPressure of each 300 K glass, <PBE-D3 − model> over its snapshots (the "
+              "model holds it at 0 GPa):\n")
+        for g in loop.get("glasses", []):
+            se = g.get("pressure_se_GPa")
+            n = g["n_snapshots"]
+            print(f"- {g['glass']}: {_signed(g.get('pressure_GPa'))} GPa"
+                  + (f" ± {se:.2f}" if se is not None else "")
+                  + f" ({n} snapshot{'s' if n > 1 else ''}; direct <PBE-D3> + kinetic "
+                  f"{g['direct_GPa']:+.2f} GPa)")
     for label, gl in rep.get("glasses_0GPa", {}).items():
         for comp, r in gl.items():
             print(f"- {label} {comp} melt-quench at 0 GPa: "
@@ -431,20 +446,19 @@ def main(argv=None) -> int:
             _log(f"stress weight {sw:g}: held-out force R2 {v['force_r2']:.3f}, pressure "
                  f"bias {v['pressure_bias_GPa']:+.2f} GPa")
     if args.loop_sampler:
-        # closing the loop: DFT pressure on the cells the set made itself at 0 GPa
-        from viglas.units import EV_A3_TO_GPA as _G
+        # closing the loop: DFT pressure on the cells the set made itself at 0 GPa, and
+        # (where the sampler's file is kept under data/dft/samplers) the sampler's own
+        # pressure on the same snapshots (dft_fit.loop_cells)
+        from viglas.potentials.delta import make_potential
+        from viglas.potentials.dft_fit import loop_cells, loop_glasses
 
-        rows = []
-        for a in frames:
-            if a.info.get("sampler") == f"ionic:{args.loop_sampler}@0GPa":
-                st = a.calc.results["stress"]
-                rows.append({"label": a.info["label"], "composition": a.info["composition"],
-                             "kind": a.info.get("kind"),
-                             "t_K": float(a.info["t_K"]), "split": a.info.get("split"),
-                             "npt_density_g_cm3": float(a.info.get("npt_density_g_cm3", 0)),
-                             "dft_pressure_GPa": round(float(-st[:3].mean() * _G), 2)})
-                _log(f"loop: {rows[-1]}")
-        report["loop_0GPa"] = {"sampler": args.loop_sampler, "cells": rows}
+        kept = ROOT / "viglas" / "potentials" / "data" / "dft" / "samplers" / args.loop_sampler
+        rows = loop_cells(frames, args.loop_sampler,
+                          make_potential(kept) if kept.is_file() else None)
+        for r in rows:
+            _log(f"loop: {r}")
+        report["loop_0GPa"] = {"sampler": args.loop_sampler, "cells": rows,
+                               "glasses": loop_glasses(rows)}
     if args.form == "delta" and args.delta_in:
         score_delta_file(args.delta_in, train, valid, report)
         args.delta_out = args.delta_in
