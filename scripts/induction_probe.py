@@ -17,7 +17,9 @@ and neighbour element s, F_ts(rho_i^s) of the partial density rho_i^s = sum_{j o
 (1 - r_ij/rc)^3 (cubic B-splines without a constant part, as the shipped embedding's,
 which sees one density summed over all neighbours). ``--term none --ridge-scale EL:S``
 adds no columns and only scales the regulariser of every coefficient involving element
-EL (is an element under-fitted because the ridge holds it back?).
+EL (is an element under-fitted because the ridge holds it back?). ``--term scf-pol``
+adds self-consistent induced point dipoles (one column per polarisability set), and
+``--term bo4`` body-order-4 invariants of a centre's first shell (see their functions).
 
 It refits the whole linear system with and without these columns and scores both on
 the held-out frames (plan split) plus the frames the fit was not trained on (its own
@@ -28,6 +30,9 @@ Nothing here is shipped; the report says what a polarisable term would buy.
         [--json viglas/potentials/data/dft/samplers/induction_probe.json]
     python scripts/induction_probe.py --term embedding [--emb-rc 5] [--emb-nk 8]
     python scripts/induction_probe.py --term none --ridge-scale In:0.1
+    python scripts/induction_probe.py --term scf-pol [--pol-sets "base;Cl*1.5,O*1.5;In*3"]
+    python scripts/induction_probe.py --term bo4 [--bo4-centres In,Ga,Al,B]
+        [--bo4-channels Cl,O]
 
 Cost: about 4 min and 4 GB on one core (the design of 259 frames x 7560 columns).
 """
@@ -158,6 +163,131 @@ def embedding_columns(atoms, blocks: list, hi: dict, species: list[str], rc: flo
     return ecol, fcol, scol
 
 
+#: polarisabilities (Å^3) of the free-ion-like set of the scf-pol probe: Cl-, O2- as in
+#: polarisable-ion models of chloride melts and oxides, cations from Shannon & Fischer
+#: (Phys. Rev. B 73, 235111 (2006)); the probe scales sets of them, it fits no alpha
+POL_ALPHA = {"Li": 0.03, "Na": 0.18, "Al": 0.05, "Ga": 0.2, "In": 0.7, "B": 0.003,
+             "Cl": 3.0, "O": 1.6}
+
+
+def scf_pol_columns(atoms, charges: dict, alpha_sets: list[dict], rc: float, b: float):
+    """Energy, forces and stress of self-consistent induced point dipoles, one column per
+    polarisability set: E = -k_e/2 E0 . mu with (1/alpha - T) mu = E0, E0 the field of the
+    point charges (Tang–Toennies damped, b), T the dipole tensor, both tapered by
+    (1 - (r/rc)^2)^2. Exact derivatives by torch autograd (positions and strain)."""
+    import torch
+    from ase.neighborlist import neighbor_list
+
+    k_e = 14.399645
+    n = len(atoms)
+    i, j, S = neighbor_list("ijS", atoms, rc)
+    sym = atoms.get_chemical_symbols()
+    q = torch.tensor([charges[x] for x in sym], dtype=torch.float64)
+    pos = torch.tensor(atoms.positions, dtype=torch.float64, requires_grad=True)
+    cell = torch.tensor(np.asarray(atoms.cell), dtype=torch.float64)
+    eps = torch.zeros((3, 3), dtype=torch.float64, requires_grad=True)
+    F = torch.eye(3, dtype=torch.float64) + 0.5 * (eps + eps.T)
+    p_ = pos @ F
+    c_ = cell @ F
+    it, jt = torch.as_tensor(i), torch.as_tensor(j)
+    D = p_[it] - p_[jt] - torch.as_tensor(S, dtype=torch.float64) @ c_  # r_i - r_j
+    r = torch.linalg.norm(D, dim=1)
+    tap = (1 - (r / rc) ** 2) ** 2
+    br = b * r
+    tt = 1 - torch.exp(-br) * (1 + br + br**2 / 2 + br**3 / 6 + br**4 / 24)
+    E0 = torch.zeros((n, 3), dtype=torch.float64).index_add(
+        0, it, (q[jt] * tt * tap / r**3)[:, None] * D)
+    u = D / r[:, None]
+    Tij = (3 * u[:, :, None] * u[:, None, :] - torch.eye(3, dtype=torch.float64)) \
+        * (tap / r**3)[:, None, None]
+    # dense dipole tensor, summed over periodic images of each pair
+    Tf = torch.zeros((n * 3, n * 3), dtype=torch.float64)
+    rows = (3 * it)[:, None, None] + torch.arange(3)[None, :, None]
+    cols = (3 * jt)[:, None, None] + torch.arange(3)[None, None, :]
+    Tf = Tf.index_put((rows.expand(-1, 3, 3).reshape(-1), cols.expand(-1, 3, 3).reshape(-1)),
+                      Tij.reshape(-1), accumulate=True)
+    vol = abs(float(np.linalg.det(atoms.cell)))
+    e_out, f_out, s_out = [], [], []
+    for al in alpha_sets:
+        a = torch.tensor([al.get(x, 0.0) for x in sym], dtype=torch.float64).repeat_interleave(3)
+        keep = a > 0
+        A = torch.diag(1 / a[keep]) - Tf[keep][:, keep]
+        mu = torch.linalg.solve(A, E0.reshape(-1)[keep])
+        E = -0.5 * k_e * torch.dot(E0.reshape(-1)[keep], mu)
+        gp, ge = torch.autograd.grad(E, (pos, eps), retain_graph=True)
+        W = ge.numpy() / vol
+        e_out.append(float(E.detach()))
+        f_out.append(-gp.numpy())
+        s_out.append([W[0, 0], W[1, 1], W[2, 2], W[1, 2], W[0, 2], W[0, 1]])
+    return (np.array(e_out), np.stack(f_out, axis=2), np.array(s_out).T)
+
+
+def bo4_columns(atoms, centres: list[str], channels: list[str], rc: float, nr: int = 2):
+    """Body-order-4 invariants of each centre's first shell, one column per (centre
+    element, invariant): with v_c = sum_j R_n(r_ij) u_ij and M_c = sum_j R_n(r_ij)
+    u_ij u_ij^T over the neighbours j of element s (channel c = (s, n), R_n = (1 -
+    r/rc)^(n+2)), the invariants Tr(M_a M_b M_c), v_a^T M_b v_c and Tr(M_a) Tr(M_b M_c)
+    (three neighbours and the centre: one body order above the shipped ACE term).
+    Exact derivatives by torch autograd (positions and strain)."""
+    import itertools
+
+    import torch
+    from ase.neighborlist import neighbor_list
+
+    n = len(atoms)
+    sym = np.array(atoms.get_chemical_symbols())
+    i, j, S = neighbor_list("ijS", atoms, rc)
+    m = np.isin(sym[i], centres) & np.isin(sym[j], channels)
+    i, j, S = i[m], j[m], S[m]
+    chans = [(s_, k) for s_ in channels for k in range(nr)]
+    C = len(chans)
+    trip = list(itertools.combinations_with_replacement(range(C), 3))
+    pairs = list(itertools.combinations_with_replacement(range(C), 2))
+    kinds = ([("MMM", t) for t in trip] + [("vMv", (a, b, c)) for (a, c) in pairs
+                                           for b in range(C)]
+             + [("TrTr", (a, b, c)) for a in range(C) for (b, c) in pairs])
+    cmask = {t: torch.as_tensor(sym == t) for t in centres}
+    it, jt = torch.as_tensor(i), torch.as_tensor(j)
+    St = torch.as_tensor(S, dtype=torch.float64)
+    cell = torch.tensor(np.asarray(atoms.cell), dtype=torch.float64)
+    sel = {s_: torch.as_tensor(sym[j] == s_, dtype=torch.float64) for s_ in channels}
+
+    def energies(pos, eps):
+        F = torch.eye(3, dtype=torch.float64) + 0.5 * (eps + eps.T)
+        D = (pos @ F)[jt] - (pos @ F)[it] + St @ (cell @ F)
+        r = torch.linalg.norm(D, dim=1)
+        u = D / r[:, None]
+        v, M = [], []
+        for s_, k in chans:
+            w = (1 - r / rc) ** (k + 2) * sel[s_]
+            v.append(torch.zeros((n, 3), dtype=torch.float64).index_add(0, it, w[:, None] * u))
+            M.append(torch.zeros((n, 3, 3), dtype=torch.float64).index_add(
+                0, it, w[:, None, None] * u[:, :, None] * u[:, None, :]))
+        tr = [Mx.diagonal(dim1=1, dim2=2).sum(1) for Mx in M]
+        feats = []
+        for kind, (a, b, c) in kinds:
+            if kind == "MMM":
+                f = torch.einsum("nij,njk,nki->n", M[a], M[b], M[c])
+            elif kind == "vMv":
+                f = torch.einsum("ni,nij,nj->n", v[a], M[b], v[c])
+            else:
+                f = tr[a] * torch.einsum("nij,nji->n", M[b], M[c])
+            feats.append(f)
+        Fm = torch.stack(feats, 1)  # (n, K)
+        return torch.cat([Fm[cmask[t]].sum(0) for t in centres])
+
+    pos = torch.tensor(atoms.positions, dtype=torch.float64)
+    eps = torch.zeros((3, 3), dtype=torch.float64)
+    e = energies(pos, eps).numpy()
+    jp, je = torch.autograd.functional.jacobian(energies, (pos, eps), vectorize=True)
+    vol = abs(float(np.linalg.det(atoms.cell)))
+    W = je.numpy() / vol  # (K, 3, 3)
+    s_ = np.stack([W[:, 0, 0], W[:, 1, 1], W[:, 2, 2], W[:, 1, 2], W[:, 0, 2], W[:, 0, 1]])
+    f = -np.transpose(jp.numpy(), (1, 2, 0))  # (n, 3, K)
+    names = [f"bo4[{t}|{kind}{abc}]" for t in centres for kind, abc in kinds]
+    return e, f, s_, names
+
+
 def check(frame, cols) -> float:
     """Largest relative difference of the column forces from central differences."""
     a0 = frame.copy()
@@ -198,7 +328,15 @@ def main(argv=None) -> int:
     ap.add_argument("--ridge-scale", default=None, metavar="EL:S",
                     help="scale the regulariser of every coefficient that involves element "
                     "EL by S in the second solve (with --term none: the only change)")
-    ap.add_argument("--term", default="field", choices=["field", "embedding", "none"],
+    ap.add_argument("--pol-sets", default="base;Cl*1.5,O*1.5;In*3",
+                    help="scf-pol: polarisability sets, ';'-separated, each POL_ALPHA "
+                    "with factors EL*F applied ('base': none); one column per set")
+    ap.add_argument("--pol-rc", type=float, default=8.0, help="scf-pol cutoff (Å)")
+    ap.add_argument("--bo4-centres", default="In,Ga,Al,B", help="bo4: centre elements")
+    ap.add_argument("--bo4-channels", default="Cl,O", help="bo4: neighbour elements")
+    ap.add_argument("--bo4-rc", type=float, default=4.0, help="bo4: first-shell cutoff (Å)")
+    ap.add_argument("--term", default="field", choices=["field", "embedding", "none",
+                                                         "scf-pol", "bo4"],
                     help="field: the squared field of the baseline charges per element; "
                     "embedding: a species-resolved embedding F_ts(rho_i^s) per centre t "
                     "and neighbour species s")
@@ -231,6 +369,27 @@ def main(argv=None) -> int:
 
         def cols(a):
             return columns(a, charges, SPECIES, args.rc, args.b_tt)
+    elif args.term == "scf-pol":
+        sets = []
+        for spec in args.pol_sets.split(";"):
+            al = dict(POL_ALPHA)
+            for mod in (m for m in spec.split(",") if m.strip() not in ("", "base")):
+                el, f = mod.split("*")
+                al[el.strip()] *= float(f)
+            sets.append(al)
+        names = [f"scf-pol[{spec}]" for spec in args.pol_sets.split(";")]
+        formal = {"Li": 1.0, "Na": 1.0, "Al": 3.0, "Ga": 3.0, "In": 3.0, "B": 3.0,
+                  "Cl": -1.0, "O": -2.0}
+
+        def cols(a):
+            return scf_pol_columns(a, formal, sets, args.pol_rc, args.b_tt)
+    elif args.term == "bo4":
+        centres = args.bo4_centres.split(",")
+        chans = args.bo4_channels.split(",")
+        names = bo4_columns(train[0], centres, chans, args.bo4_rc)[3]
+
+        def cols(a):
+            return bo4_columns(a, centres, chans, args.bo4_rc)[:3]
     elif args.term == "none":
         names = []
 
@@ -343,6 +502,13 @@ def main(argv=None) -> int:
            "model": args.model, "model_sha256": _sha256(args.model),
            "term": args.term, **({"rc_A": args.rc, "b_tt_per_A": args.b_tt}
                                  if args.term == "field" else
+                                 {"pol_sets": args.pol_sets, "pol_rc_A": args.pol_rc,
+                                  "b_tt_per_A": args.b_tt, "alpha_A3": POL_ALPHA}
+                                 if args.term == "scf-pol" else
+                                 {"bo4_centres": args.bo4_centres,
+                                  "bo4_channels": args.bo4_channels, "bo4_rc_A": args.bo4_rc,
+                                  "n_columns": S}
+                                 if args.term == "bo4" else
                                  {"emb_rc_A": args.emb_rc, "emb_nk": args.emb_nk,
                                   "n_columns": S}),
            "n_train": nf, "scored_labels": [a.info["label"] for a in test], "rows": rows,
