@@ -137,8 +137,8 @@ def cmd_plan_next(args) -> None:
             if t_K != 300:
                 continue
             # more snapshots of the same glass, 1 ps apart: one snapshot's pressure
-            # carries the instantaneous fluctuation of a small cell (about 0.5 GPa at
-            # 63 atoms), the loop averages over them
+            # carries the instantaneous fluctuation of a small cell (standard deviation
+            # about 0.5 GPa at 63 atoms, 300 K), the loop averages over them
             for k, lab in enumerate(extra, start=1):
                 res = run_md(res.atoms, calc, ensemble="npt", thermostat="langevin",
                              temperature_K=300.0, pressure_GPa=0.0, timestep_fs=2.0,

@@ -241,8 +241,8 @@ def loop_cells(frames: Sequence[Atoms], sampler: str,
 
     ``dft_pressure_GPa`` is the configurational PBE-D3 pressure of the snapshot: no
     kinetic part, and it carries the instantaneous pressure fluctuation of a small cell
-    (at 63 atoms and 300 K the potential's own instantaneous pressure spreads over about
-    +-1 GPa about its mean). With the sampler's calculator, ``model_pressure_GPa`` is the
+    (at 63 atoms and 300 K the potential's own instantaneous pressure has a standard
+    deviation of about 0.5 GPa, and single snapshots reach +-1 GPa). With the sampler's calculator, ``model_pressure_GPa`` is the
     sampler's configurational pressure on the same snapshot and
     ``pressure_error_GPa = dft - model``: the sampler holds the glass at a mean total
     pressure of 0 (its barostat), so PBE-D3's mean total pressure of that glass is
