@@ -19,7 +19,8 @@ which sees one density summed over all neighbours). ``--term none --ridge-scale 
 adds no columns and only scales the regulariser of every coefficient involving element
 EL (is an element under-fitted because the ridge holds it back?). ``--term scf-pol``
 adds self-consistent induced point dipoles (one column per polarisability set), and
-``--term bo4`` body-order-4 invariants of a centre's first shell (see their functions).
+``--term bo4`` body-order-4 invariants of a centre's first shell (see their functions;
+both need torch, the `ml` extra).
 
 It refits the whole linear system with and without these columns and scores both on
 the held-out frames (plan split) plus the frames the fit was not trained on (its own
