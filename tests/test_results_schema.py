@@ -17,7 +17,7 @@ from viglas.analysis.results_schema import (RESULTS_SCHEMA, RESULTS_SCHEMA_ID, S
 from viglas.errors import ExportError
 
 REPO = Path(__file__).resolve().parent.parent
-STUDIES = ("laco-naco", "sweep-oxygen", "screen-formers", "finite-size")
+STUDIES = ("laco-naco", "sweep-oxygen", "screen-formers", "finite-size", "laco-naco-dft")
 
 
 @pytest.fixture(scope="module")

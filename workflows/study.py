@@ -217,6 +217,9 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("laco-naco", "LACO and NACO: sigma(T), D(T), Ea (Arrhenius, VFT), sigma(303 K), Tg, "
           "Haven ratio, transference number", ("configs/study-laco-naco.yaml",),
           _summary_transport),
+    Study("laco-naco-dft", "LACO and NACO with dft-delta (126 atoms, 400-700 K): "
+          "sigma(T), D(T), Ea, sigma extrapolated to 300 K",
+          ("configs/study-laco-naco-dft.yaml",), _summary_transport),
     Study("sweep-oxygen", "Oxygen sweep LiAlCl(4-2x)O(x): sigma(p), percolation fit, "
           "structural percolation", ("configs/study-sweep-oxygen.yaml",), _summary_sweep,
           _plots_sweep),
