@@ -118,17 +118,12 @@ def partial_densities(atoms, species: list[str], rc: float):
 
 
 def _bsp(x: np.ndarray):
-    """Uniform cubic B-spline on [0, 4) and its derivative (vectorised)."""
-    b, db = np.zeros_like(x), np.zeros_like(x)
-    for lo, f, df in ((0, lambda y: y**3 / 6, lambda y: y**2 / 2),
-                      (1, lambda y: (1 + 3 * y + 3 * y**2 - 3 * y**3) / 6,
-                       lambda y: (3 + 6 * y - 9 * y**2) / 6),
-                      (2, lambda y: (4 - 6 * y**2 + 3 * y**3) / 6,
-                       lambda y: (-12 * y + 9 * y**2) / 6),
-                      (3, lambda y: (1 - y) ** 3 / 6, lambda y: -((1 - y) ** 2) / 2)):
-        m = (x >= lo) & (x < lo + 1)
-        b[m], db[m] = f(x[m] - lo), df(x[m] - lo)
-    return b, db
+    """Uniform cubic B-spline on [0, 4) and its derivative (the shipped embedding's
+    basis, scipy's basis element; 0 outside)."""
+    from scipy.interpolate import BSpline
+
+    b = BSpline.basis_element(np.arange(5.0), extrapolate=False)
+    return np.nan_to_num(b(x)), np.nan_to_num(b.derivative()(x))
 
 
 def embedding_columns(atoms, blocks: list, hi: dict, species: list[str], rc: float,
@@ -139,15 +134,14 @@ def embedding_columns(atoms, blocks: list, hi: dict, species: list[str], rc: flo
     and stress as columns() gives them."""
     n = len(atoms)
     rho, i, j, D, r, sidx = partial_densities(atoms, species, rc)
-    tidx = sidx
     vol = atoms.get_volume()
     ncol = len(blocks) * (nk - kmin)
     ecol, fcol, scol = np.zeros(ncol), np.zeros((n, 3, ncol)), np.zeros((6, ncol))
     dphi = -3 * (1 - r / rc) ** 2 / rc
     for bi, (t, s) in enumerate(blocks):
         he = hi[(t, s)] / nk
-        at = np.where(tidx == t)[0]
-        pm = (tidx[i] == t) & (sidx[j] == s)
+        at = np.where(sidx == t)[0]
+        pm = (sidx[i] == t) & (sidx[j] == s)
         for kk, k in enumerate(range(kmin, nk)):
             col = bi * (nk - kmin) + kk
             b, db = _bsp(rho[at, s] / he - (k - 3))
@@ -223,6 +217,20 @@ def scf_pol_columns(atoms, charges: dict, alpha_sets: list[dict], rc: float, b: 
     return (np.array(e_out), np.stack(f_out, axis=2), np.array(s_out).T)
 
 
+def bo4_invariants(channels: list[str], nr: int):
+    """The channels (element, radial index) and the invariants of :func:`bo4_columns`,
+    each (kind, channel indices), in column order."""
+    import itertools
+
+    chans = [(s_, k) for s_ in channels for k in range(nr)]
+    C = len(chans)
+    pairs = list(itertools.combinations_with_replacement(range(C), 2))
+    kinds = ([("MMM", t) for t in itertools.combinations_with_replacement(range(C), 3)]
+             + [("vMv", (a, b, c)) for (a, c) in pairs for b in range(C)]
+             + [("TrTr", (a, b, c)) for a in range(C) for (b, c) in pairs])
+    return chans, kinds
+
+
 def bo4_columns(atoms, centres: list[str], channels: list[str], rc: float, nr: int = 2):
     """Body-order-4 invariants of each centre's first shell, one column per (centre
     element, invariant): with v_c = sum_j R_n(r_ij) u_ij and M_c = sum_j R_n(r_ij)
@@ -230,8 +238,6 @@ def bo4_columns(atoms, centres: list[str], channels: list[str], rc: float, nr: i
     r/rc)^(n+2)), the invariants Tr(M_a M_b M_c), v_a^T M_b v_c and Tr(M_a) Tr(M_b M_c)
     (three neighbours and the centre: one body order above the shipped ACE term).
     Exact derivatives by torch autograd (positions and strain)."""
-    import itertools
-
     import torch
     from ase.neighborlist import neighbor_list
 
@@ -240,13 +246,7 @@ def bo4_columns(atoms, centres: list[str], channels: list[str], rc: float, nr: i
     i, j, S = neighbor_list("ijS", atoms, rc)
     m = np.isin(sym[i], centres) & np.isin(sym[j], channels)
     i, j, S = i[m], j[m], S[m]
-    chans = [(s_, k) for s_ in channels for k in range(nr)]
-    C = len(chans)
-    trip = list(itertools.combinations_with_replacement(range(C), 3))
-    pairs = list(itertools.combinations_with_replacement(range(C), 2))
-    kinds = ([("MMM", t) for t in trip] + [("vMv", (a, b, c)) for (a, c) in pairs
-                                           for b in range(C)]
-             + [("TrTr", (a, b, c)) for a in range(C) for (b, c) in pairs])
+    chans, kinds = bo4_invariants(channels, nr)
     cmask = {t: torch.as_tensor(sym == t) for t in centres}
     it, jt = torch.as_tensor(i), torch.as_tensor(j)
     St = torch.as_tensor(S, dtype=torch.float64)
@@ -285,8 +285,7 @@ def bo4_columns(atoms, centres: list[str], channels: list[str], rc: float, nr: i
     W = je.numpy() / vol  # (K, 3, 3)
     s_ = np.stack([W[:, 0, 0], W[:, 1, 1], W[:, 2, 2], W[:, 1, 2], W[:, 0, 2], W[:, 0, 1]])
     f = -np.transpose(jp.numpy(), (1, 2, 0))  # (n, 3, K)
-    names = [f"bo4[{t}|{kind}{abc}]" for t in centres for kind, abc in kinds]
-    return e, f, s_, names
+    return e, f, s_
 
 
 def check(frame, cols) -> float:
@@ -379,18 +378,18 @@ def main(argv=None) -> int:
                 al[el.strip()] *= float(f)
             sets.append(al)
         names = [f"scf-pol[{spec}]" for spec in args.pol_sets.split(";")]
-        formal = {"Li": 1.0, "Na": 1.0, "Al": 3.0, "Ga": 3.0, "In": 3.0, "B": 3.0,
-                  "Cl": -1.0, "O": -2.0}
+        from viglas.potentials.delta_field import FORMAL_CHARGES
 
         def cols(a):
-            return scf_pol_columns(a, formal, sets, args.pol_rc, args.b_tt)
+            return scf_pol_columns(a, FORMAL_CHARGES, sets, args.pol_rc, args.b_tt)
     elif args.term == "bo4":
         centres = args.bo4_centres.split(",")
         chans = args.bo4_channels.split(",")
-        names = bo4_columns(train[0], centres, chans, args.bo4_rc)[3]
+        names = [f"bo4[{t}|{kind}{abc}]" for t in centres
+                 for kind, abc in bo4_invariants(chans, 2)[1]]
 
         def cols(a):
-            return bo4_columns(a, centres, chans, args.bo4_rc)[:3]
+            return bo4_columns(a, centres, chans, args.bo4_rc)
     elif args.term == "none":
         names = []
 
