@@ -51,6 +51,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _table(s: dict) -> dict:
+    """A score (dft_fit.score) as the report prints it: all frames and per composition."""
+    return {"all": _metrics(s["all"]),
+            "by_composition": {c: _metrics(m) for c, m in s["by_composition"].items()}}
+
+
 def _metrics(m: dict) -> dict:
     import math
 
@@ -176,8 +182,7 @@ def build(presets_report: Path) -> dict:
         if not s:
             continue
         v = s["valid"] if "valid" in s else s
-        held[name] = {"all": _metrics(v["all"]),
-                      "by_composition": {c: _metrics(m) for c, m in v["by_composition"].items()}}
+        held[name] = _table(v)
 
     # its own 0 GPa glasses (the glass cells of its loop, fit_dft.py) that it was not
     # trained on: the frames the issue's "held-out frames from MD runs not used in
@@ -190,14 +195,12 @@ def build(presets_report: Path) -> dict:
     own_scores = {}
     if own:
         s = score(own, pred)
-        own_scores = {"labels": [a.info["label"] for a in own], "all": _metrics(s["all"]),
-                      "by_composition": {c: _metrics(m) for c, m in s["by_composition"].items()}}
+        own_scores = {"labels": [a.info["label"] for a in own], **_table(s)}
     # how well the form fits its own training frames: a composition it cannot fit there
     # is limited by the form, not by data it has not seen
     by = {a.info["label"]: a for a in frames}
     s = score([by[lab] for lab in fit["train_labels"]], pred)
-    train_scores = {"n_frames": len(fit["train_labels"]), "all": _metrics(s["all"]),
-                    "by_composition": {c: _metrics(m) for c, m in s["by_composition"].items()}}
+    train_scores = {"n_frames": len(fit["train_labels"]), **_table(s)}
 
     # the loop: PBE-D3 pressure of every labelled 0 GPa, 300 K glass the shipped file
     # made (fit_dft.py lists every cell of its sampler, crystals too; a composition may
