@@ -46,6 +46,14 @@ def _log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
 
+def _candidate(a):
+    """A bare periodic copy of an MD configuration (atoms wrapped into the cell, no
+    calculator, no info): what a label plan stores."""
+    from ase import Atoms
+
+    return Atoms(a.numbers, positions=a.get_positions(wrap=True), cell=a.cell, pbc=True)
+
+
 def cmd_plan(args) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from viglas.potentials.dft_sampling import plan_round0, read_frames, write_frames
@@ -78,8 +86,6 @@ def cmd_plan_next(args) -> None:
     from 1000 K, then NPT at 300 and 600 K), so the next labels test the fitted set
     where it will run, including the DFT pressure on its own 0 GPa glasses."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from ase import Atoms
-
     from viglas.errors import ViglasError
     from viglas.potentials.delta import make_potential
     from viglas.potentials.dft_sampling import plan_compositions, read_frames, write_frames
@@ -121,9 +127,7 @@ def cmd_plan_next(args) -> None:
                          temperature_K=float(t_K), pressure_GPa=0.0, timestep_fs=2.0,
                          steps=2500, save_every=500, workdir=work / comp / f"npt{t_K}",
                          seed=seed + t_K, progress=False)
-            a = res.atoms
-            f = Atoms(a.numbers, positions=a.get_positions(wrap=True), cell=a.cell,
-                      pbc=True)
+            f = _candidate(res.atoms)
             f.info.update(label=labels[t_K], composition=comp, kind="glass" if t_K == 300
                           else "melt", t_K=float(t_K), density_factor=1.0, seed=seed,
                           round=rnd, sampler=f"ionic:{Path(args.params).name}@0GPa",
@@ -144,8 +148,7 @@ def cmd_plan_next(args) -> None:
                              temperature_K=300.0, pressure_GPa=0.0, timestep_fs=2.0,
                              steps=500, save_every=100, seed=seed + 300 + k,
                              workdir=work / comp / f"npt300_{k}", progress=False)
-                g = Atoms(res.atoms.numbers, positions=res.atoms.get_positions(wrap=True),
-                          cell=res.atoms.cell, pbc=True)
+                g = _candidate(res.atoms)
                 g.info.update({**f.info, "label": lab, "priority": f.info["priority"] + k,
                                "npt_density_g_cm3": round(float(res.mean_density_g_cm3), 4)})
                 _log(f"sampled {lab}: {res.mean_density_g_cm3:.3f} g/cm3 at 0 GPa")
@@ -161,7 +164,6 @@ def cmd_plan_crystals(args) -> None:
     where PBE-D3 puts it; as training frames they teach the next fit that region (the
     melts and glasses hardly visit it)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from ase import Atoms
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
 
@@ -198,7 +200,7 @@ def cmd_plan_crystals(args) -> None:
                        workdir=ROOT / "runs" / f"dft-round{rnd}" / name / f"npt{k}").atoms
             frames.append(x)
         for lab, x in zip(labels, frames):
-            f = Atoms(x.numbers, positions=x.get_positions(wrap=True), cell=x.cell, pbc=True)
+            f = _candidate(x)
             rho = density_g_cm3(f.get_masses().sum(), f.get_volume())
             f.info.update(label=lab, composition=name,
                           kind="crystal" if "relaxed" in lab else "crystal_rattle",
