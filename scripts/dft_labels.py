@@ -381,6 +381,13 @@ def cmd_convergence_table(args) -> None:
                 diff_row(lab, "×".join(map(str, r["params"]["kpts"])), r, ref)
 
 
+def _at_least_one(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: give 1 or more snapshots per glass")
+    return n
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -398,7 +405,7 @@ def main(argv=None) -> int:
     a.add_argument("--temperatures", default="300,600", help="K, comma-separated")
     a.add_argument("--compositions", default=None, help="comma-separated (default: the "
                    "ten fit compositions)")
-    a.add_argument("--snapshots", type=int, default=1, help="snapshots of each 300 K "
+    a.add_argument("--snapshots", type=_at_least_one, default=1, help="snapshots of each 300 K "
                    "glass, 1 ps apart (the loop averages the pressure over them)")
     a.add_argument("--priority-base", type=int, default=1000, help="labelling priority of "
                    "the first new frame (lower = earlier; round 0 uses 0-87)")

@@ -347,6 +347,12 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="finite-difference check only")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.ridge_scale:  # checked before the minutes of design building
+        ridge_el, _, ridge_fac = args.ridge_scale.partition(":")
+        try:
+            float(ridge_fac)
+        except ValueError:
+            ap.error(f"--ridge-scale: {args.ridge_scale!r} is not EL:FACTOR (e.g. In:0.1)")
 
     from viglas.potentials import load_parameters
     from viglas.potentials.delta import load_delta_file
@@ -374,8 +380,12 @@ def main(argv=None) -> int:
         for spec in args.pol_sets.split(";"):
             al = dict(POL_ALPHA)
             for mod in (m for m in spec.split(",") if m.strip() not in ("", "base")):
-                el, f = mod.split("*")
-                al[el.strip()] *= float(f)
+                el, _, f = mod.partition("*")
+                try:
+                    al[el.strip()] *= float(f)
+                except (KeyError, ValueError):
+                    ap.error(f"--pol-sets: {mod!r} is not EL*FACTOR with EL one of "
+                             f"{', '.join(POL_ALPHA)} (e.g. 'base;Cl*1.5,O*1.5;In*3')")
             sets.append(al)
         names = [f"scf-pol[{spec}]" for spec in args.pol_sets.split(";")]
         from viglas.potentials.delta_field import FORMAL_CHARGES
@@ -456,7 +466,7 @@ def main(argv=None) -> int:
     if args.ridge_scale:
         import re
 
-        el, fac = args.ridge_scale.split(":")
+        el, fac = ridge_el, ridge_fac
         hit = np.array([bool(re.search(rf"(?<![A-Za-z]){el}(?![a-z])", lab))
                         for lab in model.labels()] + [True] * S)
         d = np.where(hit, np.sqrt(float(fac)), 1.0)
