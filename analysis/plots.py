@@ -100,17 +100,28 @@ def _curve(ax, fit, t_lo: float, t_hi: float, t_data_min: float, t_data_max: flo
 
 def plot_arrhenius(t_K: Sequence[float], y: Sequence[float], y_err: Sequence[float] | None,
                    fit=None, path: str | Path = "arrhenius.png", t_extrapolate_K: float = 300.0,
-                   *, vft=None, title: str | None = None) -> Path:
+                   *, vft=None, title: str | None = None,
+                   bounds: Sequence[tuple[float, float, str]] = ()) -> Path:
     """y (log scale) against 1000/T with the fit and its 1-sigma band down to
     ``t_extrapolate_K``: solid over the data, dashed where extrapolated, and a marker
     with its error bar at ``t_extrapolate_K`` (the reported value). ``vft``: also draw
-    that fit the same way. ``title``: drawn inside the figure."""
+    that fit the same way. ``title``: drawn inside the figure. ``bounds``: points that
+    are not in the fit because no run there is diffusive, ``(T_K, y, kind)`` with kind
+    ``"upper"`` (drawn as an open down-triangle), ``"lower"`` (up-triangle) or
+    ``"mixed"`` (open square)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4))
     t = np.asarray(t_K, float)
     yv = np.asarray(y, float)
     ax.errorbar(1000 / t, yv, yerr=None if y_err is None else np.asarray(y_err, float), fmt="o",
-                label="data")
+                label="data (diffusive)")
+    marker = {"upper": "v", "lower": "^", "mixed": "s"}
+    for kind in ("upper", "lower", "mixed"):
+        sel = [(bt, by) for bt, by, bk in bounds if bk == kind and by and by > 0]
+        if sel:
+            bt, by = np.array(sel, float).T
+            ax.plot(1000 / bt, by, marker[kind], mfc="none", color="C7",
+                    label=f"{kind} estimate, no diffusive regime (not fitted)")
     t_lo = min(t.min(), t_extrapolate_K)
     if fit is not None:
         label = (f"Arrhenius, Ea = {fit.ea_eV:.3f} ± {fit.ea_err_eV:.3f} eV"

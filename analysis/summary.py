@@ -12,7 +12,11 @@ HPC results). Inputs are plain rows (mappings or objects with the attributes
 Rules:
 
 * replicas at one temperature: :func:`combine_replicas` (mean; error the larger of the
-  standard error of the mean and the propagated per-run errors);
+  standard error of the mean and the propagated per-run errors), over the replicas with
+  a diffusive regime (:func:`temperature_points`);
+* a temperature where no replica is diffusive is a bound (an upper or lower estimate
+  of D), never a fit point: it is kept in ``fits["bounds"]`` with what the Arrhenius
+  fit predicts there, and a fit that contradicts it is said in the messages;
 * Arrhenius fits of D(T) and sigma(T) from >= 2 temperatures, VFT from >= 4 (when
   asked); VFT is preferred when its AIC is lower by more than 2, an Arrhenius with a
   kink (>= 5 temperatures) when its AIC beats both by more than 2;
@@ -33,7 +37,8 @@ import numpy as np
 from viglas.errors import ViglasError
 from viglas.serialize import clean, finite
 
-__all__ = ["pareto_mask", "COV_PARAMS", "T_303", "combine_replicas", "temperature_points", "fit_series",
+__all__ = ["pareto_mask", "COV_PARAMS", "T_303", "combine_replicas", "d_estimate",
+           "temperature_points", "fit_series",
            "sigma_303K", "SeriesFits"]
 
 #: Which parameter each row/column of a fit's ``cov`` matrix is (results.json ``cov_params``).
@@ -90,20 +95,49 @@ def _pool(rows: Sequence[Any], key: str, err_key: str) -> tuple[float | None, fl
     return combine_replicas([_get(r, key) for r in sel], [_get(r, err_key) for r in sel])
 
 
+def d_estimate(row: Any) -> str:
+    """What a run's (or a temperature point's) D is: ``"value"`` (a diffusive regime was
+    found), ``"upper"`` or ``"lower"`` (no diffusive regime: the D is a bound,
+    :class:`viglas.analysis.diffusion.DiffusionResult`), or ``"mixed"`` (a point whose
+    replicas are bounds of both kinds). Read from ``d_estimate`` or, for a diffusion
+    document, ``transport["diffusion"]["d_estimate"]``; rows that carry neither (older
+    results) count as values."""
+    kind = _get(row, "d_estimate")
+    if kind is None:
+        kind = ((_get(row, "transport") or {}).get("diffusion") or {}).get("d_estimate")
+    return kind or "value"
+
+
 def temperature_points(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Replica averages per temperature (K, ascending): ``t_K``, ``n_replicas`` (runs
-    with a D), ``d_cm2_s``, ``sigma_mS_cm``, ``haven_ratio``, ``transference_number``,
-    each with its ``_err`` (:func:`combine_replicas`). Runs without a D are left out."""
+    pooled), ``d_cm2_s``, ``sigma_mS_cm``, ``haven_ratio``, ``transference_number``,
+    each with its ``_err`` (:func:`combine_replicas`), ``d_estimate`` and
+    ``n_bound_replicas``. Runs without a D are left out.
+
+    Runs without a diffusive regime give bounds, not measurements (:func:`d_estimate`):
+    where at least one replica at a temperature is diffusive, only the diffusive ones are
+    pooled (the others are counted in ``n_bound_replicas``) and the point is a
+    ``"value"``; where none is, all are pooled and the point is the bound they share
+    (``"upper"``/``"lower"``, ``"mixed"`` if both), which :func:`fit_series` keeps out
+    of the fits."""
     out = []
     for t in sorted({_get(r, "t_K") for r in runs}):
-        sel = [r for r in runs if _get(r, "t_K") == t and _get(r, "d_cm2_s") is not None]
-        if not sel:
+        have = [r for r in runs if _get(r, "t_K") == t and _get(r, "d_cm2_s") is not None]
+        if not have:
             continue
+        sel = [r for r in have if d_estimate(r) == "value"]
+        kind = "value"
+        if not sel:
+            sel = have
+            kinds = {d_estimate(r) for r in have}
+            kind = kinds.pop() if len(kinds) == 1 else "mixed"
         d, d_err = _pool(sel, "d_cm2_s", "d_err_cm2_s")
         s, s_err = _pool(sel, "sigma_mS_cm", "sigma_err_mS_cm")
         h, h_err = _pool(sel, "haven_ratio", "haven_ratio_err")
         tn, tn_err = _pool(sel, "transference_number", "transference_number_err")
-        out.append({"t_K": t, "n_replicas": len(sel), "d_cm2_s": d, "d_err_cm2_s": d_err,
+        out.append({"t_K": t, "n_replicas": len(sel), "d_estimate": kind,
+                    "n_bound_replicas": len(have) - len(sel) if kind == "value" else len(have),
+                    "d_cm2_s": d, "d_err_cm2_s": d_err,
                     "sigma_mS_cm": s, "sigma_err_mS_cm": s_err,
                     "haven_ratio": h, "haven_ratio_err": finite(h_err),
                     "transference_number": finite(tn),
@@ -116,7 +150,8 @@ class SeriesFits:
     """What :func:`fit_series` derives from the temperature points.
 
     ``fits``: JSON-ready fit records (``d_arrhenius``, ``sigma_arrhenius``, ``d_vft``,
-    ``sigma_vft``, optionally ``d_arrhenius_kink``) and ``preferred_model``;
+    ``sigma_vft``, optionally ``d_arrhenius_kink``), ``preferred_model`` and ``bounds``
+    (the points left out as bounds, :func:`_check_bounds`);
     ``fit_objects``: the fit results themselves (for plots); ``values``: the summary
     fields (``ea_eV``, ``sigma_300K_mS_cm``, ``d_300K_cm2_s`` with errors, the
     ``sigma_303K_*`` fields, ``haven_ratio*`` and ``transference_*`` pooled over
@@ -132,20 +167,33 @@ class SeriesFits:
 def fit_series(temps: Sequence[Any], *, report_temperature_K: float = 300.0,
                vft: bool = True) -> SeriesFits:
     """Fits and extrapolations of one composition from its temperature points
-    (:func:`temperature_points` rows, or objects with the same attributes)."""
+    (:func:`temperature_points` rows, or objects with the same attributes). Only the
+    points whose D is a value (:func:`d_estimate`) are fitted."""
     from viglas import analysis as an
 
     messages: list[str] = []
     fits: dict[str, Any] = {"d_arrhenius": None, "sigma_arrhenius": None, "d_vft": None,
                             "sigma_vft": None, "preferred_model": "arrhenius"}
     fit_objs: dict[str, Any] = {}
+    all_temps, temps = temps, [p for p in temps if d_estimate(p) == "value"]
+    bounds = [p for p in all_temps if d_estimate(p) != "value"]
+    for p in bounds:
+        messages.append(f"{_get(p, 't_K'):g} K: D is an {d_estimate(p)} estimate (no "
+                        f"diffusive regime in any of {_get(p, 'n_bound_replicas')} replicas): "
+                        "left out of the fits, drawn as a bound")
+    for p in temps:
+        if _get(p, "n_bound_replicas"):
+            messages.append(f"{_get(p, 't_K'):g} K: {_get(p, 'n_bound_replicas')} replica(s) "
+                            f"without a diffusive regime left out; the point pools the "
+                            f"{_get(p, 'n_replicas')} diffusive one(s)")
     for qty, key, ekey in (("D", "d_cm2_s", "d_err_cm2_s"),
                            ("sigma", "sigma_mS_cm", "sigma_err_mS_cm")):
         pts = [p for p in temps if _get(p, key) is not None and _get(p, key) > 0]
         name = "d" if qty == "D" else "sigma"
         if len(pts) < 2:
-            messages.append(f"{name} Arrhenius: need >= 2 temperatures with positive {key}, "
-                            f"have {len(pts)}")
+            messages.append(f"{name} Arrhenius: need >= 2 temperatures with positive {key} "
+                            f"and a diffusive regime, have {len(pts)}"
+                            + (f" ({len(bounds)} more are bounds)" if bounds else ""))
             continue
         t_arr = np.array([_get(p, "t_K") for p in pts])
         y = np.array([_get(p, key) for p in pts])
@@ -212,6 +260,7 @@ def fit_series(temps: Sequence[Any], *, report_temperature_K: float = 300.0,
                                         [_get(p, "sigma_mS_cm") for p in temps])
         if n_h is not None:
             s300, s300_err = (finite(v) for v in an.sigma_from_d_fit(src, t_rep, n_h))
+    fits["bounds"] = _check_bounds(bounds, fit_objs.get("d_arrhenius"), messages)
     s303 = sigma_303K(temps, fit_objs, fits.get("preferred_model"))
     hp = [p for p in temps if _get(p, "haven_ratio") is not None]
     h_all, h_all_err = _pool(hp, "haven_ratio", "haven_ratio_err")
@@ -226,6 +275,36 @@ def fit_series(temps: Sequence[Any], *, report_temperature_K: float = 300.0,
               "transference_number_err": finite(t_all_err),
               "transference_t_K": [_get(p, "t_K") for p in tp]}
     return SeriesFits(fits=clean(fits), fit_objects=fit_objs, values=values, messages=messages)
+
+
+def _check_bounds(bounds: Sequence[Any], fit: Any, messages: list[str]) -> list[dict[str, Any]]:
+    """The temperature points that are bounds, each with what the Arrhenius fit of the
+    diffusive points predicts there. ``contradicts``: the fit's one-sigma band lies
+    wholly above an upper estimate (or below a lower one), i.e. the measured bound says
+    the fit overestimates (underestimates) D at that temperature, and so its
+    extrapolation to lower temperatures; said in ``messages`` too."""
+    out = []
+    for p in bounds:
+        t, kind = _get(p, "t_K"), d_estimate(p)
+        row = {"t_K": t, "d_estimate": kind, "n_replicas": _get(p, "n_bound_replicas"),
+               "d_cm2_s": _get(p, "d_cm2_s"), "sigma_mS_cm": _get(p, "sigma_mS_cm"),
+               "fit_d_cm2_s": None, "fit_d_err_cm2_s": None, "contradicts": None}
+        d = _get(p, "d_cm2_s")
+        if fit is not None and d is not None:
+            f, fe = (float(np.ravel(v)[0]) for v in fit.predict(np.array([t])))
+            row.update(fit_d_cm2_s=finite(f), fit_d_err_cm2_s=finite(fe))
+            if kind in ("upper", "lower"):
+                bad = f - fe > d if kind == "upper" else f + fe < d
+                row["contradicts"] = bool(bad)
+                if bad:
+                    rel = "above" if kind == "upper" else "below"
+                    messages.append(
+                        f"{t:g} K: the Arrhenius fit gives D = {f:.3g} ± {fe:.2g} cm2/s, "
+                        f"{rel} the {kind} estimate {d:.3g} measured there: the fit "
+                        f"{'over' if kind == 'upper' else 'under'}estimates D at {t:g} K "
+                        "and below, and so its extrapolation")
+        out.append(clean(row))
+    return out
 
 
 def sigma_303K(temps: Sequence[Any], fit_objs: dict[str, Any],

@@ -71,7 +71,11 @@ def test_results_json_and_report_carry_versions_git_and_seeds(tmp_path):
         assert len(prov["git"]["commit"]) == 40 and isinstance(prov["git"]["dirty"], bool)
     c = res["compositions"][0]
     assert {"haven_ratio", "haven_ratio_err", "haven_ratio_t_K"} <= set(c)
-    assert c["fits"]["d_arrhenius"]["cov_params"] == ["ln_prefactor", "ea_eV"]
+    # 1 ps runs may have no diffusive regime: every temperature is a fit point or a bound
+    fit = c["fits"]["d_arrhenius"]
+    assert (fit["n_points"] if fit else 0) + len(c["fits"]["bounds"]) == 3
+    if fit is not None:
+        assert fit["cov_params"] == ["ln_prefactor", "ea_eV"]
     report = (tmp_path / "w" / "report.md").read_text()
     assert f"viglas {prov['versions']['viglas']}" in report
     assert f"config seed {FAST['seed']}" in report

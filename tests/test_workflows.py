@@ -128,6 +128,78 @@ def test_composition_summary_recovers_arrhenius(tmp_path, monkeypatch):
     json.dumps(doc.model_dump(), allow_nan=False)
 
 
+def test_runs_without_a_diffusive_regime_are_bounds_not_fit_points(tmp_path, monkeypatch):
+    """A replica flagged "no diffusive regime" gives a bound on D, not a measurement:
+    where another replica at that temperature is diffusive only that one is pooled;
+    where none is, the point is a bound, left out of every fit, kept in fits["bounds"]
+    with the fit's prediction there, and a fit whose band lies above an upper estimate
+    is said to overestimate D. Before this, such points entered the fits as data."""
+    monkeypatch.chdir(tmp_path)
+    ea, d0 = 0.35, 2e-3
+
+    def run(t, r, factor=1.0, kind=None):
+        d = d0 * np.exp(-ea / (KB_EV_K * t)) * factor
+        tr = {"diffusion": {"d_estimate": kind, "diffusive": False}} if kind else {}
+        return DiffusionDoc(formula="LiAlCl2.5O0.75", t_K=t, replica=r, seed=r, species="Li",
+                            trajectory=f"/x/{t}_{r}.h5", d_cm2_s=d, d_err_cm2_s=0.02 * d,
+                            sigma_mS_cm=d * 1e6 * 500.0 / t,
+                            sigma_err_mS_cm=0.02 * d * 1e6 * 500.0 / t,
+                            number_density_per_cm3=1e22, transport=tr)
+
+    runs = [run(t, r) for t in (600.0, 700.0, 800.0) for r in range(2)]
+    runs += [run(500.0, 0), run(500.0, 1, factor=8.0, kind="upper")]  # one bound at 500 K
+    runs += [run(400.0, 0, 0.2, "upper"), run(400.0, 1, 0.3, "upper")]  # both bounds, low
+    glass = MeltQuenchDoc(formula="LiAlCl2.5O0.75", structure_path="unused", seed=0,
+                          t_melt_K=1500, t_final_K=500, cool_rate_K_ps=100, pressure_GPa=0.0,
+                          density_g_cm3=2.2, volume_A3=600.0)
+    maker = CompositionSummaryMaker(structure_metrics=False, plots=True)
+    doc = CompositionSummaryMaker.make.original(maker, _structure_doc(), glass, runs,
+                                                calculator={"name": "ionic", "params": {}})
+    by_t = {p.t_K: p for p in doc.temperatures}
+    assert by_t[500.0].d_estimate == "value" and by_t[500.0].n_replicas == 1
+    assert by_t[500.0].n_bound_replicas == 1
+    assert by_t[500.0].d_cm2_s == pytest.approx(d0 * np.exp(-ea / (KB_EV_K * 500.0)))
+    assert by_t[400.0].d_estimate == "upper" and by_t[400.0].n_bound_replicas == 2
+    # the fit sees exact Arrhenius data only: Ea comes back exactly
+    assert doc.ea_eV == pytest.approx(ea, rel=1e-6)
+    assert doc.fits["d_arrhenius"]["n_points"] == 4
+    assert doc.fits["d_arrhenius"]["t_min_K"] == 500.0
+    (b,) = doc.fits["bounds"]
+    assert b["t_K"] == 400.0 and b["d_estimate"] == "upper" and b["contradicts"] is True
+    assert b["fit_d_cm2_s"] == pytest.approx(d0 * np.exp(-ea / (KB_EV_K * 400.0)), rel=1e-6)
+    assert any("400 K: D is an upper estimate" in m for m in doc.messages)
+    assert any("overestimates D at 400 K" in m for m in doc.messages)
+    assert any("500 K: 1 replica(s) without a diffusive regime" in m for m in doc.messages)
+    assert {r["d_estimate"] for r in doc.runs} == {"value", "upper"}
+    assert os.path.isfile(doc.plots["d_arrhenius"])
+    # an upper estimate above the fit is consistent with it: no warning
+    runs[-2:] = [run(400.0, 0, 3.0, "upper"), run(400.0, 1, 2.0, "upper")]
+    doc = CompositionSummaryMaker.make.original(
+        CompositionSummaryMaker(structure_metrics=False, plots=False), _structure_doc(), glass,
+        runs, calculator={"name": "ionic", "params": {}})
+    assert doc.fits["bounds"][0]["contradicts"] is False
+    assert not any("overestimates" in m for m in doc.messages)
+    json.dumps(doc.model_dump(), allow_nan=False)
+
+
+def test_temperature_points_kinds():
+    """Rows without a d_estimate (results written before it) count as values; a point of
+    upper and lower bounds is "mixed"; fewer than two diffusive points: no fit, and the
+    message says the others are bounds."""
+    from viglas.analysis.summary import fit_series, temperature_points
+
+    rows = [{"t_K": 500.0, "d_cm2_s": 1e-6, "d_err_cm2_s": 1e-7},
+            {"t_K": 400.0, "d_cm2_s": 1e-7, "d_err_cm2_s": 1e-7, "d_estimate": "upper"},
+            {"t_K": 400.0, "d_cm2_s": 2e-7, "d_err_cm2_s": 1e-7, "d_estimate": "lower"}]
+    pts = temperature_points(rows)
+    assert [(p["t_K"], p["d_estimate"], p["n_replicas"]) for p in pts] == \
+        [(400.0, "mixed", 2), (500.0, "value", 1)]
+    series = fit_series(pts)
+    assert series.fits["d_arrhenius"] is None and series.values["ea_eV"] is None
+    assert any("have 1 (1 more are bounds)" in m for m in series.messages)
+    assert series.fits["bounds"][0]["contradicts"] is None
+
+
 def _summary(formula, p, sigma, ea=0.3, tg=None, rel_err=0.05):
     return CompositionSummaryDoc(
         formula=formula, label=formula, x=p, oxygen_fraction=p, alkali={"Li": 1.0},

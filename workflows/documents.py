@@ -131,6 +131,9 @@ class TemperaturePoint(BaseModel):
     d_err_cm2_s: float | None
     sigma_mS_cm: float | None
     sigma_err_mS_cm: float | None
+    d_estimate: str = Field("value", description="value (diffusive replicas pooled) or, "
+                            "when no replica is diffusive, the bound: upper, lower, mixed")
+    n_bound_replicas: int = Field(0, description="replicas without a diffusive regime")
     haven_ratio: float | None = None
     haven_ratio_err: float | None = None
     transference_number: float | None = Field(

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from jobflow import Maker, job
 
-from viglas.analysis.summary import fit_series, temperature_points
+from viglas.analysis.summary import d_estimate, fit_series, temperature_points
 from viglas.errors import ViglasError
 from viglas.serialize import clean as _clean
 from viglas.serialize import finite as _finite
@@ -523,7 +523,8 @@ class CompositionSummaryMaker(Maker):
                 messages.append(f"{r.t_K:g} K replica {r.replica}: adaptive run stopped at the "
                                 f"cap: {ad.get('message')}")
         run_rows = [{"t_K": r.t_K, "replica": r.replica, "seed": r.seed, "d_cm2_s": r.d_cm2_s,
-                     "d_err_cm2_s": r.d_err_cm2_s, "sigma_mS_cm": r.sigma_mS_cm,
+                     "d_err_cm2_s": r.d_err_cm2_s, "d_estimate": d_estimate(r),
+                     "sigma_mS_cm": r.sigma_mS_cm,
                      "sigma_err_mS_cm": r.sigma_err_mS_cm, "haven_ratio": r.haven_ratio,
                      "trajectory": r.trajectory, "msd_plot": r.msd_plot,
                      **({"production_ps": r.production_ps,
@@ -549,10 +550,12 @@ class CompositionSummaryMaker(Maker):
             for key in ("d_arrhenius", "sigma_arrhenius"):
                 if key in fit_objs:
                     try:
-                        pts = [p for p in temps if getattr(p, "d_cm2_s" if key[0] == "d" else "sigma_mS_cm")]
+                        yk = "d_cm2_s" if key[0] == "d" else "sigma_mS_cm"
+                        pts = [p for p in temps if getattr(p, yk) and p.d_estimate == "value"]
+                        bnd = [p for p in temps if getattr(p, yk) and p.d_estimate != "value"]
                         plots[key] = _plot_arrhenius(fit_objs[key], pts, key, structure.formula,
                                                      t_rep, fit_objs.get(key.replace("arrhenius", "vft")),
-                                                     calculator=calculator)
+                                                     calculator=calculator, bounds=bnd)
                     except Exception as exc:  # noqa: BLE001 - a plot never kills a summary
                         messages.append(f"plot {key}: {exc}")
         if glass.tg_plot:
@@ -649,9 +652,11 @@ def _structure_metrics(path: str, messages: list[str]) -> dict[str, Any]:
     return out
 
 
-def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None, calculator=None) -> str:
+def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None, calculator=None,
+                    bounds=()) -> str:
     """Arrhenius (and VFT) plot via viglas.analysis.plot_arrhenius, with the band to
-    t_rep (dashed where extrapolated, a marker at t_rep) and a title naming the
+    t_rep (dashed where extrapolated, a marker at t_rep), the points that are only
+    bounds (``bounds``: no diffusive replica) drawn as such, and a title naming the
     composition, the temperatures and the calculator."""
     from viglas.analysis import plot_arrhenius
 
@@ -663,7 +668,8 @@ def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None, calculator=None) ->
     path = Path.cwd() / f"arrhenius_{'D' if key.startswith('d') else 'sigma'}.png"
     title = (f"{formula}: {'D' if key.startswith('d') else 'σ'} at "
              f"{', '.join(f'{x:g}' for x in t)} K; {calculator_label(calculator)}")
-    out = plot_arrhenius(t, y, ye, fit, path, t_extrapolate_K=t_rep, vft=vft, title=title)
+    out = plot_arrhenius(t, y, ye, fit, path, t_extrapolate_K=t_rep, vft=vft, title=title,
+                         bounds=[(p.t_K, getattr(p, ykey), p.d_estimate) for p in bounds])
     return str(Path(out or path).resolve())
 
 

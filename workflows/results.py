@@ -132,16 +132,17 @@ def collect_results(workdir: str | Path | None, config: Config | None = None,
             # complete = the summary used the output of every MD run of this composition
             entry["complete"] = f not in partial_formulas
         else:
+            # replica averages by the summary's own rule (viglas.analysis.summary)
+            from viglas.analysis.summary import d_estimate, temperature_points
+
             entry["runs"] = [{"t_K": d["t_K"], "replica": d["replica"], "seed": d["seed"],
                               "d_cm2_s": d.get("d_cm2_s"), "d_err_cm2_s": d.get("d_err_cm2_s"),
+                              "d_estimate": d_estimate(d),
                               "sigma_mS_cm": d.get("sigma_mS_cm"),
                               "sigma_err_mS_cm": d.get("sigma_err_mS_cm"),
                               "haven_ratio": d.get("haven_ratio"),
                               "trajectory": d.get("trajectory"), "msd_plot": d.get("msd_plot")}
                              for d in diffs]
-            # replica averages by the summary's own rule (viglas.analysis.summary)
-            from viglas.analysis.summary import temperature_points
-
             entry["temperatures"] = temperature_points(entry["runs"])
             entry["number_density_per_cm3"] = next(
                 (d.get("number_density_per_cm3") for d in diffs if d.get("number_density_per_cm3")),
@@ -215,12 +216,13 @@ def write_outputs(results: dict[str, Any], workdir: str | Path) -> None:
         write_table_csv(workdir / name, rows, fields)
 
     write_csv("runs.csv", [{"formula": c["formula"], **r} for c in comps for r in c["runs"]],
-              ["formula", "t_K", "replica", "seed", "d_cm2_s", "d_err_cm2_s", "sigma_mS_cm",
-               "sigma_err_mS_cm", "haven_ratio", "trajectory"])
+              ["formula", "t_K", "replica", "seed", "d_cm2_s", "d_err_cm2_s", "d_estimate",
+               "sigma_mS_cm", "sigma_err_mS_cm", "haven_ratio", "trajectory"])
     write_csv("temperatures.csv", [{"formula": c["formula"], **t} for c in comps
                                    for t in c["temperatures"]],
-              ["formula", "t_K", "n_replicas", "d_cm2_s", "d_err_cm2_s", "sigma_mS_cm",
-               "sigma_err_mS_cm", "haven_ratio", "haven_ratio_err"])
+              ["formula", "t_K", "n_replicas", "d_estimate", "n_bound_replicas", "d_cm2_s",
+               "d_err_cm2_s", "sigma_mS_cm", "sigma_err_mS_cm", "haven_ratio",
+               "haven_ratio_err"])
     write_csv("compositions.csv", comps,
               ["formula", "x", "oxygen_fraction", "n_atoms", "density_g_cm3", "ea_eV", "ea_err_eV",
                "sigma_300K_mS_cm", "sigma_300K_err_mS_cm", "d_300K_cm2_s", "d_300K_err_cm2_s",

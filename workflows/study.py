@@ -165,7 +165,8 @@ def _plots_sweep(runs: list[dict], summary: dict, dest: Path) -> list[str]:
 def _plots_finite_size(runs: list[dict], summary: dict, dest: Path) -> list[str]:
     from viglas.analysis.plots import plot_d_series
 
-    series = {f"{c['n_atoms']} atoms": c.get("temperatures") or []
+    series = {f"{c['n_atoms']} atoms": [t for t in c.get("temperatures") or []
+                                        if (t.get("d_estimate") or "value") == "value"]
               for c in (r["results"]["compositions"][0] for r in runs)}
     path = dest / "plots" / "d_vs_cell_size.png"
     plot_d_series(series, path, title="LiAlCl2.5O0.75: D(T) at two cell sizes")
@@ -179,11 +180,15 @@ def _summary_finite_size(runs: list[dict]) -> dict:
             "difference_in_sd"]
     small, large = (r["results"]["compositions"][0] for r in runs[:2])
     tl = {t["t_K"]: t for t in large.get("temperatures") or []}
-    rows = []
+    rows, left_out = [], []
     for ts in small.get("temperatures") or []:
         t = ts["t_K"]
         tl_ = tl.get(t)
         if tl_ is None or not ts.get("d_cm2_s") or not tl_.get("d_cm2_s"):
+            continue
+        kinds = {(x.get("d_estimate") or "value") for x in (ts, tl_)} - {"value"}
+        if kinds:  # a ratio of bounds (no diffusive regime) is not a finite-size effect
+            left_out.append(f"{t:g} K")
             continue
         a, ea = ts["d_cm2_s"], ts.get("d_err_cm2_s") or 0.0
         b, eb = tl_["d_cm2_s"], tl_.get("d_err_cm2_s") or 0.0
@@ -198,6 +203,9 @@ def _summary_finite_size(runs: list[dict]) -> dict:
              f"sigma(300 K) = {_fmt(c.get('sigma_300K_mS_cm'), c.get('sigma_300K_err_mS_cm'))} "
              f"mS/cm, density {_fmt(c.get('density_g_cm3'), spec='.4g')} g/cm3"
              for c in (small, large)]
+    if left_out:
+        notes.append("left out (D is only a bound at one size or both: no diffusive "
+                     "regime): " + ", ".join(left_out))
     return {"columns": cols, "rows": rows, "notes": notes}
 
 

@@ -194,6 +194,11 @@ def register(app: typer.Typer) -> None:
                 rows = [r for r in rows if r["formula"] == formula]
         alias = {"t_K": "T_K", "d_cm2_s": "D_cm2_s", "d_err_cm2_s": "D_err_cm2_s"}
         rows = [{alias.get(k, k): v for k, v in r.items()} for r in rows]
+        bounds = [r for r in rows if r.get("d_estimate") not in (None, "", "value")]
+        if bounds:  # a run's temperatures.csv marks the points without a diffusive regime
+            typer.echo("left out (no diffusive regime, D is only a bound): " + ", ".join(
+                f"{r.get('T_K')} K ({r['d_estimate']} estimate)" for r in bounds), err=True)
+            rows = [r for r in rows if r not in bounds]
         need = ("T_K", "D_cm2_s", "D_err_cm2_s")
         if not rows or any(c not in rows[0] for c in need):
             raise AnalysisError("table lacks required columns", field="table",

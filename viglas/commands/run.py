@@ -158,10 +158,18 @@ def _print_summary(res: dict, workdir: Path, written: bool = True,
     t = Table(title="D and sigma per temperature (replica mean ± 1 sd of the mean)")
     for col in ("composition", "T (K)", "replicas", "D (cm²/s)", "sigma (mS/cm)"):
         t.add_column(col, justify="right" if col != "composition" else "left")
+    mark = {"upper": "≤ ", "lower": "≥ ", "mixed": "? "}
+    n_bounds = 0
     for c in res["compositions"]:
         for p in c["temperatures"]:
+            b = mark.get(p.get("d_estimate") or "value", "")
+            n_bounds += bool(b)
             t.add_row(c["formula"], f"{p['t_K']:g}", str(p["n_replicas"]),
-                      _f(p["d_cm2_s"], p["d_err_cm2_s"]), _f(p["sigma_mS_cm"], p["sigma_err_mS_cm"]))
+                      b + _f(p["d_cm2_s"], p["d_err_cm2_s"]),
+                      b + _f(p["sigma_mS_cm"], p["sigma_err_mS_cm"]))
+    if n_bounds:
+        t.caption = ("≤ / ≥: no replica there has a diffusive regime, so the value is an "
+                     "upper / lower estimate and is left out of the fits")
     con.print(t)
     s = Table(title="Per composition (300 K values extrapolated from the Arrhenius fit, ± 1 sd)")
     for col in ("composition", "p = O/(O+Cl)", "Ea (eV)", "sigma 300 K (mS/cm)",
