@@ -37,9 +37,16 @@ import numpy as np
 from viglas.errors import ViglasError
 from viglas.serialize import clean, finite
 
-__all__ = ["pareto_mask", "COV_PARAMS", "T_303", "combine_replicas", "d_estimate",
+__all__ = ["pareto_mask", "COV_PARAMS", "RULES_VERSION", "T_303", "combine_replicas",
+           "d_estimate",
            "temperature_points", "fit_series",
            "sigma_303K", "SeriesFits"]
+
+#: Version of the rules above. A composition summary made under other rules is redone
+#: by the next ``viglas run`` (from the stored MD results; no MD reruns), see
+#: :func:`viglas.workflows.store.job_freshness`. History: 1 until 2026-12; 2: runs
+#: without a diffusive regime are bounds, left out of the fits.
+RULES_VERSION = "2"
 
 #: Which parameter each row/column of a fit's ``cov`` matrix is (results.json ``cov_params``).
 COV_PARAMS = {"arrhenius": ("ln_prefactor", "ea_eV"), "vft": ("ln_a", "b_K", "t0_K")}

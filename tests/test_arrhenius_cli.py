@@ -44,3 +44,10 @@ def test_bounds_in_a_runs_table_are_left_out_and_named(tmp_path):
     assert "400 K (upper estimate)" in r.stderr
     out = json.loads((tmp_path / "o" / "arrhenius.json").read_text())
     assert out["t_K"] == [500.0, 600.0, 700.0]
+    # one diffusive temperature left: a clear error, no traceback
+    (tmp_path / "t.csv").write_text(
+        "formula,t_K,d_estimate,d_cm2_s,d_err_cm2_s\nA,400,upper,5e-7,5e-7\n"
+        "A,500,upper,1e-6,1e-6\nA,600,value,2e-6,1e-7\n")
+    r = _run(tmp_path)
+    assert r.returncode == 2 and "1 temperature(s) with a diffusive regime" in r.stderr
+    assert "other 2 are only bounds" in r.stderr and "Traceback" not in r.stderr

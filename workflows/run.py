@@ -31,8 +31,8 @@ from typing import Any
 from viglas.config import Config, load_config
 from viglas.errors import ConfigError, ViglasError, check_writable_dir
 from viglas.workflows.results import collect_results, write_outputs
-from viglas.workflows.store import (INPUTS_FIELD, docs_by_uuid, job_freshness, open_store,
-                                    record_inputs)
+from viglas.workflows.store import (INPUTS_FIELD, RULES_FIELD, docs_by_uuid, job_freshness,
+                                    open_store, record_inputs, rules_outdated)
 
 __all__ = ["run_local", "default_workers"]
 
@@ -311,7 +311,8 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
         store.connect()
         jobs = ordered_jobs(flow)
         stored = docs_by_uuid(list(store.docs_store.query(
-            {}, properties=["uuid", "index", "completed_at", INPUTS_FIELD])))
+            {}, properties=["uuid", "index", "completed_at", INPUTS_FIELD, RULES_FIELD,
+                            "metadata"])))
         done, partial, outdated = job_freshness([(j.uuid, list(p)) for j, p in jobs], stored)
         failed: dict[str, str] = {}
         n_skip = sum(1 for j, _ in jobs if j.uuid in done)
@@ -347,6 +348,9 @@ def run_local(config: Config | str | Path, workdir: str | Path, progress: bool =
             elif job.uuid in partial:
                 con.print(f"{label(job)}  [yellow]reruns: it ran without the output of a "
                           "failed job[/yellow]")
+            elif job.uuid in outdated and rules_outdated(stored.get(job.uuid)):
+                con.print(f"{label(job)}  [yellow]reruns: made under older analysis rules "
+                          "(from the stored MD results)[/yellow]")
             elif job.uuid in outdated:
                 con.print(f"{label(job)}  [yellow]reruns: its inputs changed since it "
                           "ran[/yellow]")

@@ -3,7 +3,8 @@
 ``workdir/jobstore.json`` is a maggma ``JSONStore`` behind a jobflow ``JobStore``,
 rewritten atomically (:mod:`viglas.files`). :func:`job_freshness` decides from the
 ``completed_at`` of a job and of its parents (recorded in :data:`INPUTS_FIELD` when the
-job ran) which stored outputs a rerun may keep.
+job ran), and from the analysis rules it was made under (:data:`RULES_FIELD`), which
+stored outputs a rerun may keep.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 from viglas.errors import ViglasError
 
 __all__ = ["STORE_FILE", "INPUTS_FIELD", "open_store", "store_docs", "docs_by_uuid",
-           "job_freshness", "record_inputs"]
+           "job_freshness", "record_inputs", "RULES_FIELD", "rules_outdated",
+           "stage_rules"]
 
 STORE_FILE = "jobstore.json"
 
@@ -71,6 +73,29 @@ def store_docs(workdir: Path) -> list[dict[str, Any]]:
 INPUTS_FIELD = "viglas_inputs"
 
 
+#: Store field in which run_local records the version of the analysis rules a job was
+#: made under, for the stages in :func:`stage_rules` (the composition summary).
+RULES_FIELD = "viglas_rules"
+
+
+def stage_rules() -> dict[str, str]:
+    """Current rules version of each stage whose output depends on analysis rules that
+    can change between viglas versions (not on MD): ``{"summary": ...}``."""
+    from viglas.analysis.summary import RULES_VERSION
+
+    return {"summary": RULES_VERSION}
+
+
+def rules_outdated(doc: dict[str, Any] | None) -> bool:
+    """The job was made by run_local under analysis rules other than the current ones
+    (older stores: no rules recorded). Documents without :data:`INPUTS_FIELD` (made
+    elsewhere, e.g. by jobflow-remote) are not judged."""
+    if not doc or INPUTS_FIELD not in doc:
+        return False
+    want = stage_rules().get((doc.get("metadata") or {}).get("viglas_stage"))
+    return want is not None and doc.get(RULES_FIELD) != want
+
+
 def docs_by_uuid(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The last document (highest index) of each job uuid."""
     out: dict[str, dict[str, Any]] = {}
@@ -93,7 +118,9 @@ def job_freshness(jobs: list[tuple[str, list[str]]],
     last document per uuid. A finished job is
 
     * *outdated* when one of its inputs changed after it ran: a parent that finished
-      (again) later, or whose output is itself outdated; its output must not be used;
+      (again) later, or whose output is itself outdated, or when it was made under
+      analysis rules other than the current ones (:func:`rules_outdated`: a summary
+      made by an older viglas); its output must not be used;
     * *partial* when it ran while a parent had no output (a failed MD run under a
       summary) and that parent still has none: its output is kept and shown, but it
       did not use every input, so it reruns on the next ``viglas run``;
@@ -112,7 +139,7 @@ def job_freshness(jobs: list[tuple[str, list[str]]],
         if doc is None:
             continue
         recorded = doc.get(INPUTS_FIELD)
-        stale = missing = False
+        stale, missing = rules_outdated(doc), False
         for p in parents:
             now = usable.get(p)
             if p in outdated:
@@ -141,8 +168,12 @@ def record_inputs(store, uuid: str, parents: list[str]) -> None:
     by = docs_by_uuid(docs)
     inputs = {p: _when(by.get(p)) for p in parents}
     mine = [d for d in docs if d.get("uuid") == uuid]
+    rules = stage_rules()
     for d in mine:
         d.pop("_id", None)
         d[INPUTS_FIELD] = inputs
+        stage = (d.get("metadata") or {}).get("viglas_stage")
+        if stage in rules:
+            d[RULES_FIELD] = rules[stage]
     if mine:
         store.docs_store.update(mine, key=["uuid", "index"])

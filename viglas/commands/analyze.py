@@ -199,6 +199,12 @@ def register(app: typer.Typer) -> None:
             typer.echo("left out (no diffusive regime, D is only a bound): " + ", ".join(
                 f"{r.get('T_K')} K ({r['d_estimate']} estimate)" for r in bounds), err=True)
             rows = [r for r in rows if r not in bounds]
+            if len(rows) < 2:
+                raise AnalysisError(
+                    f"{len(rows)} temperature(s) with a diffusive regime, need >= 2; the "
+                    f"other {len(bounds)} are only bounds on D", field="table",
+                    value=str(table), allowed="longer runs (production.duration_ps or "
+                    "adaptive) or higher temperatures, then `viglas run` again")
         need = ("T_K", "D_cm2_s", "D_err_cm2_s")
         if not rows or any(c not in rows[0] for c in need):
             raise AnalysisError("table lacks required columns", field="table",
