@@ -12,11 +12,11 @@ HPC results). Inputs are plain rows (mappings or objects with the attributes
 Rules:
 
 * replicas at one temperature: :func:`combine_replicas` (mean; error the larger of the
-  standard error of the mean and the propagated per-run errors), over the replicas with
-  a diffusive regime (:func:`temperature_points`);
-* a temperature where no replica is diffusive is a bound (an upper or lower estimate
-  of D), never a fit point: it is kept in ``fits["bounds"]`` with what the Arrhenius
-  fit predicts there, and a fit that contradicts it is said in the messages;
+  standard error of the mean and the propagated per-run errors);
+* a temperature where a replica has no diffusive regime is a bound (its mean is an
+  upper or lower estimate of D, :func:`temperature_points`), never a fit point: it is
+  kept in ``fits["bounds"]`` with what the Arrhenius fit predicts there, and a fit that
+  contradicts it is said in the messages;
 * Arrhenius fits of D(T) and sigma(T) from >= 2 temperatures, VFT from >= 4 (when
   asked); VFT is preferred when its AIC is lower by more than 2, an Arrhenius with a
   kink (>= 5 temperatures) when its AIC beats both by more than 2;
@@ -44,9 +44,11 @@ __all__ = ["pareto_mask", "COV_PARAMS", "RULES_VERSION", "T_303", "combine_repli
 
 #: Version of the rules above. A composition summary made under other rules is redone
 #: by the next ``viglas run`` (from the stored MD results; no MD reruns), see
-#: :func:`viglas.workflows.store.job_freshness`. History: 1 until 2026-12; 2: runs
-#: without a diffusive regime are bounds, left out of the fits.
-RULES_VERSION = "2"
+#: :func:`viglas.workflows.store.job_freshness`. History: 1 until 2026-12-06: every
+#: replica's D was fitted; 2 (commit 0dfa6e5 only): runs without a diffusive regime left
+#: out of the fits, the other replicas at their temperature pooled alone; 3: a
+#: temperature with any such run is a bound, left out of the fits.
+RULES_VERSION = "3"
 
 #: Which parameter each row/column of a fit's ``cov`` matrix is (results.json ``cov_params``).
 COV_PARAMS = {"arrhenius": ("ln_prefactor", "ea_eV"), "vft": ("ln_a", "b_K", "t0_K")}
@@ -121,29 +123,28 @@ def temperature_points(runs: Sequence[Any]) -> list[dict[str, Any]]:
     each with its ``_err`` (:func:`combine_replicas`), ``d_estimate`` and
     ``n_bound_replicas``. Runs without a D are left out.
 
-    Runs without a diffusive regime give bounds, not measurements (:func:`d_estimate`):
-    where at least one replica at a temperature is diffusive, only the diffusive ones are
-    pooled (the others are counted in ``n_bound_replicas``) and the point is a
-    ``"value"``; where none is, all are pooled and the point is the bound they share
-    (``"upper"``/``"lower"``, ``"mixed"`` if both), which :func:`fit_series` keeps out
-    of the fits."""
+    Runs without a diffusive regime give bounds, not measurements (:func:`d_estimate`).
+    Every replica is pooled; the point is a ``"value"`` only when every replica is one.
+    A mean of values and upper estimates is an upper estimate of the mean (and likewise
+    for lower ones), so a point with any upper (lower) estimate among its replicas is
+    ``"upper"`` (``"lower"``), ``"mixed"`` if it has both; :func:`fit_series` keeps
+    such points out of the fits. (Pooling only the diffusive replicas instead would
+    drop the slow glasses and bias D up with no bound to show for it.)
+    ``n_bound_replicas`` counts the replicas that are bounds."""
     out = []
     for t in sorted({_get(r, "t_K") for r in runs}):
-        have = [r for r in runs if _get(r, "t_K") == t and _get(r, "d_cm2_s") is not None]
-        if not have:
-            continue
-        sel = [r for r in have if d_estimate(r) == "value"]
-        kind = "value"
+        sel = [r for r in runs if _get(r, "t_K") == t and _get(r, "d_cm2_s") is not None]
         if not sel:
-            sel = have
-            kinds = {d_estimate(r) for r in have}
-            kind = kinds.pop() if len(kinds) == 1 else "mixed"
+            continue
+        kinds = {d_estimate(r) for r in sel} - {"value"}
+        kind = "value" if not kinds else kinds.pop() if len(kinds) == 1 else "mixed"
+        n_bound = sum(d_estimate(r) != "value" for r in sel)
         d, d_err = _pool(sel, "d_cm2_s", "d_err_cm2_s")
         s, s_err = _pool(sel, "sigma_mS_cm", "sigma_err_mS_cm")
         h, h_err = _pool(sel, "haven_ratio", "haven_ratio_err")
         tn, tn_err = _pool(sel, "transference_number", "transference_number_err")
         out.append({"t_K": t, "n_replicas": len(sel), "d_estimate": kind,
-                    "n_bound_replicas": len(have) - len(sel) if kind == "value" else len(have),
+                    "n_bound_replicas": n_bound,
                     "d_cm2_s": d, "d_err_cm2_s": d_err,
                     "sigma_mS_cm": s, "sigma_err_mS_cm": s_err,
                     "haven_ratio": h, "haven_ratio_err": finite(h_err),
@@ -185,14 +186,12 @@ def fit_series(temps: Sequence[Any], *, report_temperature_K: float = 300.0,
     all_temps, temps = temps, [p for p in temps if d_estimate(p) == "value"]
     bounds = [p for p in all_temps if d_estimate(p) != "value"]
     for p in bounds:
-        messages.append(f"{_get(p, 't_K'):g} K: D is an {d_estimate(p)} estimate (no "
-                        f"diffusive regime in any of {_get(p, 'n_bound_replicas')} replicas): "
-                        "left out of the fits, drawn as a bound")
-    for p in temps:
-        if _get(p, "n_bound_replicas"):
-            messages.append(f"{_get(p, 't_K'):g} K: {_get(p, 'n_bound_replicas')} replica(s) "
-                            f"without a diffusive regime left out; the point pools the "
-                            f"{_get(p, 'n_replicas')} diffusive one(s)")
+        kind = d_estimate(p)
+        messages.append(f"{_get(p, 't_K'):g} K: no diffusive regime in "
+                        f"{_get(p, 'n_bound_replicas')} of {_get(p, 'n_replicas')} replicas, "
+                        + (f"so the replica mean of D is an {kind} estimate"
+                           if kind != "mixed" else "upper and lower estimates mixed")
+                        + ": left out of the fits, drawn as a bound")
     for qty, key, ekey in (("D", "d_cm2_s", "d_err_cm2_s"),
                            ("sigma", "sigma_mS_cm", "sigma_err_mS_cm")):
         pts = [p for p in temps if _get(p, key) is not None and _get(p, key) > 0]
@@ -286,14 +285,15 @@ def fit_series(temps: Sequence[Any], *, report_temperature_K: float = 300.0,
 
 def _check_bounds(bounds: Sequence[Any], fit: Any, messages: list[str]) -> list[dict[str, Any]]:
     """The temperature points that are bounds, each with what the Arrhenius fit of the
-    diffusive points predicts there. ``contradicts``: the fit's one-sigma band lies
+    measured points predicts there. ``contradicts``: the fit's one-sigma band lies
     wholly above an upper estimate (or below a lower one), i.e. the measured bound says
     the fit overestimates (underestimates) D at that temperature, and so its
     extrapolation to lower temperatures; said in ``messages`` too."""
     out = []
     for p in bounds:
         t, kind = _get(p, "t_K"), d_estimate(p)
-        row = {"t_K": t, "d_estimate": kind, "n_replicas": _get(p, "n_bound_replicas"),
+        row = {"t_K": t, "d_estimate": kind, "n_replicas": _get(p, "n_replicas"),
+               "n_bound_replicas": _get(p, "n_bound_replicas"),
                "d_cm2_s": _get(p, "d_cm2_s"), "sigma_mS_cm": _get(p, "sigma_mS_cm"),
                "fit_d_cm2_s": None, "fit_d_err_cm2_s": None, "contradicts": None}
         d = _get(p, "d_cm2_s")

@@ -129,11 +129,11 @@ def test_composition_summary_recovers_arrhenius(tmp_path, monkeypatch):
 
 
 def test_runs_without_a_diffusive_regime_are_bounds_not_fit_points(tmp_path, monkeypatch):
-    """A replica flagged "no diffusive regime" gives a bound on D, not a measurement:
-    where another replica at that temperature is diffusive only that one is pooled;
-    where none is, the point is a bound, left out of every fit, kept in fits["bounds"]
-    with the fit's prediction there, and a fit whose band lies above an upper estimate
-    is said to overestimate D. Before this, such points entered the fits as data."""
+    """A replica flagged "no diffusive regime" gives a bound on D, not a measurement,
+    and the replica mean with it is a bound too: such a point is left out of every fit,
+    kept in fits["bounds"] with the fit's prediction there, and a fit whose band lies
+    above an upper estimate is said to overestimate D. Before this, such points entered
+    the fits as data."""
     monkeypatch.chdir(tmp_path)
     ea, d0 = 0.35, 2e-3
 
@@ -156,20 +156,26 @@ def test_runs_without_a_diffusive_regime_are_bounds_not_fit_points(tmp_path, mon
     doc = CompositionSummaryMaker.make.original(maker, _structure_doc(), glass, runs,
                                                 calculator={"name": "ionic", "params": {}})
     by_t = {p.t_K: p for p in doc.temperatures}
-    assert by_t[500.0].d_estimate == "value" and by_t[500.0].n_replicas == 1
+    # a value and an upper estimate: the mean (4.5x the true D) is an upper estimate
+    assert by_t[500.0].d_estimate == "upper" and by_t[500.0].n_replicas == 2
     assert by_t[500.0].n_bound_replicas == 1
-    assert by_t[500.0].d_cm2_s == pytest.approx(d0 * np.exp(-ea / (KB_EV_K * 500.0)))
+    assert by_t[500.0].d_cm2_s == pytest.approx(4.5 * d0 * np.exp(-ea / (KB_EV_K * 500.0)))
     assert by_t[400.0].d_estimate == "upper" and by_t[400.0].n_bound_replicas == 2
+    assert by_t[600.0].d_estimate == "value" and by_t[600.0].n_bound_replicas == 0
     # the fit sees exact Arrhenius data only: Ea comes back exactly
     assert doc.ea_eV == pytest.approx(ea, rel=1e-6)
-    assert doc.fits["d_arrhenius"]["n_points"] == 4
-    assert doc.fits["d_arrhenius"]["t_min_K"] == 500.0
-    (b,) = doc.fits["bounds"]
-    assert b["t_K"] == 400.0 and b["d_estimate"] == "upper" and b["contradicts"] is True
-    assert b["fit_d_cm2_s"] == pytest.approx(d0 * np.exp(-ea / (KB_EV_K * 400.0)), rel=1e-6)
-    assert any("400 K: D is an upper estimate" in m for m in doc.messages)
+    assert doc.fits["d_arrhenius"]["n_points"] == 3
+    assert doc.fits["d_arrhenius"]["t_min_K"] == 600.0
+    b400, b500 = doc.fits["bounds"]
+    assert b400["t_K"] == 400.0 and b400["d_estimate"] == "upper"
+    assert b400["contradicts"] is True and b500["contradicts"] is False
+    assert b400["fit_d_cm2_s"] == pytest.approx(d0 * np.exp(-ea / (KB_EV_K * 400.0)), rel=1e-6)
+    assert (b500["n_replicas"], b500["n_bound_replicas"]) == (2, 1)
+    assert any("400 K: no diffusive regime in 2 of 2 replicas, so the replica mean of D "
+               "is an upper estimate" in m for m in doc.messages)
+    assert any("500 K: no diffusive regime in 1 of 2" in m for m in doc.messages)
     assert any("overestimates D at 400 K" in m for m in doc.messages)
-    assert any("500 K: 1 replica(s) without a diffusive regime" in m for m in doc.messages)
+    assert not any("overestimates D at 500 K" in m for m in doc.messages)
     assert {r["d_estimate"] for r in doc.runs} == {"value", "upper"}
     assert os.path.isfile(doc.plots["d_arrhenius"])
     # an upper estimate above the fit is consistent with it: no warning
@@ -190,14 +196,17 @@ def test_temperature_points_kinds():
 
     rows = [{"t_K": 500.0, "d_cm2_s": 1e-6, "d_err_cm2_s": 1e-7},
             {"t_K": 400.0, "d_cm2_s": 1e-7, "d_err_cm2_s": 1e-7, "d_estimate": "upper"},
-            {"t_K": 400.0, "d_cm2_s": 2e-7, "d_err_cm2_s": 1e-7, "d_estimate": "lower"}]
+            {"t_K": 400.0, "d_cm2_s": 2e-7, "d_err_cm2_s": 1e-7, "d_estimate": "lower"},
+            {"t_K": 300.0, "d_cm2_s": 2e-8, "d_err_cm2_s": 1e-8, "d_estimate": "value"},
+            {"t_K": 300.0, "d_cm2_s": 4e-8, "d_err_cm2_s": 1e-8, "d_estimate": "lower"}]
     pts = temperature_points(rows)
-    assert [(p["t_K"], p["d_estimate"], p["n_replicas"]) for p in pts] == \
-        [(400.0, "mixed", 2), (500.0, "value", 1)]
+    assert [(p["t_K"], p["d_estimate"], p["n_replicas"], p["n_bound_replicas"])
+            for p in pts] == [(300.0, "lower", 2, 1), (400.0, "mixed", 2, 2),
+                              (500.0, "value", 1, 0)]
     series = fit_series(pts)
     assert series.fits["d_arrhenius"] is None and series.values["ea_eV"] is None
-    assert any("have 1 (1 more are bounds)" in m for m in series.messages)
-    assert series.fits["bounds"][0]["contradicts"] is None
+    assert any("have 1 (2 more are bounds)" in m for m in series.messages)
+    assert [b["contradicts"] for b in series.fits["bounds"]] == [None, None]
 
 
 def _summary(formula, p, sigma, ea=0.3, tg=None, rel_err=0.05):

@@ -131,8 +131,9 @@ class TemperaturePoint(BaseModel):
     d_err_cm2_s: float | None
     sigma_mS_cm: float | None
     sigma_err_mS_cm: float | None
-    d_estimate: str = Field("value", description="value (diffusive replicas pooled) or, "
-                            "when no replica is diffusive, the bound: upper, lower, mixed")
+    d_estimate: str = Field("value", description="value (every replica diffusive) or, "
+                            "when a replica is not, the bound the mean is: upper, lower, "
+                            "mixed (left out of the fits)")
     n_bound_replicas: int = Field(0, description="replicas without a diffusive regime")
     haven_ratio: float | None = None
     haven_ratio_err: float | None = None
