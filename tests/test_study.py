@@ -160,12 +160,33 @@ def test_screen_summary_ranks_by_sigma303():
                                  ("LiAlCl2.5O0.75", "Al", 2.0, 0.30),
                                  ("LiGaCl2.5O0.75", "Ga", 5.0, 0.35),
                                  ("LiInCl2.5O0.75", "In", 1.0, 0.40))]
+    comps[1]["fits"] = {"bounds": [{"t_K": 300.0, "d_estimate": "upper", "d_cm2_s": 1e-6,
+                                    "fit_d_cm2_s": 3e-6, "fit_d_err_cm2_s": 1e-6,
+                                    "contradicts": True}]}
+    comps[2]["fits"] = {"bounds": [{"t_K": 300.0, "d_estimate": "upper", "d_cm2_s": 1e-6,
+                                    "fit_d_cm2_s": 5e-7, "fit_d_err_cm2_s": 1e-7,
+                                    "contradicts": False}]}
     out = study_mod._summary_screen([{"results": {"compositions": comps}}])
     rows = out["rows"]
+    bound_notes = [n for n in out["notes"] if "estimate at" in n]
+    assert bound_notes == ["LiAlCl2.5O0.75: the D fit lies above the upper estimate at 300 K "
+                           "(3e-06 ± 1e-06 against 1e-06 cm2/s), so its sigma(300 K) is too "
+                           "high"]
     assert [r["formula"][:4] for r in rows] == ["LiGa", "LiAl", "LiIn", "LiBC"]
     assert [r["rank"] for r in rows] == [1, 2, 3, 4]
     assert [r["pareto_ea"] for r in rows] == [True, True, False, None]
     assert "LiGaCl2.5O0.75, LiAlCl2.5O0.75" in out["notes"][0]
+
+
+def test_sweep_summary_notes_peak_bounds_and_a_failed_percolation_fit():
+    comps = [{"formula": f"LiAlCl{4 - 2 * x:g}O{x:g}", "x": x, "oxygen_fraction": p,
+              "sigma_300K_mS_cm": s, "sigma_300K_err_mS_cm": 1.0, "structure": {},
+              "fits": {"bounds": []}} for x, p, s in ((0.0, 0.0, 5.0), (0.75, 0.23, 9.0))]
+    err = "sigma: not enough points above threshold (got 2; allowed: >= 4 compositions)"
+    out = study_mod._summary_sweep([{"results": {"compositions": comps,
+                                                 "percolation": {"error": err}}}])
+    assert out["notes"][0].startswith("sigma(300 K) peaks at x = 0.75")
+    assert out["notes"][-1] == "percolation fit: not possible: " + err
 
 
 def test_pareto_mask():

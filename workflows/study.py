@@ -73,6 +73,25 @@ def _summary_transport(runs: list[dict]) -> dict:
     return {"columns": cols, "rows": rows, "notes": notes}
 
 
+def _bound_notes(compositions: list[dict]) -> list[str]:
+    """One note per composition whose D Arrhenius fit contradicts a bound measured
+    inside or at the end of its range (``fits.bounds``, analysis rules 3): its
+    extrapolated sigma(300 K) and the ranking built on it are suspect."""
+    out = []
+    for c in compositions:
+        bad = [b for b in (c.get("fits") or {}).get("bounds") or [] if b.get("contradicts")]
+        if bad:
+            out.append(f"{c['formula']}: the D fit lies "
+                       + "; ".join(f"{'above' if b['d_estimate'] == 'upper' else 'below'} the "
+                                   f"{b['d_estimate']} estimate at {b['t_K']:g} K "
+                                   f"({_fmt(b.get('fit_d_cm2_s'), b.get('fit_d_err_cm2_s'))} "
+                                   f"against {_fmt(b.get('d_cm2_s'))} cm2/s)" for b in bad)
+                       + ", so its sigma(300 K) is "
+                       + ("too high" if all(b["d_estimate"] == "upper" for b in bad)
+                          else "suspect"))
+    return out
+
+
 def _summary_sweep(runs: list[dict]) -> dict:
     res = runs[0]["results"]
     cols = ["formula", "x", "oxygen_fraction", "n_atoms", "sigma_300K_mS_cm",
@@ -91,8 +110,11 @@ def _summary_sweep(runs: list[dict]) -> dict:
         peak = max(ok, key=lambda r: r["sigma_300K_mS_cm"])
         notes.append(f"sigma(300 K) peaks at x = {peak['x']:g} (p = {peak['oxygen_fraction']:.3f}):"
                      f" {_fmt(peak['sigma_300K_mS_cm'], peak['sigma_300K_err_mS_cm'])} mS/cm")
+    notes += _bound_notes(res["compositions"])
     perc = res.get("percolation")
-    if perc:
+    if perc and perc.get("error"):
+        notes.append(f"percolation fit: not possible: {perc['error']}")
+    elif perc:
         notes.append(f"percolation fit: p_c = {_fmt(perc.get('p_c'), perc.get('p_c_err'))} "
                      f"(68 % {perc.get('p_c_ci68')}, 95 % {perc.get('p_c_ci95')}), "
                      f"t = {_fmt(perc.get('t'), perc.get('t_err'))} "
@@ -128,6 +150,7 @@ def _summary_screen(runs: list[dict]) -> dict:
         notes.append(f"Pareto front of sigma(303 K) (high) vs {label.split()[0]} (low), "
                      "central values: "
                      + (", ".join(front) or "-"))
+    notes += _bound_notes(res["compositions"])
     return {"columns": cols, "rows": rows, "notes": notes}
 
 
