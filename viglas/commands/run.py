@@ -168,7 +168,7 @@ def _print_summary(res: dict, workdir: Path, written: bool = True,
                       b + _f(p["d_cm2_s"], p["d_err_cm2_s"]),
                       b + _f(p["sigma_mS_cm"], p["sigma_err_mS_cm"]))
     if n_bounds:
-        t.caption = ("≤ / ≥: no replica there has a diffusive regime, so the value is an "
+        t.caption = ("≤ / ≥: a replica there has no diffusive regime, so the mean is an "
                      "upper / lower estimate and is left out of the fits")
     con.print(t)
     s = Table(title="Per composition (300 K values extrapolated from the Arrhenius fit, ± 1 sd)")
