@@ -354,11 +354,18 @@ def _composition_entry(c: Mapping, i: int, t_ref: float, grid_t_K: Sequence[floa
         "transference_number_md_err": _num(c.get("transference_number_err")),
         "transference_number_md_t_K": [float(t) for t in (c.get("transference_t_K") or [])],
         "measured": [
-            {k: _clean(row.get(k)) for k in ("t_K", "sigma_mS_cm", "sigma_err_mS_cm",
-                                             "d_cm2_s", "d_err_cm2_s", "haven_ratio")}
+            {**{k: _clean(row.get(k)) for k in ("t_K", "sigma_mS_cm", "sigma_err_mS_cm",
+                                                "d_cm2_s", "d_err_cm2_s", "haven_ratio")},
+             "d_estimate": row.get("d_estimate") or "value"}
             for row in (c.get("temperatures") or []) if isinstance(row, Mapping)
         ],
     }
+    for b in fits.get("bounds") or []:
+        if isinstance(b, Mapping) and b.get("contradicts"):
+            notes.append(f"{label}: the D fit lies {'above' if b.get('d_estimate') == 'upper' else 'below'} "
+                         f"the {b.get('d_estimate')} estimate measured at {b.get('t_K'):g} K "
+                         f"(no diffusive regime there), so its values at and below "
+                         f"{b.get('t_K'):g} K are too {'high' if b.get('d_estimate') == 'upper' else 'low'}")
     grid = grid_table(entry, grid_t_K)
     grid_models = {"sigma_model": sig["preferred_model"], "d_model": dif["preferred_model"]}
     entry["grid"] = {**grid_models, **grid}

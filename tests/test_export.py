@@ -288,6 +288,25 @@ def test_extrapolation_to_298K_warns_and_is_flagged():
     assert inside["compositions"][0]["at_t_ref"]["sigma_in_fitted_range"] is True
 
 
+def test_a_fit_that_contradicts_a_measured_bound_is_warned_about():
+    """A temperature that is only a bound (no diffusive regime) is exported with its
+    d_estimate, and a fit above an upper estimate measured inside the fitted range gets
+    the same kind of warning as an extrapolation."""
+    res = make_results(t_min=250.0, t_max=900.0, two=False)
+    comp = res["compositions"][0]
+    comp["temperatures"].insert(0, {"t_K": 300.0, "d_cm2_s": 1e-9, "d_err_cm2_s": 1e-9,
+                                    "sigma_mS_cm": 0.1, "sigma_err_mS_cm": 0.1,
+                                    "d_estimate": "upper"})
+    comp["fits"]["bounds"] = [{"t_K": 300.0, "d_estimate": "upper", "d_cm2_s": 1e-9,
+                               "fit_d_cm2_s": 4e-9, "fit_d_err_cm2_s": 1e-9,
+                               "contradicts": True}]
+    with pytest.warns(ExtrapolationWarning, match="above the upper estimate measured at "
+                      "300 K .* values at and below 300 K are too high"):
+        exp = build_export(res)
+    assert [m["d_estimate"] for m in exp["compositions"][0]["measured"]] == ["upper", "value"]
+    validate_export(exp)
+
+
 def test_results_without_fits_raise_named_error():
     res = make_results(two=False)
     res["compositions"][0]["fits"] = {"d_arrhenius": None, "sigma_arrhenius": None,
