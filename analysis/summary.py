@@ -38,9 +38,7 @@ from viglas.errors import ViglasError
 from viglas.serialize import clean, finite
 
 __all__ = ["pareto_mask", "COV_PARAMS", "RULES_VERSION", "T_303", "combine_replicas",
-           "d_estimate",
-           "temperature_points", "fit_series",
-           "sigma_303K", "SeriesFits"]
+           "d_estimate", "temperature_points", "fit_series", "sigma_303K", "SeriesFits"]
 
 #: Version of the rules above. A composition summary made under other rules is redone
 #: by the next ``viglas run`` (from the stored MD results; no MD reruns), see

@@ -656,7 +656,7 @@ def _plot_arrhenius(fit, pts, key, formula, t_rep, vft=None, calculator=None,
                     bounds=()) -> str:
     """Arrhenius (and VFT) plot via viglas.analysis.plot_arrhenius, with the band to
     t_rep (dashed where extrapolated, a marker at t_rep), the points that are only
-    bounds (``bounds``: no diffusive replica) drawn as such, and a title naming the
+    bounds (``bounds``: some replica there has no diffusive regime) drawn as such, and a title naming the
     composition, the temperatures and the calculator."""
     from viglas.analysis import plot_arrhenius
 
