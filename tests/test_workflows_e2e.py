@@ -84,8 +84,13 @@ def test_composition_interrupted_then_resumed_is_identical(tmp_path):
     ref = run_local(load_config(cfg_path), tmp_path / "ref", progress=False, workers=1)
     _check_complete_outputs(tmp_path / "ref", 1)
     c = ref["compositions"][0]
-    assert c["ea_eV"] is not None and c["sigma_300K_mS_cm"] is not None
-    assert c["sigma_300K_err_mS_cm"] is not None and c["density_g_cm3"] > 1.0
+    # 2 ps toy runs rarely have a diffusive regime: each temperature is a fit point or a
+    # bound, and Ea/sigma(300 K) exist exactly when two are fit points
+    fit = c["fits"]["d_arrhenius"]
+    assert (fit["n_points"] if fit else 0) + len(c["fits"]["bounds"]) == 2
+    assert (c["ea_eV"] is not None) == (fit is not None)
+    assert (c["sigma_300K_err_mS_cm"] is not None) == (fit is not None)
+    assert c["density_g_cm3"] > 1.0
 
     # interrupted: kill -9 while a production MD run is between checkpoints
     wd = tmp_path / "cut"
@@ -121,8 +126,9 @@ def test_composition_interrupted_then_resumed_is_identical(tmp_path):
     for ra, rb in zip(a["runs"], b["runs"], strict=True):
         assert ra["d_cm2_s"] == rb["d_cm2_s"] and ra["sigma_mS_cm"] == rb["sigma_mS_cm"]
     for key in ("ea_eV", "ea_err_eV", "sigma_300K_mS_cm", "sigma_300K_err_mS_cm", "tg_K",
-                "density_g_cm3"):
+                "density_g_cm3", "temperatures"):
         assert a[key] == b[key], key
+    assert a["fits"]["bounds"] == b["fits"]["bounds"]
 
     # the summary table also reads a copied results.json (no job store)
     copy = tmp_path / "copy"
@@ -168,10 +174,9 @@ def test_screening_end_to_end(tmp_path):
     formulas = [r["formula"] for r in res["ranking"]]
     assert sorted(formulas) == ["LiAlCl2.5O0.75", "LiGaCl2.5O0.75", "LiInCl2.5O0.75"]
     sig = [r["sigma_300K_mS_cm"] for r in res["ranking"]]
-    # a composition whose MSD does not grow at one of the two toy temperatures has no
-    # Arrhenius fit and so no sigma(300 K): it ranks last, and the run says why
+    # a composition without two diffusive toy temperatures (2 ps runs: usually none) has
+    # no Arrhenius fit and so no sigma(300 K): it ranks last, and the run says why
     known = [s for s in sig if s is not None]
-    assert len(known) >= 2
     assert sig[:len(known)] == sorted(known, reverse=True)
     assert all(s is None for s in sig[len(known):])
     for r in res["ranking"][len(known):]:
