@@ -377,6 +377,13 @@ def _composition_entry(c: Mapping, i: int, t_ref: float, grid_t_K: Sequence[floa
     if outside:
         notes.append(f"{label}: {' and '.join(outside)} at {t_ref:g} K is an extrapolation "
                      "(flagged *_in_fitted_range = false in the export)")
+    for tag, key, block in (("sigma", "sigma", sig), ("D", "d", dif)):
+        fit = block[block["preferred_model"]]
+        t0 = fit.get("t0_K") if block["preferred_model"] == "vft" else None
+        if t0 is not None and t_ref <= t0:
+            notes.append(f"{label}: the preferred VFT fit of {tag} has T0 = {t0:.0f} K, at or "
+                         f"above {t_ref:g} K: no value there (null in at_t_ref); the "
+                         "Arrhenius block gives one")
     return entry
 
 

@@ -265,7 +265,7 @@ def fit_series(temps: Sequence[Any], *, report_temperature_K: float = 300.0,
         if n_h is not None:
             s300, s300_err = (finite(v) for v in an.sigma_from_d_fit(src, t_rep, n_h))
     fits["bounds"] = _check_bounds(bounds, fit_objs.get("d_arrhenius"), messages)
-    s303 = sigma_303K(temps, fit_objs, fits.get("preferred_model"))
+    s303 = sigma_303K(temps, fit_objs, fits.get("preferred_model"), messages)
     hp = [p for p in temps if _get(p, "haven_ratio") is not None]
     h_all, h_all_err = _pool(hp, "haven_ratio", "haven_ratio_err")
     tp = [p for p in temps if _get(p, "transference_number") is not None]
@@ -313,7 +313,7 @@ def _check_bounds(bounds: Sequence[Any], fit: Any, messages: list[str]) -> list[
 
 
 def sigma_303K(temps: Sequence[Any], fit_objs: dict[str, Any],
-               preferred: str | None) -> dict[str, Any]:
+               preferred: str | None, messages: list[str] | None = None) -> dict[str, Any]:
     """sigma at 303.15 K with its source (issue 16 item 3): ``simulated`` when an MD
     temperature lies within 5 K (that point's replica mean), else from the preferred
     model's fit of D(T) by Nernst-Einstein (or the sigma fit): ``interpolated`` inside
@@ -332,6 +332,14 @@ def sigma_303K(temps: Sequence[Any], fit_objs: dict[str, Any],
         return out
     model = preferred if preferred in ("vft", "arrhenius_kink") and fit_objs.get(
         f"d_{preferred}") is not None else "arrhenius"
+    t0 = getattr(fit_objs.get(f"d_{model}"), "t0_K", None)
+    if model == "vft" and t0 is not None and T_303 <= t0 + 1.0:
+        # VFT diverges at T0: no value at or below it, so the Arrhenius fit is used
+        if messages is not None:
+            messages.append(f"sigma(303 K): the preferred VFT fit has T0 = {t0:.0f} K, at or "
+                            "above 303 K, so it gives no value there; the Arrhenius fit is "
+                            "used (an upper estimate if D falls faster than Arrhenius)")
+        model = "arrhenius"
     dfit = fit_objs.get(f"d_{model}")
     val = None
     if dfit is not None:

@@ -307,6 +307,19 @@ def test_a_fit_that_contradicts_a_measured_bound_is_warned_about():
     validate_export(exp)
 
 
+def test_vft_with_t0_above_the_reference_temperature_is_said_not_raised():
+    res = make_results(two=False)
+    fits = res["compositions"][0]["fits"]
+    fits["sigma_vft"] = _vft("sigma", "mS/cm", 8.0, 900.0, 350.0, 500.0, 900.0)
+    fits["d_vft"] = _vft("D", "cm2/s", -11.0, 850.0, 350.0, 500.0, 900.0)
+    fits["preferred_model"] = "vft"
+    with pytest.warns(ExtrapolationWarning, match="T0 = 350 K, at or above 298.15 K"):
+        exp = build_export(res)
+    ref = exp["compositions"][0]["at_t_ref"]
+    assert ref["sigma_mS_cm"] is None and ref["sigma_model"] == "vft"
+    assert exp["compositions"][0]["conductivity"]["arrhenius"] is not None
+
+
 def test_results_without_fits_raise_named_error():
     res = make_results(two=False)
     res["compositions"][0]["fits"] = {"d_arrhenius": None, "sigma_arrhenius": None,

@@ -188,6 +188,24 @@ def test_runs_without_a_diffusive_regime_are_bounds_not_fit_points(tmp_path, mon
     json.dumps(doc.model_dump(), allow_nan=False)
 
 
+def test_vft_with_t0_above_303K_falls_back_to_arrhenius_for_sigma_303K():
+    """A preferred VFT fit whose T0 lies above 303 K has no value there: sigma(303 K)
+    comes from the Arrhenius fit and the messages say why (it used to raise and sink
+    the whole summary)."""
+    from viglas.analysis.summary import fit_series, temperature_points
+
+    t = np.array([500.0, 550.0, 600.0, 650.0, 700.0, 750.0, 800.0])
+    d = 1e-3 * np.exp(-600.0 / (t - 350.0))
+    rows = [{"t_K": x, "d_cm2_s": y, "d_err_cm2_s": 0.02 * y, "sigma_mS_cm": y * 1e7 / x,
+             "sigma_err_mS_cm": 0.02 * y * 1e7 / x} for x, y in zip(t, d)]
+    s = fit_series(temperature_points(rows))
+    assert s.fits["preferred_model"] == "vft"
+    assert s.fits["d_vft"]["t0_K"] == pytest.approx(350.0, abs=1.0)
+    assert s.values["sigma_303K_model"] == "arrhenius"
+    assert s.values["sigma_303K_mS_cm"] > 0
+    assert any("T0 = 350 K, at or above 303 K" in m for m in s.messages)
+
+
 def test_temperature_points_kinds():
     """Rows without a d_estimate (results written before it) count as values; a point of
     upper and lower bounds is "mixed"; fewer than two diffusive points: no fit, and the
