@@ -1,6 +1,7 @@
 """Where a potential's force error sits: per composition and element, the reference
 force scale, the error and each element's share of the squared error, on the shipped
-DFT labels (training and held-out split as the fit uses them).
+DFT labels: the frames the set was fitted on (its recorded training labels) and the
+held-out split.
 
     python scripts/force_errors.py                       # dft-delta, every composition
     python scripts/force_errors.py --composition LiInCl2.5O0.75 --split valid
@@ -22,31 +23,33 @@ import numpy as np
 
 
 def element_table(frames, pred) -> list[dict]:
-    """Per composition and element of ``frames``: atoms, rms reference force, RMSE,
-    per-element R² and share of the composition's squared force error."""
-    from viglas.potentials.dft_fit import reference_arrays
+    """Per composition and element of ``frames``: the project's scores
+    (:func:`viglas.potentials.dft_fit.score`: force R², RMSE, rms reference force) and,
+    per element, atoms, rms reference force, RMSE, R² and share of the composition's
+    squared force error. ``pred`` is called once."""
+    from viglas.potentials.dft_fit import reference_arrays, score
 
     rows = []
     comps = dict.fromkeys(str(a.info.get("composition")) for a in frames)
     for comp in comps:
         sel = [a for a in frames if str(a.info.get("composition")) == comp]
         ref, p = reference_arrays(sel), pred(sel)
-        sym = np.concatenate([a.get_chemical_symbols() for a in sel])
-        fr = np.concatenate([r["forces"] for r in ref])
-        d = np.concatenate([x["forces"] for x in p]) - fr
+        m = score(sel, lambda _: p)["all"]
+        sym = np.repeat(np.concatenate([a.get_chemical_symbols() for a in sel]), 3)
+        fr = np.concatenate([r["forces"] for r in ref]).ravel()
+        d = np.concatenate([x["forces"] for x in p]).ravel() - fr
         sse = float(np.sum(d ** 2))
-        row = {"composition": comp, "n_frames": len(sel),
-               "force_r2": 1.0 - sse / float(np.sum((fr - fr.mean(0)) ** 2)),
-               "force_rms_ref_eV_A": float(np.sqrt(np.mean(fr ** 2))),
-               "force_rmse_eV_A": float(np.sqrt(np.mean(d ** 2))), "elements": {}}
+        row = {"composition": comp, "n_frames": len(sel), "force_r2": m["force_r2"],
+               "force_rms_ref_eV_A": m["force_rms_ref_eV_A"],
+               "force_rmse_eV_A": m["force_rmse_eV_A"], "elements": {}}
         for el in sorted(set(sym)):
-            m = sym == el
+            k = sym == el
             row["elements"][el] = {
-                "n_atoms": int(m.sum()),
-                "rms_ref_eV_A": float(np.sqrt(np.mean(fr[m] ** 2))),
-                "rmse_eV_A": float(np.sqrt(np.mean(d[m] ** 2))),
-                "r2": 1.0 - float(np.sum(d[m] ** 2)) / float(np.sum((fr[m] - fr[m].mean(0)) ** 2)),
-                "share_of_sse": float(np.sum(d[m] ** 2)) / sse}
+                "n_atoms": int(k.sum()) // 3,
+                "rms_ref_eV_A": float(np.sqrt(np.mean(fr[k] ** 2))),
+                "rmse_eV_A": m["force_rmse_by_element_eV_A"][el],
+                "r2": 1.0 - float(np.sum(d[k] ** 2)) / float(np.sum((fr[k] - fr[k].mean()) ** 2)),
+                "share_of_sse": float(np.sum(d[k] ** 2)) / sse}
         rows.append(row)
     return rows
 
@@ -59,14 +62,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--composition", action="append", default=None,
                     help="only this composition (repeat for several; default: all)")
     ap.add_argument("--split", choices=("train", "valid", "all"), default="all",
-                    help="which frames: the fit's training split, its held-out split, or both")
+                    help="which frames: those the set was fitted on (its recorded training "
+                    "labels), the held-out split, or both")
     ap.add_argument("--json", type=Path, default=None, help="also write the table here")
     args = ap.parse_args(argv)
 
+    from viglas.potentials.delta import is_delta_file, load_delta_file
     from viglas.potentials.dft_fit import calculator_predictor, load_dataset, split
 
     frames = load_dataset()
     train, valid = split(frames)
+    # the frames the set was fitted on, where its file records them (a dft-delta fit
+    # does); labels added after the fit are neither its training nor its held-out set
+    meta = (load_delta_file(args.parameters)["delta"].get("meta") or {}
+            if is_delta_file(args.parameters) else {})
+    fitted = set((meta.get("fit") or {}).get("train_labels")
+                 or [a.info["label"] for a in train])
+    train = [a for a in frames if a.info["label"] in fitted]
+    valid = [a for a in valid if a.info["label"] not in fitted]
     splits = {"train": train, "valid": valid, "all": train + valid}
     known = sorted({str(a.info.get("composition")) for a in frames})
     for c in args.composition or []:
