@@ -122,15 +122,14 @@ def reference_crystals(crystals: dict) -> dict:
     (``dft_relax.py run LABEL --cell``) of a prototype crystal label, against the
     prototype densities of the fit report's crystal checks (``crystals``)."""
     import numpy as np
-    from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.io.ase import AseAtomsAdaptor
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     from viglas.potentials.dft import read_labels
+    from viglas.potentials.dft_fit import crystal_matcher
     from viglas.units import density_g_cm3
 
-    # the tolerances of fit_dft.py's crystal checks
-    matcher = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5)
+    matcher = crystal_matcher()  # the tolerances of fit_dft.py's crystal checks
     out = {}
     for name, rec in crystals.items():
         rho0 = float(rec["prototype_density_g_cm3"])
@@ -300,11 +299,13 @@ def build(presets_report: Path) -> dict:
 
 
 def main(argv=None) -> int:
+    from viglas.potentials.dft_fit import SAMPLERS
+
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(DATA / "default_report.json"))
-    p.add_argument("--presets-report", default=str(DATA / "dft" / "samplers" /
-                                                    "fit_report_delta_f14_presets.json"),
+    p.add_argument("--presets-report",
+                   default=str(SAMPLERS / "fit_report_delta_f14_presets.json"),
                    help="fit_dft.py report with the 0 GPa glass check of the presets' "
                         "compositions, made with the shipped file")
     args = p.parse_args(argv)

@@ -52,10 +52,10 @@ def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int 
     """Relax + NPT(300 K, 0 GPa) of a prototype crystal with the ionic set ``params``."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
-    from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.io.ase import AseAtomsAdaptor
 
     from viglas.potentials.delta import make_potential
+    from viglas.potentials.dft_fit import crystal_matcher
     from viglas.structures import load_prototype
 
     proto = load_prototype(name)
@@ -65,7 +65,7 @@ def crystal_check(params, name: str, *, npt_ps: float, workdir: Path, seed: int 
     def rho(a):
         return density_g_cm3(mass, a.get_volume())
 
-    matcher = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5)
+    matcher = crystal_matcher()
     ref = AseAtomsAdaptor.get_structure(proto)
     out = {"prototype_density_g_cm3": round(rho(proto), 4)}
     a = proto.copy()
@@ -450,9 +450,9 @@ def main(argv=None) -> int:
         # (where the sampler's file is kept under data/dft/samplers) the sampler's own
         # pressure on the same snapshots (dft_fit.loop_cells)
         from viglas.potentials.delta import make_potential
-        from viglas.potentials.dft_fit import loop_cells, loop_glasses
+        from viglas.potentials.dft_fit import SAMPLERS, loop_cells, loop_glasses
 
-        kept = ROOT / "viglas" / "potentials" / "data" / "dft" / "samplers" / args.loop_sampler
+        kept = SAMPLERS / args.loop_sampler
         rows = loop_cells(frames, args.loop_sampler,
                           make_potential(kept) if kept.is_file() else None)
         for r in rows:

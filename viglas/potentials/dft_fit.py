@@ -26,6 +26,16 @@ from viglas.errors import FitError
 
 #: Shipped DFT data folder.
 DFT_DATA = Path(__file__).resolve().parent / "data" / "dft"
+#: Earlier fits and probe reports kept as records (a loop's sampler file lives here).
+SAMPLERS = DFT_DATA / "samplers"
+
+
+def crystal_matcher():
+    """The pymatgen ``StructureMatcher`` that decides whether a relaxed or annealed
+    crystal kept its structure (the tolerances of every crystal check of the fits)."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    return StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5)
 
 from viglas.units import EV_A3_TO_GPA  # noqa: E402  (eV/Å³ -> GPa)
 
@@ -242,7 +252,8 @@ def loop_cells(frames: Sequence[Atoms], sampler: str,
     ``dft_pressure_GPa`` is the configurational PBE-D3 pressure of the snapshot: no
     kinetic part, and it carries the instantaneous pressure fluctuation of a small cell
     (at 63 atoms and 300 K the potential's own instantaneous pressure has a standard
-    deviation of about 0.5 GPa, and single snapshots reach +-1 GPa). With the sampler's calculator, ``model_pressure_GPa`` is the
+    deviation of about 0.5 GPa, and single snapshots reach +-1 GPa). With the sampler's
+    calculator, ``model_pressure_GPa`` is the
     sampler's configurational pressure on the same snapshot and
     ``pressure_error_GPa = dft - model``: the sampler holds the glass at a mean total
     pressure of 0 (its barostat), so PBE-D3's mean total pressure of that glass is
