@@ -344,6 +344,15 @@ def main(argv=None) -> int:
     ap.add_argument("--emb-nk", type=int, default=8, help="embedding splines per block")
     ap.add_argument("--emb-min-support", type=int, default=200,
                     help="centre atoms with that neighbour species a block needs")
+    ap.add_argument("--balance", default=None, metavar="POWER",
+                    help="in the second solve, weight each training frame's rows by "
+                    "(rms reference force of its composition / the mean of those)^-POWER: "
+                    "1 makes each composition's force loss its SSE/SST, so the fit "
+                    "maximises the sum of per-composition R^2 rather than pooled R^2")
+    ap.add_argument("--extra-baseline", default=None, metavar="ACE_YAML",
+                    help="add a pacemaker ACE potential (python-ace) to the baseline, so the "
+                    "linear correction is refitted, stress rows included, on top of it "
+                    "(scripts/ace_residual_probe.py fits one on forces only)")
     ap.add_argument("--check", action="store_true", help="finite-difference check only")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -356,7 +365,7 @@ def main(argv=None) -> int:
 
     from viglas.potentials import load_parameters
     from viglas.potentials.delta import load_delta_file
-    from viglas.potentials.delta_fit import (DeltaFitSettings, _baseline, _penalty,
+    from viglas.potentials.delta_fit import (EV_A3_TO_GPA, DeltaFitSettings, _baseline, _penalty,
                                              _row_weights, _solve, baseline_with_charges,
                                              frame_design, frame_targets, new_model)
     from viglas.potentials.dft_fit import load_dataset, split
@@ -438,9 +447,26 @@ def main(argv=None) -> int:
     model = new_model(train, st)
     P, S = model.n_coef, len(names)
 
+    extra = None
+    if args.extra_baseline:
+        from pyace import PyACECalculator
+
+        extra = PyACECalculator(args.extra_baseline)
+
+    def base_of(frs):
+        out = _baseline(frs, base)
+        if extra is not None:
+            for a, o in zip(frs, out):
+                b = a.copy()
+                b.calc = extra
+                o["energy"] = float(o["energy"]) + float(b.get_potential_energy())
+                o["forces"] = np.asarray(o["forces"]) + b.get_forces()
+                o["stress"] = np.asarray(o["stress"]) + b.get_stress(voigt=True)
+        return out
+
     def system(frs):
         As = frame_design(model, frs, st)
-        ys = frame_targets(frs, _baseline(frs, base), st)
+        ys = frame_targets(frs, base_of(frs), st)
         Is = []
         for a in frs:
             wE, wF, wS = _row_weights(len(a), st)
@@ -449,16 +475,32 @@ def main(argv=None) -> int:
         return As, ys, Is
 
     As, ys, Is = system(train)
+    fw = np.ones(len(train))
+    if args.balance is not None:
+        comp_of = [a.info["label"].split("/")[1] for a in train]
+        rms = {}
+        for c in set(comp_of):
+            F = np.concatenate([np.asarray(a.calc.results["forces"]) for a, cc in
+                                zip(train, comp_of) if cc == c])
+            rms[c] = float(np.sqrt((F ** 2).sum(1).mean()))
+        mean = float(np.mean(list(rms.values())))
+        fw = np.array([(rms[c] / mean) ** -float(args.balance) for c in comp_of])
+        print("frame weights by composition: " + ", ".join(
+            f"{c} {(rms[c] / mean) ** -float(args.balance):.2f}" for c in sorted(rms)))
     AtA = np.zeros((P + S, P + S))
     Aty = np.zeros(P + S)
-    for A, y, I in zip(As, ys, Is):
+    AtA0 = np.zeros((P, P))
+    Aty0 = np.zeros(P)
+    for A, y, I, wf in zip(As, ys, Is, fw):
         M = np.hstack([A, I])
-        AtA += M.T @ M
-        Aty += M.T @ y
+        AtA += wf ** 2 * (M.T @ M)
+        Aty += wf ** 2 * (M.T @ y)
+        AtA0 += A.T @ A
+        Aty0 += A.T @ y
     del As
     nf = len(train)
     R = np.zeros((P + S, P + S))
-    R[:P, :P] = _penalty(model, st.ridge_eps, np.diag(AtA)[:P] / nf, st.ace_ridge,
+    R[:P, :P] = _penalty(model, st.ridge_eps, np.diag(AtA0) / nf, st.ace_ridge,
                          st.ace_ridge_floor)
     R[np.arange(P, P + S), np.arange(P, P + S)] = args.ridge * np.maximum(
         np.diag(AtA)[P:] / nf, 1e-12)
@@ -481,7 +523,11 @@ def main(argv=None) -> int:
         for a, A, y, I in zip(test, *Tt):
             M = np.hstack([A, I]) if use else A
             n = len(a)
-            r = (M @ c - y)[1:1 + 3 * n] / _row_weights(n, st)[1]
+            full = M @ c - y
+            r = full[1:1 + 3 * n] / _row_weights(n, st)[1]
+            dp = -float(np.mean(full[1 + 3 * n:1 + 3 * n + 3])) / _row_weights(n, st)[2] \
+                * EV_A3_TO_GPA
+            press.setdefault(a.info["label"].split("/")[1], []).append(dp)
             F = np.asarray(a.calc.results["forces"])
             lab, cname = a.info["label"], a.info["label"].split("/")[1]
             frame[lab] = round(1 - float(r @ r) / float(((F - F.mean(0)) ** 2).sum()), 3)
@@ -489,27 +535,34 @@ def main(argv=None) -> int:
             acc[0] += float(r @ r)
             acc[1].append(F)
         out = {}
+        scores.pressure_bias = {k: round(float(np.mean(v)), 2) for k, v in press.items()}
+        press.clear()
         for cname, (se, Fs) in comp.items():
             F = np.concatenate(Fs)
             out[cname] = round(1 - se / float(((F - F.mean(0)) ** 2).sum()), 3)
         return out, frame
 
+    press: dict[str, list[float]] = {}
     rows = []
     for lam in (float(x) for x in args.lambdas.split(",")):
-        c0 = _solve(AtA[:P, :P], Aty[:P], R0[:P, :P], lam)
+        c0 = _solve(AtA0, Aty0, R0[:P, :P], lam)
         c1 = _solve(AtA, Aty, R, lam)
         for name, c, use in (("without", c0, False), ("with", c1, True)):
             comp, frame = scores(c, use)
             row = {"lambda": lam, "induction_columns": name, "force_r2_by_composition": comp,
+                   "pressure_bias_GPa_by_composition": scores.pressure_bias,
                    "force_r2_by_frame": frame}
             if use:
                 row["coefficients"] = dict(zip(names, np.round(c[P:], 3).tolist()))
             rows.append(row)
             print(f"lambda {lam:g}, {name} the new columns: "
                   + " ".join(f"{k} {v:.3f}" for k, v in comp.items()), flush=True)
+            print("  pressure bias (model - PBE-D3, GPa): " + " ".join(
+                f"{k} {v:+.2f}" for k, v in scores.pressure_bias.items()), flush=True)
     out = {"command": "python scripts/induction_probe.py " + " ".join(argv or sys.argv[1:]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "model": args.model, "model_sha256": _sha256(args.model),
+           "extra_baseline": args.extra_baseline,
            "term": args.term, **({"rc_A": args.rc, "b_tt_per_A": args.b_tt}
                                  if args.term == "field" else
                                  {"pol_sets": args.pol_sets, "pol_rc_A": args.pol_rc,
