@@ -19,6 +19,7 @@ composition, with the project's R2 (``dft_fit.score``). Nothing here is shipped.
         [--residual model|baseline] [--functions-per-element 150] [--rcut 5.0]
         [--block-spec default|small] [--kappa 0.95] [--maxiter 300]
     python scripts/ace_residual_probe.py fit DIR        # pacemaker; minutes to an hour
+    python scripts/ace_residual_probe.py fit DIR --grace  # GRACE-FS, stress in the loss
     python scripts/ace_residual_probe.py score DIR [--json REPORT] [--grace-fs MODEL.yaml]
 
 ``prepare`` writes DIR/train.pkl.gz, DIR/test.pkl.gz and a pacemaker DIR/input.yaml
@@ -85,6 +86,41 @@ backend:
 """
 
 
+GRACE_INPUT = """seed: 1
+cutoff: {rcut}
+data:
+  filename: {dir}/grace_train.pkl.gz
+  test_filename: {dir}/grace_test.pkl.gz
+  reference_energy: 0
+potential:
+  elements: [{elements}]
+  preset: FS
+  kwargs: {{max_order: 3, lmax: [3, 3, 2], n_rad_max: [12, 8, 4], embedding_size: 16,
+           fs_parameters: [[1.0, 1.0], [1.0, 0.5]]}}
+  scale: False
+  shift: False
+fit:
+  loss: {{
+    energy: {{ weight: {wE}, type: square }},
+    forces: {{ weight: 1, type: square }},
+    stress: {{ weight: {wS}, type: square }},
+  }}
+  target_total_updates: {updates}
+  optimizer: Adam
+  opt_params: {{learning_rate: 0.01, use_ema: True, ema_momentum: 0.99, weight_decay: null,
+               clipnorm: 1.0}}
+  scheduler: cosine_decay
+  scheduler_params: {{"minimum_learning_rate": 0.0008}}
+  batch_size: 8
+  test_batch_size: 32
+  jit_compile: True
+  eval_init_stats: True
+  checkpoint_freq: 10
+  progressbar: False
+  train_shuffle: False
+"""
+
+
 def _frames(compositions: list[str] | None):
     from viglas.potentials.delta import load_delta_file
     from viglas.potentials.dft_fit import load_dataset
@@ -108,6 +144,7 @@ def _base_predictor(residual: str, rec: dict):
 
 def prepare(args) -> int:
     import pandas as pd
+    from ase.calculators.singlepoint import SinglePointCalculator
 
     from viglas.potentials.dft_fit import reference_arrays
 
@@ -124,12 +161,19 @@ def prepare(args) -> int:
         at = a.copy()
         at.calc = None
         de = float(r["energy"]) - float(b["energy"])
+        df_ = np.asarray(r["forces"]) - b["forces"]
+        ds = np.asarray(r["stress"]) - np.asarray(b["stress"])
+        g = at.copy()  # gracemaker reads its targets from a calculator
+        g.calc = SinglePointCalculator(g, energy=de, forces=df_, stress=ds)
         rows.append({"ase_atoms": at, "energy": de, "energy_corrected": de,
-                     "forces": (np.asarray(r["forces"]) - b["forces"]).tolist(),
+                     "forces": df_.tolist(), "grace_atoms": g, "stress": ds,
                      "label": a.info["label"], "train": a.info["label"] in seen})
     df = pd.DataFrame(rows)
-    df[df.train].drop(columns="train").to_pickle(out / "train.pkl.gz")
-    df[~df.train].drop(columns="train").to_pickle(out / "test.pkl.gz")
+    for name, part in (("train", df[df.train]), ("test", df[~df.train])):
+        part.drop(columns=["train", "grace_atoms", "stress"]).to_pickle(out / f"{name}.pkl.gz")
+        g = part[["grace_atoms", "energy", "forces", "stress", "label"]].rename(
+            columns={"grace_atoms": "ase_atoms"})
+        g.to_pickle(out / f"grace_{name}.pkl.gz")
     sets = {tuple(sorted(set(a.get_chemical_symbols()))) for a in frames}
     elements = sorted({e for s in sets for e in s})
     blocks = set()
@@ -144,12 +188,20 @@ def prepare(args) -> int:
     (out / "input.yaml").write_text(INPUT.format(
         elements=", ".join(elements), rcut=args.rcut, nfunc=args.functions_per_element,
         blocks=lines, dir=out.resolve(), kappa=args.kappa, maxiter=args.maxiter))
+    w = rec["weights"]  # F14's sigmas, as GRACE loss weights relative to the forces'
+    wE = (w["sigma_F_eV_A"] / w["sigma_E_eV_atom"]) ** 2 * args.grace_energy_scale
+    wS = (w["sigma_F_eV_A"] / (w["sigma_S_GPa"] / 160.2176621)) ** 2 * args.grace_stress_scale
+    (out / "grace_input.yaml").write_text(GRACE_INPUT.format(
+        dir=out.resolve(), elements=", ".join(elements), rcut=args.rcut, wE=round(wE, 4),
+        wS=round(wS, 4), updates=args.grace_updates))
     (out / "probe.json").write_text(json.dumps({
         "residual": args.residual, "compositions": comps, "n_train": int(df.train.sum()),
         "n_test": int((~df.train).sum()), "blocks": len(blocks), "rcut_A": args.rcut,
         "functions_per_element": args.functions_per_element, "block_spec": args.block_spec,
         "kappa": args.kappa,
-        "maxiter": args.maxiter}, indent=1) + "\n")
+        "maxiter": args.maxiter, "grace_loss_weights": {"energy": wE, "forces": 1.0,
+                                                           "stress": wS},
+        "grace_updates": args.grace_updates}, indent=1) + "\n")
     print(f"{out}: {int(df.train.sum())} training, {int((~df.train).sum())} scored frames, "
           f"{len(blocks)} species blocks; next: python {sys.argv[0]} fit {out}")
     return 0
@@ -158,6 +210,8 @@ def prepare(args) -> int:
 def fit(args) -> int:
     import builtins
 
+    if args.grace:
+        return fit_grace(args)
     import tensorpotential.compat.pace.fitmetrics as fm
 
     # tensorpotential 0.6.2.1 calls float() on one-element arrays (an error in numpy>=2.4)
@@ -174,9 +228,35 @@ def fit(args) -> int:
     return 0
 
 
+def fit_grace(args) -> int:
+    """gracemaker on DIR/grace_input.yaml, then the GRACE-FS model exported for pyace's
+    C++ evaluator as DIR/seed/1/saved_model.yaml (score it with ``--grace-fs``)."""
+    import pandas as pd
+
+    split = np.array_split
+
+    def array_split(a, n, *rest):  # tensorpotential 0.6.2.1 splits DataFrames with
+        if isinstance(a, pd.DataFrame):  # numpy, which returns bare arrays with pandas 3
+            return [a.iloc[i] for i in split(np.arange(len(a)), n) if len(i)]
+        return split(a, n, *rest)
+
+    np.array_split = array_split
+    from tensorpotential.cli.gracemaker import main as gracemaker
+
+    os.chdir(args.dir)
+    t0 = time.time()
+    gracemaker(["grace_input.yaml"])
+    gracemaker(["grace_input.yaml", "-r", "-s", "-sf"])
+    meta = json.loads(Path("probe.json").read_text())
+    meta["grace_fit_seconds"] = round(time.time() - t0)
+    Path("probe.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return 0
+
+
 def score(args) -> int:
     from pyace import PyACECalculator
 
+    from viglas.potentials.dft_fit import ase_predictor, stacked_predictor
     from viglas.potentials.dft_fit import score as r2_score
 
     d = Path(args.dir)
@@ -191,15 +271,7 @@ def score(args) -> int:
     else:
         ace = PyACECalculator(str(d / "output_potential.yaml"))
 
-    def stack(frs):
-        out = base(frs)
-        for a, o in zip(frs, out):
-            b = a.copy()
-            b.calc = ace
-            o["energy"] = float(o["energy"]) + float(b.get_potential_energy())
-            o["forces"] = np.asarray(o["forces"]) + b.get_forces()
-            o["stress"] = np.asarray(o["stress"]) + b.get_stress(voigt=True)
-        return out
+    stack = stacked_predictor(base, ase_predictor(ace))
 
     rows = {}
     for name, pred in (("without", base), ("with", stack)):
@@ -262,8 +334,16 @@ def main(argv=None) -> int:
     p.add_argument("--block-spec", choices=sorted(BLOCK_SPECS), default="default")
     p.add_argument("--kappa", type=float, default=0.95, help="force share of the loss")
     p.add_argument("--maxiter", type=int, default=300)
+    p.add_argument("--grace-updates", type=int, default=6000,
+                   help="gracemaker: Adam updates (batches of 8 frames)")
+    p.add_argument("--grace-energy-scale", type=float, default=0.01,
+                   help="gracemaker: energy weight as a fraction of F14's sigma_E weight")
+    p.add_argument("--grace-stress-scale", type=float, default=0.1,
+                   help="gracemaker: stress weight as a fraction of F14's sigma_S weight")
     p = sub.add_parser("fit")
     p.add_argument("dir")
+    p.add_argument("--grace", action="store_true",
+                   help="fit GRACE-FS with gracemaker (stress in the loss) instead of pacemaker")
     p = sub.add_parser("score")
     p.add_argument("dir")
     p.add_argument("--steps", type=int, default=20)

@@ -447,22 +447,15 @@ def main(argv=None) -> int:
     model = new_model(train, st)
     P, S = model.n_coef, len(names)
 
-    extra = None
+    def base_of(frs):
+        return _baseline(frs, base)
+
     if args.extra_baseline:
         from pyace import PyACECalculator
 
-        extra = PyACECalculator(args.extra_baseline)
+        from viglas.potentials.dft_fit import ase_predictor, stacked_predictor
 
-    def base_of(frs):
-        out = _baseline(frs, base)
-        if extra is not None:
-            for a, o in zip(frs, out):
-                b = a.copy()
-                b.calc = extra
-                o["energy"] = float(o["energy"]) + float(b.get_potential_energy())
-                o["forces"] = np.asarray(o["forces"]) + b.get_forces()
-                o["stress"] = np.asarray(o["stress"]) + b.get_stress(voigt=True)
-        return out
+        base_of = stacked_predictor(base_of, ase_predictor(PyACECalculator(args.extra_baseline)))
 
     def system(frs):
         As = frame_design(model, frs, st)

@@ -68,6 +68,24 @@ def test_score_is_exact_for_the_labelling_model_and_sees_errors():
     assert s3["all"]["force_rmse_eV_A"] > 0.05 and s3["all"]["force_r2"] < 0.99
 
 
+def test_stacked_predictor_adds_its_parts():
+    from ase.calculators.lj import LennardJones
+
+    from viglas.potentials.dft_fit import ase_predictor, stacked_predictor
+
+    fr = crystal_frames()[:2]
+    ion, lj = ionic_predictor(None), ase_predictor(LennardJones(sigma=2.0, epsilon=0.01, rc=5.0))
+    a, b, ab = ion(fr), lj(fr), stacked_predictor(ion, lj)(fr)
+    for x, y, z in zip(a, b, ab):
+        assert z["energy"] == pytest.approx(x["energy"] + y["energy"])
+        assert np.allclose(z["forces"], x["forces"] + y["forces"])
+        assert np.allclose(z["stress"], x["stress"] + y["stress"])
+        assert abs(y["energy"]) > 1e-3 and np.abs(y["forces"]).max() > 1e-4  # LJ is not zero
+    assert stacked_predictor(ion)(fr)[0]["energy"] == pytest.approx(a[0]["energy"])
+    with pytest.raises(FitError, match="at least one"):
+        stacked_predictor()
+
+
 def test_load_dataset_reads_the_store_and_splits(tmp_path):
     with pytest.raises(FitError, match="no DFT labels"):
         load_dataset(tmp_path)

@@ -113,7 +113,11 @@ def calculator_predictor(spec: Any, num_threads: int = 1) -> Predictor:
     """Predictor of any registry calculator (e.g. ``{"name": "chgnet"}``)."""
     from viglas.potentials.reference import make_calculator
 
-    calc = make_calculator(spec, num_threads=num_threads)
+    return ase_predictor(make_calculator(spec, num_threads=num_threads))
+
+
+def ase_predictor(calc: Any) -> Predictor:
+    """Predictor of an ASE calculator object (e.g. a pyace ACE potential)."""
 
     def run(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
         out = []
@@ -123,6 +127,26 @@ def calculator_predictor(spec: Any, num_threads: int = 1) -> Predictor:
             out.append({"energy": float(b.get_potential_energy()),
                         "forces": np.asarray(b.get_forces(), float),
                         "stress": np.asarray(b.get_stress(voigt=True), float)})
+        return out
+
+    return run
+
+
+def stacked_predictor(*parts: Predictor) -> Predictor:
+    """The sum of predictors (energy, forces and stress added), e.g. a fitted set plus
+    a correction fitted to its residual."""
+    if not parts:
+        raise FitError("a stacked predictor needs at least one part", field="parts", value=0)
+
+    def run(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
+        frames = list(frames)
+        out = [dict(o) for o in parts[0](frames)]
+        for part in parts[1:]:
+            for o, q in zip(out, part(frames)):
+                for k in ("energy", "forces", "stress"):
+                    o[k] = np.asarray(o[k], float) + np.asarray(q[k], float)
+        for o in out:
+            o["energy"] = float(o["energy"])
         return out
 
     return run
