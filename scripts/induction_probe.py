@@ -512,7 +512,7 @@ def main(argv=None) -> int:
           f"{len(test)} scored frames)", flush=True)
 
     def scores(c, use):
-        comp, frame = {}, {}
+        comp, frame, press = {}, {}, {}
         for a, A, y, I in zip(test, *Tt):
             M = np.hstack([A, I]) if use else A
             n = len(a)
@@ -528,22 +528,19 @@ def main(argv=None) -> int:
             acc[0] += float(r @ r)
             acc[1].append(F)
         out = {}
-        scores.pressure_bias = {k: round(float(np.mean(v)), 2) for k, v in press.items()}
-        press.clear()
         for cname, (se, Fs) in comp.items():
             F = np.concatenate(Fs)
             out[cname] = round(1 - se / float(((F - F.mean(0)) ** 2).sum()), 3)
-        return out, frame
+        return out, frame, {k: round(float(np.mean(v)), 2) for k, v in press.items()}
 
-    press: dict[str, list[float]] = {}
     rows = []
     for lam in (float(x) for x in args.lambdas.split(",")):
         c0 = _solve(AtA0, Aty0, R0[:P, :P], lam)
         c1 = _solve(AtA, Aty, R, lam)
         for name, c, use in (("without", c0, False), ("with", c1, True)):
-            comp, frame = scores(c, use)
+            comp, frame, pbias = scores(c, use)
             row = {"lambda": lam, "induction_columns": name, "force_r2_by_composition": comp,
-                   "pressure_bias_GPa_by_composition": scores.pressure_bias,
+                   "pressure_bias_GPa_by_composition": pbias,
                    "force_r2_by_frame": frame}
             if use:
                 row["coefficients"] = dict(zip(names, np.round(c[P:], 3).tolist()))
@@ -551,7 +548,7 @@ def main(argv=None) -> int:
             print(f"lambda {lam:g}, {name} the new columns: "
                   + " ".join(f"{k} {v:.3f}" for k, v in comp.items()), flush=True)
             print("  pressure bias (model - PBE-D3, GPa): " + " ".join(
-                f"{k} {v:+.2f}" for k, v in scores.pressure_bias.items()), flush=True)
+                f"{k} {v:+.2f}" for k, v in pbias.items()), flush=True)
     out = {"command": "python scripts/induction_probe.py " + " ".join(argv or sys.argv[1:]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "model": args.model, "model_sha256": _sha256(args.model),
