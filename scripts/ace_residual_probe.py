@@ -246,7 +246,11 @@ def fit_grace(args) -> int:
     os.chdir(args.dir)
     t0 = time.time()
     gracemaker(["grace_input.yaml"])
-    gracemaker(["grace_input.yaml", "-r", "-s", "-sf"])
+    try:  # the export run ends with sys.exit()
+        gracemaker(["grace_input.yaml", "-r", "-s", "-sf"])
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise
     meta = json.loads(Path("probe.json").read_text())
     meta["grace_fit_seconds"] = round(time.time() - t0)
     Path("probe.json").write_text(json.dumps(meta, indent=1) + "\n")
