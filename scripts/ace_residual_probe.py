@@ -125,21 +125,19 @@ def _frames(compositions: list[str] | None):
     from viglas.potentials.delta import load_delta_file
     from viglas.potentials.dft_fit import load_dataset
 
-    rec = load_delta_file("dft-delta")["delta"]["meta"]["fit"]
+    shipped = load_delta_file("dft-delta")
     frames = [a for a in load_dataset()
               if not compositions or a.info["label"].split("/")[1] in compositions]
-    return frames, set(rec["train_labels"]), rec
+    return frames, set(shipped["delta"]["meta"]["fit"]["train_labels"]), shipped
 
 
-def _base_predictor(residual: str, rec: dict):
-    from viglas.potentials import load_parameters
-    from viglas.potentials.delta_fit import baseline_with_charges
+def _base_predictor(residual: str, shipped: dict):
+    """The shipped set (``model``) or the ionic baseline its file carries (``baseline``)."""
     from viglas.potentials.dft_fit import calculator_predictor, ionic_predictor
 
     if residual == "model":
         return calculator_predictor({"name": "ionic", "params": {"parameters": "dft-delta"}})
-    return ionic_predictor(baseline_with_charges(load_parameters(None), rec["charge_scale"],
-                                                 rec["alkali_charge"]))
+    return ionic_predictor(shipped["baseline"])
 
 
 def prepare(args) -> int:
@@ -147,15 +145,16 @@ def prepare(args) -> int:
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from viglas.potentials.dft_fit import reference_arrays
+    from viglas.units import EV_A3_TO_GPA
 
     comps = args.compositions.split(",") if args.compositions else None
-    frames, seen, rec = _frames(comps)
+    frames, seen, shipped = _frames(comps)
     if not frames:
         sys.exit(f"--compositions: no labelled frame has any of {args.compositions!r}")
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
     ref = reference_arrays(frames)
-    base = _base_predictor(args.residual, rec)(frames)
+    base = _base_predictor(args.residual, shipped)(frames)
     rows = []
     for a, r, b in zip(frames, ref, base):
         at = a.copy()
@@ -188,9 +187,10 @@ def prepare(args) -> int:
     (out / "input.yaml").write_text(INPUT.format(
         elements=", ".join(elements), rcut=args.rcut, nfunc=args.functions_per_element,
         blocks=lines, dir=out.resolve(), kappa=args.kappa, maxiter=args.maxiter))
-    w = rec["weights"]  # F14's sigmas, as GRACE loss weights relative to the forces'
+    # F14's sigmas, as GRACE loss weights relative to the forces'
+    w = shipped["delta"]["meta"]["fit"]["weights"]
     wE = (w["sigma_F_eV_A"] / w["sigma_E_eV_atom"]) ** 2 * args.grace_energy_scale
-    wS = (w["sigma_F_eV_A"] / (w["sigma_S_GPa"] / 160.2176621)) ** 2 * args.grace_stress_scale
+    wS = (w["sigma_F_eV_A"] / (w["sigma_S_GPa"] / EV_A3_TO_GPA)) ** 2 * args.grace_stress_scale
     (out / "grace_input.yaml").write_text(GRACE_INPUT.format(
         dir=out.resolve(), elements=", ".join(elements), rcut=args.rcut, wE=round(wE, 4),
         wS=round(wS, 4), updates=args.grace_updates))
@@ -265,9 +265,9 @@ def score(args) -> int:
 
     d = Path(args.dir)
     meta = json.loads((d / "probe.json").read_text())
-    frames, seen, rec = _frames(meta["compositions"])
+    frames, seen, shipped = _frames(meta["compositions"])
     test = [a for a in frames if a.info["label"] not in seen]
-    base = _base_predictor(meta["residual"], rec)
+    base = _base_predictor(meta["residual"], shipped)
     if args.grace_fs:  # a GRACE-FS model exported by `gracemaker -r -s -sf`
         from pyace.asecalc import PyGRACEFSCalculator
 

@@ -29,6 +29,8 @@ DFT_DATA = Path(__file__).resolve().parent / "data" / "dft"
 #: Earlier fits and probe reports kept as records (a loop's sampler file lives here).
 SAMPLERS = DFT_DATA / "samplers"
 
+from viglas.units import EV_A3_TO_GPA  # noqa: E402  (eV/Å³ -> GPa)
+
 
 def crystal_matcher():
     """The pymatgen ``StructureMatcher`` that decides whether a relaxed or annealed
@@ -37,7 +39,6 @@ def crystal_matcher():
 
     return StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5)
 
-from viglas.units import EV_A3_TO_GPA  # noqa: E402  (eV/Å³ -> GPa)
 
 Predictor = Callable[[Sequence[Atoms]], list[dict[str, Any]]]
 
