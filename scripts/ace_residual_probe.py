@@ -86,17 +86,19 @@ backend:
 """
 
 
+#: the GRACE-FS size of session 13's two runs (gracemaker's FS preset, potential.kwargs)
+GRACE_FS_SIZE = ("max_order: 3, lmax: [3, 3, 2], n_rad_max: [12, 8, 4], embedding_size: 16, "
+                 "fs_parameters: [[1.0, 1.0], [1.0, 0.5]]")
+
 GRACE_INPUT = """seed: 1
 cutoff: {rcut}
 data:
   filename: {dir}/grace_train.pkl.gz
-  test_filename: {dir}/grace_test.pkl.gz
   reference_energy: 0
 potential:
   elements: [{elements}]
   preset: FS
-  kwargs: {{max_order: 3, lmax: [3, 3, 2], n_rad_max: [12, 8, 4], embedding_size: 16,
-           fs_parameters: [[1.0, 1.0], [1.0, 0.5]]}}
+  kwargs: {{{kwargs}}}
   scale: False
   shift: False
 fit:
@@ -193,7 +195,7 @@ def prepare(args) -> int:
     wS = (w["sigma_F_eV_A"] / (w["sigma_S_GPa"] / EV_A3_TO_GPA)) ** 2 * args.grace_stress_scale
     (out / "grace_input.yaml").write_text(GRACE_INPUT.format(
         dir=out.resolve(), elements=", ".join(elements), rcut=args.rcut, wE=round(wE, 4),
-        wS=round(wS, 4), updates=args.grace_updates))
+        wS=round(wS, 4), updates=args.grace_updates, kwargs=args.grace_kwargs))
     (out / "probe.json").write_text(json.dumps({
         "residual": args.residual, "compositions": comps, "n_train": int(df.train.sum()),
         "n_test": int((~df.train).sum()), "blocks": len(blocks), "rcut_A": args.rcut,
@@ -201,7 +203,7 @@ def prepare(args) -> int:
         "kappa": args.kappa,
         "maxiter": args.maxiter, "grace_loss_weights": {"energy": wE, "forces": 1.0,
                                                            "stress": wS},
-        "grace_updates": args.grace_updates}, indent=1) + "\n")
+        "grace_updates": args.grace_updates, "grace_kwargs": args.grace_kwargs}, indent=1) + "\n")
     print(f"{out}: {int(df.train.sum())} training, {int((~df.train).sum())} scored frames, "
           f"{len(blocks)} species blocks; next: python {sys.argv[0]} fit {out}")
     return 0
@@ -245,14 +247,20 @@ def fit_grace(args) -> int:
 
     os.chdir(args.dir)
     t0 = time.time()
-    gracemaker(["grace_input.yaml"])
+    if not args.export_only:
+        gracemaker(["grace_input.yaml"])
+    # export the last checkpoint (-rl). Session 13 exported with -r, gracemaker's best
+    # checkpoint on its test set, which was the scored frames: selection on them. The
+    # input no longer names a test set, and the export takes the last state.
     try:  # the export run ends with sys.exit()
-        gracemaker(["grace_input.yaml", "-r", "-s", "-sf"])
+        gracemaker(["grace_input.yaml", "-rl", "-s", "-sf"])
     except SystemExit as e:
         if e.code not in (None, 0):
             raise
     meta = json.loads(Path("probe.json").read_text())
-    meta["grace_fit_seconds"] = round(time.time() - t0)
+    meta["grace_export"] = "last checkpoint (gracemaker -rl)"
+    if not args.export_only:
+        meta["grace_fit_seconds"] = round(time.time() - t0)
     Path("probe.json").write_text(json.dumps(meta, indent=1) + "\n")
     return 0
 
@@ -340,6 +348,8 @@ def main(argv=None) -> int:
     p.add_argument("--maxiter", type=int, default=300)
     p.add_argument("--grace-updates", type=int, default=6000,
                    help="gracemaker: Adam updates (batches of 8 frames)")
+    p.add_argument("--grace-kwargs", default=GRACE_FS_SIZE,
+                   help="the GRACE-FS preset's size (gracemaker potential.kwargs, YAML)")
     p.add_argument("--grace-energy-scale", type=float, default=0.01,
                    help="gracemaker: energy weight as a fraction of F14's sigma_E weight")
     p.add_argument("--grace-stress-scale", type=float, default=0.1,
@@ -348,6 +358,8 @@ def main(argv=None) -> int:
     p.add_argument("dir")
     p.add_argument("--grace", action="store_true",
                    help="fit GRACE-FS with gracemaker (stress in the loss) instead of pacemaker")
+    p.add_argument("--export-only", action="store_true",
+                   help="with --grace: only export DIR's last gracemaker checkpoint")
     p = sub.add_parser("score")
     p.add_argument("dir")
     p.add_argument("--steps", type=int, default=20)
