@@ -711,6 +711,12 @@ class DeltaIonicPotential(Calculator):
         from viglas.potentials.ionic import IonicPotential
 
         d = load_delta_file(model) if isinstance(model, (str, Path)) else model
+        self.acemlp = None  # an optional nonlinear correction on top (viglas.potentials.acemlp)
+        acemlp = d.get("acemlp") if isinstance(d, dict) else None
+        if acemlp is not None:
+            from viglas.potentials.acemlp import ACEMLPModel
+
+            self.acemlp = ACEMLPModel(acemlp)
         if isinstance(d, dict):
             baseline = d.get("baseline")
             d = DeltaModel.from_dict(d["delta"] if "delta" in d else d)
@@ -718,12 +724,15 @@ class DeltaIonicPotential(Calculator):
             baseline = d.meta.get("baseline")
         self.model: DeltaModel = d
         self.baseline = IonicPotential(baseline, skin=skin)
-        self.params = _Identity({"schema": DELTA_SCHEMA,
-                                 "baseline": self.baseline.params.model_dump(mode="json"),
-                                 "delta": d.to_dict()})
+        ident = {"schema": DELTA_SCHEMA, "baseline": self.baseline.params.model_dump(mode="json"),
+                 "delta": d.to_dict()}
+        if self.acemlp is not None:  # its identity: the hash of its arrays, not the arrays
+            ident["acemlp"] = self.acemlp.identity()
+        self.params = _Identity(ident)
         self.skin = float(skin)
         self._nl = None
         self._types: tuple[np.ndarray, np.ndarray] | None = None  # (numbers, types)
+        self._acemlp_types: tuple[np.ndarray, np.ndarray] | None = None
         self.delta_energy = 0.0
 
     def _list(self, pos, cell):
@@ -735,7 +744,9 @@ class DeltaIonicPotential(Calculator):
                 return nl["ijS"]
         from viglas.potentials.ionic import half_neighbour_list
 
-        ijS = half_neighbour_list(pos, cell, self.model.cutoff + self.skin)
+        cutoff = self.model.cutoff if self.acemlp is None else max(self.model.cutoff,
+                                                                    self.acemlp.rc)
+        ijS = half_neighbour_list(pos, cell, cutoff + self.skin)
         self._nl = {"pos": pos.copy(), "cell": cell.copy(), "ijS": ijS}
         return ijS
 
@@ -748,7 +759,16 @@ class DeltaIonicPotential(Calculator):
         cell = np.ascontiguousarray(a.cell.array, dtype=np.float64)
         if self._types is None or not np.array_equal(self._types[0], a.numbers):
             self._types = (a.numbers.copy(), self.model.types_of(a.get_chemical_symbols()))
-        e, f, s = evaluate(self.model, a, self._list(pos, cell), self._types[1])
+        nl = self._list(pos, cell)
+        e, f, s = evaluate(self.model, a, nl, self._types[1])
+        if self.acemlp is not None:
+            from viglas.potentials import acemlp
+
+            if self._acemlp_types is None or not np.array_equal(self._acemlp_types[0], a.numbers):
+                self._acemlp_types = (a.numbers.copy(),
+                                      self.acemlp.types_of(a.get_chemical_symbols()))
+            e2, f2, s2 = acemlp.evaluate(self.acemlp, a, nl, self._acemlp_types[1])
+            e, f, s = e + e2, f + f2, s + s2
         self.delta_energy = e
         energy = float(rb["energy"]) + e
         self.results = {"energy": energy, "free_energy": energy,

@@ -1,0 +1,354 @@
+#!/usr/bin/env python
+"""Probe (issue 12, item 3): a nonlinear many-body correction written here, MIT-licensed.
+
+Session 13 found that a *nonlinear* ACE on F14's residual lifts LiInCl2.5O0.75 above
+force R2 0.85 on frames it was not trained on, where every linear extension stayed at
+0.76-0.79. Those fits used pacemaker/gracemaker (python-ace, tensorpotential), which
+are under the Academic Software License: not something an MIT project can depend on.
+This probe asks whether a model of that kind that the project owns does the same:
+
+    A_i[n, m]  = sum_j R_n^{t_i s_j}(r_ij) u_m(r^_ij)      (trainable radial functions:
+                 R_n^{ts}(r) = sum_k W[t, s, n, k] g_k(r), g_k Bessel functions times a
+                 cosine cutoff; u_m the Cartesian monomials of r^ up to degree 3)
+    D_i        = the rotation invariants of A_i up to body order 4:
+                 A[n, 0];  sum_{|m|=p} w_m A[n1, m] A[n2, m] (p = 0..3, n1 <= n2);
+                 v_n1 . M_n2 . v_n3  and  Tr(M_n1 M_n2 M_n3)
+                 (v_n: the degree-1 part of A_i[n], M_n: the degree-2 part as a 3x3 matrix)
+    E_i        = b_t + a_t . D~_i + MLP_t(D~_i)   (D~: D standardised per element; one
+                 hidden layer of SiLU units: the nonlinear readout)
+
+fitted with torch to PBE-D3 minus F14 (the residual ``ace_residual_probe.py prepare``
+writes: the same 272 training frames, energies, forces and stress in the loss), forces
+and stress by autograd, and scored as the stack F14 + model on the frames F14 was not
+trained on, with ``dft_fit.score`` (the numbers of session 13's tables). Nothing here is
+shipped; a model that passes would still need an evaluator in the MD kernels.
+
+    python scripts/fs_ace_probe.py fit DIR --out MODEL.pt [--epochs 150] [--hidden 16]
+    python scripts/fs_ace_probe.py score DIR MODEL.pt [--json REPORT]
+
+DIR is a folder written by ``python scripts/ace_residual_probe.py prepare DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ELEMENTS = ["Li", "Na", "Al", "Ga", "In", "B", "Cl", "O"]
+EV_A3_TO_GPA = 160.21766208
+
+
+def monomials(pmax: int = 3):
+    ex, deg, w = [], [], []
+    for p in range(pmax + 1):
+        for a in range(p, -1, -1):
+            for b in range(p - a, -1, -1):
+                c = p - a - b
+                ex.append((a, b, c))
+                deg.append(p)
+                w.append(math.factorial(p) / (math.factorial(a) * math.factorial(b)
+                                              * math.factorial(c)))
+    return np.array(ex), np.array(deg), np.array(w)
+
+
+class FSACE(torch.nn.Module):
+    def __init__(self, rc=5.0, nbessel=8, nrad=6, hidden=16, pmax=3):
+        super().__init__()
+        self.rc, self.K, self.N, self.pmax = rc, nbessel, nrad, pmax
+        ne = len(ELEMENTS)
+        self.W = torch.nn.Parameter(torch.randn(ne, ne, nrad, nbessel) / math.sqrt(nbessel))
+        ex, deg, w = monomials(pmax)
+        self.register_buffer("ex", torch.tensor(ex))
+        self.register_buffer("deg", torch.tensor(deg))
+        self.register_buffer("wm", torch.tensor(w, dtype=torch.get_default_dtype()))
+        N = nrad
+        self.iu = torch.triu_indices(N, N)
+        # degree-1 and degree-2 monomial positions
+        idx = {tuple(e): k for k, e in enumerate(ex.tolist())}
+        self.v_idx = [idx[(1, 0, 0)], idx[(0, 1, 0)], idx[(0, 0, 1)]]
+        self.m_idx = [[idx[tuple(np.eye(3, dtype=int)[a] + np.eye(3, dtype=int)[b])]
+                       for b in range(3)] for a in range(3)]
+        t3 = [(a, b, c) for a in range(N) for b in range(a, N) for c in range(b, N)]
+        self.register_buffer("t3", torch.tensor(t3))
+        vmv = [(a, b, c) for a in range(N) for b in range(N) for c in range(a, N)]
+        self.register_buffer("vmv", torch.tensor(vmv))
+        self.ndesc = N + (pmax + 1) * len(self.iu[0]) + len(vmv) + len(t3)
+        self.register_buffer("mean", torch.zeros(ne, self.ndesc))
+        self.register_buffer("std", torch.ones(ne, self.ndesc))
+        self.bias = torch.nn.Parameter(torch.zeros(ne))
+        self.lin = torch.nn.Parameter(torch.zeros(ne, self.ndesc))
+        self.w1 = torch.nn.Parameter(torch.randn(ne, self.ndesc, hidden) / math.sqrt(self.ndesc))
+        self.b1 = torch.nn.Parameter(torch.zeros(ne, hidden))
+        self.w2 = torch.nn.Parameter(torch.zeros(ne, hidden))
+
+    def descriptors(self, rvec, i, t_i, s_j, natoms):
+        r = rvec.norm(dim=1)
+        u = rvec / r[:, None]
+        k = torch.arange(1, self.K + 1, dtype=r.dtype)
+        fc = 0.5 * (1 + torch.cos(math.pi * r / self.rc))
+        g = torch.sin(k[None] * math.pi * r[:, None] / self.rc) / r[:, None] * fc[:, None]
+        R = torch.einsum("pnk,pk->pn", self.W[t_i, s_j], g)          # (pairs, N)
+        um = torch.prod(u[:, None, :] ** self.ex[None], dim=2)         # (pairs, M)
+        A = torch.zeros(natoms, self.N, um.shape[1], dtype=r.dtype)
+        A.index_add_(0, i, R[:, :, None] * um[:, None, :])
+        parts = [A[:, :, 0]]
+        for p in range(self.pmax + 1):
+            sel = self.deg == p
+            Ap = A[:, :, sel] * self.wm[sel].sqrt()
+            P = torch.einsum("anm,aom->ano", Ap, Ap)
+            parts.append(P[:, self.iu[0], self.iu[1]])
+        v = A[:, :, self.v_idx]                                         # (atoms, N, 3)
+        M = A[:, :, torch.tensor(self.m_idx).reshape(-1)].reshape(natoms, self.N, 3, 3)
+        Mv = torch.einsum("kbxy,kcy->kbcx", M, v)                       # M_b v_c
+        vMv = torch.einsum("kax,kbcx->kabc", v, Mv)                     # v_a M_b v_c
+        parts.append(vMv[:, self.vmv[:, 0], self.vmv[:, 1], self.vmv[:, 2]])
+        MM = torch.einsum("kaxy,kbyz->kabxz", M, M)                     # M_a M_b
+        TrMMM = torch.einsum("kabxz,kczx->kabc", MM, M)                 # Tr(M_a M_b M_c)
+        parts.append(TrMMM[:, self.t3[:, 0], self.t3[:, 1], self.t3[:, 2]])
+        return torch.cat(parts, dim=1)
+
+    def atomic_energy(self, D, t):
+        Dn = (D - self.mean[t]) / self.std[t]
+        h = torch.nn.functional.silu(torch.einsum("ad,adh->ah", Dn, self.w1[t]) + self.b1[t])
+        return self.bias[t] + (Dn * self.lin[t]).sum(1) + (h * self.w2[t]).sum(1)
+
+
+def frame_graph(atoms, rc):
+    from ase.neighborlist import neighbor_list
+
+    i, j, S = neighbor_list("ijS", atoms, rc)
+    t = np.array([ELEMENTS.index(s) for s in atoms.get_chemical_symbols()])
+    dt = torch.get_default_dtype()
+    return {"pos": torch.tensor(atoms.positions, dtype=dt),
+            "cell": torch.tensor(np.asarray(atoms.cell), dtype=dt),
+            "i": torch.tensor(i), "j": torch.tensor(j), "S": torch.tensor(S, dtype=dt),
+            "t": torch.tensor(t), "n": len(atoms), "vol": float(atoms.get_volume())}
+
+
+def predict(model, graphs, need_grad=False):
+    """Energies, forces and stresses (eV, eV/A, eV/A^3 Voigt) of a batch of frames."""
+    strains = [torch.zeros(3, 3, requires_grad=True) for _ in graphs]
+    off, rvecs, I, T, S_j, batch = 0, [], [], [], [], []
+    for k, (g, e) in enumerate(zip(graphs, strains)):
+        F = torch.eye(3) + 0.5 * (e + e.T)
+        pos = (g["pos"].requires_grad_(True) if not g["pos"].requires_grad else g["pos"])
+        p = pos @ F
+        cell = g["cell"] @ F
+        rvecs.append(p[g["j"]] - p[g["i"]] + g["S"] @ cell)
+        I.append(g["i"] + off)
+        T.append(g["t"])
+        S_j.append(g["t"][g["j"]])
+        batch.append(torch.full((g["n"],), k))
+        off += g["n"]
+    rvec, I, T, S_j, batch = (torch.cat(x) for x in (rvecs, I, T, S_j, batch))
+    D = model.descriptors(rvec, I, T[I], S_j, off)
+    Ei = model.atomic_energy(D, T)
+    E = torch.zeros(len(graphs), dtype=Ei.dtype).index_add(0, batch, Ei)
+    grads = torch.autograd.grad(E.sum(), [g["pos"] for g in graphs] + strains,
+                                create_graph=need_grad)
+    n = len(graphs)
+    forces = [-x for x in grads[:n]]
+    stress = []
+    for g, de in zip(graphs, grads[n:]):
+        s = de / g["vol"]
+        stress.append(torch.stack([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]]))
+    return E, forces, stress
+
+
+def load(dir_, name):
+    import pandas as pd
+
+    return pd.read_pickle(Path(dir_) / f"grace_{name}.pkl.gz")
+
+
+def fit(args) -> int:
+    torch.set_default_dtype(torch.float32 if args.float32 else torch.float64)
+    torch.manual_seed(args.seed)
+    df = load(args.dir, "train")
+    model = FSACE(rc=args.rc, nrad=args.nrad, hidden=args.hidden)
+    graphs = [frame_graph(a, args.rc) for a in df.ase_atoms]
+    dt = torch.get_default_dtype()
+    tgt = [(float(e), torch.tensor(np.asarray(f), dtype=dt), torch.tensor(np.asarray(s), dtype=dt))
+           for e, f, s in zip(df.energy, df.forces, df.stress)]
+    with torch.no_grad():  # standardise the descriptors per element at the initial radials
+        Ds, Ts = [], []
+        for g in graphs:
+            Ds.append(model.descriptors(g["pos"][g["j"]] - g["pos"][g["i"]] + g["S"] @ g["cell"],
+                                        g["i"], g["t"][g["i"]], g["t"][g["j"]], g["n"]))
+            Ts.append(g["t"])
+        D, T = torch.cat(Ds), torch.cat(Ts)
+        for e in range(len(ELEMENTS)):
+            if (T == e).sum() > 1:
+                model.mean[e] = D[T == e].mean(0)
+                model.std[e] = D[T == e].std(0) + 1e-6
+        # per-element energies by least squares on the element counts (the residual's
+        # reference energies), so the first updates do not spend themselves on offsets
+        counts = np.array([[int((g["t"] == e).sum()) for e in range(len(ELEMENTS))]
+                           for g in graphs], float)
+        mu = np.linalg.lstsq(counts, np.array([t[0] for t in tgt]), rcond=None)[0]
+        model.bias.copy_(torch.tensor(mu))
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    nb = math.ceil(len(graphs) / args.batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * nb,
+                                                       eta_min=args.lr * 0.05)
+    wE, wS = args.w_energy, args.w_stress
+    rng = np.random.default_rng(args.seed)
+    t0 = time.time()
+    log = []
+    for ep in range(args.epochs):
+        order = rng.permutation(len(graphs))
+        tot = {"e": 0.0, "f": 0.0, "s": 0.0, "nf": 0}
+        for b in range(nb):
+            idx = order[b * args.batch:(b + 1) * args.batch]
+            E, F, S = predict(model, [graphs[k] for k in idx], need_grad=True)
+            le = sum(((E[q] - tgt[k][0]) / graphs[k]["n"]) ** 2 for q, k in enumerate(idx)) / len(idx)
+            ff = torch.cat([(F[q] - tgt[k][1]).reshape(-1) for q, k in enumerate(idx)])
+            lf = (ff ** 2).mean()
+            ls = sum(((S[q] - tgt[k][2]) ** 2).mean() for q, k in enumerate(idx)) / len(idx)
+            reg = args.l2 * sum((p ** 2).sum() for p in (model.w1, model.w2, model.lin, model.W))
+            loss = wE * le + lf + wS * ls + reg
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            tot["e"] += float(le) * len(idx)
+            tot["f"] += float((ff ** 2).sum())
+            tot["nf"] += len(ff)
+            tot["s"] += float(ls) * len(idx)
+        row = {"epoch": ep + 1, "E_rmse_meV_atom": 1e3 * math.sqrt(tot["e"] / len(graphs)),
+               "F_rmse_eV_A": math.sqrt(tot["f"] / tot["nf"]),
+               "S_rmse_GPa": EV_A3_TO_GPA * math.sqrt(tot["s"] / len(graphs)),
+               "seconds": round(time.time() - t0)}
+        log.append(row)
+        print(json.dumps(row), flush=True)
+        if (ep + 1) % 10 == 0 or ep + 1 == args.epochs:
+            torch.save({"state": model.state_dict(), "args": vars(args), "log": log}, args.out)
+    return 0
+
+
+def score(args) -> int:
+    torch.set_default_dtype(torch.float64)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from ace_residual_probe import _base_predictor, _frames
+
+    from viglas.potentials.dft_fit import score as r2_score
+    from viglas.potentials.dft_fit import stacked_predictor
+
+    ck = torch.load(args.model, weights_only=False)
+    a = ck["args"]
+    model = FSACE(rc=a["rc"], nrad=a["nrad"], hidden=a["hidden"])
+    model.load_state_dict({k: v.to(torch.float64) if v.is_floating_point() else v
+                           for k, v in ck["state"].items()})
+    meta = json.loads((Path(args.dir) / "probe.json").read_text())
+    frames, seen, shipped = _frames(meta["compositions"])
+    test = [f for f in frames if f.info["label"] not in seen]
+    base = _base_predictor(meta["residual"], shipped)
+
+    def mine(frames_):
+        out = []
+        for f in frames_:
+            g = frame_graph(f, a["rc"])
+            E, F, S = predict(model, [g])
+            out.append({"energy": float(E[0]), "forces": F[0].detach().numpy(),
+                        "stress": S[0].detach().numpy()})
+        return out
+
+    rows = {}
+    keep = ("force_r2", "force_rmse_eV_A", "force_rms_ref_eV_A", "pressure_bias_GPa",
+            "pressure_rmse_GPa", "energy_diff_rmse_meV_atom")
+    for name, pred in (("without", base), ("with", stacked_predictor(base, mine))):
+        s = r2_score(test, pred)
+        rows[name] = {"all": {k: round(s["all"][k], 4) for k in keep},
+                      "by_composition": {c: {k: round(m[k], 4) for k in keep}
+                                         for c, m in s["by_composition"].items()}}
+        print(f"{name}: all {s['all']['force_r2']:.3f} P {s['all']['pressure_bias_GPa']:+.2f} "
+              f"dE {s['all']['energy_diff_rmse_meV_atom']:.1f}  " + "  ".join(
+                  f"{c} {m['force_r2']:.3f}/{m['pressure_bias_GPa']:+.2f}"
+                  for c, m in s["by_composition"].items()), flush=True)
+    report = {"command": "python scripts/fs_ace_probe.py " + " ".join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "fit_args": a, "fit_log_last": ck["log"][-1], "n_parameters":
+              sum(p.numel() for p in model.parameters()), "n_descriptors": model.ndesc,
+              "scored_labels": [f.info["label"] for f in test], "scores": rows}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        print(f"-> {args.json}")
+    return 0
+
+
+def export(args) -> int:
+    """Write a torch checkpoint as a ``viglas-acemlp/1`` model file (numba evaluator:
+    :mod:`viglas.potentials.acemlp`)."""
+    import gzip
+
+    ck = torch.load(args.model, weights_only=False)
+    a = ck["args"]
+    # float32-trained weights: 9 significant digits hold them exactly
+    st = {k: np.vectorize(lambda x: float(f"{x:.9g}"))(v.double().numpy()).tolist()
+          for k, v in ck["state"].items()
+          if k in ("W", "mean", "std", "bias", "lin", "w1", "b1", "w2")}
+    d = {"schema": "viglas-acemlp/1", "elements": ELEMENTS, "rc_A": a["rc"], "pmax": 3,
+         "arrays": st,
+         "meta": {"fit_args": a, "fit_log_last": ck["log"][-1],
+                  "residual_of": "dft-delta (F14)", "trained_on": str(Path(a["dir"]).resolve()),
+                  "command": "python scripts/fs_ace_probe.py " + " ".join(sys.argv[1:])}}
+    if args.stack_on:  # one ionic+delta file that carries the correction: a registry set
+        from viglas.potentials.delta import load_delta_file
+
+        stack = load_delta_file(args.stack_on)
+        stack["acemlp"] = d
+        Path(args.out).write_text(json.dumps(stack))
+    else:
+        with gzip.open(args.out, "wt") as fh:
+            json.dump(d, fh)
+    print(f"-> {args.out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("fit")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rc", type=float, default=5.0)
+    p.add_argument("--nrad", type=int, default=6)
+    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--l2", type=float, default=1e-6)
+    p.add_argument("--w-energy", type=float, default=10.0,
+                   help="weight of the per-atom energy MSE (eV^2) against the forces' (eV/A)^2")
+    p.add_argument("--w-stress", type=float, default=308.0,
+                   help="weight of the stress MSE ((eV/A^3)^2) against the forces'")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--float32", action="store_true", help="train in single precision")
+    p = sub.add_parser("score")
+    p.add_argument("dir")
+    p.add_argument("model")
+    p.add_argument("--json", default=None)
+    p = sub.add_parser("export")
+    p.add_argument("model")
+    p.add_argument("--out", required=True,
+                   help="a .json.gz model file, or with --stack-on an ionic+delta .json")
+    p.add_argument("--stack-on", default=None, metavar="DELTA",
+                   help="write DELTA (e.g. dft-delta) with this correction in it: a parameter "
+                        "set for the 'ionic' calculator")
+    args = ap.parse_args(argv)
+    return {"fit": fit, "score": score, "export": export}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
