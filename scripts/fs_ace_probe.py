@@ -174,8 +174,20 @@ def fit(args) -> int:
     torch.set_default_dtype(torch.float32 if args.float32 else torch.float64)
     torch.manual_seed(args.seed)
     df = load(args.dir, "train")
+    # validation frames for early stopping: whole MD runs (a label without its last
+    # part) drawn from the training frames, never the scored frames
+    runs = sorted({lab.rsplit("/", 1)[0] for lab in df.label})
+    rng0 = np.random.default_rng(args.seed)
+    val_runs = set(rng0.choice(runs, size=int(round(args.val_fraction * len(runs))),
+                               replace=False)) if args.val_fraction > 0 else set()
+    is_val = np.array([lab.rsplit("/", 1)[0] in val_runs for lab in df.label])
+    val_df, df = df[is_val], df[~is_val]
     model = FSACE(rc=args.rc, nrad=args.nrad, hidden=args.hidden)
     graphs = [frame_graph(a, args.rc) for a in df.ase_atoms]
+    vgraphs = [frame_graph(a, args.rc) for a in val_df.ase_atoms]
+    dt = torch.get_default_dtype()
+    vtgt = [(float(e), torch.tensor(np.asarray(f), dtype=dt), torch.tensor(np.asarray(s), dtype=dt))
+            for e, f, s in zip(val_df.energy, val_df.forces, val_df.stress)]
     dt = torch.get_default_dtype()
     tgt = [(float(e), torch.tensor(np.asarray(f), dtype=dt), torch.tensor(np.asarray(s), dtype=dt))
            for e, f, s in zip(df.energy, df.forces, df.stress)]
@@ -204,6 +216,7 @@ def fit(args) -> int:
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     log = []
+    best = None  # (validation loss, epoch, state): the state kept
     for ep in range(args.epochs):
         order = rng.permutation(len(graphs))
         tot = {"e": 0.0, "f": 0.0, "s": 0.0, "nf": 0}
@@ -229,10 +242,31 @@ def fit(args) -> int:
                "F_rmse_eV_A": math.sqrt(tot["f"] / tot["nf"]),
                "S_rmse_GPa": EV_A3_TO_GPA * math.sqrt(tot["s"] / len(graphs)),
                "seconds": round(time.time() - t0)}
+        if vgraphs:  # the same loss on the validation runs
+            ve, vf, vn, vs = 0.0, 0.0, 0, 0.0
+            for k in range(0, len(vgraphs), args.batch):
+                E, F, S = predict(model, vgraphs[k:k + args.batch])
+                for q in range(len(E)):
+                    e0, f0, s0 = vtgt[k + q]
+                    ve += float((E[q] - e0) / vgraphs[k + q]["n"]) ** 2
+                    vf += float(((F[q] - f0) ** 2).sum())
+                    vn += f0.numel()
+                    vs += float(((S[q] - s0) ** 2).mean())
+            nv = len(vgraphs)
+            row.update({"val_E_rmse_meV_atom": 1e3 * math.sqrt(ve / nv),
+                        "val_F_rmse_eV_A": math.sqrt(vf / vn),
+                        "val_S_rmse_GPa": EV_A3_TO_GPA * math.sqrt(vs / nv),
+                        "val_loss": wE * ve / nv + vf / vn + wS * vs / nv})
+            if best is None or row["val_loss"] < best[0]:
+                best = (row["val_loss"], ep + 1,
+                        {k: v.detach().clone() for k, v in model.state_dict().items()})
         log.append(row)
         print(json.dumps(row), flush=True)
         if (ep + 1) % 10 == 0 or ep + 1 == args.epochs:
-            torch.save({"state": model.state_dict(), "args": vars(args), "log": log}, args.out)
+            keep = best[2] if best is not None else model.state_dict()
+            torch.save({"state": keep, "args": vars(args), "log": log,
+                        "epoch_kept": best[1] if best is not None else ep + 1,
+                        "validation_runs": sorted(val_runs)}, args.out)
     return 0
 
 
@@ -277,7 +311,8 @@ def score(args) -> int:
                   for c, m in s["by_composition"].items()), flush=True)
     report = {"command": "python scripts/fs_ace_probe.py " + " ".join(sys.argv[1:]),
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "fit_args": a, "fit_log_last": ck["log"][-1], "n_parameters":
+              "fit_args": a, "fit_log_last": ck["log"][-1],
+              "epoch_kept": ck.get("epoch_kept"), "n_parameters":
               sum(p.numel() for p in model.parameters()), "n_descriptors": model.ndesc,
               "scored_labels": [f.info["label"] for f in test], "scores": rows}
     if args.json:
@@ -335,6 +370,9 @@ def main(argv=None) -> int:
                    help="weight of the stress MSE ((eV/A^3)^2) against the forces'")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--float32", action="store_true", help="train in single precision")
+    p.add_argument("--val-fraction", type=float, default=0.15,
+                   help="share of the training MD runs held back for early stopping (the "
+                        "state with the lowest validation loss is kept)")
     p = sub.add_parser("score")
     p.add_argument("dir")
     p.add_argument("model")
