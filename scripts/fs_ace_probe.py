@@ -25,6 +25,8 @@ shipped; a model that passes would still need an evaluator in the MD kernels.
 
     python scripts/fs_ace_probe.py fit DIR --out MODEL.pt [--epochs 150] [--hidden 16]
     python scripts/fs_ace_probe.py score DIR MODEL.pt [--json REPORT]
+    python scripts/fs_ace_probe.py export MODEL.pt --stack-on dft-delta --out STACK.json
+    python scripts/fs_ace_probe.py loop STACK.json [--json REPORT]   # its own glasses
 
 DIR is a folder written by ``python scripts/ace_residual_probe.py prepare DIR``.
 """
@@ -350,6 +352,50 @@ def export(args) -> int:
     return 0
 
 
+def loop(args) -> int:
+    """The stack's own 0 GPa glasses (a ``plan-next`` round sampled with STACK): PBE-D3's
+    pressure on them (``dft_fit.loop_glasses``: the mean of PBE-D3 - stack over each
+    glass's snapshots) and the force R2 of the stack and of F14 on these frames, which
+    no fit and no choice has seen."""
+    from viglas.potentials.dft_fit import (calculator_predictor, load_dataset, loop_cells,
+                                           loop_glasses)
+    from viglas.potentials.dft_fit import score as r2_score
+    from viglas.potentials.reference import make_calculator
+
+    name = Path(args.stack).name
+    frames = [a for a in load_dataset() if a.info.get("sampler") == f"ionic:{name}@0GPa"]
+    if not frames:
+        sys.exit(f"no labelled frame was sampled with {name} (plan-next --params {args.stack})")
+    spec = {"name": "ionic", "params": {"parameters": str(args.stack)}}
+    cells = loop_cells(frames, name, sampler_calc=make_calculator(spec))
+    glasses = loop_glasses(cells)
+    keep = ("force_r2", "force_rmse_eV_A", "force_rms_ref_eV_A", "pressure_bias_GPa",
+            "energy_diff_rmse_meV_atom")
+    scores = {}
+    for label, pred in (("stack", calculator_predictor(spec)),
+                        ("dft-delta", calculator_predictor(
+                            {"name": "ionic", "params": {"parameters": "dft-delta"}}))):
+        sc = r2_score(frames, pred)
+        scores[label] = {"all": {k: sc["all"][k] for k in keep},
+                         "by_composition": {c: {k: m[k] for k in keep}
+                                            for c, m in sc["by_composition"].items()}}
+        print(f"{label}: all {sc['all']['force_r2']:.3f}  " + "  ".join(
+            f"{c} {m['force_r2']:.3f}" for c, m in sc["by_composition"].items()))
+    for g in glasses:
+        print(f"{g['glass']}: {g['n_snapshots']} snapshots, PBE-D3 - stack "
+              f"{g.get('pressure_GPa')} +- {g.get('pressure_se_GPa')} GPa "
+              f"(direct {g['direct_GPa']})")
+    report = {"command": "python scripts/fs_ace_probe.py " + " ".join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "stack": str(args.stack), "n_frames": len(frames),
+              "labels": [a.info["label"] for a in frames], "cells": cells,
+              "glasses": glasses, "scores": scores}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        print(f"-> {args.json}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -384,8 +430,11 @@ def main(argv=None) -> int:
     p.add_argument("--stack-on", default=None, metavar="DELTA",
                    help="write DELTA (e.g. dft-delta) with this correction in it: a parameter "
                         "set for the 'ionic' calculator")
+    p = sub.add_parser("loop")
+    p.add_argument("stack", help="the ionic+delta file with the correction that sampled them")
+    p.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    return {"fit": fit, "score": score, "export": export}[args.cmd](args)
+    return {"fit": fit, "score": score, "export": export, "loop": loop}[args.cmd](args)
 
 
 if __name__ == "__main__":
