@@ -326,9 +326,14 @@ def score(args) -> int:
               "grace_fs_model": args.grace_fs,
               "scored_labels": [a.info["label"] for a in test], "scores": rows,
               "timing_cell_atoms": len(cell), "timing_one_core": timing}
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-        print(f"-> {args.json}")
+    return _write_report(report, args.json)
+
+
+def _write_report(report: dict, path: str | None) -> int:
+    """Write a probe's report as JSON when ``--json`` names a path."""
+    if path:
+        Path(path).write_text(json.dumps(report, indent=1) + "\n")
+        print(f"-> {path}")
     return 0
 
 

@@ -45,21 +45,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from viglas.potentials.delta_ace import monomials  # noqa: E402
+
 ELEMENTS = ["Li", "Na", "Al", "Ga", "In", "B", "Cl", "O"]
-EV_A3_TO_GPA = 160.21766208
+sys.path.insert(0, str(Path(__file__).parent))
+from ace_residual_probe import _write_report  # noqa: E402
 
-
-def monomials(pmax: int = 3):
-    ex, deg, w = [], [], []
-    for p in range(pmax + 1):
-        for a in range(p, -1, -1):
-            for b in range(p - a, -1, -1):
-                c = p - a - b
-                ex.append((a, b, c))
-                deg.append(p)
-                w.append(math.factorial(p) / (math.factorial(a) * math.factorial(b)
-                                              * math.factorial(c)))
-    return np.array(ex), np.array(deg), np.array(w)
+from viglas.units import EV_A3_TO_GPA  # noqa: E402
 
 
 class FSACE(torch.nn.Module):
@@ -274,7 +266,6 @@ def fit(args) -> int:
 
 def score(args) -> int:
     torch.set_default_dtype(torch.float64)
-    sys.path.insert(0, str(Path(__file__).parent))
     from ace_residual_probe import _base_predictor, _frames
 
     from viglas.potentials.dft_fit import score as r2_score
@@ -317,10 +308,7 @@ def score(args) -> int:
               "epoch_kept": ck.get("epoch_kept"), "n_parameters":
               sum(p.numel() for p in model.parameters()), "n_descriptors": model.ndesc,
               "scored_labels": [f.info["label"] for f in test], "scores": rows}
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-        print(f"-> {args.json}")
-    return 0
+    return _write_report(report, args.json)
 
 
 def export(args) -> int:
@@ -390,10 +378,7 @@ def loop(args) -> int:
               "stack": str(args.stack), "n_frames": len(frames),
               "labels": [a.info["label"] for a in frames], "cells": cells,
               "glasses": glasses, "scores": scores}
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-        print(f"-> {args.json}")
-    return 0
+    return _write_report(report, args.json)
 
 
 def main(argv=None) -> int:

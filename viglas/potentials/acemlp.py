@@ -139,6 +139,17 @@ def kernel(numba):
             dout[n] = dacc
 
     @njit
+    def bond(pos, cell, s, i, j, d, u):
+        """d = r_j - r_i (+ the image shift s), u = d / |d|; returns |d|."""
+        for c in range(3):
+            d[c] = pos[j, c] - pos[i, c] + s[0] * cell[0, c] + s[1] * cell[1, c] \
+                + s[2] * cell[2, c]
+        r = np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
+        for c in range(3):
+            u[c] = d[c] / r
+        return r
+
+    @njit
     def powers(u, ex, um, dum, pw):
         """u_m and du_m/du_c for the monomials ``ex`` of the unit vector u."""
         for c in range(3):
@@ -168,8 +179,9 @@ def kernel(numba):
         K = W.shape[3]
         gk = np.zeros((P, K))
         dgk = np.zeros((P, K))
-        u = np.zeros(3)
-        d = np.zeros(3)
+        uu = np.zeros((P, 3))
+        dd = np.zeros((P, 3))
+        rr = np.zeros(P)
         pw = np.zeros((3, pmax + 1))
         # monomials are sorted by degree: [lo[p], lo[p + 1]) holds degree p
         lo = np.zeros(pmax + 2, np.int64)
@@ -178,15 +190,11 @@ def kernel(numba):
         # pass 1: the atomic bases, both directions of every half-list pair
         for p in range(P):
             i, j = ii[p], jj[p]
-            for c in range(3):
-                d[c] = pos[j, c] - pos[i, c] + S[p, 0] * cell[0, c] + S[p, 1] * cell[1, c] \
-                    + S[p, 2] * cell[2, c]
-            r = np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
+            r = bond(pos, cell, S[p], i, j, dd[p], uu[p])
+            rr[p] = r
             if r >= rc:
                 continue
-            for c in range(3):
-                u[c] = d[c] / r
-            powers(u, ex, um, dum, pw)
+            powers(uu[p], ex, um, dum, pw)
             bessel(r, rc, gk[p], dgk[p])
             radial(W, types[i], types[j], gk[p], dgk[p], R, dR)
             for nn in range(N):
@@ -320,16 +328,13 @@ def kernel(numba):
         gu = np.zeros(3)
         gR = np.zeros(M)
         gdR = np.zeros(M)
-        for p in range(P):
-            i, j = ii[p], jj[p]
-            for c in range(3):
-                d[c] = pos[j, c] - pos[i, c] + S[p, 0] * cell[0, c] + S[p, 1] * cell[1, c] \
-                    + S[p, 2] * cell[2, c]
-            r = np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
+        for p in range(P):  # the bonds of pass 1, within the cutoff
+            r = rr[p]
             if r >= rc:
                 continue
-            for c in range(3):
-                u[c] = d[c] / r
+            i, j = ii[p], jj[p]
+            u = uu[p]
+            d = dd[p]
             powers(u, ex, um, dum, pw)
             sr = 0.0
             for c in range(3):
