@@ -133,6 +133,14 @@ def _frames(compositions: list[str] | None):
     return frames, set(shipped["delta"]["meta"]["fit"]["train_labels"]), shipped
 
 
+def _scored(frames, seen, meta: dict) -> list:
+    """The frames a probe is scored on: neither F14's training frames nor the rounds
+    ``prepare --train-rounds`` added to the probe's training."""
+    extra = tuple(f"r{k}/" for k in (meta.get("train_rounds") or "").split(",") if k)
+    return [a for a in frames if a.info["label"] not in seen
+            and not a.info["label"].startswith(extra)]
+
+
 def _base_predictor(residual: str, shipped: dict):
     """The shipped set (``model``) or the ionic baseline its file carries (``baseline``)."""
     from viglas.potentials.dft_fit import calculator_predictor, ionic_predictor
@@ -157,6 +165,7 @@ def prepare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ref = reference_arrays(frames)
     base = _base_predictor(args.residual, shipped)(frames)
+    extra = tuple(f"r{k}/" for k in (args.train_rounds or "").split(",") if k)
     rows = []
     for a, r, b in zip(frames, ref, base):
         at = a.copy()
@@ -168,7 +177,8 @@ def prepare(args) -> int:
         g.calc = SinglePointCalculator(g, energy=de, forces=df_, stress=ds)
         rows.append({"ase_atoms": at, "energy": de, "energy_corrected": de,
                      "forces": df_.tolist(), "grace_atoms": g, "stress": ds,
-                     "label": a.info["label"], "train": a.info["label"] in seen})
+                     "label": a.info["label"],
+                     "train": a.info["label"] in seen or a.info["label"].startswith(extra)})
     df = pd.DataFrame(rows)
     for name, part in (("train", df[df.train]), ("test", df[~df.train])):
         part.drop(columns=["train", "grace_atoms", "stress"]).to_pickle(out / f"{name}.pkl.gz")
@@ -203,7 +213,8 @@ def prepare(args) -> int:
         "kappa": args.kappa,
         "maxiter": args.maxiter, "grace_loss_weights": {"energy": wE, "forces": 1.0,
                                                            "stress": wS},
-        "grace_updates": args.grace_updates, "grace_kwargs": args.grace_kwargs}, indent=1) + "\n")
+        "grace_updates": args.grace_updates, "grace_kwargs": args.grace_kwargs,
+        "train_rounds": args.train_rounds}, indent=1) + "\n")
     print(f"{out}: {int(df.train.sum())} training, {int((~df.train).sum())} scored frames, "
           f"{len(blocks)} species blocks; next: python {sys.argv[0]} fit {out}")
     return 0
@@ -274,7 +285,7 @@ def score(args) -> int:
     d = Path(args.dir)
     meta = json.loads((d / "probe.json").read_text())
     frames, seen, shipped = _frames(meta["compositions"])
-    test = [a for a in frames if a.info["label"] not in seen]
+    test = _scored(frames, seen, meta)
     base = _base_predictor(meta["residual"], shipped)
     if args.grace_fs:  # a GRACE-FS model exported by `gracemaker -r -s -sf`
         from pyace.asecalc import PyGRACEFSCalculator
@@ -348,6 +359,9 @@ def main(argv=None) -> int:
     p.add_argument("--residual", choices=["model", "baseline"], default="model")
     p.add_argument("--functions-per-element", type=int, default=150)
     p.add_argument("--rcut", type=float, default=5.0)
+    p.add_argument("--train-rounds", default=None, metavar="N,M",
+                   help="also train on the frames of these labelling rounds (e.g. a stack's "
+                        "own glasses: the loop); the rest of the scored set stays as it is")
     p.add_argument("--block-spec", choices=sorted(BLOCK_SPECS), default="default")
     p.add_argument("--kappa", type=float, default=0.95, help="force share of the loss")
     p.add_argument("--maxiter", type=int, default=300)

@@ -266,7 +266,7 @@ def fit(args) -> int:
 
 def score(args) -> int:
     torch.set_default_dtype(torch.float64)
-    from ace_residual_probe import _base_predictor, _frames
+    from ace_residual_probe import _base_predictor, _frames, _scored
 
     from viglas.potentials.dft_fit import score as r2_score
     from viglas.potentials.dft_fit import stacked_predictor
@@ -278,7 +278,7 @@ def score(args) -> int:
                            for k, v in ck["state"].items()})
     meta = json.loads((Path(args.dir) / "probe.json").read_text())
     frames, seen, shipped = _frames(meta["compositions"])
-    test = [f for f in frames if f.info["label"] not in seen]
+    test = _scored(frames, seen, meta)
     base = _base_predictor(meta["residual"], shipped)
 
     def mine(frames_):
