@@ -133,10 +133,15 @@ def _frames(compositions: list[str] | None):
     return frames, set(shipped["delta"]["meta"]["fit"]["train_labels"]), shipped
 
 
+def _round_prefixes(rounds: str | None) -> tuple[str, ...]:
+    """Label prefixes of the labelling rounds "N,M" (``--train-rounds``)."""
+    return tuple(f"r{k}/" for k in (rounds or "").split(",") if k)
+
+
 def _scored(frames, seen, meta: dict) -> list:
     """The frames a probe is scored on: neither F14's training frames nor the rounds
     ``prepare --train-rounds`` added to the probe's training."""
-    extra = tuple(f"r{k}/" for k in (meta.get("train_rounds") or "").split(",") if k)
+    extra = _round_prefixes(meta.get("train_rounds"))
     return [a for a in frames if a.info["label"] not in seen
             and not a.info["label"].startswith(extra)]
 
@@ -165,7 +170,7 @@ def prepare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ref = reference_arrays(frames)
     base = _base_predictor(args.residual, shipped)(frames)
-    extra = tuple(f"r{k}/" for k in (args.train_rounds or "").split(",") if k)
+    extra = _round_prefixes(args.train_rounds)
     rows = []
     for a, r, b in zip(frames, ref, base):
         at = a.copy()

@@ -128,6 +128,28 @@ def frame_graph(atoms, rc):
             "t": torch.tensor(t), "n": len(atoms), "vol": float(atoms.get_volume())}
 
 
+def bond_vectors(g, pos, cell):
+    """r_j - r_i (+ the image shift) of every neighbour pair of the frame graph ``g``."""
+    return pos[g["j"]] - pos[g["i"]] + g["S"] @ cell
+
+
+def targets(df):
+    """(energy, forces, stress) tensors of the frames of a prepared DataFrame."""
+    dt = torch.get_default_dtype()
+    return [(float(e), torch.tensor(np.asarray(f), dtype=dt),
+             torch.tensor(np.asarray(s), dtype=dt))
+            for e, f, s in zip(df.energy, df.forces, df.stress)]
+
+
+def squared_errors(E, F, S, tgt, graphs):
+    """Sums over a batch: squared per-atom energy errors, squared force components (and
+    their count), and per-frame mean squared stress components."""
+    se = sum(((E[q] - t[0]) / g["n"]) ** 2 for q, (t, g) in enumerate(zip(tgt, graphs)))
+    ff = torch.cat([(F[q] - t[1]).reshape(-1) for q, t in enumerate(tgt)])
+    ss = sum(((S[q] - t[2]) ** 2).mean() for q, t in enumerate(tgt))
+    return se, (ff ** 2).sum(), ff.numel(), ss
+
+
 def predict(model, graphs, need_grad=False):
     """Energies, forces and stresses (eV, eV/A, eV/A^3 Voigt) of a batch of frames."""
     strains = [torch.zeros(3, 3, requires_grad=True) for _ in graphs]
@@ -137,7 +159,7 @@ def predict(model, graphs, need_grad=False):
         pos = (g["pos"].requires_grad_(True) if not g["pos"].requires_grad else g["pos"])
         p = pos @ F
         cell = g["cell"] @ F
-        rvecs.append(p[g["j"]] - p[g["i"]] + g["S"] @ cell)
+        rvecs.append(bond_vectors(g, p, cell))
         I.append(g["i"] + off)
         T.append(g["t"])
         S_j.append(g["t"][g["j"]])
@@ -179,17 +201,12 @@ def fit(args) -> int:
     model = FSACE(rc=args.rc, nrad=args.nrad, hidden=args.hidden)
     graphs = [frame_graph(a, args.rc) for a in df.ase_atoms]
     vgraphs = [frame_graph(a, args.rc) for a in val_df.ase_atoms]
-    dt = torch.get_default_dtype()
-    vtgt = [(float(e), torch.tensor(np.asarray(f), dtype=dt), torch.tensor(np.asarray(s), dtype=dt))
-            for e, f, s in zip(val_df.energy, val_df.forces, val_df.stress)]
-    dt = torch.get_default_dtype()
-    tgt = [(float(e), torch.tensor(np.asarray(f), dtype=dt), torch.tensor(np.asarray(s), dtype=dt))
-           for e, f, s in zip(df.energy, df.forces, df.stress)]
+    vtgt, tgt = targets(val_df), targets(df)
     with torch.no_grad():  # standardise the descriptors per element at the initial radials
         Ds, Ts = [], []
         for g in graphs:
-            Ds.append(model.descriptors(g["pos"][g["j"]] - g["pos"][g["i"]] + g["S"] @ g["cell"],
-                                        g["i"], g["t"][g["i"]], g["t"][g["j"]], g["n"]))
+            Ds.append(model.descriptors(bond_vectors(g, g["pos"], g["cell"]), g["i"],
+                                        g["t"][g["i"]], g["t"][g["j"]], g["n"]))
             Ts.append(g["t"])
         D, T = torch.cat(Ds), torch.cat(Ts)
         for e in range(len(ELEMENTS)):
@@ -216,11 +233,10 @@ def fit(args) -> int:
         tot = {"e": 0.0, "f": 0.0, "s": 0.0, "nf": 0}
         for b in range(nb):
             idx = order[b * args.batch:(b + 1) * args.batch]
-            E, F, S = predict(model, [graphs[k] for k in idx], need_grad=True)
-            le = sum(((E[q] - tgt[k][0]) / graphs[k]["n"]) ** 2 for q, k in enumerate(idx)) / len(idx)
-            ff = torch.cat([(F[q] - tgt[k][1]).reshape(-1) for q, k in enumerate(idx)])
-            lf = (ff ** 2).mean()
-            ls = sum(((S[q] - tgt[k][2]) ** 2).mean() for q, k in enumerate(idx)) / len(idx)
+            gs = [graphs[k] for k in idx]
+            se, sf, nf, ss = squared_errors(*predict(model, gs, need_grad=True),
+                                            [tgt[k] for k in idx], gs)
+            le, lf, ls = se / len(idx), sf / nf, ss / len(idx)
             reg = args.l2 * sum((p ** 2).sum() for p in (model.w1, model.w2, model.lin, model.W))
             loss = wE * le + lf + wS * ls + reg
             opt.zero_grad()
@@ -228,10 +244,10 @@ def fit(args) -> int:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            tot["e"] += float(le) * len(idx)
-            tot["f"] += float((ff ** 2).sum())
-            tot["nf"] += len(ff)
-            tot["s"] += float(ls) * len(idx)
+            tot["e"] += float(se)
+            tot["f"] += float(sf)
+            tot["nf"] += nf
+            tot["s"] += float(ss)
         row = {"epoch": ep + 1, "E_rmse_meV_atom": 1e3 * math.sqrt(tot["e"] / len(graphs)),
                "F_rmse_eV_A": math.sqrt(tot["f"] / tot["nf"]),
                "S_rmse_GPa": EV_A3_TO_GPA * math.sqrt(tot["s"] / len(graphs)),
@@ -239,13 +255,9 @@ def fit(args) -> int:
         if vgraphs:  # the same loss on the validation runs
             ve, vf, vn, vs = 0.0, 0.0, 0, 0.0
             for k in range(0, len(vgraphs), args.batch):
-                E, F, S = predict(model, vgraphs[k:k + args.batch])
-                for q in range(len(E)):
-                    e0, f0, s0 = vtgt[k + q]
-                    ve += float((E[q] - e0) / vgraphs[k + q]["n"]) ** 2
-                    vf += float(((F[q] - f0) ** 2).sum())
-                    vn += f0.numel()
-                    vs += float(((S[q] - s0) ** 2).mean())
+                gs = vgraphs[k:k + args.batch]
+                se, sf, nf, ss = squared_errors(*predict(model, gs), vtgt[k:k + args.batch], gs)
+                ve, vf, vn, vs = ve + float(se), vf + float(sf), vn + nf, vs + float(ss)
             nv = len(vgraphs)
             row.update({"val_E_rmse_meV_atom": 1e3 * math.sqrt(ve / nv),
                         "val_F_rmse_eV_A": math.sqrt(vf / vn),

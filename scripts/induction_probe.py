@@ -365,10 +365,11 @@ def main(argv=None) -> int:
 
     from viglas.potentials import load_parameters
     from viglas.potentials.delta import load_delta_file
-    from viglas.potentials.delta_fit import (EV_A3_TO_GPA, DeltaFitSettings, _baseline, _penalty,
+    from viglas.potentials.delta_fit import (DeltaFitSettings, _baseline, _penalty,
                                              _row_weights, _solve, baseline_with_charges,
                                              frame_design, frame_targets, new_model)
     from viglas.potentials.dft_fit import load_dataset, split
+    from viglas.units import EV_A3_TO_GPA
 
     t0 = time.time()
     d = load_delta_file(args.model)

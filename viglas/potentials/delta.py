@@ -731,8 +731,8 @@ class DeltaIonicPotential(Calculator):
         self.params = _Identity(ident)
         self.skin = float(skin)
         self._nl = None
-        self._types: tuple[np.ndarray, np.ndarray] | None = None  # (numbers, types)
-        self._acemlp_types: tuple[np.ndarray, np.ndarray] | None = None
+        # (numbers, delta types, ACE-MLP types or None), rebuilt when the numbers change
+        self._types: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self.delta_energy = 0.0
 
     def _list(self, pos, cell):
@@ -758,16 +758,15 @@ class DeltaIonicPotential(Calculator):
         pos = np.ascontiguousarray(a.positions, dtype=np.float64)
         cell = np.ascontiguousarray(a.cell.array, dtype=np.float64)
         if self._types is None or not np.array_equal(self._types[0], a.numbers):
-            self._types = (a.numbers.copy(), self.model.types_of(a.get_chemical_symbols()))
+            sym = a.get_chemical_symbols()
+            self._types = (a.numbers.copy(), self.model.types_of(sym),
+                           None if self.acemlp is None else self.acemlp.types_of(sym))
         nl = self._list(pos, cell)
         e, f, s = evaluate(self.model, a, nl, self._types[1])
         if self.acemlp is not None:
-            from viglas.potentials import acemlp
+            from viglas.potentials.acemlp import evaluate as acemlp_evaluate
 
-            if self._acemlp_types is None or not np.array_equal(self._acemlp_types[0], a.numbers):
-                self._acemlp_types = (a.numbers.copy(),
-                                      self.acemlp.types_of(a.get_chemical_symbols()))
-            e2, f2, s2 = acemlp.evaluate(self.acemlp, a, nl, self._acemlp_types[1])
+            e2, f2, s2 = acemlp_evaluate(self.acemlp, a, nl, self._types[2])
             e, f, s = e + e2, f + f2, s + s2
         self.delta_energy = e
         energy = float(rb["energy"]) + e
