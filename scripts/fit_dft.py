@@ -405,6 +405,19 @@ def main(argv=None) -> int:
             raise SystemExit(f"--train-labels-from: {len(missing)} training labels are not in "
                              f"the dataset (e.g. {sorted(missing)[0]})")
         train = [a for a in train if a.info.get("label") in keep]
+    if args.form == "delta" and args.delta_in:
+        # a stacked file (ACE-MLP on the linear correction) saw more frames than the
+        # split's training set: those are not held out for it, nor for the models
+        # scored beside it on the same frames
+        from viglas.potentials.delta import load_delta_file, training_labels
+
+        seen = training_labels(load_delta_file(args.delta_in))
+        moved = [a for a in valid if a.info.get("label") in seen]
+        if moved:
+            valid = [a for a in valid if a.info.get("label") not in seen]
+            train = train + moved
+            _log(f"{len(moved)} held-out frames were seen by {args.delta_in}'s fit: "
+                 "scored with the training frames")
     _log(f"{len(frames)} DFT frames: {len(train)} train, {len(valid)} held out")
     report: dict = {"n_frames": len(frames), "n_train": len(train), "n_valid": len(valid),
                     "settings_hash": frames[0].info.get("dft_settings_hash"),

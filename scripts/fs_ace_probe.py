@@ -25,7 +25,7 @@ shipped; a model that passes would still need an evaluator in the MD kernels.
 
     python scripts/fs_ace_probe.py fit DIR --out MODEL.pt [--epochs 150] [--hidden 16]
     python scripts/fs_ace_probe.py score DIR MODEL.pt [--json REPORT]
-    python scripts/fs_ace_probe.py export MODEL.pt --stack-on dft-delta --out STACK.json
+    python scripts/fs_ace_probe.py export MODEL.pt --stack-on F14 --out STACK.json
     python scripts/fs_ace_probe.py loop STACK.json [--json REPORT]   # its own glasses
 
 DIR is a folder written by ``python scripts/ace_residual_probe.py prepare DIR``.
@@ -49,7 +49,7 @@ from viglas.potentials.delta_ace import monomials  # noqa: E402
 
 ELEMENTS = ["Li", "Na", "Al", "Ga", "In", "B", "Cl", "O"]
 sys.path.insert(0, str(Path(__file__).parent))
-from ace_residual_probe import _write_report  # noqa: E402
+from ace_residual_probe import F14, _write_report  # noqa: E402
 
 from viglas.units import EV_A3_TO_GPA  # noqa: E402
 
@@ -298,7 +298,7 @@ def score(args) -> int:
         for f in frames_:
             g = frame_graph(f, a["rc"])
             E, F, S = predict(model, [g])
-            out.append({"energy": float(E[0]), "forces": F[0].detach().numpy(),
+            out.append({"energy": float(E[0].detach()), "forces": F[0].detach().numpy(),
                         "stress": S[0].detach().numpy()})
         return out
 
@@ -323,6 +323,18 @@ def score(args) -> int:
     return _write_report(report, args.json)
 
 
+def model_arrays(state, digits: int | None = 9) -> dict:
+    """The arrays of a ``viglas-acemlp/1`` file from an :class:`FSACE` state dict (the
+    numba evaluator's input). float32-trained weights: 9 significant digits hold them
+    exactly; ``digits=None`` keeps every bit (tests)."""
+    def conv(v):
+        x = v.detach().double().numpy()
+        return (np.vectorize(lambda y: float(f"{y:.{digits}g}"))(x) if digits else x).tolist()
+
+    return {k: conv(v) for k, v in state.items()
+            if k in ("W", "mean", "std", "bias", "lin", "w1", "b1", "w2")}
+
+
 def export(args) -> int:
     """Write a torch checkpoint as a ``viglas-acemlp/1`` model file (numba evaluator:
     :mod:`viglas.potentials.acemlp`)."""
@@ -330,19 +342,21 @@ def export(args) -> int:
 
     ck = torch.load(args.model, weights_only=False)
     a = ck["args"]
-    # float32-trained weights: 9 significant digits hold them exactly
-    st = {k: np.vectorize(lambda x: float(f"{x:.9g}"))(v.double().numpy()).tolist()
-          for k, v in ck["state"].items()
-          if k in ("W", "mean", "std", "bias", "lin", "w1", "b1", "w2")}
+    st = model_arrays(ck["state"])
+    # every frame the fit saw (its training frames and its early-stopping runs): a
+    # report scores the stack as held out only on frames outside this list
+    seen = sorted(load(a["dir"], "train").label)
     d = {"schema": "viglas-acemlp/1", "elements": ELEMENTS, "rc_A": a["rc"], "pmax": 3,
          "arrays": st,
          "meta": {"fit_args": a, "fit_log_last": ck["log"][-1],
-                  "residual_of": "dft-delta (F14)", "trained_on": str(Path(a["dir"]).resolve()),
+                  "epoch_kept": ck.get("epoch_kept"),
+                  "residual_of": "F14 (samplers/dft_delta_f14.json)",
+                  "train_labels": seen, "validation_runs": ck.get("validation_runs", []),
                   "command": "python scripts/fs_ace_probe.py " + " ".join(sys.argv[1:])}}
     if args.stack_on:  # one ionic+delta file that carries the correction: a registry set
         from viglas.potentials.delta import load_delta_file
 
-        stack = load_delta_file(args.stack_on)
+        stack = load_delta_file(F14 if args.stack_on == "F14" else args.stack_on)
         stack["acemlp"] = d
         Path(args.out).write_text(json.dumps(stack))
     else:
@@ -373,8 +387,8 @@ def loop(args) -> int:
             "energy_diff_rmse_meV_atom")
     scores = {}
     for label, pred in (("stack", calculator_predictor(spec)),
-                        ("dft-delta", calculator_predictor(
-                            {"name": "ionic", "params": {"parameters": "dft-delta"}}))):
+                        ("F14", calculator_predictor(
+                            {"name": "ionic", "params": {"parameters": str(F14)}}))):
         sc = r2_score(frames, pred)
         scores[label] = {"all": {k: sc["all"][k] for k in keep},
                          "by_composition": {c: {k: m[k] for k in keep}
@@ -425,8 +439,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True,
                    help="a .json.gz model file, or with --stack-on an ionic+delta .json")
     p.add_argument("--stack-on", default=None, metavar="DELTA",
-                   help="write DELTA (e.g. dft-delta) with this correction in it: a parameter "
-                        "set for the 'ionic' calculator")
+                   help="write DELTA (F14, or an ionic+delta file) with this correction in it: "
+                        "a parameter set for the 'ionic' calculator")
     p = sub.add_parser("loop")
     p.add_argument("stack", help="the ionic+delta file with the correction that sampled them")
     p.add_argument("--json", default=None)

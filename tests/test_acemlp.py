@@ -87,12 +87,15 @@ def test_a_delta_file_with_a_correction_adds_it(tmp_path):
     from viglas.potentials.delta import load_delta_file, make_potential
 
     d = load_delta_file("dft-delta")
+    d.pop("acemlp", None)  # the linear set alone (the default may carry a correction)
+    q = tmp_path / "linear.json"
+    q.write_text(json.dumps(d))
     d["acemlp"] = random_model(seed=5, rc=5.0)
     p = tmp_path / "stack.json"
     p.write_text(json.dumps(d))
     a = glass(seed=6)
     base, stack = a.copy(), a.copy()
-    base.calc = make_potential("dft-delta")
+    base.calc = make_potential(str(q))
     stack.calc = make_potential(str(p))
     e, f, s = acemlp.evaluate(ACEMLPModel(d["acemlp"]), a)
     assert stack.get_potential_energy() == pytest.approx(base.get_potential_energy() + e,
@@ -101,6 +104,25 @@ def test_a_delta_file_with_a_correction_adds_it(tmp_path):
     np.testing.assert_allclose(stack.get_stress(), base.get_stress() + s, atol=1e-12)
     ident = stack.calc.params.model_dump()["acemlp"]
     assert ident["schema"] == acemlp.SCHEMA and len(ident["arrays_sha256"]) == 20
+    # the scoring path of the fit reports (delta_file_predictor) adds it too
+    from viglas.potentials.delta_fit import delta_file_predictor
+
+    a.info["label"] = "x"
+    row = delta_file_predictor(p)[1]([a])[0]
+    assert row["energy"] == pytest.approx(stack.get_potential_energy(), rel=1e-10)
+    np.testing.assert_allclose(row["forces"], stack.get_forces(), atol=1e-9)
+
+
+def test_training_labels_of_a_stack_join_both_fits():
+    from viglas.potentials.delta import load_delta_file, training_labels
+
+    d = load_delta_file("dft-delta")
+    linear = set(d["delta"]["meta"]["fit"]["train_labels"])
+    d["acemlp"] = random_model()
+    with pytest.raises(CalculatorError, match="train_labels"):
+        training_labels(d)  # a correction that does not say what it saw
+    d["acemlp"]["meta"] = {"train_labels": ["r99/LiAlCl4/npt300_0GPa/s1"]}
+    assert training_labels(d) == linear | {"r99/LiAlCl4/npt300_0GPa/s1"}
 
 
 def test_bad_model_files_are_refused_with_the_reason():
@@ -113,3 +135,43 @@ def test_bad_model_files_are_refused_with_the_reason():
     m = ACEMLPModel(d)
     with pytest.raises(CalculatorError, match="Fe"):
         m.types_of(["Li", "Fe"])
+
+
+def test_numba_evaluator_matches_the_torch_model_it_is_trained_as():
+    """The model is trained in torch (scripts/fs_ace_probe.py, forces and stress by
+    autograd) and run in MD by the numba evaluator with hand-written derivatives: both
+    must be the same function of the same arrays."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        spec = importlib.util.spec_from_file_location("fs_ace_probe", scripts / "fs_ace_probe.py")
+        probe = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(probe)
+    finally:
+        sys.path.remove(str(scripts))
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(3)
+        model = probe.FSACE(rc=4.5, nrad=3, hidden=5)
+        with torch.no_grad():  # the readout starts at zero: give every array a value
+            for name in ("mean", "lin", "b1", "w2", "bias"):
+                getattr(model, name).normal_(0.0, 0.2)
+            model.std.uniform_(0.5, 2.0)
+        a = glass(seed=4)
+        E, F, S = probe.predict(model, [probe.frame_graph(a, 4.5)])
+        d = {"schema": acemlp.SCHEMA, "elements": probe.ELEMENTS, "rc_A": 4.5, "pmax": 3,
+             "arrays": probe.model_arrays(model.state_dict(), digits=None)}
+    finally:
+        torch.set_default_dtype(old)
+    e, f, s = acemlp.evaluate(ACEMLPModel(d), a)
+    E = E.detach()
+    assert abs(float(E[0])) > 1e-2 and np.abs(f).max() > 1e-2
+    assert e == pytest.approx(float(E[0]), rel=1e-10, abs=1e-10)
+    np.testing.assert_allclose(f, F[0].detach().numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(s, S[0].detach().numpy(), rtol=1e-8, atol=1e-12)

@@ -804,6 +804,23 @@ def load_delta_file(path: str | Path) -> dict[str, Any]:
     return d
 
 
+def training_labels(d: dict[str, Any]) -> set[str]:
+    """Every DFT label an ionic+delta file (as :func:`load_delta_file` reads it) was fitted
+    on: the linear correction's training frames and, where the file carries an ACE-MLP
+    correction, every frame that fit saw (training and early-stopping runs). A score is
+    held out only on frames outside this set."""
+    seen = set(d.get("delta", {}).get("meta", {}).get("fit", {}).get("train_labels", []))
+    ace = d.get("acemlp")
+    if ace is not None:
+        labels = ace.get("meta", {}).get("train_labels")
+        if labels is None:
+            raise CalculatorError("the ACE-MLP correction does not record its training "
+                                  "frames", field="acemlp.meta.train_labels", value=None,
+                                  allowed="a file written by scripts/fs_ace_probe.py export")
+        seen |= set(labels)
+    return seen
+
+
 #: Shipped ionic+delta sets by name (``parameters: dft-delta`` in a config). ``default``
 #: (and no ``parameters`` at all) is the default potential of viglas: ``dft-delta``,
 #: fitted to PBE-D3 (docs/dft.md). The plain ionic set fitted to CHGNet, the default

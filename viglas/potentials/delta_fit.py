@@ -381,11 +381,17 @@ def delta_file_predictor(path: Any) -> tuple[DeltaModel, Any]:
 
     d = load_delta_file(path)
     model = DeltaModel.from_dict(d["delta"])
-    return model, delta_predictor(model, d["baseline"])
+    acemlp = None
+    if d.get("acemlp") is not None:  # a nonlinear correction on top (ACE-MLP)
+        from viglas.potentials.acemlp import ACEMLPModel
+
+        acemlp = ACEMLPModel(d["acemlp"])
+    return model, delta_predictor(model, d["baseline"], acemlp=acemlp)
 
 
-def delta_predictor(model: DeltaModel, baseline: Any = None):
-    """Predictor (for :func:`viglas.potentials.dft_fit.score`) of ionic + correction."""
+def delta_predictor(model: DeltaModel, baseline: Any = None, acemlp: Any = None):
+    """Predictor (for :func:`viglas.potentials.dft_fit.score`) of ionic + correction
+    (+ the ACE-MLP correction ``acemlp`` of :mod:`viglas.potentials.acemlp`, if given)."""
     from viglas.potentials.delta import evaluate
 
     def run(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
@@ -393,6 +399,11 @@ def delta_predictor(model: DeltaModel, baseline: Any = None):
         out = []
         for a, b in zip(frames, base):
             e, f, st = evaluate(model, a)
+            if acemlp is not None:
+                from viglas.potentials.acemlp import evaluate as acemlp_evaluate
+
+                e2, f2, s2 = acemlp_evaluate(acemlp, a)
+                e, f, st = e + e2, f + f2, st + s2
             out.append({"energy": float(b["energy"]) + e, "forces": b["forces"] + f,
                         "stress": np.asarray(b["stress"]) + st})
         return out
