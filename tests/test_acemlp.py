@@ -175,3 +175,21 @@ def test_numba_evaluator_matches_the_torch_model_it_is_trained_as():
     assert e == pytest.approx(float(E[0]), rel=1e-10, abs=1e-10)
     np.testing.assert_allclose(f, F[0].detach().numpy(), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(s, S[0].detach().numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_the_default_is_the_linear_set_plus_its_correction():
+    """dft-delta carries an ACE-MLP correction fitted to what dft-delta-linear (F14)
+    leaves, so its linear part must be exactly that set; dft-delta-linear has none."""
+    from viglas.potentials.delta import load_delta_file, make_potential, training_labels
+
+    stack, linear = load_delta_file("dft-delta"), load_delta_file("dft-delta-linear")
+    assert "acemlp" in stack and "acemlp" not in linear
+    assert stack["delta"] == linear["delta"] and stack["baseline"] == linear["baseline"]
+    assert "F14" in stack["acemlp"]["meta"]["residual_of"]
+    assert training_labels(stack) > training_labels(linear)
+    a = glass(seed=7)
+    b = a.copy()
+    a.calc, b.calc = make_potential("dft-delta"), make_potential("dft-delta-linear")
+    e, f, s = acemlp.evaluate(ACEMLPModel(stack["acemlp"]), a)
+    assert a.get_potential_energy() == pytest.approx(b.get_potential_energy() + e, rel=1e-10)
+    np.testing.assert_allclose(a.get_forces(), b.get_forces() + f, atol=1e-9)

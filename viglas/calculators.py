@@ -6,8 +6,10 @@ Names (packages are imported only when that calculator is asked for):
 name        what                                             params
 ==========  ===============================================  =========================
 ionic       viglas classical ionic potential (numpy)         parameters ("default" or None
-                                                             = dft-delta, "chgnet-ionic",
-                                                             "trial", path), skin
+                                                             = dft-delta,
+                                                             "dft-delta-linear",
+                                                             "chgnet-ionic", "trial",
+                                                             path), skin
 emt         ASE EMT (Ag Al Au C Cu H N Ni O Pd Pt only)      —
 chgnet      CHGNet universal potential (weights in wheel)    model ("0.3.0"), model_file,
                                                              device, threads

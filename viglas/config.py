@@ -120,8 +120,9 @@ class CalculatorConfig(_Strict):
 
     ``params`` are passed to ``viglas.calculators.get_calculator`` unchanged, e.g.
     ``{parameters: default}`` (or no ``parameters``) for the default potential, the
-    ionic+delta set ``dft-delta`` fitted to PBE-D3; ``{parameters: chgnet-ionic}`` for
-    the plain ionic set fitted to CHGNet; ``{model: 0.3.0}`` for CHGNet itself.
+    ionic+delta set ``dft-delta`` fitted to PBE-D3 (with its ACE-MLP correction;
+    ``{parameters: dft-delta-linear}`` without it, faster); ``{parameters: chgnet-ionic}``
+    for the plain ionic set fitted to CHGNet; ``{model: 0.3.0}`` for CHGNet itself.
     """
 
     name: str = "ionic"
