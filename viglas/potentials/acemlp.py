@@ -172,8 +172,6 @@ def kernel(numba):
         P = len(ii)
         pmax = deg.max()
         A = np.zeros((n_at, N, M))
-        R = np.zeros(N)
-        dR = np.zeros(N)
         um = np.zeros(M)
         dum = np.zeros((M, 3))
         K = W.shape[3]
@@ -185,8 +183,14 @@ def kernel(numba):
         pw = np.zeros((3, pmax + 1))
         # monomials are sorted by degree: [lo[p], lo[p + 1]) holds degree p
         lo = np.zeros(pmax + 2, np.int64)
+        sgn = np.ones(M)  # u(-d) = (-1)^deg u(d): the sign centre j sees
         for m in range(M):
             lo[deg[m] + 1] = m + 1
+            if deg[m] % 2 == 1:
+                sgn[m] = -1.0
+        # the radial functions of both centres of every pair, kept for pass 3
+        Rp = np.zeros((P, 2, N))
+        dRp = np.zeros((P, 2, N))
         # pass 1: the atomic bases, both directions of every half-list pair
         for p in range(P):
             i, j = ii[p], jj[p]
@@ -196,15 +200,14 @@ def kernel(numba):
                 continue
             powers(uu[p], ex, um, dum, pw)
             bessel(r, rc, gk[p], dgk[p])
-            radial(W, types[i], types[j], gk[p], dgk[p], R, dR)
+            radial(W, types[i], types[j], gk[p], dgk[p], Rp[p, 0], dRp[p, 0])
+            radial(W, types[j], types[i], gk[p], dgk[p], Rp[p, 1], dRp[p, 1])
             for nn in range(N):
+                ri = Rp[p, 0, nn]
+                rj = Rp[p, 1, nn]
                 for m in range(M):
-                    A[i, nn, m] += R[nn] * um[m]
-            radial(W, types[j], types[i], gk[p], dgk[p], R, dR)
-            for nn in range(N):
-                for m in range(M):
-                    sgn = 1.0 if deg[m] % 2 == 0 else -1.0
-                    A[j, nn, m] += R[nn] * um[m] * sgn
+                    A[i, nn, m] += ri * um[m]
+                    A[j, nn, m] += rj * um[m] * sgn[m]
         # pass 2: descriptors, energies, dE/dA per atom
         nd = mean.shape[1]
         H = w1.shape[2]
@@ -340,24 +343,28 @@ def kernel(numba):
             for c in range(3):
                 gu[c] = 0.0
             # centre i sees u(d); centre j sees u(-d) = (-1)^deg u(d), and d(-d)/dd = -1
+            for m in range(M):
+                gR[m] = 0.0
+                gdR[m] = 0.0
             for side in range(2):
-                a, b = (i, j) if side == 0 else (j, i)
-                radial(W, types[a], types[b], gk[p], dgk[p], R, dR)
-                for m in range(M):
-                    gR[m] = 0.0
-                    gdR[m] = 0.0
+                a = i if side == 0 else j
                 for nn in range(N):
-                    for m in range(M):
-                        gR[m] += G[a, nn, m] * R[nn]
-                        gdR[m] += G[a, nn, m] * dR[nn]
-                for m in range(M):
-                    gr, gdr = gR[m], gdR[m]
-                    if side == 1 and deg[m] % 2 == 1:
-                        gr = -gr
-                        gdr = -gdr
-                    sr += gdr * um[m]
-                    for c in range(3):
-                        gu[c] += gr * dum[m, c]
+                    rn = Rp[p, side, nn]
+                    drn = dRp[p, side, nn]
+                    if side == 1:
+                        for m in range(M):
+                            g = G[a, nn, m] * sgn[m]
+                            gR[m] += g * rn
+                            gdR[m] += g * drn
+                    else:
+                        for m in range(M):
+                            g = G[a, nn, m]
+                            gR[m] += g * rn
+                            gdR[m] += g * drn
+            for m in range(M):
+                sr += gdR[m] * um[m]
+                for c in range(3):
+                    gu[c] += gR[m] * dum[m, c]
             ug = gu[0] * u[0] + gu[1] * u[1] + gu[2] * u[2]
             for c in range(3):
                 gd = sr * u[c] + (gu[c] - ug * u[c]) / r
