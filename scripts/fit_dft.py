@@ -207,6 +207,13 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
                date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                fit_seconds=round(time.time() - t0, 1))
     model.meta["fit"] = rec
+    old = Path(args.delta_out)
+    if old.is_file() and '"acemlp"' in old.read_text():
+        # the correction was fitted to the old linear fit's residual: it does not carry over
+        _log(f"{args.delta_out} carried an ACE-MLP correction fitted on top of the linear fit "
+             "it held; the new file has the new linear fit only (scripts/ace_residual_probe.py "
+             "and scripts/fs_ace_probe.py fit corrections to the linear fit named by their "
+             "F14 constant: point it at the new file to fit one)")
     save_delta_file(model, base.to_yaml_dict(), args.delta_out)
     if args.learning_curve and valid:
         # held-out accuracy against the number of training frames (random subsets of
