@@ -94,7 +94,9 @@ def md(
     calculator: str = typer.Option("ionic", "--calculator", "-c", help=_CALC_HELP),
     parameters: str = typer.Option(None, "--parameters", "-p",
                                    help="Ionic potential: 'default' (the default potential, "
-                                        "dft-delta, fitted to PBE-D3), 'chgnet-ionic' (plain "
+                                        "dft-delta, fitted to PBE-D3), 'dft-delta-linear' "
+                                        "(the same without its ACE-MLP part, faster), "
+                                        "'chgnet-ionic' (plain "
                                         "set fitted to CHGNet), 'trial', or a file (viglas-"
                                         "ionic/1 YAML, ionic+delta JSON). Default: dft-delta."),
     ensemble: str = typer.Option("nvt", "--ensemble", "-e", help="nve, nvt or npt."),
@@ -175,7 +177,8 @@ def melt_quench(
     calculator: str = typer.Option("ionic", "--calculator", "-c", help=_CALC_HELP),
     parameters: str = typer.Option(None, "--parameters", "-p",
                                    help="Ionic potential: 'default' (dft-delta), "
-                                        "'chgnet-ionic', 'trial' or a parameter file."),
+                                        "'dft-delta-linear', 'chgnet-ionic', 'trial' or a "
+                                        "parameter file."),
     t_melt: float = typer.Option(..., "--t-melt", help="Melt temperature in K."),
     t_final: float = typer.Option(300.0, "--t-final", help="Final temperature in K."),
     hold_ps: float = typer.Option(10.0, "--hold-ps", help="Time held at --t-melt, ps."),
