@@ -207,8 +207,9 @@ def fit_delta_form(args, train, valid, report: dict) -> None:
                date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                fit_seconds=round(time.time() - t0, 1))
     model.meta["fit"] = rec
-    old = Path(args.delta_out)
-    if old.is_file() and '"acemlp"' in old.read_text():
+    from viglas.potentials.delta import is_delta_file, load_delta_file
+
+    if is_delta_file(args.delta_out) and load_delta_file(args.delta_out).get("acemlp"):
         # the correction was fitted to the old linear fit's residual: it does not carry over
         _log(f"{args.delta_out} carried an ACE-MLP correction fitted on top of the linear fit "
              "it held; the new file has the new linear fit only (scripts/ace_residual_probe.py "

@@ -183,11 +183,11 @@ def kernel(numba):
         pw = np.zeros((3, pmax + 1))
         # monomials are sorted by degree: [lo[p], lo[p + 1]) holds degree p
         lo = np.zeros(pmax + 2, np.int64)
-        sgn = np.ones(M)  # u(-d) = (-1)^deg u(d): the sign centre j sees
+        sgn = np.ones((2, M))  # u(-d) = (-1)^deg u(d): the sign each centre sees (i, j)
         for m in range(M):
             lo[deg[m] + 1] = m + 1
             if deg[m] % 2 == 1:
-                sgn[m] = -1.0
+                sgn[1, m] = -1.0
         # the radial functions of both centres of every pair, kept for pass 3
         Rp = np.zeros((P, 2, N))
         dRp = np.zeros((P, 2, N))
@@ -207,7 +207,7 @@ def kernel(numba):
                 rj = Rp[p, 1, nn]
                 for m in range(M):
                     A[i, nn, m] += ri * um[m]
-                    A[j, nn, m] += rj * um[m] * sgn[m]
+                    A[j, nn, m] += rj * um[m] * sgn[1, m]
         # pass 2: descriptors, energies, dE/dA per atom
         nd = mean.shape[1]
         H = w1.shape[2]
@@ -351,16 +351,10 @@ def kernel(numba):
                 for nn in range(N):
                     rn = Rp[p, side, nn]
                     drn = dRp[p, side, nn]
-                    if side == 1:
-                        for m in range(M):
-                            g = G[a, nn, m] * sgn[m]
-                            gR[m] += g * rn
-                            gdR[m] += g * drn
-                    else:
-                        for m in range(M):
-                            g = G[a, nn, m]
-                            gR[m] += g * rn
-                            gdR[m] += g * drn
+                    for m in range(M):
+                        g = G[a, nn, m] * sgn[side, m]
+                        gR[m] += g * rn
+                        gdR[m] += g * drn
             for m in range(M):
                 sr += gdR[m] * um[m]
                 for c in range(3):

@@ -392,17 +392,22 @@ def delta_file_predictor(path: Any) -> tuple[DeltaModel, Any]:
 def delta_predictor(model: DeltaModel, baseline: Any = None, acemlp: Any = None):
     """Predictor (for :func:`viglas.potentials.dft_fit.score`) of ionic + correction
     (+ the ACE-MLP correction ``acemlp`` of :mod:`viglas.potentials.acemlp`, if given)."""
+    from viglas.potentials.acemlp import evaluate as acemlp_evaluate
     from viglas.potentials.delta import evaluate
+    from viglas.potentials.ionic import half_neighbour_list
 
     def run(frames: Sequence[Atoms]) -> list[dict[str, Any]]:
         base = _baseline(frames, baseline)
         out = []
         for a, b in zip(frames, base):
-            e, f, st = evaluate(model, a)
-            if acemlp is not None:
-                from viglas.potentials.acemlp import evaluate as acemlp_evaluate
-
-                e2, f2, s2 = acemlp_evaluate(acemlp, a)
+            if acemlp is None:
+                e, f, st = evaluate(model, a)
+            else:  # one neighbour list for both corrections, as the calculator does
+                nl = half_neighbour_list(np.ascontiguousarray(a.positions, dtype=np.float64),
+                                         np.ascontiguousarray(a.cell.array, dtype=np.float64),
+                                         max(model.cutoff, acemlp.rc))
+                e, f, st = evaluate(model, a, nl)
+                e2, f2, s2 = acemlp_evaluate(acemlp, a, nl)
                 e, f, st = e + e2, f + f2, st + s2
             out.append({"energy": float(b["energy"]) + e, "forces": b["forces"] + f,
                         "stress": np.asarray(b["stress"]) + st})
