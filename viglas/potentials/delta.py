@@ -646,16 +646,17 @@ def _call(model: DeltaModel, atoms, fit: bool, nl=None, types=None):
                             int(model.emb_kmin), coef, fit,
                             ef, ff, vf, f, v)
     if model.use_ace:
-        from viglas.potentials.delta_ace import kernel as ace_kernel, monomials
+        from viglas.potentials.delta_ace import kernel as ace_kernel, lowered, monomials
 
         mono = _MONO.get(model.ace_pmax)
         if mono is None:  # built once per pmax, not at every MD step
-            mono = _MONO[model.ace_pmax] = monomials(model.ace_pmax)
-        ex, deg, wm = mono
+            ex, deg, wm = monomials(model.ace_pmax)
+            mono = _MONO[model.ace_pmax] = (ex, deg, wm, lowered(ex))
+        ex, deg, wm, low = mono
         e += ace_kernel()(pos, cell, i, j, np.ascontiguousarray(S, dtype=np.int64), types,
                           len(model.species), model.ace_mask, model.ace_off,
                           model.ace_r0_table, float(model.ace_rc), int(model.ace_nr),
-                          int(model.ace_pmax), float(model.ace_kappa), ex, deg, wm, coef,
+                          int(model.ace_pmax), float(model.ace_kappa), ex, deg, wm, low, coef,
                           fit, ef, ff, vf, f, v)
     if model.use_field:
         from viglas.potentials.delta_field import kernel as field_kernel

@@ -57,6 +57,20 @@ def monomials(pmax: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(ex, np.int64), np.array(deg, np.int64), np.array(w, float)
 
 
+def lowered(ex: np.ndarray) -> np.ndarray:
+    """(M, 3) indices: for monomial m = x^a y^b z^c of ``ex`` and axis c, the monomial
+    with that exponent lowered by one, so d u_m / d u_x = a u_low[m, 0] (likewise y, z);
+    0 where the exponent is 0 (its factor is then 0). Lets a kernel take the gradient of
+    the monomials from their values, without powers or branches."""
+    idx = {tuple(e): k for k, e in enumerate(np.asarray(ex).tolist())}
+    low = np.zeros((len(idx), 3), np.int64)
+    for e, m in idx.items():
+        for c in range(3):
+            if e[c] > 0:
+                low[m, c] = idx[tuple(x - (1 if k == c else 0) for k, x in enumerate(e))]
+    return low
+
+
 def neighbour_mask(species: list[str], anions, pairs: str = "opposite") -> np.ndarray:
     """``mask[c, s]`` = 1 when atoms of species ``s`` are neighbour channels of a centre
     of species ``c``."""
@@ -258,7 +272,7 @@ def _kernel(numba):
 
     @numba.njit(cache=True, nogil=True, fastmath=True)
     def kernel(pos, cell, ii, jj, SS, types, nsp, mask, off, r0t, rc, nr, pmax, kap, ex,
-               deg, wm, coef, fit, efeat, ffeat, vfeat, forces, virial):
+               deg, wm, low, coef, fit, efeat, ffeat, vfeat, forces, virial):
         n = pos.shape[0]
         nm = ex.shape[0]
         # radial range [r0t[a, b], rc] per element pair (symmetric table)
@@ -329,6 +343,12 @@ def _kernel(numba):
                 maxnb = cnt[i + 1] - cnt[i]
         # fit: per-neighbour derivatives of R_k * u_m wrt d = x_j - x_i
         D = np.zeros((maxnb if fit else 1, nr, nm, 3))
+        # evaluation: each neighbour's radial values, dR/dr and monomials, kept from the
+        # pass that builds A for the force pass of the same centre
+        nkeep = 1 if fit else maxnb
+        kb = np.empty((nkeep, nr))
+        kd = np.empty((nkeep, nr))
+        km = np.empty((nkeep, nm))
         present = np.zeros(nsp, np.int64)
         px = np.empty(pmax + 1)
         py = np.empty(pmax + 1)
@@ -361,6 +381,12 @@ def _kernel(numba):
                     if b != 0.0:
                         for m in range(nm):
                             A[s, k, m] += b * mv[m]
+                if not fit:
+                    for k in range(nr):
+                        kb[x, k] = bv[k]
+                        kd[x, k] = bd[k] * dtdr
+                    for m in range(nm):
+                        km[x, m] = mv[m]
                 if fit:
                     _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg)
                     for k in range(nr):
@@ -407,34 +433,33 @@ def _kernel(numba):
                 d1 = nbd[q, 1]
                 d2 = nbd[q, 2]
                 if not fit:
-                    # recompute this neighbour's radial and angular values (cheaper than
-                    # storing them): g = sum_km gA[s,k,m] d(R_k u_m)/dd
+                    # g = sum_km gA[s,k,m] d(R_k u_m)/dd with the kept R_k, dR_k/dr, u_m;
+                    # u_m is homogeneous of degree deg_m in u = d / r, so
+                    # d u_m / dd = (grad_u u_m - deg_m u_m u) / r
                     r = nbd[q, 3]
                     u0 = d0 / r
                     u1 = d1 / r
                     u2 = d2 / r
-                    dtdr = basis(r, u0, u1, u2, r0t[c, s], ht[c, s], kap, tzt[c, s], nr,
-                                 pmax, ex, bv, bd, px, py, pz, mv)
-                    _mono_grad(ex, deg, px, py, pz, mv, u0, u1, u2, r, mg)
-                    gr = 0.0  # radial part (times mv), along u
-                    g0 = 0.0
-                    g1 = 0.0
-                    g2 = 0.0
+                    gr = 0.0  # radial part, along u
+                    gd = 0.0  # sum_m G_m deg_m u_m
+                    h0 = 0.0  # sum_m G_m grad_u u_m
+                    h1 = 0.0
+                    h2 = 0.0
                     for m in range(nm):
                         Gm = 0.0
                         Gd = 0.0
                         for k in range(nr):
                             gv = gA[s, k, m]
-                            Gm += gv * bv[k]
-                            Gd += gv * bd[k]
-                        gr += Gd * mv[m]
-                        g0 += Gm * mg[m, 0]
-                        g1 += Gm * mg[m, 1]
-                        g2 += Gm * mg[m, 2]
-                    gr *= dtdr
-                    g0 += gr * u0
-                    g1 += gr * u1
-                    g2 += gr * u2
+                            Gm += gv * kb[x, k]
+                            Gd += gv * kd[x, k]
+                        gr += Gd * km[x, m]
+                        gd += Gm * deg[m] * km[x, m]
+                        h0 += Gm * ex[m, 0] * km[x, low[m, 0]]
+                        h1 += Gm * ex[m, 1] * km[x, low[m, 1]]
+                        h2 += Gm * ex[m, 2] * km[x, low[m, 2]]
+                    g0 = gr * u0 + (h0 - gd * u0) / r
+                    g1 = gr * u1 + (h1 - gd * u1) / r
+                    g2 = gr * u2 + (h2 - gd * u2) / r
                     pair_force(i, j, g0, g1, g2, d0, d1, d2, forces, virial)
                     continue
                 # design rows: blocks that contain species s
