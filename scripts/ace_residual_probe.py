@@ -188,12 +188,15 @@ def prepare(args) -> int:
         g.calc = SinglePointCalculator(g, energy=de, forces=df_, stress=ds)
         rows.append({"ase_atoms": at, "energy": de, "energy_corrected": de,
                      "forces": df_.tolist(), "grace_atoms": g, "stress": ds,
-                     "label": a.info["label"],
+                     "label": a.info["label"], "composition": a.info["label"].split("/")[1],
+                     # mean square PBE-D3 force component: the scale of force R2
+                     "ref_force_ms": float(np.mean(np.asarray(r["forces"]) ** 2)),
                      "train": a.info["label"] in seen or a.info["label"].startswith(extra)})
     df = pd.DataFrame(rows)
     for name, part in (("train", df[df.train]), ("test", df[~df.train])):
         part.drop(columns=["train", "grace_atoms", "stress"]).to_pickle(out / f"{name}.pkl.gz")
-        g = part[["grace_atoms", "energy", "forces", "stress", "label"]].rename(
+        g = part[["grace_atoms", "energy", "forces", "stress", "label", "composition",
+                  "ref_force_ms"]].rename(
             columns={"grace_atoms": "ase_atoms"})
         g.to_pickle(out / f"grace_{name}.pkl.gz")
     sets = {tuple(sorted(set(a.get_chemical_symbols()))) for a in frames}

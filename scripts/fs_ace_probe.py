@@ -27,6 +27,7 @@ shipped; a model that passes would still need an evaluator in the MD kernels.
     python scripts/fs_ace_probe.py score DIR MODEL.pt [--json REPORT]
     python scripts/fs_ace_probe.py export MODEL.pt --stack-on F14 --out STACK.json
     python scripts/fs_ace_probe.py loop STACK.json [--json REPORT]   # its own glasses
+    python scripts/fs_ace_probe.py compare A.json B.json --rounds 28,29 [--json REPORT]
 
 DIR is a folder written by ``python scripts/ace_residual_probe.py prepare DIR``.
 """
@@ -141,13 +142,35 @@ def targets(df):
             for e, f, s in zip(df.energy, df.forces, df.stress)]
 
 
-def squared_errors(E, F, S, tgt, graphs):
-    """Sums over a batch: squared per-atom energy errors, squared force components (and
-    their count), and per-frame mean squared stress components."""
+def squared_errors(E, F, S, tgt, graphs, weights=None):
+    """Sums over a batch: squared per-atom energy errors, squared force components (each
+    frame's times its force weight, 1 without ``weights``) and their count, and per-frame
+    mean squared stress components."""
     se = sum(((E[q] - t[0]) / g["n"]) ** 2 for q, (t, g) in enumerate(zip(tgt, graphs)))
-    ff = torch.cat([(F[q] - t[1]).reshape(-1) for q, t in enumerate(tgt)])
+    w = [1.0] * len(tgt) if weights is None else weights
+    sf = sum((w[q] * (F[q] - t[1]) ** 2).sum() for q, t in enumerate(tgt))
+    nf = sum(t[1].numel() for t in tgt)
     ss = sum(((S[q] - t[2]) ** 2).mean() for q, t in enumerate(tgt))
-    return se, (ff ** 2).sum(), ff.numel(), ss
+    return se, sf, nf, ss
+
+
+def composition_force_weights(df, fit_df) -> list[float]:
+    """Force-loss weights that make the loss a sum of per-composition force R2 deficits:
+    each frame's weight is the pooled mean square PBE-D3 force component over the mean
+    square of its composition's (both over the frames ``fit_df`` trains on), so a
+    composition with softer forces (In: about 25 % smaller) is not fitted to a looser
+    relative error than the rest. Criterion: force R2 >= 0.85 per composition."""
+    if "ref_force_ms" not in fit_df:
+        sys.exit("--balance composition: this folder was prepared before the reference "
+                 "force scale was stored; rerun ace_residual_probe.py prepare")
+    n = np.array([len(a) for a in fit_df.ase_atoms], float)
+    ms = np.asarray(fit_df.ref_force_ms, float)
+    pooled = float((ms * n).sum() / n.sum())
+    per = {c: float((ms[fit_df.composition == c] * n[fit_df.composition == c]).sum()
+                    / n[fit_df.composition == c].sum()) for c in set(fit_df.composition)}
+    w = {c: pooled / v for c, v in per.items()}
+    # a composition only in the validation runs takes the mean weight
+    return [w.get(c, 1.0) for c in df.composition]
 
 
 def predict(model, graphs, need_grad=False):
@@ -202,6 +225,31 @@ def fit(args) -> int:
     graphs = [frame_graph(a, args.rc) for a in df.ase_atoms]
     vgraphs = [frame_graph(a, args.rc) for a in val_df.ase_atoms]
     vtgt, tgt = targets(val_df), targets(df)
+    if args.balance == "composition":
+        wf, vwf = composition_force_weights(df, df), composition_force_weights(val_df, df)
+        # normalised to a mean of 1 per force component of the training frames
+        n = np.array([len(a) for a in df.ase_atoms], float)
+        scale = float(n.sum() / (np.asarray(wf) * n).sum())
+        wf, vwf = [x * scale for x in wf], [x * scale for x in vwf]
+        print(json.dumps({"force_weights": {c: round(w * 1, 3) for c, w in
+                                            zip(df.composition, wf)}}), flush=True)
+    else:
+        wf, vwf = [1.0] * len(tgt), [1.0] * len(vtgt)
+    if args.element_weights:  # per-atom force weights by element, times the frame's
+        ew = {}
+        for item in args.element_weights.split(","):
+            el, _, val = item.partition("=")
+            if el not in ELEMENTS or not val:
+                sys.exit(f"--element-weights: {item!r} is not ELEMENT=WEIGHT with an "
+                         f"element of {ELEMENTS}")
+            ew[el] = float(val)
+
+        def atom_w(frames, w):
+            return [x * torch.tensor([ew.get(e, 1.0) for e in a.get_chemical_symbols()])
+                    [:, None] for a, x in zip(frames, w)]
+        wf, vwf = atom_w(df.ase_atoms, wf), atom_w(val_df.ase_atoms, vwf)
+        scale = float(sum(x.sum() for x in wf) / sum(x.numel() for x in wf))
+        wf, vwf = [x / scale for x in wf], [x / scale for x in vwf]
     with torch.no_grad():  # standardise the descriptors per element at the initial radials
         Ds, Ts = [], []
         for g in graphs:
@@ -235,7 +283,7 @@ def fit(args) -> int:
             idx = order[b * args.batch:(b + 1) * args.batch]
             gs = [graphs[k] for k in idx]
             se, sf, nf, ss = squared_errors(*predict(model, gs, need_grad=True),
-                                            [tgt[k] for k in idx], gs)
+                                            [tgt[k] for k in idx], gs, [wf[k] for k in idx])
             le, lf, ls = se / len(idx), sf / nf, ss / len(idx)
             reg = args.l2 * sum((p ** 2).sum() for p in (model.w1, model.w2, model.lin, model.W))
             loss = wE * le + lf + wS * ls + reg
@@ -256,7 +304,8 @@ def fit(args) -> int:
             ve, vf, vn, vs = 0.0, 0.0, 0, 0.0
             for k in range(0, len(vgraphs), args.batch):
                 gs = vgraphs[k:k + args.batch]
-                se, sf, nf, ss = squared_errors(*predict(model, gs), vtgt[k:k + args.batch], gs)
+                se, sf, nf, ss = squared_errors(*predict(model, gs), vtgt[k:k + args.batch], gs,
+                                                vwf[k:k + args.batch])
                 ve, vf, vn, vs = ve + float(se), vf + float(sf), vn + nf, vs + float(ss)
             nv = len(vgraphs)
             row.update({"val_E_rmse_meV_atom": 1e3 * math.sqrt(ve / nv),
@@ -407,6 +456,34 @@ def loop(args) -> int:
     return _write_report(report, args.json)
 
 
+def compare(args) -> int:
+    """Several stacks (ionic+delta files) scored on the same labelled frames: those whose
+    label starts with one of ``--rounds`` (e.g. r28/,r29/: glasses no stack was trained
+    on), per composition; for probes of the loss and of the data (session 16)."""
+    from viglas.potentials.dft_fit import calculator_predictor, load_dataset
+    from viglas.potentials.dft_fit import score as r2_score
+
+    prefixes = tuple(f"r{k}/" for k in args.rounds.split(","))
+    frames = [a for a in load_dataset() if a.info["label"].startswith(prefixes)]
+    if not frames:
+        sys.exit(f"--rounds {args.rounds}: no labelled frame in these rounds")
+    keep = ("force_r2", "force_rmse_eV_A", "force_rms_ref_eV_A", "pressure_bias_GPa",
+            "energy_diff_rmse_meV_atom")
+    scores = {}
+    for st in args.stacks:
+        sc = r2_score(frames, calculator_predictor({"name": "ionic",
+                                                    "params": {"parameters": str(st)}}))
+        scores[str(st)] = {"all": {k: round(sc["all"][k], 4) for k in keep},
+                           "by_composition": {c: {k: round(m[k], 4) for k in keep}
+                                              for c, m in sc["by_composition"].items()}}
+        print(f"{Path(st).name}: all {sc['all']['force_r2']:.3f}  " + "  ".join(
+            f"{c} {m['force_r2']:.3f}" for c, m in sc["by_composition"].items()), flush=True)
+    report = {"command": "python scripts/fs_ace_probe.py " + " ".join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "labels": [a.info["label"] for a in frames], "scores": scores}
+    return _write_report(report, args.json)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -427,6 +504,13 @@ def main(argv=None) -> int:
                    help="weight of the stress MSE ((eV/A^3)^2) against the forces'")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--float32", action="store_true", help="train in single precision")
+    p.add_argument("--balance", choices=["none", "composition"], default="none",
+                   help="force-loss weights: 'composition' divides each frame's by its "
+                        "composition's mean square PBE-D3 force (the loss then follows "
+                        "per-composition force R2)")
+    p.add_argument("--element-weights", default=None, metavar="EL=W,...",
+                   help="per-atom force-loss weights by element (e.g. In=2,B=2; others 1), "
+                        "renormalised to a mean of 1 over the training force components")
     p.add_argument("--val-fraction", type=float, default=0.15,
                    help="share of the training MD runs held back for early stopping (the "
                         "state with the lowest validation loss is kept)")
@@ -444,8 +528,13 @@ def main(argv=None) -> int:
     p = sub.add_parser("loop")
     p.add_argument("stack", help="the ionic+delta file with the correction that sampled them")
     p.add_argument("--json", default=None)
+    p = sub.add_parser("compare")
+    p.add_argument("stacks", nargs="+", help="ionic+delta files")
+    p.add_argument("--rounds", required=True, help="labelling rounds, e.g. 28,29")
+    p.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    return {"fit": fit, "score": score, "export": export, "loop": loop}[args.cmd](args)
+    return {"fit": fit, "score": score, "export": export, "loop": loop,
+            "compare": compare}[args.cmd](args)
 
 
 if __name__ == "__main__":
