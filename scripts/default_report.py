@@ -324,7 +324,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(DATA / "default_report.json"))
     p.add_argument("--presets-report",
-                   default=str(SAMPLERS / "fit_report_delta_f14_presets.json"),
+                   default=str(SAMPLERS / "fit_report_delta_L4_presets.json"),
                    help="fit_dft.py report with the 0 GPa glass check of the presets' "
                         "compositions, made with the shipped file")
     args = p.parse_args(argv)
