@@ -231,7 +231,7 @@ def fit(args) -> int:
         n = np.array([len(a) for a in df.ase_atoms], float)
         scale = float(n.sum() / (np.asarray(wf) * n).sum())
         wf, vwf = [x * scale for x in wf], [x * scale for x in vwf]
-        print(json.dumps({"force_weights": {c: round(w * 1, 3) for c, w in
+        print(json.dumps({"force_weights": {c: round(w, 3) for c, w in
                                             zip(df.composition, wf)}}), flush=True)
     else:
         wf, vwf = [1.0] * len(tgt), [1.0] * len(vtgt)
@@ -239,10 +239,13 @@ def fit(args) -> int:
         ew = {}
         for item in args.element_weights.split(","):
             el, _, val = item.partition("=")
-            if el not in ELEMENTS or not val:
+            try:
+                ew[el] = float(val)
+            except ValueError:
+                ew[el] = -1.0
+            if el not in ELEMENTS or ew[el] <= 0:
                 sys.exit(f"--element-weights: {item!r} is not ELEMENT=WEIGHT with an "
-                         f"element of {ELEMENTS}")
-            ew[el] = float(val)
+                         f"element of {ELEMENTS} and a positive weight")
 
         def atom_w(frames, w):
             return [x * torch.tensor([ew.get(e, 1.0) for e in a.get_chemical_symbols()])
@@ -415,6 +418,24 @@ def export(args) -> int:
     return 0
 
 
+def _score_table(name, frames, pred, digits=None) -> dict:
+    """Force R2, RMSEs, pressure bias and energy-difference RMSE of ``pred`` on ``frames``,
+    pooled and per composition (``dft_fit.score``); prints one line."""
+    from viglas.potentials.dft_fit import score as r2_score
+
+    keep = ("force_r2", "force_rmse_eV_A", "force_rms_ref_eV_A", "pressure_bias_GPa",
+            "energy_diff_rmse_meV_atom")
+
+    def pick(m):
+        return {k: m[k] if digits is None else round(m[k], digits) for k in keep}
+
+    sc = r2_score(frames, pred)
+    print(f"{name}: all {sc['all']['force_r2']:.3f}  " + "  ".join(
+        f"{c} {m['force_r2']:.3f}" for c, m in sc["by_composition"].items()), flush=True)
+    return {"all": pick(sc["all"]),
+            "by_composition": {c: pick(m) for c, m in sc["by_composition"].items()}}
+
+
 def loop(args) -> int:
     """The stack's own 0 GPa glasses (a ``plan-next`` round sampled with STACK): PBE-D3's
     pressure on them (``dft_fit.loop_glasses``: the mean of PBE-D3 - stack over each
@@ -422,7 +443,6 @@ def loop(args) -> int:
     no fit and no choice has seen."""
     from viglas.potentials.dft_fit import (calculator_predictor, load_dataset, loop_cells,
                                            loop_glasses)
-    from viglas.potentials.dft_fit import score as r2_score
     from viglas.potentials.reference import make_calculator
 
     name = Path(args.stack).name
@@ -432,18 +452,11 @@ def loop(args) -> int:
     spec = {"name": "ionic", "params": {"parameters": str(args.stack)}}
     cells = loop_cells(frames, name, sampler_calc=make_calculator(spec))
     glasses = loop_glasses(cells)
-    keep = ("force_r2", "force_rmse_eV_A", "force_rms_ref_eV_A", "pressure_bias_GPa",
-            "energy_diff_rmse_meV_atom")
     scores = {}
     for label, pred in (("stack", calculator_predictor(spec)),
                         ("F14", calculator_predictor(
                             {"name": "ionic", "params": {"parameters": str(F14)}}))):
-        sc = r2_score(frames, pred)
-        scores[label] = {"all": {k: sc["all"][k] for k in keep},
-                         "by_composition": {c: {k: m[k] for k in keep}
-                                            for c, m in sc["by_composition"].items()}}
-        print(f"{label}: all {sc['all']['force_r2']:.3f}  " + "  ".join(
-            f"{c} {m['force_r2']:.3f}" for c, m in sc["by_composition"].items()))
+        scores[label] = _score_table(label, frames, pred)
     for g in glasses:
         print(f"{g['glass']}: {g['n_snapshots']} snapshots, PBE-D3 - stack "
               f"{g.get('pressure_GPa')} +- {g.get('pressure_se_GPa')} GPa "
@@ -461,23 +474,13 @@ def compare(args) -> int:
     label starts with one of ``--rounds`` (e.g. r28/,r29/: glasses no stack was trained
     on), per composition; for probes of the loss and of the data (session 16)."""
     from viglas.potentials.dft_fit import calculator_predictor, load_dataset
-    from viglas.potentials.dft_fit import score as r2_score
 
     prefixes = tuple(f"r{k}/" for k in args.rounds.split(","))
     frames = [a for a in load_dataset() if a.info["label"].startswith(prefixes)]
     if not frames:
         sys.exit(f"--rounds {args.rounds}: no labelled frame in these rounds")
-    keep = ("force_r2", "force_rmse_eV_A", "force_rms_ref_eV_A", "pressure_bias_GPa",
-            "energy_diff_rmse_meV_atom")
-    scores = {}
-    for st in args.stacks:
-        sc = r2_score(frames, calculator_predictor({"name": "ionic",
-                                                    "params": {"parameters": str(st)}}))
-        scores[str(st)] = {"all": {k: round(sc["all"][k], 4) for k in keep},
-                           "by_composition": {c: {k: round(m[k], 4) for k in keep}
-                                              for c, m in sc["by_composition"].items()}}
-        print(f"{Path(st).name}: all {sc['all']['force_r2']:.3f}  " + "  ".join(
-            f"{c} {m['force_r2']:.3f}" for c, m in sc["by_composition"].items()), flush=True)
+    scores = {str(st): _score_table(Path(st).name, frames, calculator_predictor(
+        {"name": "ionic", "params": {"parameters": str(st)}}), digits=4) for st in args.stacks}
     report = {"command": "python scripts/fs_ace_probe.py " + " ".join(sys.argv[1:]),
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "labels": [a.info["label"] for a in frames], "scores": scores}
@@ -507,7 +510,8 @@ def main(argv=None) -> int:
     p.add_argument("--balance", choices=["none", "composition"], default="none",
                    help="force-loss weights: 'composition' divides each frame's by its "
                         "composition's mean square PBE-D3 force (the loss then follows "
-                        "per-composition force R2)")
+                        "per-composition force R2; the logged force RMSEs are then "
+                        "weighted)")
     p.add_argument("--element-weights", default=None, metavar="EL=W,...",
                    help="per-atom force-loss weights by element (e.g. In=2,B=2; others 1), "
                         "renormalised to a mean of 1 over the training force components")
