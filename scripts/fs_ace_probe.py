@@ -163,12 +163,11 @@ def composition_force_weights(df, fit_df) -> list[float]:
     if "ref_force_ms" not in fit_df:
         sys.exit("--balance composition: this folder was prepared before the reference "
                  "force scale was stored; rerun ace_residual_probe.py prepare")
-    n = np.array([len(a) for a in fit_df.ase_atoms], float)
-    ms = np.asarray(fit_df.ref_force_ms, float)
-    pooled = float((ms * n).sum() / n.sum())
-    per = {c: float((ms[fit_df.composition == c] * n[fit_df.composition == c]).sum()
-                    / n[fit_df.composition == c].sum()) for c in set(fit_df.composition)}
-    w = {c: pooled / v for c, v in per.items()}
+    n = fit_df.ase_atoms.map(len).astype(float)
+    sq = fit_df.ref_force_ms * n  # each frame's summed square force (per component)
+    pooled = float(sq.sum() / n.sum())
+    per = sq.groupby(fit_df.composition).sum() / n.groupby(fit_df.composition).sum()
+    w = {c: pooled / float(v) for c, v in per.items()}
     # a composition only in the validation runs takes the mean weight
     return [w.get(c, 1.0) for c in df.composition]
 
@@ -225,14 +224,10 @@ def fit(args) -> int:
     graphs = [frame_graph(a, args.rc) for a in df.ase_atoms]
     vgraphs = [frame_graph(a, args.rc) for a in val_df.ase_atoms]
     vtgt, tgt = targets(val_df), targets(df)
+    # force-loss weights: per frame (a float) or per atom (an (n, 1) tensor), normalised
+    # below to a mean of 1 per force component of the training frames
     if args.balance == "composition":
         wf, vwf = composition_force_weights(df, df), composition_force_weights(val_df, df)
-        # normalised to a mean of 1 per force component of the training frames
-        n = np.array([len(a) for a in df.ase_atoms], float)
-        scale = float(n.sum() / (np.asarray(wf) * n).sum())
-        wf, vwf = [x * scale for x in wf], [x * scale for x in vwf]
-        print(json.dumps({"force_weights": {c: round(w, 3) for c, w in
-                                            zip(df.composition, wf)}}), flush=True)
     else:
         wf, vwf = [1.0] * len(tgt), [1.0] * len(vtgt)
     if args.element_weights:  # per-atom force weights by element, times the frame's
@@ -251,8 +246,14 @@ def fit(args) -> int:
             return [x * torch.tensor([ew.get(e, 1.0) for e in a.get_chemical_symbols()])
                     [:, None] for a, x in zip(frames, w)]
         wf, vwf = atom_w(df.ase_atoms, wf), atom_w(val_df.ase_atoms, vwf)
-        scale = float(sum(x.sum() for x in wf) / sum(x.numel() for x in wf))
-        wf, vwf = [x / scale for x in wf], [x / scale for x in vwf]
+    n_atoms = [len(a) for a in df.ase_atoms]
+    scale = sum(n_atoms) / sum(float(x * k) if isinstance(x, float) else float(x.sum())
+                               for x, k in zip(wf, n_atoms))
+    wf, vwf = [x * scale for x in wf], [x * scale for x in vwf]
+    if args.balance == "composition" or args.element_weights:  # per composition (atom mean)
+        print(json.dumps({"force_weights": {
+            c: round(x if isinstance(x, float) else float(x.mean()), 3)
+            for c, x in zip(df.composition, wf)}}), flush=True)
     with torch.no_grad():  # standardise the descriptors per element at the initial radials
         Ds, Ts = [], []
         for g in graphs:
